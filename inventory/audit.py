@@ -1,0 +1,18 @@
+"""What the audit trail records for the inventory.
+
+Metrics that every sync rewrites (free memory, load, timestamps) are left out, so the
+trail shows changes an operator cares about: a host's state, a VM's host or power state.
+"""
+
+from auditlog.registry import auditlog
+
+from .models import Cluster, Datastore, Host, Network, VirtualMachine
+
+auditlog.register(Cluster, exclude_fields=["cpu_baseline_updated", "cpu_baseline_inputs"])
+auditlog.register(
+    Host,
+    exclude_fields=["memory_free_bytes", "cpu_utilisation", "cpu_times", "last_seen", "last_sync"],
+)
+auditlog.register(Datastore, exclude_fields=["capacity_bytes", "available_bytes"])
+auditlog.register(Network)
+auditlog.register(VirtualMachine, exclude_fields=["last_seen"])

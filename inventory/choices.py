@@ -1,0 +1,40 @@
+"""Named states and kinds for the inventory, each with a label an operator reads."""
+
+from django.db import models
+
+
+class HostState(models.TextChoices):
+    # libvirt answered the last sync.
+    CONNECTED = "connected", "Connected"
+    # The last sync could not reach libvirt; Host.last_error says why.
+    DISCONNECTED = "disconnected", "Disconnected"
+    # Evacuated and closed to new VMs by an administrator.
+    MAINTENANCE = "maintenance", "Maintenance"
+    # Being evacuated: its VMs are moving away, nothing new may land.
+    ENTERING_MAINTENANCE = "entering_maintenance", "Entering maintenance"
+
+
+class PowerState(models.TextChoices):
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    SHUTTING_DOWN = "shutting_down", "Shutting down"
+    SHUT_OFF = "shut_off", "Shut off"
+    CRASHED = "crashed", "Crashed"
+    SUSPENDED = "suspended", "Suspended"
+    # No host reported it at the last sync; VirtualMachine.host is where it was last seen.
+    MISSING = "missing", "Not found"
+    UNKNOWN = "unknown", "Unknown"
+
+
+ACTIVE_POWER_STATES = frozenset({PowerState.RUNNING, PowerState.PAUSED, PowerState.SHUTTING_DOWN})
+
+
+class DatastoreKind(models.TextChoices):
+    DIRECTORY = "dir", "Directory"
+    NFS = "netfs", "NFS"
+    ISCSI = "iscsi", "iSCSI"
+    FIBRE_CHANNEL = "scsi", "SCSI / Fibre Channel"
+    RBD = "rbd", "Ceph RBD"
+    LOGICAL = "logical", "LVM"
+    FILESYSTEM = "fs", "Block filesystem"
+    OTHER = "other", "Other"

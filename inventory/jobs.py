@@ -1,0 +1,34 @@
+"""RQ entry points for inventory work. Each is safe to run twice."""
+
+import django_rq
+from rq.job import Job, JobStatus
+
+from . import sync
+from .models import Host
+
+SYNC_ALL_JOB_ID = "inventory-sync-all"
+
+
+def sync_host_job(host_id: int) -> dict:
+    host = Host.objects.get(pk=host_id)
+    outcome = sync.sync_host(host)
+    return {"host": outcome.host, "reachable": outcome.reachable, "error": outcome.error, "vms": outcome.vms_seen}
+
+
+def sync_all_hosts_job() -> list[dict]:
+    return [
+        {"host": o.host, "reachable": o.reachable, "error": o.error, "vms": o.vms_seen} for o in sync.sync_all_hosts()
+    ]
+
+
+def enqueue_host_sync(host: Host) -> Job:
+    return django_rq.get_queue("high").enqueue(sync_host_job, host.pk, job_timeout=120, result_ttl=300)
+
+
+def enqueue_sync_all() -> Job | None:
+    """Queue a sync of every host unless one is already waiting or running."""
+    queue = django_rq.get_queue("default")
+    existing = queue.fetch_job(SYNC_ALL_JOB_ID)
+    if existing is not None and existing.get_status(refresh=True) in (JobStatus.QUEUED, JobStatus.STARTED):
+        return None
+    return queue.enqueue(sync_all_hosts_job, job_id=SYNC_ALL_JOB_ID, job_timeout=600, result_ttl=60, failure_ttl=3600)

@@ -1,0 +1,201 @@
+from django.db import models
+from django.urls import reverse
+
+from .choices import ACTIVE_POWER_STATES, DatastoreKind, HostState, PowerState
+
+
+class Cluster(models.Model):
+    """Hosts that VMs move between freely; their common CPU is the baseline VMs may use."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    # libvirt's baseline of every member's host CPU (the EVC idea): a VM whose CPU
+    # fits the baseline can run on any host of the cluster.
+    cpu_baseline_model = models.CharField(max_length=100, blank=True)
+    cpu_baseline_xml = models.TextField(blank=True)
+    cpu_baseline_error = models.TextField(blank=True)
+    cpu_baseline_inputs = models.CharField(max_length=64, blank=True, help_text="Hash of the host CPUs it was computed from")
+    cpu_baseline_updated = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Host(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    uri = models.CharField("libvirt URI", max_length=500, help_text="How vmotion reaches libvirt, e.g. qemu+ssh://root@host1/system")
+    migration_uri = models.CharField(
+        "migration URI",
+        max_length=500,
+        blank=True,
+        help_text="How other hosts' libvirt reaches this one for peer-to-peer migration; empty means the libvirt URI",
+    )
+    cluster = models.ForeignKey(Cluster, null=True, blank=True, on_delete=models.SET_NULL, related_name="hosts")
+    state = models.CharField(max_length=32, choices=HostState.choices, default=HostState.DISCONNECTED)
+
+    hostname = models.CharField(max_length=255, blank=True)
+    cpu_model = models.CharField("CPU model", max_length=100, blank=True)
+    cpu_count = models.PositiveIntegerField("CPUs", default=0)
+    cpu_mhz = models.PositiveIntegerField("CPU MHz", default=0)
+    cpu_xml = models.TextField("host CPU (libvirt XML)", blank=True)
+    memory_total_bytes = models.BigIntegerField(default=0)
+    memory_free_bytes = models.BigIntegerField(default=0)
+    cpu_utilisation = models.FloatField("CPU %", null=True, blank=True)
+    # Cumulative CPU counters from the previous sync: utilisation is the change between two.
+    cpu_times = models.JSONField(default=dict, blank=True)
+    libvirt_version = models.CharField(max_length=32, blank=True)
+    hypervisor_version = models.CharField(max_length=32, blank=True)
+
+    last_seen = models.DateTimeField(null=True, blank=True, help_text="When libvirt last answered")
+    last_sync = models.DateTimeField(null=True, blank=True, help_text="When a sync last tried")
+    last_error = models.TextField(blank=True, help_text="Why the last sync failed; empty when it succeeded")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("host-detail", args=[self.pk])
+
+    @property
+    def peer_uri(self) -> str:
+        return self.migration_uri or self.uri
+
+    @property
+    def is_reachable(self) -> bool:
+        return self.last_seen is not None and not self.last_error
+
+    @property
+    def memory_used_percent(self) -> float | None:
+        if not self.memory_total_bytes:
+            return None
+        return 100.0 * (self.memory_total_bytes - self.memory_free_bytes) / self.memory_total_bytes
+
+
+class Datastore(models.Model):
+    """Storage that one or more hosts mount, read from their libvirt storage pools.
+
+    Pools on different hosts with the same source (the same NFS export, iSCSI target,
+    RBD pool or shared directory) are one datastore; `source_key` names that source.
+    """
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=DatastoreKind.choices)
+    source_key = models.CharField(max_length=500, unique=True)
+    capacity_bytes = models.BigIntegerField(default=0)
+    available_bytes = models.BigIntegerField(default=0)
+    hosts = models.ManyToManyField(Host, through="DatastoreMount", related_name="datastores")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatastoreMount(models.Model):
+    """A datastore as one host sees it: its pool there and where it is mounted."""
+
+    datastore = models.ForeignKey(Datastore, on_delete=models.CASCADE, related_name="mounts")
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="datastore_mounts")
+    pool_name = models.CharField(max_length=200)
+    target_path = models.CharField(max_length=500, blank=True)
+    active = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["datastore", "host"], name="one_mount_per_host")]
+        ordering = ["datastore__name", "host__name"]
+
+    def __str__(self) -> str:
+        return f"{self.datastore} on {self.host}"
+
+
+class Network(models.Model):
+    """A VM network by name (a libvirt network, or a bridge that NICs attach to directly)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    bridge = models.CharField(max_length=64, blank=True)
+    hosts = models.ManyToManyField(Host, through="NetworkAttachment", related_name="networks")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class NetworkAttachment(models.Model):
+    network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="attachments")
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="network_attachments")
+    bridge = models.CharField(max_length=64, blank=True)
+    active = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["network", "host"], name="one_attachment_per_host")]
+        ordering = ["network__name", "host__name"]
+
+    def __str__(self) -> str:
+        return f"{self.network} on {self.host}"
+
+
+class VirtualMachine(models.Model):
+    uuid = models.UUIDField("UUID", unique=True)
+    name = models.CharField(max_length=200)
+    host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.SET_NULL, related_name="vms")
+    power_state = models.CharField(max_length=32, choices=PowerState.choices, default=PowerState.UNKNOWN)
+    vcpus = models.PositiveIntegerField("vCPUs", default=0)
+    memory_bytes = models.BigIntegerField(default=0)
+    cpu_mode = models.CharField("CPU mode", max_length=32, blank=True)
+    cpu_model = models.CharField("CPU model", max_length=100, blank=True)
+    persistent = models.BooleanField(default=False, help_text="Defined on its host, not only running there")
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "virtual machine"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("vm-detail", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.power_state in ACTIVE_POWER_STATES
+
+
+class VirtualDisk(models.Model):
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.CASCADE, related_name="disks")
+    target = models.CharField(max_length=32, help_text="Device name in the guest, e.g. vda")
+    source = models.CharField(max_length=500, blank=True, help_text="File, device, or network volume behind it")
+    format = models.CharField(max_length=32, blank=True)
+    datastore = models.ForeignKey(Datastore, null=True, blank=True, on_delete=models.SET_NULL, related_name="disks")
+
+    class Meta:
+        ordering = ["vm__name", "target"]
+        constraints = [models.UniqueConstraint(fields=["vm", "target"], name="one_disk_per_target")]
+
+    def __str__(self) -> str:
+        return f"{self.vm} {self.target}"
+
+
+class VirtualNic(models.Model):
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.CASCADE, related_name="nics")
+    mac = models.CharField("MAC", max_length=17)
+    network = models.ForeignKey(Network, null=True, blank=True, on_delete=models.SET_NULL, related_name="nics")
+    network_name = models.CharField(max_length=200, blank=True, help_text="As the VM's definition names it")
+    model = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["vm__name", "mac"]
+        constraints = [models.UniqueConstraint(fields=["vm", "mac"], name="one_nic_per_mac")]
+        verbose_name = "virtual NIC"
+
+    def __str__(self) -> str:
+        return f"{self.vm} {self.mac}"

@@ -1,0 +1,274 @@
+"""Reconciles the inventory with what libvirt reports. Idempotent: a second sync of an
+unchanged host changes nothing (and so writes no audit entries)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import hypervisor
+from .choices import DatastoreKind, HostState, PowerState
+from .models import (
+    Cluster,
+    Datastore,
+    DatastoreMount,
+    Host,
+    Network,
+    NetworkAttachment,
+    VirtualDisk,
+    VirtualMachine,
+    VirtualNic,
+)
+
+log = logging.getLogger(__name__)
+
+# Operator-set states that a successful or failed sync must not overwrite.
+OPERATOR_STATES = frozenset({HostState.MAINTENANCE, HostState.ENTERING_MAINTENANCE})
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    host: str
+    reachable: bool
+    error: str = ""
+    vms_seen: int = 0
+
+
+def sync_all_hosts() -> list[SyncOutcome]:
+    outcomes = [sync_host(host) for host in Host.objects.order_by("name")]
+    for cluster in Cluster.objects.all():
+        refresh_cluster_baseline(cluster)
+    return outcomes
+
+
+def sync_host(host: Host) -> SyncOutcome:
+    timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
+    try:
+        snapshot = hypervisor.read_host(host.uri, timeout)
+    except hypervisor.HypervisorError as error:
+        mark_unreachable(host, str(error))
+        return SyncOutcome(host=host.name, reachable=False, error=str(error))
+    apply_snapshot(host, snapshot, timezone.now())
+    return SyncOutcome(host=host.name, reachable=True, vms_seen=len(snapshot.domains))
+
+
+def mark_unreachable(host: Host, reason: str) -> None:
+    log.warning("host %s unreachable: %s", host.name, reason)
+    values = {"last_error": reason, "last_sync": timezone.now(), "cpu_utilisation": None}
+    if host.state not in OPERATOR_STATES:
+        values["state"] = HostState.DISCONNECTED
+    _save_changes(host, values)
+
+
+@transaction.atomic
+def apply_snapshot(host: Host, snapshot: hypervisor.HostSnapshot, now: datetime) -> None:
+    host = Host.objects.select_for_update().get(pk=host.pk)
+    _apply_host_facts(host, snapshot.facts, now)
+    mounts = _apply_pools(host, snapshot.pools)
+    networks = _apply_networks(host, snapshot.networks)
+    _apply_domains(host, snapshot.domains, mounts, networks, now)
+
+
+def _apply_host_facts(host: Host, facts: hypervisor.HostFacts, now: datetime) -> None:
+    values = {
+        "hostname": facts.hostname,
+        "cpu_model": facts.cpu_model,
+        "cpu_count": facts.cpu_count,
+        "cpu_mhz": facts.cpu_mhz,
+        "cpu_xml": facts.cpu_xml,
+        "memory_total_bytes": facts.memory_total_bytes,
+        "memory_free_bytes": facts.memory_free_bytes,
+        "cpu_utilisation": cpu_utilisation(host.cpu_times, facts.cpu_times),
+        "cpu_times": facts.cpu_times,
+        "libvirt_version": facts.libvirt_version,
+        "hypervisor_version": facts.hypervisor_version,
+        "last_seen": now,
+        "last_sync": now,
+        "last_error": "",
+    }
+    if host.state not in OPERATOR_STATES:
+        values["state"] = HostState.CONNECTED
+    _save_changes(host, values)
+
+
+def cpu_utilisation(previous: dict, current: dict) -> float | None:
+    """Busy share of CPU time between two samples of libvirt's cumulative counters, in %."""
+    if not previous or not current:
+        return None
+    deltas = {key: current.get(key, 0) - previous.get(key, 0) for key in ("kernel", "user", "idle", "iowait")}
+    total = sum(deltas.values())
+    if total <= 0 or min(deltas.values()) < 0:
+        return None
+    return round(100.0 * (deltas["kernel"] + deltas["user"]) / total, 1)
+
+
+def _apply_pools(host: Host, pools: tuple[hypervisor.PoolFacts, ...]) -> list[DatastoreMount]:
+    mounts = []
+    for pool in pools:
+        datastore, _ = Datastore.objects.get_or_create(
+            source_key=pool.source_key,
+            defaults={"name": pool.name, "kind": _datastore_kind(pool.kind)},
+        )
+        _save_changes(datastore, {"capacity_bytes": pool.capacity_bytes, "available_bytes": pool.available_bytes})
+        mount, _ = DatastoreMount.objects.get_or_create(datastore=datastore, host=host, defaults={"pool_name": pool.name})
+        _save_changes(mount, {"pool_name": pool.name, "target_path": pool.target_path, "active": pool.active})
+        mounts.append(mount)
+    DatastoreMount.objects.filter(host=host).exclude(pk__in=[m.pk for m in mounts]).delete()
+    Datastore.objects.filter(mounts__isnull=True, disks__isnull=True).delete()
+    return mounts
+
+
+def _datastore_kind(pool_kind: str) -> str:
+    aliases = {"iscsi-direct": DatastoreKind.ISCSI}
+    if pool_kind in aliases:
+        return aliases[pool_kind]
+    return pool_kind if pool_kind in DatastoreKind.values else DatastoreKind.OTHER
+
+
+def _apply_networks(host: Host, networks: tuple[hypervisor.NetworkFacts, ...]) -> list[NetworkAttachment]:
+    attachments = []
+    for facts in networks:
+        network, _ = Network.objects.get_or_create(name=facts.name, defaults={"bridge": facts.bridge})
+        attachment, _ = NetworkAttachment.objects.get_or_create(network=network, host=host)
+        _save_changes(attachment, {"bridge": facts.bridge, "active": facts.active})
+        attachments.append(attachment)
+    NetworkAttachment.objects.filter(host=host).exclude(pk__in=[a.pk for a in attachments]).delete()
+    return attachments
+
+
+def _apply_domains(host, domains, mounts, attachments, now) -> None:
+    seen = set()
+    for domain in domains:
+        vm = VirtualMachine.objects.filter(uuid=domain.uuid).select_related("host").first()
+        if vm is None:
+            vm = VirtualMachine(uuid=domain.uuid, name=domain.name)
+        elif not _belongs_here(vm, host, domain):
+            continue  # a leftover definition; the VM runs on the host the inventory names
+        seen.add(domain.uuid.lower())
+        values = {
+            "name": domain.name,
+            "host_id": host.pk,
+            "power_state": domain.state,
+            "vcpus": domain.vcpus,
+            "memory_bytes": domain.memory_bytes,
+            "cpu_mode": domain.cpu_mode,
+            "cpu_model": domain.cpu_model,
+            "persistent": domain.persistent,
+            "last_seen": now,
+        }
+        if vm.pk is None:
+            for name, value in values.items():
+                setattr(vm, name, value)
+            vm.save()
+        else:
+            _save_changes(vm, values)
+        _apply_disks(vm, domain.disks, mounts)
+        _apply_nics(vm, domain.nics, attachments)
+    vanished = VirtualMachine.objects.filter(host=host).exclude(power_state=PowerState.MISSING)
+    for vm in vanished:
+        if str(vm.uuid).lower() not in seen:
+            _save_changes(vm, {"power_state": PowerState.MISSING})
+
+
+def _belongs_here(vm: VirtualMachine, host: Host, domain: hypervisor.DomainFacts) -> bool:
+    """Whether this host's sighting of a VM the inventory knows decides where it is.
+
+    A running VM is where it runs. A shut-off definition on this host does not take a VM
+    away from another host where it was last seen running and that has not said otherwise.
+    """
+    if vm.host_id in (None, host.pk) or domain.state in ("running", "paused", "shutting_down"):
+        return True
+    if vm.power_state == PowerState.MISSING:
+        return True
+    return not (vm.is_active and vm.host is not None and vm.host.is_reachable)
+
+
+def _apply_disks(vm: VirtualMachine, disks, mounts: list[DatastoreMount]) -> None:
+    kept = []
+    for facts in disks:
+        disk, _ = VirtualDisk.objects.get_or_create(vm=vm, target=facts.target)
+        datastore_id = _datastore_for(facts, mounts)
+        _save_changes(disk, {"source": facts.source, "format": facts.format, "datastore_id": datastore_id})
+        kept.append(disk.pk)
+    VirtualDisk.objects.filter(vm=vm).exclude(pk__in=kept).delete()
+
+
+def _datastore_for(disk: hypervisor.DiskFacts, mounts: list[DatastoreMount]) -> int | None:
+    if disk.pool:
+        return next((m.datastore_id for m in mounts if m.pool_name == disk.pool), None)
+    candidates = [m for m in mounts if m.target_path and disk.source.startswith(m.target_path.rstrip("/") + "/")]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda m: len(m.target_path)).datastore_id
+
+
+def _apply_nics(vm: VirtualMachine, nics, attachments: list[NetworkAttachment]) -> None:
+    kept = []
+    for facts in nics:
+        nic, _ = VirtualNic.objects.get_or_create(vm=vm, mac=facts.mac)
+        network_id = _network_for(facts, attachments)
+        _save_changes(
+            nic,
+            {"network_id": network_id, "network_name": facts.network or facts.bridge, "model": facts.model},
+        )
+        kept.append(nic.pk)
+    VirtualNic.objects.filter(vm=vm).exclude(pk__in=kept).delete()
+
+
+def _network_for(nic: hypervisor.NicFacts, attachments: list[NetworkAttachment]) -> int | None:
+    if nic.network:
+        match = next((a for a in attachments if a.network.name == nic.network), None)
+        if match:
+            return match.network_id
+        return Network.objects.filter(name=nic.network).values_list("pk", flat=True).first()
+    if nic.bridge:
+        match = next((a for a in attachments if a.bridge == nic.bridge), None)
+        if match:
+            return match.network_id
+        network, _ = Network.objects.get_or_create(name=nic.bridge, defaults={"bridge": nic.bridge})
+        return network.pk
+    return None
+
+
+def refresh_cluster_baseline(cluster: Cluster) -> None:
+    """Recompute the cluster's CPU baseline when the set of member CPUs changed."""
+    members = list(cluster.hosts.exclude(cpu_xml="").order_by("name"))
+    inputs = hashlib.sha256("\n".join(h.cpu_xml for h in members).encode()).hexdigest()
+    if not members or inputs == cluster.cpu_baseline_inputs:
+        return
+    reachable = next((h for h in members if h.is_reachable), None)
+    if reachable is None:
+        return
+    try:
+        model, xml = hypervisor.baseline_cpu(
+            reachable.uri, [h.cpu_xml for h in members], settings.LIBVIRT_CALL_TIMEOUT_SECONDS
+        )
+    except hypervisor.HypervisorError as error:
+        _save_changes(cluster, {"cpu_baseline_error": str(error)})
+        return
+    _save_changes(
+        cluster,
+        {
+            "cpu_baseline_model": model,
+            "cpu_baseline_xml": xml,
+            "cpu_baseline_error": "",
+            "cpu_baseline_inputs": inputs,
+            "cpu_baseline_updated": timezone.now(),
+        },
+    )
+
+
+def _save_changes(instance, values: dict) -> list[str]:
+    """Assign what differs and save only those fields, so unchanged rows stay untouched."""
+    changed = [name for name, value in values.items() if getattr(instance, name) != value]
+    for name in changed:
+        setattr(instance, name, values[name])
+    if changed:
+        instance.save(update_fields=[name.removesuffix("_id") if name.endswith("_id") else name for name in changed])
+    return changed

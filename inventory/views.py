@@ -1,0 +1,47 @@
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from vmotion.htmx import render_page_or_partial
+from vmotion.roles import Role, role_required
+
+from . import jobs, queries
+from .models import Host, VirtualMachine
+
+
+@role_required(Role.VIEWER)
+def dashboard(request: HttpRequest) -> HttpResponse:
+    context = {"hosts": queries.hosts_with_vms(), "totals": queries.inventory_totals()}
+    return render_page_or_partial(request, "inventory/dashboard.html", "inventory/_dashboard_hosts.html", context)
+
+
+@role_required(Role.VIEWER)
+def host_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    host = get_object_or_404(queries.hosts_with_vms(), pk=pk)
+    context = {"host": host, "mounts": queries.mounts_of(host), "networks": host.network_attachments.select_related("network")}
+    return render_page_or_partial(request, "inventory/host_detail.html", "inventory/_host_summary.html", context)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def host_sync(request: HttpRequest, pk: int) -> HttpResponse:
+    host = get_object_or_404(Host, pk=pk)
+    jobs.enqueue_host_sync(host)
+    messages.info(request, f"Reading {host.name} from libvirt now.")
+    return redirect(host)
+
+
+@role_required(Role.VIEWER)
+def vm_list(request: HttpRequest) -> HttpResponse:
+    vms = VirtualMachine.objects.select_related("host").order_by("name")
+    return render_page_or_partial(request, "inventory/vm_list.html", "inventory/_vm_table.html", {"vms": vms})
+
+
+@role_required(Role.VIEWER)
+def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    vm = get_object_or_404(
+        VirtualMachine.objects.select_related("host", "host__cluster").prefetch_related("disks__datastore", "nics__network"),
+        pk=pk,
+    )
+    return render(request, "inventory/vm_detail.html", {"vm": vm})

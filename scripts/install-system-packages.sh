@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages vmotion needs: QEMU and libvirt from bookworm-backports
+# (Debian 12's QEMU 7.2 corrupts guests migrated under emulation), the tools the lab uses to
+# build its guests, and Chromium for the browser tests. Idempotent; runs as root.
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+    echo "install-system-packages: run as root (apt-get needs it)" >&2
+    exit 1
+fi
+
+. /etc/os-release
+backports="${VERSION_CODENAME:-bookworm}-backports"
+list=/etc/apt/sources.list.d/vmotion-backports.list
+if [ "${VERSION_CODENAME:-}" = bookworm ] && ! grep -rqs "$backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "deb http://deb.debian.org/debian $backports main" > "$list"
+fi
+
+stamp=/var/lib/vmotion-apt.stamp
+wanted="qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
+pkg-config gcc libc6-dev cpio gzip iproute2 util-linux redis-server postgresql chromium chromium-driver make"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && command -v libvirtd >/dev/null; then
+    exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+release_opt=()
+if grep -rqs "$backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    release_opt=(-t "$backports")
+fi
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends "${release_opt[@]}" \
+    qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends \
+    pkg-config gcc libc6-dev cpio gzip iproute2 util-linux redis-server postgresql chromium chromium-driver make
+echo "$wanted" > "$stamp"

@@ -1,0 +1,158 @@
+"""Inventory sync against libvirt's test driver: a real libvirt connection, fake hosts."""
+
+import uuid
+
+import pytest
+from auditlog.models import LogEntry
+
+from inventory import sync
+from inventory.choices import DatastoreKind, HostState, PowerState
+from inventory.models import Datastore, Host, Network, VirtualMachine
+from tests.factories import ClusterFactory, HostFactory
+
+from .node_files import DomainSpec, NodeSpec
+
+pytestmark = pytest.mark.django_db
+
+WEB = str(uuid.UUID(int=1))
+DB = str(uuid.UUID(int=2))
+
+
+def host_reading(tmp_path, name: str, node: NodeSpec, **fields) -> Host:
+    return HostFactory(name=name, uri=node.write(tmp_path / f"{name}.xml"), state=HostState.DISCONNECTED, **fields)
+
+
+def test_it_reads_host_facts_vms_datastores_and_networks(tmp_path):
+    host = host_reading(tmp_path, "h1", NodeSpec(domains=[DomainSpec("web", WEB), DomainSpec("db", DB, state="shut_off", mac="52:54:00:00:00:02")]))
+
+    outcome = sync.sync_host(host)
+
+    assert outcome.reachable and outcome.vms_seen == 2
+    host.refresh_from_db()
+    assert host.state == HostState.CONNECTED
+    assert host.cpu_count == 4 and host.memory_total_bytes == 8 * 1024**3
+    assert host.last_seen is not None and host.last_error == ""
+    web = VirtualMachine.objects.get(uuid=WEB)
+    assert (web.name, web.host, web.power_state, web.memory_bytes) == ("web", host, PowerState.RUNNING, 256 * 1024**2)
+    assert VirtualMachine.objects.get(uuid=DB).power_state == PowerState.SHUT_OFF
+    datastore = Datastore.objects.get()
+    assert (datastore.kind, datastore.source_key) == (DatastoreKind.NFS, "nfs://filer.example/export/vms")
+    assert web.disks.get().datastore == datastore
+    assert web.nics.get().network == Network.objects.get(name="prod")
+
+
+def test_a_second_sync_of_an_unchanged_host_changes_nothing(tmp_path):
+    host = host_reading(tmp_path, "h1", NodeSpec(domains=[DomainSpec("web", WEB)]))
+    sync.sync_host(host)
+    entries = LogEntry.objects.count()
+    vm_before = VirtualMachine.objects.values().get(uuid=WEB)
+
+    sync.sync_host(Host.objects.get(pk=host.pk))
+
+    assert LogEntry.objects.count() == entries
+    vm_after = VirtualMachine.objects.values().get(uuid=WEB)
+    assert {k: v for k, v in vm_after.items() if k != "last_seen"} == {k: v for k, v in vm_before.items() if k != "last_seen"}
+
+
+def test_the_same_nfs_export_on_two_hosts_is_one_shared_datastore(tmp_path):
+    first = host_reading(tmp_path, "h1", NodeSpec())
+    second = host_reading(tmp_path, "h2", NodeSpec())
+    other = host_reading(tmp_path, "h3", NodeSpec(nfs_export="/export/other"))
+
+    for host in (first, second, other):
+        sync.sync_host(host)
+
+    shared = Datastore.objects.get(source_key="nfs://filer.example/export/vms")
+    assert set(shared.hosts.values_list("name", flat=True)) == {"h1", "h2"}
+    assert Datastore.objects.count() == 2
+
+
+def test_a_vm_that_stops_shows_shut_off_and_one_that_vanishes_shows_missing(tmp_path):
+    node = NodeSpec(domains=[DomainSpec("web", WEB), DomainSpec("db", DB, mac="52:54:00:00:00:02")])
+    host = host_reading(tmp_path, "h1", node)
+    sync.sync_host(host)
+
+    node.domains = [DomainSpec("web", WEB, state="shut_off")]
+    node.write(tmp_path / "h1.xml")
+    sync.sync_host(Host.objects.get(pk=host.pk))
+
+    assert VirtualMachine.objects.get(uuid=WEB).power_state == PowerState.SHUT_OFF
+    assert VirtualMachine.objects.get(uuid=DB).power_state == PowerState.MISSING
+    assert LogEntry.objects.get_for_object(VirtualMachine.objects.get(uuid=WEB)).filter(changes__icontains="shut_off").exists()
+
+
+def test_a_vm_found_running_on_another_host_moves_there(tmp_path):
+    source = host_reading(tmp_path, "h1", NodeSpec(domains=[DomainSpec("web", WEB)]))
+    destination = host_reading(tmp_path, "h2", NodeSpec())
+    sync.sync_host(source)
+
+    NodeSpec().write(tmp_path / "h1.xml")
+    NodeSpec(domains=[DomainSpec("web", WEB)]).write(tmp_path / "h2.xml")
+    sync.sync_host(Host.objects.get(pk=destination.pk))
+    sync.sync_host(Host.objects.get(pk=source.pk))
+
+    vm = VirtualMachine.objects.get(uuid=WEB)
+    assert (vm.host.name, vm.power_state) == ("h2", PowerState.RUNNING)
+
+
+def test_a_stale_shut_off_definition_does_not_take_a_running_vm_away(tmp_path):
+    running_on = host_reading(tmp_path, "h1", NodeSpec(domains=[DomainSpec("web", WEB)]))
+    leftover_on = host_reading(tmp_path, "h2", NodeSpec(domains=[DomainSpec("web", WEB, state="shut_off")]))
+
+    sync.sync_host(running_on)
+    sync.sync_host(leftover_on)
+
+    vm = VirtualMachine.objects.get(uuid=WEB)
+    assert (vm.host.name, vm.power_state) == ("h1", PowerState.RUNNING)
+
+
+def test_an_unreachable_host_is_marked_disconnected_with_libvirts_reason(tmp_path):
+    host = HostFactory(uri=f"qemu+unix:///system?socket={tmp_path}/no-such-socket", state=HostState.CONNECTED)
+
+    outcome = sync.sync_host(host)
+
+    host.refresh_from_db()
+    assert not outcome.reachable
+    assert host.state == HostState.DISCONNECTED
+    assert "no-such-socket" in host.last_error and "Failed to connect" in host.last_error
+
+
+def test_a_host_in_maintenance_keeps_its_state_through_a_failed_sync(tmp_path):
+    host = HostFactory(uri=f"qemu+unix:///system?socket={tmp_path}/gone", state=HostState.MAINTENANCE)
+
+    sync.sync_host(host)
+
+    host.refresh_from_db()
+    assert host.state == HostState.MAINTENANCE and host.last_error
+
+
+def test_a_bad_uri_is_reported_not_raised(db):
+    host = HostFactory(uri="no-such-driver:///nowhere")
+
+    outcome = sync.sync_host(host)
+
+    assert not outcome.reachable and outcome.error
+
+
+def test_sync_all_computes_the_cluster_cpu_baseline(tmp_path):
+    cluster = ClusterFactory()
+    host_reading(tmp_path, "h1", NodeSpec(), cluster=cluster)
+
+    outcomes = sync.sync_all_hosts()
+
+    cluster.refresh_from_db()
+    assert [o.reachable for o in outcomes] == [True]
+    # The test driver cannot baseline CPUs; what matters is that the reason is kept, not raised.
+    assert cluster.cpu_baseline_model or cluster.cpu_baseline_error
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "expected"),
+    [
+        ({}, {"kernel": 1, "user": 1, "idle": 1, "iowait": 0}, None),
+        ({"kernel": 0, "user": 0, "idle": 0, "iowait": 0}, {"kernel": 10, "user": 30, "idle": 60, "iowait": 0}, 40.0),
+        ({"kernel": 5, "user": 5, "idle": 5, "iowait": 5}, {"kernel": 5, "user": 5, "idle": 5, "iowait": 5}, None),
+    ],
+)
+def test_cpu_utilisation_is_the_busy_share_between_two_samples(previous, current, expected):
+    assert sync.cpu_utilisation(previous, current) == expected

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class VmotionConfig(AppConfig):
+    name = "vmotion"
+    verbose_name = "vmotion"

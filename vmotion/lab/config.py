@@ -1,0 +1,162 @@
+"""What a lab looks like: where it lives, how many hosts and guests, their names and addresses."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# libvirtd's fixed paths, each replaced by a per-host directory inside the host's mount namespace.
+LIBVIRT_PATHS = {
+    "run": Path("/run/libvirt"),
+    "lib": Path("/var/lib/libvirt"),
+    "cache": Path("/var/cache/libvirt"),
+    "log": Path("/var/log/libvirt"),
+    "etc": Path("/etc/libvirt"),
+}
+
+BRIDGE_NAME = "vmbr0"
+BRIDGE_ADDRESS = "10.77.0.1"
+BRIDGE_PREFIX = 24
+NETWORK_NAME = "lab-net"
+POOL_NAME = "lab-datastore"
+
+MAX_HOSTS = 200  # hosts listen on 127.0.0.2 ... 127.0.0.201
+MAX_GUESTS = 240  # guests use 10.77.0.11 ... 10.77.0.250
+
+
+class LabError(Exception):
+    """Something the operator has to fix; the message says what."""
+
+
+@dataclass(frozen=True)
+class GuestWorkload:
+    """How hard the guest's init rewrites its memory (passed on the kernel command line)."""
+
+    dirty_mb: int = 16
+    dirty_rate: int = 1
+
+
+def _default_lab_dir() -> Path:
+    return Path(os.environ.get("VMOTION_LAB_DIR", "/var/lib/vmotion-lab"))
+
+
+def _default_netns() -> str:
+    return os.environ.get("VMOTION_LAB_NETNS", "vmotion-lab")
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    lab_dir: Path = field(default_factory=_default_lab_dir)
+    netns: str = field(default_factory=_default_netns)
+    host_count: int = 3
+    guest_count: int = 4
+    guest_memory_mib: int = 128
+    default_workload: GuestWorkload = GuestWorkload()
+    # Per-guest overrides, keyed by guest name ("lab-vm2").
+    workloads: dict[str, GuestWorkload] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "lab_dir", Path(self.lab_dir).absolute())
+        if not 1 <= self.host_count <= MAX_HOSTS:
+            raise LabError(f"host count must be between 1 and {MAX_HOSTS}, not {self.host_count}")
+        if not 0 <= self.guest_count <= MAX_GUESTS:
+            raise LabError(f"guest count must be between 0 and {MAX_GUESTS}, not {self.guest_count}")
+        for hidden in LIBVIRT_PATHS.values():
+            if self.lab_dir == hidden or hidden in self.lab_dir.parents:
+                raise LabError(
+                    f"lab dir {self.lab_dir} is inside {hidden}, which every lab host hides "
+                    "behind its own copy: choose another VMOTION_LAB_DIR"
+                )
+
+    # Paths shared by all hosts.
+    @property
+    def hosts_dir(self) -> Path:
+        return self.lab_dir / "hosts"
+
+    @property
+    def datastore_dir(self) -> Path:
+        return self.lab_dir / "datastore"
+
+    @property
+    def serial_dir(self) -> Path:
+        return self.lab_dir / "serial"
+
+    @property
+    def image_dir(self) -> Path:
+        return self.lab_dir / "image"
+
+    @property
+    def state_file(self) -> Path:
+        return self.lab_dir / "state.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.lab_dir / "lab.lock"
+
+    @property
+    def accel_file(self) -> Path:
+        return self.lab_dir / "accel.json"
+
+    def host_names(self) -> list[str]:
+        return [host_name(i) for i in range(1, self.host_count + 1)]
+
+    def guest_names(self) -> list[str]:
+        return [guest_name(j) for j in range(1, self.guest_count + 1)]
+
+    def host_dir(self, name: str) -> Path:
+        return self.hosts_dir / name
+
+    def management_uri(self, host: str) -> str:
+        """How the root namespace (web server, workers, tests) reaches the host."""
+        return f"qemu+unix:///system?socket={self.host_dir(host)}/run/libvirt-sock"
+
+    def workload_for(self, guest: str) -> GuestWorkload:
+        return self.workloads.get(guest, self.default_workload)
+
+    def home_host(self, guest: str) -> str:
+        """Where a new guest is placed: round-robin over the hosts."""
+        return host_name((guest_index(guest) - 1) % self.host_count + 1)
+
+
+def host_name(i: int) -> str:
+    return f"lab-host{i}"
+
+
+def host_index(name: str) -> int:
+    return _index_after(name, "lab-host")
+
+
+def host_address(name: str) -> str:
+    """The host's loopback address inside the lab netns: lab-host1 is 127.0.0.2."""
+    return f"127.0.0.{host_index(name) + 1}"
+
+
+def peer_uri(name: str) -> str:
+    """How other hosts reach this one (the source of a peer-to-peer migration dials it)."""
+    return f"qemu+tcp://{host_address(name)}/system"
+
+
+def guest_name(j: int) -> str:
+    return f"lab-vm{j}"
+
+
+def guest_index(name: str) -> int:
+    return _index_after(name, "lab-vm")
+
+
+def guest_ip(name: str) -> str:
+    return f"10.77.0.{10 + guest_index(name)}"
+
+
+def guest_mac(name: str) -> str:
+    return f"52:54:00:77:00:{10 + guest_index(name):02x}"
+
+
+def is_guest_name(name: str) -> bool:
+    return name.startswith("lab-vm") and name[len("lab-vm"):].isdigit()
+
+
+def _index_after(name: str, prefix: str) -> int:
+    suffix = name[len(prefix):] if name.startswith(prefix) else ""
+    if not suffix.isdigit() or int(suffix) < 1:
+        raise LabError(f"{name!r} is not a lab name like {prefix}1")
+    return int(suffix)

@@ -1,0 +1,33 @@
+"""The lab's network namespace: its own loopback for the hosts and a bridge for the guests.
+
+Nothing in it is routed to the outside: hosts talk over 127.0.0.x of the namespace's own `lo`,
+guests over the bridge.
+"""
+
+from pathlib import Path
+
+from vmotion.lab.config import BRIDGE_ADDRESS, BRIDGE_NAME, BRIDGE_PREFIX, LabConfig
+from vmotion.lab.hosts import run_command
+
+
+def netns_exists(netns: str) -> bool:
+    # Where `ip netns add` pins the namespace.
+    return Path("/run/netns", netns).exists()
+
+
+def create_netns(config: LabConfig) -> None:
+    """Create the namespace, its loopback and the guests' bridge; leaves what exists alone."""
+    if not netns_exists(config.netns):
+        run_command(["ip", "netns", "add", config.netns])
+    ip = ["ip", "-n", config.netns]
+    run_command([*ip, "link", "set", "lo", "up"])
+    if run_command([*ip, "link", "show", BRIDGE_NAME], check=False).returncode != 0:
+        run_command([*ip, "link", "add", BRIDGE_NAME, "type", "bridge", "stp_state", "0", "forward_delay", "0"])
+    run_command([*ip, "addr", "replace", f"{BRIDGE_ADDRESS}/{BRIDGE_PREFIX}", "dev", BRIDGE_NAME])
+    run_command([*ip, "link", "set", BRIDGE_NAME, "up"])
+
+
+def delete_netns(netns: str) -> None:
+    """Delete the namespace; the bridge and any leftover taps go with it."""
+    if netns_exists(netns):
+        run_command(["ip", "netns", "delete", netns])
