@@ -18,7 +18,7 @@ fi
 
 stamp=/var/lib/vmotion-apt.stamp
 wanted="qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
-pkg-config gcc libc6-dev cpio gzip iproute2 util-linux redis-server postgresql chromium chromium-driver make"
+pkg-config gcc libc6-dev cpio gzip iproute2 util-linux redis-server postgresql chromium chromium-driver make curl"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && command -v libvirtd >/dev/null; then
     exit 0
 fi
@@ -34,5 +34,5 @@ apt-get install -y -q --no-install-recommends "${release_opt[@]}" \
     qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends \
-    pkg-config gcc libc6-dev cpio gzip iproute2 util-linux redis-server postgresql chromium chromium-driver make
+    pkg-config gcc libc6-dev cpio gzip iproute2 util-linux redis-server postgresql chromium chromium-driver make curl
 echo "$wanted" > "$stamp"

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs the product on this machine: the lab (three libvirt hosts with guests), Redis if none
+# answers, the web server on 127.0.0.1:8000, an RQ worker and the scheduler. Ctrl-C stops
+# everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/bootstrap.sh
+source scripts/services.sh
+
+state=.demo
+mkdir -p "$state"
+[ -f "$state/secret-key" ] || .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(50))" > "$state/secret-key"
+export SECRET_KEY="$(cat "$state/secret-key")"
+export DEBUG=1
+export SECURE_COOKIES=0
+export DATABASE_URL="${DATABASE_URL:-sqlite:///$PWD/$state/vmotion.sqlite3}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+manage=(.venv/bin/python manage.py)
+
+"${manage[@]}" migrate --no-input -v 0
+
+pids=()
+stop_all() {
+    trap - INT TERM EXIT
+    echo
+    echo "demo: stopping the web server, worker and scheduler"
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait "${pids[@]}" 2>/dev/null || true
+    echo "demo: stopping the lab"
+    "${manage[@]}" lab down || true
+}
+trap stop_all INT TERM EXIT
+
+"${manage[@]}" lab up --hosts "${LAB_HOSTS:-3}" --guests "${LAB_GUESTS:-4}"
+
+password_file="$state/admin-password"
+[ -f "$password_file" ] || .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(12))" > "$password_file"
+"${manage[@]}" ensure_admin --username admin --password-file "$password_file"
+
+.venv/bin/python manage.py rqworker high default low --with-scheduler >"$state/worker.log" 2>&1 &
+pids+=($!)
+.venv/bin/python manage.py scheduler >"$state/scheduler.log" 2>&1 &
+pids+=($!)
+.venv/bin/python manage.py runserver 127.0.0.1:8000 --noreload >"$state/web.log" 2>&1 &
+pids+=($!)
+
+for _ in $(seq 100); do
+    curl -fs -o /dev/null http://127.0.0.1:8000/login/ && break
+    sleep 0.2
+done
+cat <<EOT
+
+vmotion is running: http://127.0.0.1:8000/
+  sign in as  admin  /  $(cat "$password_file")
+  logs in $state/ (web.log, worker.log, scheduler.log); the lab: .venv/bin/python manage.py lab status
+Press Ctrl-C to stop the web server, worker, scheduler and lab.
+EOT
+wait -n "${pids[@]}" || true
+echo "demo: a process exited; see $state/*.log"
