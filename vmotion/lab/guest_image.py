@@ -7,6 +7,8 @@ Everything lands in ``cache_dir``; a second call with unchanged inputs only chec
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import lzma
@@ -59,6 +61,11 @@ class GuestImage:
 def build_guest_image(cache_dir: Path, *, log=print) -> GuestImage:
     cache_dir = Path(cache_dir).resolve()
     cache_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(cache_dir / ".lock"):  # parallel test workers share one cache
+        return build_locked(cache_dir, log)
+
+
+def build_locked(cache_dir: Path, log) -> GuestImage:
     kernel, initrd = cache_dir / "vmlinuz", cache_dir / "initrd.img"
     stamp_path = cache_dir / "image.stamp"
     package = cached_kernel_package_name(cache_dir / "kernel-package", log)
@@ -69,6 +76,7 @@ def build_guest_image(cache_dir: Path, *, log=print) -> GuestImage:
         log(f"guest image: up to date in {cache_dir} (kernel {cached_release})")
         return GuestImage(kernel, initrd, cached_release)
 
+    stamp_path.unlink(missing_ok=True)  # until both files below are replaced
     kernel_dir = cache_dir / "kernel" / package
     release = unpack_kernel(package, kernel_dir, cache_dir, log)
     init_binary = compile_guest_init(cache_dir / "build", log)
@@ -77,11 +85,14 @@ def build_guest_image(cache_dir: Path, *, log=print) -> GuestImage:
     write_initramfs(initrd, init_binary, module_dir, load_order, log)
     install_file(kernel_dir / "vmlinuz", kernel)
     stamp_path.write_text(f"{wanted_stamp} {release}\n")
-    log(f"guest image: ready in {cache_dir}, kernel {release}, initrd {initrd.stat().st_size // 1024} KiB")
+    initrd_kib = initrd.stat().st_size // 1024
+    log(f"guest image: ready in {cache_dir}, kernel {release}, initrd {initrd_kib} KiB")
     return GuestImage(kernel, initrd, release)
 
 
-def release_if_up_to_date(stamp_path: Path, wanted_stamp: str, kernel: Path, initrd: Path) -> str | None:
+def release_if_up_to_date(
+    stamp_path: Path, wanted_stamp: str, kernel: Path, initrd: Path
+) -> str | None:
     if not (stamp_path.exists() and kernel.exists() and initrd.exists()):
         return None
     stamp = stamp_path.read_text().split()
@@ -89,6 +100,8 @@ def release_if_up_to_date(stamp_path: Path, wanted_stamp: str, kernel: Path, ini
 
 
 def image_stamp(package: str) -> str:
+    if not GUEST_INIT_SOURCE.exists():
+        raise GuestImageError(f"{GUEST_INIT_SOURCE} is missing: the vmotion checkout is incomplete")
     digest = hashlib.sha256()
     digest.update(GUEST_INIT_SOURCE.read_bytes())
     digest.update(f"\0{package}\0{IMAGE_FORMAT_VERSION}\0{' '.join(GUEST_MODULES)}".encode())
@@ -96,6 +109,13 @@ def image_stamp(package: str) -> str:
 
 
 # ---------- tools ----------
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path):
+    with open(path, "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        yield
 
 
 def run(command: list[str], *, cwd: Path | None = None, what: str) -> str:
@@ -181,14 +201,17 @@ def unpack_kernel(package: str, kernel_dir: Path, cache_dir: Path, log) -> str:
         try:
             run(["dpkg", "-x", str(deb), str(unpacked)], what=f"unpack {deb.name}")
         except GuestImageError:
-            deb.unlink(missing_ok=True)  # most likely a truncated download: fetch it again next time
+            deb.unlink(missing_ok=True)  # likely a truncated download: fetch it again next time
             raise
         kernels = sorted((unpacked / "boot").glob("vmlinuz-*"))
         if not kernels:
-            raise GuestImageError(f"{deb.name} contains no boot/vmlinuz-*: is {package} a kernel package?")
+            raise GuestImageError(
+                f"{deb.name} contains no boot/vmlinuz-*: is {package} a kernel package?"
+            )
         release = kernels[0].name.removeprefix("vmlinuz-")
         shutil.copyfile(kernels[0], kernel_dir / "vmlinuz")
-        load_order = extract_modules(unpacked / "lib" / "modules" / release, kernel_dir / "modules", log)
+        modules_root = unpacked / "lib" / "modules" / release
+        load_order = extract_modules(modules_root, kernel_dir / "modules", log)
     (kernel_dir / "modules" / "load-order").write_text("\n".join(load_order) + "\n")
     (kernel_dir / "release").write_text(release + "\n")
     complete_marker.write_text(wanted_modules)
@@ -236,7 +259,7 @@ def extract_modules(modules_root: Path, target_dir: Path, log) -> list[str]:
         dependencies[name] = module_dependencies(data)
         pending.extend(dependencies[name])
     present = {name for name in dependencies if (target_dir / f"{name}.ko").exists()}
-    return load_order(present, {name: deps for name, deps in dependencies.items() if name in present})
+    return load_order(present, {name: dependencies[name] for name in present})
 
 
 def module_name(path: Path) -> str:
@@ -259,8 +282,14 @@ def read_module(path: Path) -> bytes:
     if path.name.endswith(".ko.zst"):
         # No zstd in Python's stdlib before 3.14: use the zstd command.
         if shutil.which("zstd") is None:
-            raise GuestImageError(f"{path.name} is zstd-compressed and zstd is not installed: apt-get install zstd")
-        return subprocess.run(["zstd", "-dc", str(path)], capture_output=True, check=True).stdout
+            raise GuestImageError(
+                f"{path.name} is zstd-compressed and zstd is not installed: apt-get install zstd"
+            )
+        result = subprocess.run(["zstd", "-dc", str(path)], capture_output=True)
+        if result.returncode != 0:
+            error = result.stderr.decode().strip()
+            raise GuestImageError(f"zstd could not decompress {path}: {error}")
+        return result.stdout
     if path.name.endswith(".ko.gz"):
         return gzip.decompress(path.read_bytes())
     raise GuestImageError(f"unknown module compression: {path}")
@@ -283,7 +312,8 @@ def load_order(present: set[str], dependencies: dict[str, list[str]]) -> list[st
         if name in ordered or name not in present:
             return
         if name in visiting:
-            raise GuestImageError(f"kernel modules depend on each other in a cycle: {' -> '.join(visiting)}")
+            cycle = " -> ".join(visiting + (name,))
+            raise GuestImageError(f"kernel modules depend on each other in a cycle: {cycle}")
         for dependency in dependencies.get(name, []):
             place(dependency, visiting + (name,))
         ordered.append(name)
@@ -314,7 +344,9 @@ def compile_guest_init(build_dir: Path, log) -> Path:
     return binary
 
 
-def write_initramfs(target: Path, init_binary: Path, module_dir: Path, load_order: list[str], log) -> None:
+def write_initramfs(
+    target: Path, init_binary: Path, module_dir: Path, load_order: list[str], log
+) -> None:
     archive = NewcArchive()
     for directory in ("dev", "proc", "sys", "lib", "lib/modules"):
         archive.add_directory(directory)

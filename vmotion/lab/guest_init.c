@@ -18,10 +18,13 @@
  * Console lines (one write() each, so lines never interleave):
  *   VMOTION-GUEST READY ip=<ip or none> dirty_mb=<n> dirty_rate=<n>    (exactly once)
  *   HB seq=<n> mismatches=<m> rate_kbs=<KB/s> pages=<pages in set>     (every hb_ms)
- *   MISMATCH page=<i> expected_gen=<g> word=<w>                         (rate-limited)
- *   and informational MODULE / NET / ECHO / WARN / ERROR lines.
+ *   MISMATCH page=<i> expected_gen=<g> word=<w>                         (10 a second at most,
+ *   MISMATCH-SUPPRESSED count=<n>                                        then this)
+ *   WARN behind target_kbs=<n> achieved_kbs=<n>        (every 5 s while below 90% of dirty_rate)
+ *   and informational MODULE / NET / ECHO / ERROR lines before READY.
+ * Heartbeat seq starts at 1; mismatches counts corrupted pages (each corruption once).
  *
- * Build: gcc -static -O2 -Wall -o init guest_init.c
+ * Build: gcc -static -O2 -Wall -o init guest_init.c  (vmotion/lab/guest_image.py does it)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -150,7 +153,8 @@ static void read_settings(struct settings *out)
         say("ERROR open /proc/cmdline: %s (using defaults)", strerror(errno));
     }
     char *save = NULL;
-    for (char *word = strtok_r(cmdline, " \t\n", &save); word; word = strtok_r(NULL, " \t\n", &save)) {
+    const char *separators = " \t\n";
+    for (char *word = strtok_r(cmdline, separators, &save); word; word = strtok_r(NULL, separators, &save)) {
         char *eq = strchr(word, '=');
         if (!eq)
             continue;
@@ -352,8 +356,11 @@ static void echo_server(int port)
     int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY)};
-    if (listener < 0 || bind(listener, (struct sockaddr *)&address, sizeof address) != 0 || listen(listener, 64) != 0) {
+    struct sockaddr_in address = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY),
+    };
+    if (listener < 0 || bind(listener, (struct sockaddr *)&address, sizeof address) != 0
+        || listen(listener, 64) != 0) {
         say("ERROR echo server on port %d: %s", port, strerror(errno));
         _exit(1);
     }
@@ -408,7 +415,8 @@ struct workload {
  * lost (zero), stale (older generation) or moved (another page's data) all mismatch. */
 static inline uint64_t page_seed(long page, uint32_t generation)
 {
-    uint64_t seed = (uint64_t)page * 0x9E3779B97F4A7C15ULL ^ (uint64_t)generation * 0xC2B2AE3D27D4EB4FULL;
+    uint64_t seed = (uint64_t)page * 0x9E3779B97F4A7C15ULL;
+    seed ^= (uint64_t)generation * 0xC2B2AE3D27D4EB4FULL;
     return seed ^ 0x5851F42D4C957F2DULL;
 }
 
@@ -487,7 +495,8 @@ static long affordable_dirty_mb(long wanted_mb)
         limit_mb = 0;
     if (wanted_mb <= limit_mb)
         return wanted_mb;
-    say("ERROR dirty_mb=%ld does not fit in %ld MiB of guest RAM: using dirty_mb=%ld", wanted_mb, total_mb, limit_mb);
+    say("ERROR dirty_mb=%ld does not fit in %ld MiB of guest RAM: using dirty_mb=%ld",
+        wanted_mb, total_mb, limit_mb);
     return limit_mb;
 }
 
@@ -519,24 +528,23 @@ static long allocate_workload(struct workload *work, long dirty_mb)
 
 /* ---------- main loop ---------- */
 
-static void reap_children(pid_t *echo_pid)
-{
-    int status;
-    pid_t child;
-    while ((child = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (child == *echo_pid) {
-            say("ERROR echo server exited (status %d); restarting", status);
-            *echo_pid = 0;
-        }
-    }
-}
-
+/* Spends a rate as pages per elapsed time, so a late tick does a bigger batch, but the
+ * backlog is capped: after falling behind (or a pause) the workload does not burst. */
 struct pacing {
-    double pages_per_ns;        /* target rewrite rate */
-    double credit_pages;        /* pages owed to the target rate, bounded */
+    double pages_per_ns;
+    double credit_pages;
     double max_credit_pages;
     int64_t last_ns;
 };
+
+static struct pacing start_pacing(double pages_per_ns, int64_t tick_ns, int64_t now)
+{
+    return (struct pacing){
+        .pages_per_ns = pages_per_ns,
+        .max_credit_pages = pages_per_ns * tick_ns * MAX_CREDIT_TICKS + 1,
+        .last_ns = now,
+    };
+}
 
 static void add_credit(struct pacing *pace, int64_t now)
 {
@@ -546,6 +554,131 @@ static void add_credit(struct pacing *pace, int64_t now)
     pace->last_ns = now;
 }
 
+struct guest {
+    struct settings settings;
+    struct workload work;
+    long dirty_rate;               /* effective: 0 without a working set */
+    struct pacing rewrite, verify;
+    int64_t hb_ns, tick_ns, next_tick;
+    uint64_t hb_seq;
+    int64_t last_hb, next_hb;
+    uint64_t rewritten_since_hb;
+    int64_t last_rate_check;
+    uint64_t rewritten_since_rate_check;
+    pid_t echo_pid;                /* 0 while no echo server runs */
+    int64_t echo_restart_at;
+};
+
+static uint64_t kbytes_per_sec(uint64_t pages, int64_t elapsed_ns)
+{
+    if (elapsed_ns <= 0)
+        return 0;
+    return (uint64_t)((double)pages * PAGE_BYTES / 1000.0 * 1e9 / (double)elapsed_ns);
+}
+
+static void rewrite_due_pages(struct guest *guest, int64_t now)
+{
+    add_credit(&guest->rewrite, now);
+    while (guest->rewrite.credit_pages >= 1.0) {
+        rewrite_next_page(&guest->work);
+        guest->rewrite.credit_pages -= 1.0;
+        guest->rewritten_since_hb++;
+        /* A slow (emulated) CPU must not delay the heartbeat behind a long batch. */
+        if ((guest->rewritten_since_hb & 63) == 0 && monotonic_ns() >= guest->next_hb)
+            break;
+    }
+}
+
+static void verify_due_pages(struct guest *guest, int64_t now)
+{
+    add_credit(&guest->verify, now);
+    for (; guest->verify.credit_pages >= 1.0; guest->verify.credit_pages -= 1.0)
+        verify_next_page(&guest->work);
+}
+
+static void heartbeat_if_due(struct guest *guest, int64_t now)
+{
+    if (now < guest->next_hb)
+        return;
+    uint64_t rate_kbs = kbytes_per_sec(guest->rewritten_since_hb, now - guest->last_hb);
+    say("HB seq=%llu mismatches=%llu rate_kbs=%llu pages=%ld", (unsigned long long)++guest->hb_seq,
+        (unsigned long long)guest->work.mismatches, (unsigned long long)rate_kbs, guest->work.pages);
+    roll_mismatch_window(&guest->work, now);
+    guest->rewritten_since_rate_check += guest->rewritten_since_hb;
+    guest->rewritten_since_hb = 0;
+    guest->last_hb = now;
+    guest->next_hb += guest->hb_ns;
+    if (guest->next_hb <= now)     /* fell behind (or was paused): no burst of heartbeats */
+        guest->next_hb = now + guest->hb_ns;
+}
+
+static void warn_if_behind(struct guest *guest, int64_t now)
+{
+    if (guest->dirty_rate == 0 || now - guest->last_rate_check < 5000000000LL)
+        return;
+    uint64_t target_kbs = (uint64_t)guest->dirty_rate * 1000;
+    uint64_t achieved_kbs = kbytes_per_sec(guest->rewritten_since_rate_check, now - guest->last_rate_check);
+    if (achieved_kbs < target_kbs * 9 / 10)
+        say("WARN behind target_kbs=%llu achieved_kbs=%llu", (unsigned long long)target_kbs,
+            (unsigned long long)achieved_kbs);
+    guest->rewritten_since_rate_check = 0;
+    guest->last_rate_check = now;
+}
+
+/* PID 1 adopts every orphan: reap them all, and bring the echo server back if it died. */
+static void tend_children(struct guest *guest, int64_t now)
+{
+    int status;
+    pid_t child;
+    while ((child = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (child == guest->echo_pid) {
+            say("ERROR echo server exited (status %d); restarting", status);
+            guest->echo_pid = 0;
+        }
+    }
+    if (guest->settings.echo_port == 0 || guest->echo_pid != 0)
+        return;
+    if (guest->echo_restart_at == 0) {
+        guest->echo_restart_at = now + ECHO_RESTART_NS;
+    } else if (now >= guest->echo_restart_at) {
+        guest->echo_pid = start_echo_server(guest->settings.echo_port);
+        guest->echo_restart_at = 0;
+    }
+}
+
+static void sleep_until_next_tick(struct guest *guest, int64_t now)
+{
+    guest->next_tick += guest->tick_ns;
+    if (guest->next_tick <= now)
+        guest->next_tick = now + guest->tick_ns;
+    if (guest->next_tick > guest->next_hb)
+        guest->next_tick = guest->next_hb;
+    sleep_until_ns(guest->next_tick);
+}
+
+static void announce_ready(const struct guest *guest, long dirty_mb)
+{
+    char ip_text[64];
+    copy_value(ip_text, sizeof ip_text, guest->settings.vm_ip[0] ? guest->settings.vm_ip : "none");
+    char *slash = strchr(ip_text, '/');
+    if (slash)
+        *slash = '\0';
+    say("VMOTION-GUEST READY ip=%s dirty_mb=%ld dirty_rate=%ld", ip_text, dirty_mb, guest->dirty_rate);
+}
+
+static void start_schedule(struct guest *guest)
+{
+    int64_t now = monotonic_ns();
+    guest->hb_ns = guest->settings.hb_ms * 1000000LL;
+    guest->tick_ns = guest->hb_ns < TICK_NS ? guest->hb_ns : TICK_NS;
+    double rewrite_pages_per_ns = guest->dirty_rate * 1e6 / PAGE_BYTES / 1e9;
+    guest->rewrite = start_pacing(rewrite_pages_per_ns, guest->tick_ns, now);
+    guest->verify = start_pacing((double)guest->work.pages / VERIFY_PASS_NS, guest->tick_ns, now);
+    guest->last_hb = guest->last_rate_check = now;
+    guest->next_hb = now + guest->hb_ns;
+    guest->next_tick = now + guest->tick_ns;
+}
+
 int main(void)
 {
     mount_or_warn("devtmpfs", "/dev", "devtmpfs");
@@ -553,92 +686,29 @@ int main(void)
     mount_or_warn("proc", "/proc", "proc");
     mount_or_warn("sysfs", "/sys", "sysfs");
 
-    struct settings settings;
-    read_settings(&settings);
+    static struct guest guest;
+    read_settings(&guest.settings);
     load_modules();
-    bring_up_network(&settings);
-
+    bring_up_network(&guest.settings);
     /* Forked before the working set exists, so it never shares those pages. */
-    pid_t echo_pid = settings.echo_port ? start_echo_server(settings.echo_port) : 0;
-    int64_t echo_restart_at = 0;
+    if (guest.settings.echo_port)
+        guest.echo_pid = start_echo_server(guest.settings.echo_port);
 
-    struct workload work;
-    long dirty_mb = allocate_workload(&work, affordable_dirty_mb(settings.dirty_mb));
-    long dirty_rate = work.pages ? settings.dirty_rate : 0;
+    long dirty_mb = allocate_workload(&guest.work, affordable_dirty_mb(guest.settings.dirty_mb));
+    guest.dirty_rate = guest.work.pages ? guest.settings.dirty_rate : 0;
+    announce_ready(&guest, dirty_mb);
+    start_schedule(&guest);
 
-    char ip_text[64];
-    copy_value(ip_text, sizeof ip_text, settings.vm_ip[0] ? settings.vm_ip : "none");
-    char *slash = strchr(ip_text, '/');
-    if (slash)
-        *slash = '\0';
-    say("VMOTION-GUEST READY ip=%s dirty_mb=%ld dirty_rate=%ld", ip_text, dirty_mb, dirty_rate);
-
-    int64_t hb_ns = settings.hb_ms * 1000000LL;
-    int64_t tick_ns = hb_ns < TICK_NS ? hb_ns : TICK_NS;
-    int64_t now = monotonic_ns();
-    struct pacing rewrite = {.pages_per_ns = dirty_rate * 1e6 / PAGE_BYTES / 1e9, .last_ns = now};
-    rewrite.max_credit_pages = rewrite.pages_per_ns * tick_ns * MAX_CREDIT_TICKS + 1;
-    struct pacing verify = {.pages_per_ns = (double)work.pages / VERIFY_PASS_NS, .last_ns = now};
-    verify.max_credit_pages = verify.pages_per_ns * tick_ns * MAX_CREDIT_TICKS + 1;
-
-    uint64_t seq = 0, rewritten_since_hb = 0, rewritten_since_warn = 0;
-    int64_t last_hb = now, next_hb = now + hb_ns, next_tick = now + tick_ns;
-    int64_t last_warn = now;
-
-    for (;;) {
+    for (;;) {   /* PID 1 never returns: the kernel would panic */
+        int64_t now = monotonic_ns();
+        if (guest.dirty_rate > 0)
+            rewrite_due_pages(&guest, now);
+        else if (guest.work.pages)
+            verify_due_pages(&guest, now);
         now = monotonic_ns();
-        if (dirty_rate > 0) {
-            add_credit(&rewrite, now);
-            while (rewrite.credit_pages >= 1.0) {
-                rewrite_next_page(&work);
-                rewrite.credit_pages -= 1.0;
-                rewritten_since_hb++;
-                /* A slow (emulated) CPU must not delay heartbeats behind a long batch. */
-                if ((rewritten_since_hb & 63) == 0 && monotonic_ns() >= next_hb)
-                    break;
-            }
-        } else if (work.pages) {
-            add_credit(&verify, now);
-            for (; verify.credit_pages >= 1.0; verify.credit_pages -= 1.0)
-                verify_next_page(&work);
-        }
-
-        now = monotonic_ns();
-        if (now >= next_hb) {
-            uint64_t rate_kbs = (uint64_t)((double)rewritten_since_hb * PAGE_BYTES / 1000.0 * 1e9 / (double)(now - last_hb));
-            say("HB seq=%llu mismatches=%llu rate_kbs=%llu pages=%ld", (unsigned long long)++seq,
-                (unsigned long long)work.mismatches, (unsigned long long)rate_kbs, work.pages);
-            roll_mismatch_window(&work, now);
-            rewritten_since_warn += rewritten_since_hb;
-            rewritten_since_hb = 0;
-            last_hb = now;
-            next_hb += hb_ns;
-            if (next_hb <= now)        /* fell behind (or was paused): do not print a burst */
-                next_hb = now + hb_ns;
-        }
-        if (dirty_rate > 0 && now - last_warn >= 5000000000LL) {
-            uint64_t achieved_kbs = (uint64_t)((double)rewritten_since_warn * PAGE_BYTES / 1000.0 * 1e9 / (double)(now - last_warn));
-            if (achieved_kbs < (uint64_t)dirty_rate * 1000 * 9 / 10)
-                say("WARN behind target_kbs=%ld achieved_kbs=%llu", dirty_rate * 1000, (unsigned long long)achieved_kbs);
-            rewritten_since_warn = 0;
-            last_warn = now;
-        }
-
-        reap_children(&echo_pid);
-        if (settings.echo_port && echo_pid == 0) {
-            if (echo_restart_at == 0)
-                echo_restart_at = now + ECHO_RESTART_NS;
-            else if (now >= echo_restart_at) {
-                echo_pid = start_echo_server(settings.echo_port);
-                echo_restart_at = 0;
-            }
-        }
-
-        next_tick += tick_ns;
-        if (next_tick <= now)
-            next_tick = now + tick_ns;
-        if (next_tick > next_hb)
-            next_tick = next_hb;
-        sleep_until_ns(next_tick);
+        heartbeat_if_due(&guest, now);
+        warn_if_behind(&guest, now);
+        tend_children(&guest, now);
+        sleep_until_next_tick(&guest, now);
     }
 }
