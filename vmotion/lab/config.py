@@ -51,7 +51,8 @@ class LabConfig:
     guest_count: int = 4
     guest_memory_mib: int = 128
     default_workload: GuestWorkload = GuestWorkload()
-    # Per-guest overrides, keyed by guest name ("lab-vm2").
+    # Per-guest overrides, keyed by guest name ("lab-vm2"). Like memory, a guest's workload is
+    # fixed when `up` first defines it (it is on the kernel command line).
     workloads: dict[str, GuestWorkload] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -152,11 +153,11 @@ def guest_mac(name: str) -> str:
 
 
 def is_guest_name(name: str) -> bool:
-    return name.startswith("lab-vm") and name[len("lab-vm"):].isdigit()
+    return name.startswith("lab-vm") and name[len("lab-vm") :].isdigit()
 
 
 def _index_after(name: str, prefix: str) -> int:
-    suffix = name[len(prefix):] if name.startswith(prefix) else ""
+    suffix = name[len(prefix) :] if name.startswith(prefix) else ""
     if not suffix.isdigit() or int(suffix) < 1:
         raise LabError(f"{name!r} is not a lab name like {prefix}1")
     return int(suffix)

@@ -6,15 +6,25 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from vmotion.lab.config import NETWORK_NAME, LabConfig, LabError, guest_ip, guest_mac
+from vmotion.lab.config import (
+    BRIDGE_ADDRESS,
+    BRIDGE_PREFIX,
+    NETWORK_NAME,
+    LabConfig,
+    LabError,
+    guest_ip,
+    guest_mac,
+)
 from vmotion.lab.guest_image import GuestImage, GuestImageError, build_guest_image
 from vmotion.lab.hosts import LabProcess, process_from_pidfile, run_command, virsh
 
 BASE_DISK_SIZE = "64M"
 KVM_PROBE_SECONDS = 15
+READY_TIMEOUT = 120  # emulated guests booting together on two cores
 READY_LINE = b"VMOTION-GUEST READY"
 QEMU_PROGRAM = "qemu-system-x86_64"
 
@@ -32,7 +42,7 @@ def guest_disk(config: LabConfig, name: str) -> Path:
     return config.datastore_dir / f"{name}.qcow2"
 
 
-def guest_image(config: LabConfig, log) -> GuestImage:
+def guest_image(config: LabConfig, log: Callable[[str], None]) -> GuestImage:
     try:
         return build_guest_image(config.image_dir, log=log)
     except GuestImageError as error:
@@ -42,7 +52,7 @@ def guest_image(config: LabConfig, log) -> GuestImage:
 def kernel_cmdline(config: LabConfig, name: str) -> str:
     workload = config.workload_for(name)
     return (
-        f"console=ttyS0 quiet loglevel=1 vm_ip={guest_ip(name)}/24 vm_gw=10.77.0.1 "
+        f"console=ttyS0 quiet loglevel=1 vm_ip={guest_ip(name)}/{BRIDGE_PREFIX} vm_gw={BRIDGE_ADDRESS} "
         f"dirty_mb={workload.dirty_mb} dirty_rate={workload.dirty_rate} hb_ms=100"
     )
 
@@ -128,7 +138,8 @@ def list_domains(uri: str) -> dict[str, str]:
 
 
 def define_guest(config: LabConfig, host: str, name: str, xml: str) -> None:
-    xml_file = config.datastore_dir / f".{name}.xml"
+    # Not in the datastore: that directory is a storage pool, and every file there a volume.
+    xml_file = config.lab_dir / f"{name}.xml"
     xml_file.write_text(xml)
     try:
         virsh(config.management_uri(host), "define", str(xml_file))
@@ -138,6 +149,35 @@ def define_guest(config: LabConfig, host: str, name: str, xml: str) -> None:
 
 def start_guest(config: LabConfig, host: str, name: str) -> None:
     virsh(config.management_uri(host), "start", name, timeout=60)
+
+
+def serial_log_size(config: LabConfig, name: str) -> int:
+    path = serial_log(config, name)
+    return path.stat().st_size if path.exists() else 0
+
+
+def wait_until_ready(config: LabConfig, log_offsets: dict[str, int]) -> None:
+    """Wait for each guest's READY line past the offset its serial log had when it started."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    waiting = dict(log_offsets)
+    while waiting and time.monotonic() < deadline:
+        time.sleep(0.2)
+        waiting = {name: offset for name, offset in waiting.items() if not _printed_ready(config, name, offset)}
+    if waiting:
+        names = ", ".join(sorted(waiting))
+        raise LabError(
+            f"{names} did not print {READY_LINE.decode()!r} within {READY_TIMEOUT} s: "
+            f"see {config.serial_dir}/<guest>.log and {config.hosts_dir}/<host>/log/qemu/<guest>.log"
+        )
+
+
+def _printed_ready(config: LabConfig, name: str, offset: int) -> bool:
+    try:
+        with serial_log(config, name).open("rb") as log_file:
+            log_file.seek(offset)
+            return READY_LINE in log_file.read()
+    except FileNotFoundError:
+        return False
 
 
 def destroy_guest(config: LabConfig, host: str, name: str) -> None:
@@ -183,15 +223,16 @@ def _probe_kvm_boot(config: LabConfig, image: GuestImage) -> tuple[str, str]:
     # Where /dev/kvm lacks hardware virtualisation (nested kvm_pvm, say) a Linux guest hangs.
     log = config.lab_dir / "kvm-probe.log"
     log.unlink(missing_ok=True)
+    command = [QEMU_PROGRAM, "-accel", "kvm", "-cpu", "qemu64", "-m", str(config.guest_memory_mib)]
+    command += ["-nodefaults", "-display", "none", "-no-reboot", "-serial", f"file:{log}"]
+    command += ["-kernel", str(image.kernel), "-initrd", str(image.initrd)]
+    command += ["-append", "console=ttyS0 quiet loglevel=1 echo_port=0 hb_ms=1000"]
     probe = subprocess.Popen(
-        [
-            QEMU_PROGRAM, "-accel", "kvm", "-cpu", "qemu64", "-m", str(config.guest_memory_mib),
-            "-nodefaults", "-display", "none", "-no-reboot",
-            "-kernel", str(image.kernel), "-initrd", str(image.initrd),
-            "-append", "console=ttyS0 quiet loglevel=1 echo_port=0 hb_ms=1000",
-            "-serial", f"file:{log}",
-        ],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     started = time.monotonic()
     try:

@@ -1,0 +1,47 @@
+"""The dashboard in a real browser against the lab: what it shows agrees with virsh, and
+htmx brings changes in without a reload."""
+
+import pytest
+from playwright.sync_api import expect
+
+from inventory import sync
+from inventory.models import Host
+from tests.lab_support import running_domains, virsh
+
+from .conftest import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+
+def test_an_anonymous_visitor_lands_on_the_sign_in_page(page, live_server):
+    page.goto(f"{live_server.url}/vms/")
+    expect(page.locator("h1")).to_have_text("Sign in to vmotion")
+    assert "/login/?next=/vms/" in page.url
+
+
+def test_the_dashboard_shows_each_host_with_the_guests_virsh_sees_there(page, live_server, lab_inventory, viewer):
+    sign_in(page, live_server, "viewer")
+
+    expect(page.locator("#hosts-connected")).to_have_text(f"{len(lab_inventory.hosts)} of {len(lab_inventory.hosts)} hosts connected")
+    for host in Host.objects.all():
+        card = page.locator(f"article[data-host='{host.name}']")
+        expect(card.get_by_test_id("host-state")).to_have_text("Connected")
+        shown = set(card.locator("li[data-vm]").evaluate_all("items => items.map(i => i.dataset.vm)"))
+        assert shown == running_domains(host.uri)
+
+
+def test_a_change_in_libvirt_reaches_the_open_page_without_a_reload(page, live_server, lab_inventory, viewer):
+    sign_in(page, live_server, "viewer")
+    host = Host.objects.get(vms__name="lab-vm1")
+    row = page.locator(f"article[data-host='{host.name}'] li[data-vm='lab-vm1'] .power")
+    expect(row).to_have_text("Running")
+    page.evaluate("window.__not_reloaded = true")
+
+    virsh(host.uri, "suspend", "lab-vm1")
+    try:
+        sync.sync_host(host)
+        expect(row).to_have_text("Paused", timeout=15_000)
+        assert page.evaluate("window.__not_reloaded") is True
+    finally:
+        virsh(host.uri, "resume", "lab-vm1")
+        sync.sync_host(host)

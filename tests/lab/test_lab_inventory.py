@@ -1,0 +1,77 @@
+"""Inventory sync against the lab's real libvirt hosts, checked with virsh as an independent client."""
+
+import time
+
+import pytest
+
+from inventory import sync
+from inventory.choices import DatastoreKind, HostState, PowerState
+from inventory.models import Datastore, Host, Network, VirtualMachine
+from vmotion.lab import lab as lab_control
+
+from tests.lab_support import running_domains, virsh
+
+pytestmark = pytest.mark.lab
+
+
+def test_sync_finds_every_guest_on_the_host_where_virsh_sees_it_running(lab_inventory):
+    for lab_host in lab_inventory.hosts:
+        host = Host.objects.get(name=lab_host.name)
+        assert host.state == HostState.CONNECTED, host.last_error
+        on_host = set(VirtualMachine.objects.filter(host=host, power_state=PowerState.RUNNING).values_list("name", flat=True))
+        assert on_host == running_domains(host.uri)
+    assert VirtualMachine.objects.filter(power_state=PowerState.RUNNING).count() == len(lab_inventory.guests)
+
+
+def test_the_lab_datastore_and_network_are_shared_by_every_host(lab_inventory):
+    datastore = Datastore.objects.get(mounts__pool_name="lab-datastore", kind=DatastoreKind.DIRECTORY)
+    assert datastore.hosts.count() == len(lab_inventory.hosts)
+    assert Network.objects.get(name="lab-net").hosts.count() == len(lab_inventory.hosts)
+    vm = VirtualMachine.objects.get(name="lab-vm1")
+    assert vm.disks.get().datastore == datastore
+    assert vm.nics.get().network.name == "lab-net"
+
+
+def test_a_guest_destroyed_with_virsh_shows_stopped_after_a_sync(lab_inventory):
+    vm = VirtualMachine.objects.select_related("host").get(name="lab-vm2")
+    host = vm.host
+    virsh(host.uri, "destroy", vm.name)
+    try:
+        sync.sync_host(host)
+        vm.refresh_from_db()
+        assert (vm.power_state, vm.host) == (PowerState.SHUT_OFF, host)
+    finally:
+        virsh(host.uri, "start", vm.name)
+    sync.sync_host(Host.objects.get(pk=host.pk))
+    vm.refresh_from_db()
+    assert vm.power_state == PowerState.RUNNING
+
+
+def test_a_host_whose_libvirtd_stops_shows_disconnected_with_the_reason_and_comes_back(lab_inventory, lab_config):
+    host = Host.objects.get(name="lab-host3")
+    guests_there = running_domains(host.uri)
+    lab_control.stop_host_daemon(lab_config, host.name, log=lambda line: None)
+    try:
+        sync.sync_host(host)
+        host.refresh_from_db()
+        assert host.state == HostState.DISCONNECTED
+        assert "libvirt-sock" in host.last_error
+    finally:
+        lab_control.start_host_daemon(lab_config, host.name, log=lambda line: None)
+
+    sync.sync_host(host)
+    host.refresh_from_db()
+    assert host.state == HostState.CONNECTED and host.last_error == ""
+    # Its guests kept running while libvirtd was away.
+    assert running_domains(host.uri) == guests_there
+    assert set(host.vms.filter(power_state=PowerState.RUNNING).values_list("name", flat=True)) == guests_there
+
+
+def test_host_metrics_come_from_libvirt(lab_inventory):
+    sync.sync_all_hosts()
+    time.sleep(1)
+    sync.sync_all_hosts()
+    for host in Host.objects.all():
+        assert host.cpu_count > 0 and host.memory_total_bytes > host.memory_free_bytes > 0
+        assert host.cpu_utilisation is not None
+        assert host.libvirt_version.startswith("11.")
