@@ -178,8 +178,11 @@ def _host_facts(conn: libvirt.virConnect) -> HostFacts:
     if memory:
         # Page cache and buffers are given back on demand, so they count as free for VMs.
         free_bytes = 1024 * (memory.get("free", 0) + memory.get("buffers", 0) + memory.get("cached", 0))
+        # getInfo() sums the NUMA nodes' memory, which some machines under-report.
+        total_bytes = 1024 * memory.get("total", 0) or memory_mib * 1024 * 1024
     else:
         free_bytes = conn.getFreeMemory()
+        total_bytes = memory_mib * 1024 * 1024
     return HostFacts(
         hostname=conn.getHostname(),
         arch=capabilities.findtext("host/cpu/arch", default=""),
@@ -187,7 +190,7 @@ def _host_facts(conn: libvirt.virConnect) -> HostFacts:
         cpu_count=cpus,
         cpu_mhz=mhz,
         cpu_xml=cpu_xml,
-        memory_total_bytes=memory_mib * 1024 * 1024,
+        memory_total_bytes=total_bytes,
         memory_free_bytes=free_bytes,
         cpu_times=dict(_optional(lambda: conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS, 0), {})),
         libvirt_version=_version_string(conn.getLibVersion()),

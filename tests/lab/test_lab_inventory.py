@@ -24,7 +24,8 @@ def test_sync_finds_every_guest_on_the_host_where_virsh_sees_it_running(lab_inve
 
 
 def test_the_lab_datastore_and_network_are_shared_by_every_host(lab_inventory):
-    datastore = Datastore.objects.get(mounts__pool_name="lab-datastore", kind=DatastoreKind.DIRECTORY)
+    datastore = Datastore.objects.get(source_key=f"dir://{lab_inventory.lab_dir}/datastore")
+    assert datastore.kind == DatastoreKind.DIRECTORY
     assert datastore.hosts.count() == len(lab_inventory.hosts)
     assert Network.objects.get(name="lab-net").hosts.count() == len(lab_inventory.hosts)
     vm = VirtualMachine.objects.get(name="lab-vm1")
