@@ -69,3 +69,18 @@ def test_htmx_gets_only_the_fragment(client_as, viewer, vm):
     response = client_as(viewer).get(reverse("dashboard"), headers={"HX-Request": "true"})
     body = response.content.decode()
     assert 'id="dashboard-hosts"' in body and "<html" not in body
+
+
+def test_the_audit_trail_names_the_administrator_who_changed_a_host(client_as, administrator, vm, monkeypatch):
+    from auditlog.models import LogEntry
+
+    monkeypatch.setattr("inventory.jobs.enqueue_host_sync", lambda host: None)
+    host = vm.host
+    response = client_as(administrator).post(
+        reverse("admin:inventory_host_change", args=[host.pk]),
+        {"name": host.name, "uri": "qemu+ssh://root@esx-a.example/system", "migration_uri": "", "cluster": "", "state": host.state},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    entry = LogEntry.objects.get_for_object(host).latest("timestamp")
+    assert entry.actor == administrator
+    assert "qemu+ssh://root@esx-a.example/system" in str(entry.changes)
