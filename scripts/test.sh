@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 source scripts/services.sh postgres
 
-export DATABASE_URL="$VMOTION_PG_URL/vmotion"
+export DATABASE_URL="$VMOTION_PG_URL/${TEST_DATABASE_NAME:-vmotion}"
 export REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 export SECRET_KEY="${SECRET_KEY:-test-only-secret-key}"
 export DEBUG=0
