@@ -7,6 +7,7 @@ Each public function opens its own connection, runs in a worker thread and gives
 from __future__ import annotations
 
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -313,3 +314,253 @@ def _nic_facts(nic: ET.Element) -> NicFacts:
         bridge=attributes.get("bridge", ""),
         model=model.get("type", "") if model is not None else "",
     )
+
+
+# Migration ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """libvirt's statistics of a domain's migration job, in bytes, ms and bytes/s."""
+
+    active: bool
+    elapsed_ms: int = 0
+    data_total: int = 0
+    data_processed: int = 0
+    data_remaining: int = 0
+    memory_dirty_rate_bytes_s: int = 0
+    memory_iteration: int = 0
+    memory_bps: int = 0
+    downtime_ms: int | None = None
+    auto_converge_throttle: int = 0
+    post_copy: bool = False
+    error_message: str = ""
+
+    @classmethod
+    def from_libvirt(cls, job_type: int, stats: dict, post_copy: bool = False) -> "JobStats":
+        page_size = stats.get("memory_page_size", 4096) or 4096
+        return cls(
+            active=job_type in (libvirt.VIR_DOMAIN_JOB_BOUNDED, libvirt.VIR_DOMAIN_JOB_UNBOUNDED),
+            elapsed_ms=stats.get("time_elapsed", 0),
+            data_total=stats.get("data_total", 0),
+            data_processed=stats.get("data_processed", 0),
+            data_remaining=stats.get("data_remaining", 0),
+            memory_dirty_rate_bytes_s=stats.get("memory_dirty_rate", 0) * page_size,
+            memory_iteration=stats.get("memory_iteration", 0),
+            memory_bps=stats.get("memory_bps", 0),
+            downtime_ms=stats.get("downtime"),
+            auto_converge_throttle=stats.get("auto_converge_throttle", 0),
+            post_copy=post_copy,
+            error_message=stats.get("errmsg", ""),
+        )
+
+
+@dataclass(frozen=True)
+class MigrationRequest:
+    uuid: str
+    destination_uri: str  # as the source's libvirtd reaches the destination
+    bandwidth_mib_s: int | None = None
+    auto_converge: bool = False
+    auto_converge_initial: int = 20
+    auto_converge_increment: int = 10
+    post_copy: bool = False
+
+
+class MigrationRun:
+    """A peer-to-peer live migration running in its own thread and connection.
+
+    libvirt's migrate call blocks until the migration ends; the caller polls `finished`
+    and monitors the job through a DomainControl meanwhile.
+    """
+
+    def __init__(self, source_uri: str, request: MigrationRequest):
+        self.source_uri = source_uri
+        self.request = request
+        self.error: HypervisorError | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"migrate {request.uuid}", daemon=True)
+
+    def start(self) -> "MigrationRun":
+        self._thread.start()
+        return self
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+    def _run(self) -> None:
+        try:
+            conn = libvirt.open(self.source_uri)
+            try:
+                dom = conn.lookupByUUIDString(self.request.uuid)
+                dom.migrateToURI3(self.request.destination_uri, _migration_params(self.request), _migration_flags(self.request))
+            finally:
+                conn.close()
+        except libvirt.libvirtError as error:
+            self.error = HypervisorError(_describe(error))
+        except Exception as error:  # never leave the caller waiting on a thread that died silently
+            self.error = HypervisorError(f"migration thread failed: {error!r}")
+        finally:
+            self._done.set()
+
+
+def _migration_flags(request: MigrationRequest) -> int:
+    flags = (
+        libvirt.VIR_MIGRATE_LIVE
+        | libvirt.VIR_MIGRATE_PEER2PEER
+        | libvirt.VIR_MIGRATE_PERSIST_DEST
+        | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+        | libvirt.VIR_MIGRATE_ABORT_ON_ERROR
+    )
+    if request.auto_converge:
+        flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
+    if request.post_copy:
+        flags |= libvirt.VIR_MIGRATE_POSTCOPY
+    return flags
+
+
+def _migration_params(request: MigrationRequest) -> dict:
+    params: dict = {}
+    if request.bandwidth_mib_s:
+        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = request.bandwidth_mib_s
+        if request.post_copy:
+            params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY] = request.bandwidth_mib_s
+    if request.auto_converge:
+        params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = request.auto_converge_initial
+        params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT] = request.auto_converge_increment
+    return params
+
+
+class DomainControl:
+    """One connection to a host, held open for the short, repeated calls of a monitor loop."""
+
+    def __init__(self, uri: str, timeout: float):
+        self.uri, self.timeout = uri, timeout
+        self._conn: libvirt.virConnect | None = None
+
+    def __enter__(self) -> "DomainControl":
+        self._conn = _call_with_timeout(lambda: libvirt.open(self.uri), self.timeout, what=f"libvirt at {self.uri}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                _call_with_timeout(conn.close, self.timeout, what=f"libvirt at {self.uri}")
+            except HypervisorError:
+                pass
+
+    def _on_domain(self, uuid: str, action: Callable, what: str):
+        def call():
+            return action(self._conn.lookupByUUIDString(uuid))
+
+        return _call_with_timeout(call, self.timeout, what=f"{what} at {self.uri}")
+
+    def job_stats(self, uuid: str, completed: bool = False) -> JobStats:
+        flags = libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED if completed else 0
+
+        def read(dom):
+            stats = dom.jobStats(flags)
+            # The source pauses with this reason once the guest runs on the destination.
+            state, reason = dom.state(0)
+            post_copy = state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_POSTCOPY
+            return JobStats.from_libvirt(stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE), stats, post_copy)
+
+        return self._on_domain(uuid, read, "reading job stats")
+
+    def set_max_downtime(self, uuid: str, downtime_ms: int) -> None:
+        self._on_domain(uuid, lambda dom: dom.migrateSetMaxDowntime(downtime_ms, 0), "setting max downtime")
+
+    def start_post_copy(self, uuid: str) -> None:
+        self._on_domain(uuid, lambda dom: dom.migrateStartPostCopy(0), "switching to post-copy")
+
+    def abort_job(self, uuid: str) -> None:
+        self._on_domain(uuid, lambda dom: dom.abortJob(), "aborting the migration")
+
+    def resident_bytes(self, uuid: str) -> int:
+        """Memory the guest has touched (QEMU's resident set): what a first pre-copy pass sends."""
+        return self._on_domain(uuid, lambda dom: dom.memoryStats().get("rss", 0) * 1024, "reading memory stats")
+
+    def measure_dirty_rate(self, uuid: str, seconds: int = 1) -> int | None:
+        """Distinct bytes the guest dirties per second, by page sampling (the dirty-bitmap mode
+        reads 0 under emulation). None when the hypervisor cannot measure it."""
+
+        def measure(dom):
+            try:
+                dom.startDirtyRateCalc(seconds, libvirt.VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING)
+            except libvirt.libvirtError:
+                return None
+            deadline = time.monotonic() + seconds + 3
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                stats = dict(self._conn.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1])
+                if stats.get("dirtyrate.calc_status") == libvirt.VIR_DOMAIN_DIRTYRATE_MEASURED:
+                    return stats.get("dirtyrate.megabytes_per_second", 0) * 1024 * 1024
+            return None
+
+        return _call_with_timeout(
+            lambda: measure(self._conn.lookupByUUIDString(uuid)), self.timeout + seconds + 3, what=f"measuring dirty rate at {self.uri}"
+        )
+
+    def domain_state(self, uuid: str) -> str | None:
+        """The domain's state on this host ("running", "shut_off", ...), or None if it is not here."""
+
+        def read():
+            try:
+                dom = self._conn.lookupByUUIDString(uuid)
+            except libvirt.libvirtError as error:
+                if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return None
+                raise
+            state, _reason = dom.state(0)
+            return _DOMAIN_STATES.get(state, "unknown")
+
+        return _call_with_timeout(read, self.timeout, what=f"libvirt at {self.uri}")
+
+    def compare_cpu(self, cpu_xml: str) -> tuple[bool, str]:
+        """Whether this host's hypervisor can give a guest the CPU in cpu_xml: (ok, detail)."""
+
+        def compare():
+            try:
+                result = self._conn.compareHypervisorCPU(None, None, None, None, cpu_xml, libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE)
+            except libvirt.libvirtError as error:
+                if error.get_error_code() == libvirt.VIR_ERR_CPU_INCOMPATIBLE:
+                    return False, _describe(error)
+                raise
+            return result != libvirt.VIR_CPU_COMPARE_INCOMPATIBLE, ""
+
+        return _call_with_timeout(compare, self.timeout, what=f"comparing CPUs at {self.uri}")
+
+    def domain_cpu_xml(self, uuid: str) -> str:
+        def read(dom):
+            cpu = ET.fromstring(dom.XMLDesc(0)).find("cpu")
+            return ET.tostring(cpu, encoding="unicode") if cpu is not None else ""
+
+        return self._on_domain(uuid, read, "reading the domain's CPU")
+
+
+def domain_state(uri: str, uuid: str, timeout: float) -> str | None:
+    with DomainControl(uri, timeout) as control:
+        return control.domain_state(uuid)
+
+
+def undefine_inactive(control: DomainControl, uuid: str) -> bool:
+    """Remove a domain's definition from a host where it no longer runs (the source, after a
+    migration). Never touches a running domain. Returns whether it removed one."""
+
+    def undefine():
+        try:
+            dom = control._conn.lookupByUUIDString(uuid)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return False
+            raise
+        if dom.isActive():
+            return False
+        dom.undefine()
+        return True
+
+    return _call_with_timeout(undefine, control.timeout, what=f"undefining at {control.uri}")

@@ -12,10 +12,17 @@ import pytest
 
 from tests.prerequisites import require
 from vmotion.lab import lab as lab_control
-from vmotion.lab.config import LabConfig
+from vmotion.lab.config import GuestWorkload, LabConfig
 from vmotion.lab.register import register_lab
 
-TEST_LAB = dict(host_count=3, guest_count=3, guest_memory_mib=128)
+# Seven guests: six idle ones for the limit tests, and lab-vm4, which rewrites its memory
+# faster than a gigabit link moves it.
+TEST_LAB = dict(
+    host_count=3,
+    guest_count=7,
+    guest_memory_mib=128,
+    workloads={"lab-vm4": GuestWorkload(dirty_mb=32, dirty_rate=150)},
+)
 
 
 @pytest.fixture(scope="session")

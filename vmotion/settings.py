@@ -124,3 +124,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Memory a destination must keep free beyond the VM it receives.
+MIGRATION_MEMORY_RESERVE_BYTES = int(os.environ.get("MIGRATION_MEMORY_RESERVE_MIB", "512")) * 1024 * 1024
+# Link speed assumed for predictions when a migration is uncapped and no earlier migration
+# between the two hosts measured it.
+MIGRATION_ASSUMED_BANDWIDTH_MIB_S = int(os.environ.get("MIGRATION_ASSUMED_BANDWIDTH_MIB_S", "110"))
+# A worker writes a task's heartbeat every monitor tick; this much silence means it is gone.
+MIGRATION_WORKER_LOST_AFTER_SECONDS = float(os.environ.get("MIGRATION_WORKER_LOST_AFTER", "30"))
+MIGRATION_HOUSEKEEPING_INTERVAL_SECONDS = float(os.environ.get("MIGRATION_HOUSEKEEPING_INTERVAL", "2"))

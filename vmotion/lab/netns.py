@@ -4,6 +4,7 @@ Nothing in it is routed to the outside: hosts talk over 127.0.0.x of the namespa
 guests over the bridge.
 """
 
+import ipaddress
 from pathlib import Path
 
 from vmotion.lab.config import BRIDGE_ADDRESS, BRIDGE_NAME, BRIDGE_PREFIX, LabConfig
@@ -25,6 +26,21 @@ def create_netns(config: LabConfig) -> None:
         run_command([*ip, "link", "add", BRIDGE_NAME, "type", "bridge", "stp_state", "0", "forward_delay", "0"])
     run_command([*ip, "addr", "replace", f"{BRIDGE_ADDRESS}/{BRIDGE_PREFIX}", "dev", BRIDGE_NAME])
     run_command([*ip, "link", "set", BRIDGE_NAME, "up"])
+    _shorten_retransmit_timeout(ip)
+
+
+def _shorten_retransmit_timeout(ip: list[str]) -> None:
+    """A segment lost while a guest is paused for switchover can wait out TCP's minimum
+    retransmit timeout (200 ms), stretching the stall a client sees well beyond the downtime;
+    an operator would lower it on a low-latency migration network the same way. It matters for
+    sparse traffic (LAB.md: a gap of ~230 ms became ~165 ms); for a client sending every 10 ms
+    it made no measurable difference (its gap stayed 40-65 ms over the downtime either way)."""
+    subnet = ipaddress.ip_interface(f"{BRIDGE_ADDRESS}/{BRIDGE_PREFIX}").network
+    # Replace the kernel's own route for the bridge's subnet, with the option added.
+    run_command([
+        *ip, "route", "replace", str(subnet), "dev", BRIDGE_NAME, "proto", "kernel", "scope", "link",
+        "src", BRIDGE_ADDRESS, "rto_min", "10ms",
+    ])  # fmt: skip
 
 
 def delete_netns(netns: str) -> None:

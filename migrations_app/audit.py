@@ -1,0 +1,8 @@
+"""Tasks in the audit trail: who asked for a migration, cancelled or forced it, and each state change."""
+
+from auditlog.registry import auditlog
+
+from .models import MigrationLimits, MigrationTask
+
+auditlog.register(MigrationTask, include_fields=["state", "cancel_requested", "force_complete_requested", "destination", "priority", "error"])
+auditlog.register(MigrationLimits)

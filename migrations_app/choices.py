@@ -1,0 +1,57 @@
+"""The migration task's states and priorities, each with a label an operator reads."""
+
+from django.db import models
+
+
+class TaskState(models.TextChoices):
+    # Accepted; the checks ran at submission and passed. Waiting for a worker.
+    QUEUED = "queued", "Queued"
+    # A worker is running the pre-flight checks again, just before moving anything.
+    CHECKING = "checking", "Checking"
+    # Checks passed but a per-host or global migration limit is full; it waits its turn.
+    WAITING = "waiting", "Waiting for a slot"
+    # libvirt is copying memory; the VM still runs on the source.
+    MIGRATING = "migrating", "Migrating"
+    # Switched to post-copy: the VM runs on the destination while the rest of its memory
+    # follows. It can no longer be cancelled.
+    POST_COPY = "post_copy", "Post-copy"
+    # Final states.
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATES = (TaskState.QUEUED, TaskState.CHECKING, TaskState.WAITING, TaskState.MIGRATING, TaskState.POST_COPY)
+FINAL_STATES = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
+# States in which a task holds one of its hosts' migration slots.
+SLOT_STATES = (TaskState.MIGRATING, TaskState.POST_COPY)
+
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    TaskState.QUEUED: frozenset({TaskState.CHECKING, TaskState.CANCELLED, TaskState.FAILED}),
+    TaskState.CHECKING: frozenset({TaskState.WAITING, TaskState.MIGRATING, TaskState.FAILED, TaskState.CANCELLED}),
+    TaskState.WAITING: frozenset({TaskState.CHECKING, TaskState.CANCELLED, TaskState.FAILED}),
+    TaskState.MIGRATING: frozenset({TaskState.POST_COPY, TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED}),
+    TaskState.POST_COPY: frozenset({TaskState.SUCCEEDED, TaskState.FAILED}),
+    TaskState.SUCCEEDED: frozenset(),
+    TaskState.FAILED: frozenset(),
+    TaskState.CANCELLED: frozenset(),
+}
+
+
+class Priority(models.IntegerChoices):
+    # Lower sorts first: slots go by priority, then first come first served.
+    HIGH = 1, "High"
+    NORMAL = 2, "Normal"
+    LOW = 3, "Low"
+
+    @property
+    def queue_name(self) -> str:
+        return {Priority.HIGH: "high", Priority.NORMAL: "default", Priority.LOW: "low"}[self]
+
+
+class EventKind(models.TextChoices):
+    STATE = "state", "State change"
+    CHECK = "check", "Pre-flight check"
+    POLICY = "policy", "Convergence policy"
+    OPERATOR = "operator", "Operator action"
+    INFO = "info", "Information"

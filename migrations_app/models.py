@@ -1,0 +1,163 @@
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from inventory.models import Host, VirtualMachine
+
+from .choices import ACTIVE_STATES, ALLOWED_TRANSITIONS, FINAL_STATES, EventKind, Priority, TaskState
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+class MigrationLimits(models.Model):
+    """How many migrations may run at once: per host each way, and in all. One row."""
+
+    max_outgoing_per_host = models.PositiveSmallIntegerField(default=2)
+    max_incoming_per_host = models.PositiveSmallIntegerField(default=2)
+    max_concurrent = models.PositiveSmallIntegerField("max concurrent in all", default=8)
+
+    class Meta:
+        verbose_name = "migration limits"
+        verbose_name_plural = "migration limits"
+
+    def __str__(self) -> str:
+        return f"{self.max_outgoing_per_host} out / {self.max_incoming_per_host} in per host, {self.max_concurrent} in all"
+
+    @classmethod
+    def current(cls) -> "MigrationLimits":
+        limits, _ = cls.objects.get_or_create(pk=1)
+        return limits
+
+
+class MigrationTask(models.Model):
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.PROTECT, related_name="migration_tasks")
+    source = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="outgoing_tasks")
+    destination = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="incoming_tasks")
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.CharField(max_length=500, blank=True)
+
+    # What the operator asked for.
+    max_downtime_ms = models.PositiveIntegerField("max downtime (ms)", default=300, help_text="The longest final pause the operator accepts")
+    bandwidth_mib_s = models.PositiveIntegerField("bandwidth (MiB/s)", null=True, blank=True, help_text="Empty means uncapped")
+    allow_post_copy = models.BooleanField(default=False)
+    allow_auto_converge = models.BooleanField(default=True)
+
+    state = models.CharField(max_length=16, choices=TaskState.choices, default=TaskState.QUEUED)
+    # Set under the limits lock when the task may use a slot on its hosts; freed by a final state.
+    slot_granted_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    force_complete_requested = models.BooleanField(default=False)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When memory started to move")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The worker running it writes this every monitor tick; recovery looks for stale ones.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+
+    # Prediction made before starting.
+    measured_dirty_rate_bytes_s = models.BigIntegerField(null=True, blank=True)
+    predicted_total_ms = models.PositiveIntegerField(null=True, blank=True)
+    predicted_downtime_ms = models.PositiveIntegerField(null=True, blank=True)
+    prediction = models.TextField(blank=True)
+
+    # Results from libvirt's completed job.
+    total_ms = models.PositiveIntegerField(null=True, blank=True)
+    downtime_ms = models.PositiveIntegerField(null=True, blank=True)
+    bytes_transferred = models.BigIntegerField(null=True, blank=True)
+    iterations = models.PositiveIntegerField(null=True, blank=True)
+    final_dirty_rate_bytes_s = models.BigIntegerField(null=True, blank=True)
+    mean_throughput_bytes_s = models.BigIntegerField(null=True, blank=True)
+
+    error = models.TextField(blank=True, help_text="What went wrong, for an operator")
+    error_detail = models.TextField(blank=True, help_text="libvirt's own words")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["vm"], condition=Q(state__in=ACTIVE_STATES), name="one_active_task_per_vm"),
+            models.CheckConstraint(condition=~Q(source=models.F("destination")), name="source_differs_from_destination"),
+        ]
+        indexes = [models.Index(fields=["state", "priority", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.vm} {self.source} → {self.destination}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("task-detail", args=[self.pk])
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def queue_name(self) -> str:
+        return Priority(self.priority).queue_name
+
+    def transition(self, to: str, message: str = "", *, error: str = "", error_detail: str = "", actor=None) -> None:
+        """The one way a task changes state: checked against the machine, saved, on the timeline
+        and in the audit trail. Raises InvalidTransition when the row moved on meanwhile."""
+        with transaction.atomic():
+            current = MigrationTask.objects.select_for_update().only("state").get(pk=self.pk).state
+            if to not in ALLOWED_TRANSITIONS[current]:
+                self.state = current
+                raise InvalidTransition(f"task {self.pk} cannot go from {current} to {to}")
+            now = timezone.now()
+            self.state = to
+            fields = ["state"]
+            if to == TaskState.MIGRATING and self.started_at is None:
+                self.started_at = now
+                fields.append("started_at")
+            if to in FINAL_STATES:
+                self.finished_at = now
+                fields.append("finished_at")
+            if error or error_detail:
+                self.error, self.error_detail = error, error_detail
+                fields += ["error", "error_detail"]
+            self.save(update_fields=fields)
+            text = message or error or TaskState(to).label
+            self.log(EventKind.STATE, text, from_state=current, to_state=to, actor=actor)
+
+    def log(self, kind: str, message: str, *, from_state: str = "", to_state: str = "", actor=None) -> "TaskEvent":
+        return TaskEvent.objects.create(task=self, kind=kind, message=message, from_state=from_state, to_state=to_state, actor=actor)
+
+
+class TaskEvent(models.Model):
+    """One line of a task's timeline: a state change, a check, a policy action and why."""
+
+    task = models.ForeignKey(MigrationTask, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=16, choices=EventKind.choices)
+    from_state = models.CharField(max_length=16, blank=True)
+    to_state = models.CharField(max_length=16, blank=True)
+    message = models.TextField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.message}"
+
+
+class ProgressSample(models.Model):
+    """libvirt's job statistics at one moment of a migration, kept for the progress chart."""
+
+    task = models.ForeignKey(MigrationTask, on_delete=models.CASCADE, related_name="samples")
+    elapsed_ms = models.PositiveIntegerField()
+    data_total = models.BigIntegerField(default=0)
+    data_processed = models.BigIntegerField(default=0)
+    data_remaining = models.BigIntegerField(default=0)
+    dirty_rate_bytes_s = models.BigIntegerField(default=0)
+    throughput_bytes_s = models.BigIntegerField(default=0)
+    iteration = models.PositiveIntegerField(default=0)
+    max_downtime_ms = models.PositiveIntegerField(null=True, blank=True)
+    throttle_percent = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["task", "elapsed_ms"]

@@ -1,0 +1,122 @@
+"""What operators do with migrations, for the pages and the CLI alike: submit, cancel,
+force-complete. Bad input raises MigrationRequestError and changes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+
+from inventory.models import Host, VirtualMachine
+
+from . import dispatch
+from .checks import CheckReport, preflight
+from .choices import ACTIVE_STATES, EventKind, Priority, TaskState
+from .models import InvalidTransition, MigrationTask
+
+
+class MigrationRequestError(Exception):
+    def __init__(self, message: str, report: CheckReport | None = None):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class MigrationOptions:
+    priority: int = Priority.NORMAL
+    max_downtime_ms: int = 300
+    bandwidth_mib_s: int | None = None
+    allow_post_copy: bool = False
+    allow_auto_converge: bool = True
+    reason: str = ""
+
+    def validate(self) -> None:
+        if self.priority not in Priority.values:
+            raise MigrationRequestError(f"Priority must be one of {', '.join(p.label.lower() for p in Priority)}.")
+        if not 1 <= self.max_downtime_ms <= 60_000:
+            raise MigrationRequestError("Max downtime must be between 1 and 60000 ms.")
+        if self.bandwidth_mib_s is not None and not 1 <= self.bandwidth_mib_s <= 100_000:
+            raise MigrationRequestError("Bandwidth must be between 1 and 100000 MiB/s, or empty for uncapped.")
+
+
+def find_vm(name_or_uuid: str) -> VirtualMachine:
+    vm = VirtualMachine.objects.select_related("host").filter(name=name_or_uuid).first()
+    if vm is None:
+        try:
+            vm = VirtualMachine.objects.select_related("host").filter(uuid=name_or_uuid).first()
+        except Exception:  # not a UUID either
+            vm = None
+    if vm is None:
+        raise MigrationRequestError(f"No VM named {name_or_uuid!r} is in the inventory.")
+    return vm
+
+
+def find_host(name: str) -> Host:
+    host = Host.objects.filter(name=name).first()
+    if host is None:
+        known = ", ".join(Host.objects.values_list("name", flat=True)) or "none"
+        raise MigrationRequestError(f"No host named {name!r}; known hosts: {known}.")
+    return host
+
+
+def check_migration(vm: VirtualMachine, destination: Host) -> CheckReport:
+    return preflight(vm, destination)
+
+
+def submit_migration(vm: VirtualMachine, destination: Host, options: MigrationOptions, *, requested_by=None) -> MigrationTask:
+    options.validate()
+    active = MigrationTask.objects.filter(vm=vm, state__in=ACTIVE_STATES).first()
+    if active is not None:
+        raise MigrationRequestError(f"{vm.name} already has an active migration, task #{active.pk} ({active.get_state_display().lower()}).")
+    report = preflight(vm, destination)
+    if not report.passed:
+        raise MigrationRequestError(f"{vm.name} cannot move to {destination.name}: {report.summary()}", report)
+    try:
+        with transaction.atomic():
+            task = MigrationTask.objects.create(
+                vm=vm,
+                source=vm.host,
+                destination=destination,
+                priority=options.priority,
+                requested_by=requested_by,
+                reason=options.reason,
+                max_downtime_ms=options.max_downtime_ms,
+                bandwidth_mib_s=options.bandwidth_mib_s,
+                allow_post_copy=options.allow_post_copy,
+                allow_auto_converge=options.allow_auto_converge,
+            )
+            who = requested_by.get_username() if requested_by else "the system"
+            task.log(EventKind.STATE, f"Requested by {who}: {vm.name} from {vm.host.name} to {destination.name}, {Priority(options.priority).label.lower()} priority.", to_state=TaskState.QUEUED, actor=requested_by)
+            dispatch.enqueue_task(task)
+    except IntegrityError as error:
+        # The database enforces one active task per VM even when two requests race.
+        raise MigrationRequestError(f"{vm.name} already has an active migration.") from error
+    return task
+
+
+def cancel_task(task: MigrationTask, *, actor=None) -> str:
+    """Cancel now if it has not started; ask the worker to abort if it is migrating."""
+    if task.is_final:
+        raise MigrationRequestError(f"Task #{task.pk} is already {task.get_state_display().lower()}.")
+    if task.state == TaskState.POST_COPY:
+        raise MigrationRequestError(f"Task #{task.pk} is in post-copy: {task.vm.name} already runs on {task.destination.name} and the migration can only finish.")
+    if task.state in (TaskState.QUEUED, TaskState.WAITING):
+        try:
+            task.transition(TaskState.CANCELLED, "Cancelled before it started; nothing moved.", actor=actor)
+            return f"Task #{task.pk} cancelled; it never started."
+        except InvalidTransition:
+            task.refresh_from_db()  # a worker took it meanwhile: ask that worker instead
+    task.cancel_requested = True
+    task.save(update_fields=["cancel_requested"])  # save(), not update(): the audit trail records it
+    task.log(EventKind.OPERATOR, "Cancel requested.", actor=actor)
+    return f"Task #{task.pk}: cancel requested; the worker aborts the migration and {task.vm.name} stays on {task.source.name}."
+
+
+def force_complete(task: MigrationTask, *, actor=None) -> str:
+    if task.state != TaskState.MIGRATING:
+        raise MigrationRequestError(f"Only a migrating task can be forced to complete; task #{task.pk} is {task.get_state_display().lower()}.")
+    task.force_complete_requested = True
+    task.save(update_fields=["force_complete_requested"])
+    how = "switching to post-copy" if task.allow_post_copy else "accepting a longer final pause"
+    task.log(EventKind.OPERATOR, f"Force-complete requested: {how}.", actor=actor)
+    return f"Task #{task.pk}: completing now by {how}."

@@ -1,0 +1,99 @@
+"""Migration slots: per-host outgoing and incoming limits and a global one, shared by every
+worker process through the database. Slots go by priority, then first come first served.
+
+Every decision is made while holding a row lock on MigrationLimits, so two workers never
+grant the same slot; a slot is freed when its task reaches a final state.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from .choices import ACTIVE_STATES, TaskState
+from .models import MigrationLimits, MigrationTask
+
+
+@dataclass(frozen=True)
+class SlotDecision:
+    granted: bool
+    position: int = 0  # among tasks waiting for a slot, 1 = next
+    blocked_by: str = ""  # which limit is full, for the timeline
+
+
+def request_slot(task: MigrationTask) -> tuple[SlotDecision, list[MigrationTask]]:
+    """Grant `task` a slot now if the limits and the tasks ahead of it allow.
+
+    Also returns waiting tasks that were granted a slot in the same pass: the caller
+    queues them, since a granted task must not wait for the next scheduler tick.
+    """
+    with transaction.atomic():
+        granted, decisions = _allocate(_locked_limits(), extra=task)
+        now = timezone.now()
+        if task.pk in granted:
+            MigrationTask.objects.filter(pk=task.pk).update(slot_granted_at=now)
+            task.slot_granted_at = now
+        others = _mark_granted(granted - {task.pk}, now)
+        return decisions[task.pk], others
+
+
+def grant_waiting_slots() -> list[MigrationTask]:
+    """Grant slots to waiting tasks, best first, as far as the limits allow; returns them."""
+    with transaction.atomic():
+        granted, _ = _allocate(_locked_limits())
+        return _mark_granted(granted, timezone.now())
+
+
+def _mark_granted(task_ids: set[int], now) -> list[MigrationTask]:
+    if not task_ids:
+        return []
+    MigrationTask.objects.filter(pk__in=task_ids, state=TaskState.WAITING).update(slot_granted_at=now)
+    return list(MigrationTask.objects.filter(pk__in=task_ids, state=TaskState.WAITING))
+
+
+def _locked_limits() -> MigrationLimits:
+    MigrationLimits.current()
+    return MigrationLimits.objects.select_for_update().get(pk=1)
+
+
+def _allocate(limits: MigrationLimits, extra: MigrationTask | None = None) -> tuple[set[int], dict[int, SlotDecision]]:
+    holders = MigrationTask.objects.filter(state__in=ACTIVE_STATES, slot_granted_at__isnull=False)
+    outgoing = Counter(holders.values_list("source_id", flat=True))
+    incoming = Counter(holders.values_list("destination_id", flat=True))
+    running = holders.count()
+
+    waiting = list(MigrationTask.objects.filter(state=TaskState.WAITING, slot_granted_at__isnull=True).select_related("source", "destination"))
+    if extra is not None and extra.slot_granted_at is None and all(t.pk != extra.pk for t in waiting):
+        waiting.append(extra)
+    waiting.sort(key=lambda t: (t.priority, t.created_at, t.pk))
+
+    granted: set[int] = set()
+    decisions: dict[int, SlotDecision] = {}
+    position = 0
+    for task in waiting:
+        full = _full_limit(limits, task, outgoing, incoming, running)
+        if full:
+            position += 1
+            decisions[task.pk] = SlotDecision(False, position, full)
+            continue
+        granted.add(task.pk)
+        outgoing[task.source_id] += 1
+        incoming[task.destination_id] += 1
+        running += 1
+        decisions[task.pk] = SlotDecision(True)
+    if extra is not None and extra.slot_granted_at is not None:
+        decisions[extra.pk] = SlotDecision(True)
+    return granted, decisions
+
+
+def _full_limit(limits: MigrationLimits, task: MigrationTask, outgoing: Counter, incoming: Counter, running: int) -> str:
+    if running >= limits.max_concurrent:
+        return f"all {limits.max_concurrent} migration slots are in use"
+    if outgoing[task.source_id] >= limits.max_outgoing_per_host:
+        return f"{task.source.name} already sends {outgoing[task.source_id]} of its {limits.max_outgoing_per_host} outgoing migrations"
+    if incoming[task.destination_id] >= limits.max_incoming_per_host:
+        return f"{task.destination.name} already receives {incoming[task.destination_id]} of its {limits.max_incoming_per_host} incoming migrations"
+    return ""

@@ -1,0 +1,47 @@
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_POST
+
+from vmotion.htmx import render_page_or_partial
+from vmotion.roles import Role, role_required
+
+from . import services
+from .models import MigrationTask
+
+
+def _tasks():
+    return MigrationTask.objects.select_related("vm", "source", "destination", "requested_by")
+
+
+@role_required(Role.VIEWER)
+def task_list(request: HttpRequest) -> HttpResponse:
+    return render_page_or_partial(request, "migrations_app/task_list.html", "migrations_app/_task_table.html", {"tasks": _tasks()[:200]})
+
+
+@role_required(Role.VIEWER)
+def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    task = get_object_or_404(_tasks(), pk=pk)
+    context = {"task": task, "events": task.events.select_related("actor"), "last_sample": task.samples.order_by("-elapsed_ms").first()}
+    return render_page_or_partial(request, "migrations_app/task_detail.html", "migrations_app/_task_progress.html", context)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def task_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    return _operator_action(request, pk, services.cancel_task)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def task_force_complete(request: HttpRequest, pk: int) -> HttpResponse:
+    return _operator_action(request, pk, services.force_complete)
+
+
+def _operator_action(request: HttpRequest, pk: int, action) -> HttpResponse:
+    task = get_object_or_404(_tasks(), pk=pk)
+    try:
+        messages.info(request, action(task, actor=request.user))
+    except services.MigrationRequestError as error:
+        messages.error(request, str(error))
+    return redirect(task)

@@ -1,0 +1,244 @@
+"""Live migration end to end in the lab: real libvirt hosts, real Redis, real rqworker processes.
+Each test checks where the VM runs with virsh, an independent client."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from io import StringIO
+
+import django_rq
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from inventory import sync
+from inventory.models import Host, VirtualMachine
+from migrations_app import services
+from migrations_app.choices import Priority, SLOT_STATES, TaskState
+from migrations_app.models import MigrationLimits, MigrationTask
+from tests import processes
+from tests.lab_support import running_domains, virsh
+from vmotion.lab import lab as lab_control
+from vmotion.lab.probes import EchoProbe, SerialWatcher
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def workers(lab_inventory):
+    for name in ("high", "default", "low"):
+        django_rq.get_queue(name).empty()
+    started = [processes.start_worker(i) for i in range(3)] + [processes.start_scheduler()]
+    yield started
+    for process in started:
+        processes.stop(process)
+
+
+@pytest.fixture
+def home_hosts(lab_inventory, lab_config):
+    """Put every guest back on its home host after the test, so tests stay independent."""
+    yield
+    state = lab_control.status(lab_config)
+    hosts = {host.name: host for host in state.hosts}
+    for guest_status in state.guests:
+        home = lab_config.home_host(guest_status.name)
+        if guest_status.host and guest_status.host != home:
+            virsh(hosts[guest_status.host].uri, "migrate", "--live", "--p2p", "--persistent", "--undefinesource", guest_status.name, hosts[home].peer_uri)
+
+
+def where_runs(vm_name: str) -> list[str]:
+    return [host.name for host in Host.objects.order_by("name") if vm_name in running_domains(host.uri)]
+
+
+def defined_on(vm_name: str) -> list[str]:
+    return [host.name for host in Host.objects.order_by("name") if vm_name in virsh(host.uri, "list", "--all", "--name")]
+
+
+def migrate_cli(*args: str) -> dict:
+    out = StringIO()
+    call_command("vmotion", "migrate", *args, "--wait", "--json", stdout=out)
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+def guest(lab, name):
+    return next(g for g in lab.guests if g.name == name)
+
+
+def other_host(vm_name: str) -> str:
+    here = VirtualMachine.objects.get(name=vm_name).host.name
+    return next(h.name for h in Host.objects.order_by("name") if h.name != here)
+
+
+def wait_for_state(task: MigrationTask, states, timeout: float = 60) -> MigrationTask:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task.refresh_from_db()
+        if task.state in states:
+            return task
+        time.sleep(0.1)
+    raise AssertionError(f"task #{task.pk} stayed {task.state}, not {states}: {[e.message for e in task.events.all()]}")
+
+
+def test_an_idle_guest_moves_live_keeping_its_memory_and_its_tcp_connection(lab, workers, home_hosts):
+    name = "lab-vm1"
+    destination = other_host(name)
+    watcher = SerialWatcher(guest(lab, name).serial_log).start()
+    echo = EchoProbe(lab.netns, guest(lab, name).ip).start()
+    time.sleep(0.5)
+
+    result = migrate_cli(name, "--to", destination, "--max-downtime", "300")
+
+    time.sleep(0.5)
+    connection = echo.stop()
+    serial = watcher.stop()
+    assert result["state"] == "succeeded", result
+    assert 0 <= result["downtime_ms"] <= 300 and result["total_ms"] > 0 and result["bytes"] > 0
+    assert where_runs(name) == [destination] and defined_on(name) == [destination]
+    assert serial.kept_running and serial.mismatches == 0 and not serial.missing_seqs, serial
+    assert connection.connected and connection.intact and connection.reconnects == 0, connection
+    vm = VirtualMachine.objects.get(name=name)
+    assert vm.host.name == destination
+
+
+def test_a_guest_dirtying_faster_than_the_link_still_converges_through_the_policy(lab, workers, home_hosts):
+    name = "lab-vm4"  # rewrites its working set at 150 MB/s, above the 110 MiB/s cap
+    destination = other_host(name)
+    watcher = SerialWatcher(guest(lab, name).serial_log).start()
+
+    result = migrate_cli(name, "--to", destination, "--bandwidth", "110", "--max-downtime", "300")
+
+    serial = watcher.stop()
+    task = MigrationTask.objects.get(pk=result["task"])
+    assert result["state"] == "succeeded", [e.message for e in task.events.all()]
+    assert result["downtime_ms"] <= 300
+    assert where_runs(name) == [destination]
+    assert serial.kept_running and serial.mismatches == 0, serial
+    assert task.samples.count() > 0 and task.predicted_total_ms is not None
+
+
+def test_cancel_mid_flight_leaves_the_guest_running_on_the_source(lab, workers, home_hosts):
+    name = "lab-vm4"
+    source = VirtualMachine.objects.get(name=name).host.name
+    vm = VirtualMachine.objects.get(name=name)
+    task = services.submit_migration(vm, Host.objects.get(name=other_host(name)), services.MigrationOptions(bandwidth_mib_s=5))
+    wait_for_state(task, [TaskState.MIGRATING])
+    time.sleep(0.5)
+
+    services.cancel_task(task)
+
+    task = wait_for_state(task, [TaskState.CANCELLED, TaskState.FAILED, TaskState.SUCCEEDED])
+    assert task.state == TaskState.CANCELLED, task.error
+    assert where_runs(name) == [source] and defined_on(name) == [source]
+    assert f"still runs on {source}" in task.events.last().message
+
+
+def test_a_stopped_destination_daemon_fails_clearly_and_leaves_the_vm_alone(lab, lab_config, lab_inventory, home_hosts):
+    name = "lab-vm2"
+    vm = VirtualMachine.objects.get(name=name)
+    source = vm.host.name
+    destination = Host.objects.get(name=other_host(name))
+    task = services.submit_migration(vm, destination, services.MigrationOptions())
+    lab_control.stop_host_daemon(lab_config, destination.name, log=lambda line: None)
+    try:
+        worker = processes.start_worker()
+        try:
+            task = wait_for_state(task, [TaskState.FAILED, TaskState.SUCCEEDED, TaskState.CANCELLED])
+        finally:
+            processes.stop(worker)
+    finally:
+        lab_control.start_host_daemon(lab_config, destination.name, log=lambda line: None)
+    assert task.state == TaskState.FAILED
+    assert destination.name in task.error and "not reachable" in task.error
+    assert where_runs(name) == [source]
+
+
+def test_a_stopped_destination_daemon_on_the_cli_is_refused_before_anything_moves(lab, lab_config, lab_inventory):
+    name = "lab-vm3"
+    destination = Host.objects.get(name=other_host(name))
+    lab_control.stop_host_daemon(lab_config, destination.name, log=lambda line: None)
+    try:
+        sync.sync_host(destination)
+        with pytest.raises(CommandError, match="not reachable"):
+            migrate_cli(name, "--to", destination.name)
+    finally:
+        lab_control.start_host_daemon(lab_config, destination.name, log=lambda line: None)
+    assert MigrationTask.objects.count() == 0
+
+
+def test_bad_cli_input_exits_with_a_clear_message_and_changes_nothing(lab_inventory):
+    here = VirtualMachine.objects.get(name="lab-vm1").host.name
+    for args, message in (
+        (("no-such-vm", "--to", here), "No VM named"),
+        (("lab-vm1", "--to", "no-such-host"), "No host named"),
+        (("lab-vm1", "--to", here), "already runs on"),
+        (("lab-vm1", "--to", other_host("lab-vm1"), "--max-downtime", "0"), "Max downtime"),
+    ):
+        with pytest.raises(CommandError, match=message):
+            migrate_cli(*args)
+    assert MigrationTask.objects.count() == 0
+
+
+def test_migrations_submitted_at_once_respect_the_limits_and_high_priority_goes_first(lab, workers, home_hosts):
+    MigrationLimits.objects.update_or_create(pk=1, defaults={"max_outgoing_per_host": 1, "max_incoming_per_host": 1, "max_concurrent": 2})
+    hosts = list(Host.objects.order_by("name"))
+    names = ["lab-vm1", "lab-vm2", "lab-vm3", "lab-vm5", "lab-vm6", "lab-vm7"]
+    samples, stop_sampling = [], threading.Event()
+
+    def sample_running():
+        while not stop_sampling.is_set():
+            samples.append(list(MigrationTask.objects.filter(state__in=SLOT_STATES).values_list("source_id", "destination_id")))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample_running)
+    sampler.start()
+    tasks = []
+    try:
+        for name in names[:-1]:
+            vm = VirtualMachine.objects.get(name=name)
+            destination = hosts[(hosts.index(vm.host) + 1) % len(hosts)]
+            tasks.append(services.submit_migration(vm, destination, services.MigrationOptions(priority=Priority.LOW, bandwidth_mib_s=40)))
+        vm = VirtualMachine.objects.get(name=names[-1])
+        urgent = services.submit_migration(vm, hosts[(hosts.index(vm.host) + 1) % len(hosts)], services.MigrationOptions(priority=Priority.HIGH, bandwidth_mib_s=40))
+        for task in tasks + [urgent]:
+            wait_for_state(task, [TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED], timeout=240)
+    finally:
+        stop_sampling.set()
+        sampler.join()
+
+    for task in tasks + [urgent]:
+        task.refresh_from_db()
+        assert task.state == TaskState.SUCCEEDED, (task, task.error)
+    assert samples
+    for running in samples:
+        assert len(running) <= 2
+        assert max([sum(1 for s, _ in running if s == h.pk) for h in hosts]) <= 1
+        assert max([sum(1 for _, d in running if d == h.pk) for h in hosts]) <= 1
+    # Every low task that was still waiting when the urgent one arrived started after it.
+    overtaken = [t for t in tasks if t.started_at > urgent.created_at]
+    assert overtaken, "every low-priority task had started before the urgent one arrived"
+    assert all(urgent.started_at < t.started_at for t in overtaken)
+
+
+def test_a_worker_killed_mid_migration_is_reconciled_with_libvirt(lab, lab_inventory, home_hosts):
+    name = "lab-vm2"
+    vm = VirtualMachine.objects.get(name=name)
+    task = services.submit_migration(vm, Host.objects.get(name=other_host(name)), services.MigrationOptions(bandwidth_mib_s=10))
+    worker = processes.start_worker()
+    wait_for_state(task, [TaskState.MIGRATING])
+    processes.stop(worker, sig=9)  # the worker and its work horse, mid-migration
+
+    replacement = processes.start_worker(1)
+    scheduler = processes.start_scheduler()
+    try:
+        task = wait_for_state(task, [TaskState.SUCCEEDED, TaskState.FAILED], timeout=120)
+    finally:
+        processes.stop(replacement)
+        processes.stop(scheduler)
+    running = where_runs(name)
+    assert len(running) == 1, running
+    if task.state == TaskState.SUCCEEDED:
+        assert running == [task.destination.name] and "worker running this migration was lost" in task.events.last().message
+    else:
+        assert running == [task.source.name] and "Worker lost" in task.error

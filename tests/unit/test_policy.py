@@ -1,0 +1,358 @@
+"""The convergence policy, driven by scripted job samples and the elapsed times of a fake clock."""
+
+from dataclasses import replace
+
+import pytest
+
+from migrations_app.policy import (
+    GIB,
+    MB,
+    MIB,
+    Action,
+    ActionKind,
+    ConvergencePolicy,
+    JobSample,
+    MigrationOptions,
+    completion_timeout_ms,
+    decide,
+    downtime_schedule_ms,
+    expected_downtime_ms,
+    force_complete,
+    migration_flags_for,
+    start,
+)
+
+POLICY = ConvergencePolicy()
+LINK = 110 * MIB
+PRECOPY_ONLY = MigrationOptions(
+    slo_downtime_ms=300, bandwidth_bytes_s=LINK, allow_post_copy=False, allow_auto_converge=False, memory_bytes=GIB
+)
+WITH_POST_COPY = replace(PRECOPY_ONLY, allow_post_copy=True)
+WITH_AUTO_CONVERGE = replace(PRECOPY_ONLY, allow_auto_converge=True)
+
+
+def sample(iteration, remaining_mib, *, dirty_mb_s=20, bps=LINK, elapsed_ms=None, throttle=0, post_copy=False):
+    """A job sample taken just after pass `iteration` began; by default each pass takes 2 s."""
+    return JobSample(
+        elapsed_ms=iteration * 2000 if elapsed_ms is None else elapsed_ms,
+        data_total=GIB,
+        data_processed=GIB - remaining_mib * MIB,
+        data_remaining=remaining_mib * MIB,
+        memory_dirty_rate=dirty_mb_s * MB,
+        memory_iteration=iteration,
+        memory_bps=bps,
+        auto_converge_throttle=throttle,
+        post_copy=post_copy,
+    )
+
+
+def monitor(samples, options, policy=POLICY):
+    """What the engine's loop does: start, then decide on each sample.
+
+    Returns the final state, each action taken as (iteration, kind, value), and the actions themselves.
+    """
+    state, _ = start(options, policy)
+    taken, actions_taken = [], []
+    for job in samples:
+        state, actions = decide(state, job, options, policy)
+        taken += [(job.memory_iteration, action.kind, action.value) for action in actions]
+        actions_taken += actions
+    return state, taken, actions_taken
+
+
+def test_start_sets_the_initial_max_downtime_and_says_where_it_goes():
+    state, actions = start(PRECOPY_ONLY, POLICY)
+
+    assert state.max_downtime_ms == 30
+    assert actions == [
+        Action(
+            ActionKind.SET_MAX_DOWNTIME,
+            30,
+            "Max downtime starts at 30 ms and rises step by step to the 300 ms SLO only if the guest does not "
+            "converge.",
+        )
+    ]
+
+
+def test_start_uses_the_slo_when_it_is_below_the_initial_downtime():
+    state, actions = start(replace(PRECOPY_ONLY, slo_downtime_ms=20), POLICY)
+
+    assert state.max_downtime_ms == 20
+    assert [(a.kind, a.value) for a in actions] == [(ActionKind.SET_MAX_DOWNTIME, 20)]
+    assert "20 ms SLO" in actions[0].reason
+
+
+def test_the_downtime_schedule_grows_geometrically_from_the_initial_downtime_to_the_slo():
+    assert downtime_schedule_ms(PRECOPY_ONLY, POLICY) == (30, 53, 95, 169, 300)
+    assert downtime_schedule_ms(replace(PRECOPY_ONLY, slo_downtime_ms=32), POLICY) == (30, 31, 32)
+    assert downtime_schedule_ms(replace(PRECOPY_ONLY, slo_downtime_ms=20), POLICY) == (20,)
+
+
+def test_expected_downtime_is_the_remainder_at_the_current_rate_and_unknown_without_a_rate():
+    assert expected_downtime_ms(sample(2, 110)) == 1000
+    assert expected_downtime_ms(sample(1, 280, bps=0)) is None
+
+
+def test_it_does_nothing_while_the_guest_converges_at_the_current_max_downtime():
+    # 3 MiB at 110 MiB/s is a 27 ms pause: QEMU switches over on its own within the 30 ms.
+    _, taken, _ = monitor([sample(1, 280, bps=0), sample(2, 3), sample(3, 2)], PRECOPY_ONLY)
+
+    assert taken == []
+
+
+def test_a_pass_that_ends_over_the_max_downtime_raises_it_one_step_toward_the_slo_and_never_above():
+    samples = [sample(1, 280, bps=0)] + [sample(iteration, 100) for iteration in range(2, 9)]
+
+    _, taken, _ = monitor(samples, PRECOPY_ONLY)
+
+    assert taken == [
+        (2, ActionKind.SET_MAX_DOWNTIME, 53),
+        (3, ActionKind.SET_MAX_DOWNTIME, 95),
+        (4, ActionKind.SET_MAX_DOWNTIME, 169),
+        (5, ActionKind.SET_MAX_DOWNTIME, 300),
+    ]
+
+
+def test_raising_the_downtime_explains_the_figures():
+    state, _ = start(PRECOPY_ONLY, POLICY)
+
+    _, actions = decide(state, sample(2, 100), PRECOPY_ONLY, POLICY)
+
+    assert actions == [
+        Action(
+            ActionKind.SET_MAX_DOWNTIME,
+            53,
+            "Iteration 2: the 100 MiB still dirty would need a 909 ms pause at 110 MiB/s, more than the 30 ms "
+            "allowed; raising max downtime to 53 ms (SLO 300 ms).",
+        )
+    ]
+
+
+def test_samples_in_the_middle_of_a_pass_change_nothing():
+    _, taken, _ = monitor([sample(2, 100), sample(2, 90), sample(2, 80)], PRECOPY_ONLY)
+
+    assert taken == [(2, ActionKind.SET_MAX_DOWNTIME, 53)]
+
+
+def test_a_guest_that_outruns_the_link_gets_the_slo_at_once_since_smaller_steps_cannot_converge():
+    # 115 MB/s dirtied over a 110 MiB/s (115 MB/s) link: every pass resends the whole working set.
+    state, _ = start(PRECOPY_ONLY, POLICY)
+
+    _, actions = decide(state, sample(2, 256, dirty_mb_s=115), PRECOPY_ONLY, POLICY)
+
+    assert [(a.kind, a.value) for a in actions] == [(ActionKind.SET_MAX_DOWNTIME, 300)]
+    assert "115 MB/s" in actions[0].reason and "straight to the 300 ms SLO" in actions[0].reason
+
+
+def test_post_copy_starts_once_after_two_passes_at_the_slo_without_converging():
+    samples = [sample(iteration, 256, dirty_mb_s=400) for iteration in range(2, 8)]
+
+    state, taken, _ = monitor(samples, WITH_POST_COPY)
+
+    assert taken == [(2, ActionKind.SET_MAX_DOWNTIME, 300), (4, ActionKind.START_POST_COPY, None)]
+    assert state.post_copy_requested
+
+
+def test_the_post_copy_reason_gives_the_rates_and_the_pause_the_slo_could_not_hold():
+    state, _, _ = monitor([sample(2, 256, dirty_mb_s=400), sample(3, 256, dirty_mb_s=400)], WITH_POST_COPY)
+
+    _, actions = decide(state, sample(4, 256, dirty_mb_s=400), WITH_POST_COPY, POLICY)
+
+    assert actions == [
+        Action(
+            ActionKind.START_POST_COPY,
+            None,
+            "Not converging after 2 passes at the SLO: the guest dirties 400 MB/s while the link moves 110 MiB/s "
+            "(115 MB/s), so the final pause would take 2327 ms against the 300 ms SLO; switching to post-copy, "
+            "the guest now runs on the destination and fetches the remaining 256 MiB from the source, stalling "
+            "briefly on each page it touches first.",
+        )
+    ]
+
+
+def test_without_post_copy_it_aborts_and_says_the_slo_cannot_be_met_and_the_vm_stays_on_the_source():
+    samples = [sample(iteration, 256, dirty_mb_s=400) for iteration in range(2, 8)]
+
+    state, taken, actions = monitor(samples, PRECOPY_ONLY)
+
+    assert taken == [(2, ActionKind.SET_MAX_DOWNTIME, 300), (4, ActionKind.ABORT, None)]
+    assert state.aborted
+    assert actions[-1].reason == (
+        "The 300 ms downtime SLO cannot be met: the guest dirties 400 MB/s while the link moves 110 MiB/s "
+        "(115 MB/s), so the final pause would take 2327 ms against the 300 ms SLO; post-copy is not allowed, "
+        "so the migration is aborted and the VM keeps running on the source host."
+    )
+
+
+def test_without_post_copy_it_keeps_waiting_while_every_pass_still_shrinks_the_remainder():
+    # 100 MB/s dirtied over 115 MB/s: the remainder shrinks 13 % a pass; the timeout bounds the wait.
+    remainders = [200, 180, 160, 140, 120, 100, 80, 60, 40, 30]
+    samples = [sample(iteration, mib, dirty_mb_s=100) for iteration, mib in enumerate(remainders, start=2)]
+
+    _, taken, _ = monitor(samples, PRECOPY_ONLY)
+
+    assert taken == [
+        (2, ActionKind.SET_MAX_DOWNTIME, 53),
+        (3, ActionKind.SET_MAX_DOWNTIME, 95),
+        (4, ActionKind.SET_MAX_DOWNTIME, 169),
+        (5, ActionKind.SET_MAX_DOWNTIME, 300),
+    ]
+
+
+def test_auto_converge_gets_time_to_raise_the_throttle_and_a_whole_pass_at_its_maximum_before_the_abort():
+    throttles = [0, 0, 30, 50, 70, 90, 99, 99]
+    samples = [
+        sample(iteration, 256, dirty_mb_s=400, throttle=throttle)
+        for iteration, throttle in enumerate(throttles, start=2)
+    ]
+
+    _, taken, _ = monitor(samples, WITH_AUTO_CONVERGE)
+
+    assert taken == [(2, ActionKind.SET_MAX_DOWNTIME, 300), (9, ActionKind.ABORT, None)]
+
+
+def test_the_abort_after_auto_converge_mentions_the_throttle():
+    samples = [sample(2, 256, dirty_mb_s=400), sample(3, 256, dirty_mb_s=400), sample(4, 256, throttle=99)]
+    state, _, _ = monitor(samples, WITH_AUTO_CONVERGE)
+
+    _, actions = decide(state, sample(5, 256, dirty_mb_s=130, throttle=99), WITH_AUTO_CONVERGE, POLICY)
+
+    assert [a.kind for a in actions] == [ActionKind.ABORT]
+    assert "the guest dirties 130 MB/s even with its vCPUs throttled 99%" in actions[0].reason
+
+
+def test_auto_converge_is_not_requested_when_post_copy_is_allowed_so_post_copy_comes_without_waiting():
+    both = replace(WITH_POST_COPY, allow_auto_converge=True)
+    samples = [sample(iteration, 256, dirty_mb_s=400) for iteration in range(2, 5)]
+
+    _, taken, _ = monitor(samples, both)
+
+    assert migration_flags_for(both, POLICY)["auto_converge"] is False
+    assert taken[-1] == (4, ActionKind.START_POST_COPY, None)
+
+
+def test_the_migration_flags_carry_the_throttle_settings_and_post_copy():
+    assert migration_flags_for(WITH_AUTO_CONVERGE, POLICY) == {
+        "auto_converge": True,
+        "auto_converge_initial": 30,
+        "auto_converge_increment": 20,
+        "post_copy": False,
+    }
+    assert migration_flags_for(WITH_POST_COPY, POLICY)["post_copy"] is True
+
+
+def test_the_completion_timeout_scales_with_guest_memory_above_a_floor():
+    assert completion_timeout_ms(PRECOPY_ONLY, POLICY) == 60_000
+    assert completion_timeout_ms(replace(PRECOPY_ONLY, memory_bytes=4 * GIB), POLICY) == 120_000
+    assert completion_timeout_ms(replace(PRECOPY_ONLY, memory_bytes=16 * GIB), POLICY) == 480_000
+
+
+def test_it_aborts_at_the_completion_timeout_and_says_the_vm_stays_on_the_source():
+    samples = [sample(5, 40, dirty_mb_s=100, elapsed_ms=59_999), sample(5, 35, dirty_mb_s=100, elapsed_ms=60_000)]
+    state, _ = start(PRECOPY_ONLY, POLICY)
+    state = replace(state, max_downtime_ms=300, last_iteration=5)
+
+    state, first = decide(state, samples[0], PRECOPY_ONLY, POLICY)
+    state, second = decide(state, samples[1], PRECOPY_ONLY, POLICY)
+
+    assert first == []
+    assert second == [
+        Action(
+            ActionKind.ABORT,
+            None,
+            "Not complete within the 60 s completion timeout (30 s per GiB of the 1.0 GiB guest, at least 60 s) "
+            "with 35 MiB still to send: the migration is aborted and the VM keeps running on the source host.",
+        )
+    ]
+
+
+def test_a_migration_in_post_copy_is_never_aborted_at_the_timeout():
+    state, _ = start(WITH_POST_COPY, POLICY)
+
+    _, actions = decide(state, sample(9, 100, elapsed_ms=90_000, post_copy=True), WITH_POST_COPY, POLICY)
+
+    assert actions == []
+
+
+def test_nothing_is_requested_again_once_post_copy_was_requested_even_before_the_job_reports_it():
+    samples = [sample(iteration, 256, dirty_mb_s=400) for iteration in range(2, 5)]
+    state, _, _ = monitor(samples, WITH_POST_COPY)
+
+    later = [sample(5, 256, dirty_mb_s=400), sample(6, 256, dirty_mb_s=400, elapsed_ms=70_000)]
+    for job in later:
+        state, actions = decide(state, job, WITH_POST_COPY, POLICY)
+        assert actions == []
+
+
+def test_nothing_happens_after_an_abort():
+    samples = [sample(iteration, 256, dirty_mb_s=400) for iteration in range(2, 5)]
+    state, _, _ = monitor(samples, PRECOPY_ONLY)
+
+    for job in [sample(5, 256, dirty_mb_s=400), sample(6, 256, elapsed_ms=70_000)]:
+        state, actions = decide(state, job, PRECOPY_ONLY, POLICY)
+        assert actions == []
+    assert force_complete(state, sample(7, 256), PRECOPY_ONLY, POLICY) == (state, [])
+
+
+def test_early_samples_without_a_transfer_rate_cause_no_action():
+    samples = [sample(0, 0, bps=0, dirty_mb_s=0), sample(1, 1024, bps=0, dirty_mb_s=0), sample(2, 280, bps=0)]
+
+    state, taken, _ = monitor(samples, PRECOPY_ONLY)
+
+    assert taken == []
+    assert state.max_downtime_ms == 30
+
+
+def test_forcing_completion_switches_to_post_copy_when_it_was_allowed():
+    state, _ = start(WITH_POST_COPY, POLICY)
+
+    state, actions = force_complete(state, sample(3, 120, dirty_mb_s=100), WITH_POST_COPY, POLICY)
+
+    assert [(a.kind, a.value) for a in actions] == [(ActionKind.START_POST_COPY, None)]
+    assert actions[0].reason.startswith("Operator forced completion: switching to post-copy")
+    assert state.post_copy_requested
+
+
+def test_forcing_completion_without_post_copy_sets_the_pause_the_remainder_needs_overriding_the_slo():
+    state, _ = start(PRECOPY_ONLY, POLICY)
+
+    state, actions = force_complete(state, sample(3, 220, dirty_mb_s=100), PRECOPY_ONLY, POLICY)
+
+    # 220 MiB at 110 MiB/s is 2000 ms, plus 20 % headroom.
+    assert actions == [
+        Action(
+            ActionKind.SET_MAX_DOWNTIME,
+            2400,
+            "Operator forced completion, overriding the 300 ms SLO: max downtime 2400 ms, what the remaining "
+            "220 MiB need at 110 MiB/s plus 20% headroom.",
+        )
+    ]
+    assert state.max_downtime_ms == 2400
+
+
+def test_after_a_forced_completion_the_pause_follows_the_remainder_and_the_slo_no_longer_aborts():
+    state, _ = start(PRECOPY_ONLY, POLICY)
+    state, _ = force_complete(state, sample(3, 220, dirty_mb_s=400), PRECOPY_ONLY, POLICY)
+
+    state, grown = decide(state, sample(4, 275, dirty_mb_s=400), PRECOPY_ONLY, POLICY)
+    state, same = decide(state, sample(5, 250, dirty_mb_s=400), PRECOPY_ONLY, POLICY)
+    state, more = decide(state, sample(6, 250, dirty_mb_s=400), PRECOPY_ONLY, POLICY)
+
+    assert [(a.kind, a.value) for a in grown] == [(ActionKind.SET_MAX_DOWNTIME, 3000)]
+    assert same == more == []
+
+
+def test_forcing_completion_before_a_rate_is_known_sets_the_pause_at_the_first_sample_with_one():
+    state, _ = start(PRECOPY_ONLY, POLICY)
+
+    state, now = force_complete(state, sample(1, 500, bps=0), PRECOPY_ONLY, POLICY)
+    state, later = decide(state, sample(1, 440), PRECOPY_ONLY, POLICY)
+
+    assert now == []
+    assert [(a.kind, a.value) for a in later] == [(ActionKind.SET_MAX_DOWNTIME, 4800)]
+
+
+@pytest.mark.parametrize("slo_ms", [0, -5])
+def test_a_downtime_slo_below_one_millisecond_is_refused(slo_ms):
+    with pytest.raises(ValueError, match="at least 1 ms"):
+        replace(PRECOPY_ONLY, slo_downtime_ms=slo_ms)

@@ -1,0 +1,132 @@
+"""Predictions against the figures measured in the lab (LAB.md, "Baseline"), with tolerances."""
+
+from dataclasses import replace
+
+import pytest
+
+from migrations_app.policy import GIB, MB, MIB, ConvergencePolicy, MigrationOptions
+from migrations_app.prediction import POST_COPY_SWITCH_MS, SETUP_MS, predict
+
+POLICY = ConvergencePolicy()
+QEMU_DEFAULT_THROTTLE = replace(POLICY, auto_converge_initial_percent=20, auto_converge_increment_percent=10)
+LINK = 110 * MIB
+IN_USE = 280 * MIB  # the lab's 1 GiB guest with its 256 MiB working set
+PRECOPY_ONLY = MigrationOptions(
+    slo_downtime_ms=300, bandwidth_bytes_s=LINK, allow_post_copy=False, allow_auto_converge=False, memory_bytes=GIB
+)
+WITH_POST_COPY = replace(PRECOPY_ONLY, allow_post_copy=True)
+WITH_AUTO_CONVERGE = replace(PRECOPY_ONLY, allow_auto_converge=True)
+
+
+def test_an_idle_guest_takes_one_pass_plus_setup_as_in_the_lab():
+    prediction = predict(IN_USE, 0, LINK, PRECOPY_ONLY, POLICY)
+
+    # Lab: 3.4-3.5 s.
+    assert prediction.total_ms == round(SETUP_MS + IN_USE * 1000 / LINK) == 3345
+    assert (prediction.downtime_ms, prediction.iterations, prediction.strategy) == (0, 1, "pre-copy")
+    assert prediction.converges
+
+
+def test_a_guest_dirtying_20_mb_s_converges_in_about_4_s_with_a_few_passes():
+    prediction = predict(IN_USE, 20 * MB, LINK, PRECOPY_ONLY, POLICY)
+
+    # Lab: 3.9 s, 5 iterations, 19-32 ms downtime.
+    assert prediction.converges
+    assert 3_400 <= prediction.total_ms <= 4_400
+    assert 2 <= prediction.iterations <= 5
+    assert prediction.downtime_ms <= 95
+    assert prediction.strategy == "pre-copy with larger downtime"
+    assert "20 MB/s" in prediction.explanation and "110 MiB/s" in prediction.explanation
+
+
+def test_a_guest_dirtying_100_mb_s_still_converges_by_pre_copy_alone_after_many_passes():
+    prediction = predict(IN_USE, 100 * MB, LINK, PRECOPY_ONLY, POLICY)
+
+    # Lab: 22.5-23.2 s and 40 iterations; the model's passes shrink a little faster than QEMU's.
+    assert prediction.converges
+    assert prediction.strategy == "pre-copy with larger downtime"
+    assert 15_000 <= prediction.total_ms <= 25_000
+    assert prediction.iterations >= 10
+    assert prediction.downtime_ms <= 300
+
+
+def test_a_guest_dirtying_400_mb_s_does_not_converge_by_pre_copy_alone():
+    prediction = predict(IN_USE, 400 * MB, LINK, PRECOPY_ONLY, POLICY)
+
+    assert not prediction.converges
+    assert prediction.strategy == "cannot meet SLO"
+    assert prediction.downtime_ms > 2_000  # the whole working set, 2.3-2.5 s at 110 MiB/s
+    assert "400 MB/s" in prediction.explanation and "300 ms SLO" in prediction.explanation
+    assert "leave the VM on the source host" in prediction.explanation
+
+
+def test_post_copy_finishes_a_guest_dirtying_400_mb_s_with_a_pause_of_a_few_ms():
+    prediction = predict(IN_USE, 400 * MB, LINK, WITH_POST_COPY, POLICY)
+
+    # Lab: 5.5-7.7 s switching at once; the policy first gives pre-copy a pass at the SLO.
+    assert prediction.converges
+    assert prediction.strategy == "post-copy"
+    assert prediction.downtime_ms == POST_COPY_SWITCH_MS
+    assert 5_500 <= prediction.total_ms <= 15_000
+    assert "page faults" in prediction.explanation
+
+
+def test_auto_converge_with_qemus_default_throttle_takes_as_long_as_in_the_lab():
+    prediction = predict(IN_USE, 400 * MB, LINK, WITH_AUTO_CONVERGE, QEMU_DEFAULT_THROTTLE)
+
+    # Lab: 42-43 s.
+    assert prediction.strategy == "auto-converge"
+    assert 38_000 <= prediction.total_ms <= 48_000
+
+
+def test_auto_converge_with_the_policys_throttle_converges_faster_and_stops_at_90_percent():
+    prediction = predict(IN_USE, 400 * MB, LINK, WITH_AUTO_CONVERGE, POLICY)
+
+    assert prediction.converges
+    assert prediction.strategy == "auto-converge"
+    assert prediction.total_ms <= 30_000
+    assert prediction.downtime_ms <= 300
+    assert "throttles the vCPUs to 90%" in prediction.explanation
+
+
+def test_a_dirty_rate_above_the_link_over_a_small_working_set_cannot_meet_the_default_slo():
+    # Lab: 512 MiB guest, 64 MiB rewritten at 200 MB/s: expected downtime 552 ms against 300 ms.
+    options = replace(PRECOPY_ONLY, memory_bytes=512 * MIB)
+
+    prediction = predict(64 * MIB, 200 * MB, LINK, options, POLICY)
+
+    assert not prediction.converges
+    assert 500 <= prediction.downtime_ms <= 650
+
+
+def test_a_larger_slo_lets_that_guest_converge_with_a_longer_pause():
+    options = replace(PRECOPY_ONLY, memory_bytes=512 * MIB, slo_downtime_ms=1_000)
+
+    prediction = predict(64 * MIB, 200 * MB, LINK, options, POLICY)
+
+    assert prediction.converges
+    assert prediction.strategy == "pre-copy with larger downtime"
+    assert 500 <= prediction.downtime_ms <= 650
+
+
+def test_a_guest_with_nothing_in_memory_takes_only_the_setup():
+    prediction = predict(0, 400 * MB, LINK, PRECOPY_ONLY, POLICY)
+
+    assert (prediction.total_ms, prediction.downtime_ms, prediction.converges) == (SETUP_MS, 0, True)
+
+
+def test_a_migration_slower_than_the_completion_timeout_is_predicted_to_be_aborted():
+    # 16 GiB over 10 MiB/s: the first pass alone takes 27 minutes, the timeout is 8.
+    options = replace(PRECOPY_ONLY, memory_bytes=16 * GIB)
+
+    prediction = predict(16 * GIB, 1 * MB, 10 * MIB, options, POLICY)
+
+    assert not prediction.converges
+    assert prediction.strategy == "cannot meet SLO"
+    assert "480 s completion timeout" in prediction.explanation
+
+
+@pytest.mark.parametrize("bandwidth", [0, -1])
+def test_it_needs_a_positive_link_rate(bandwidth):
+    with pytest.raises(ValueError, match="must be positive"):
+        predict(IN_USE, 0, bandwidth, PRECOPY_ONLY, POLICY)
