@@ -520,12 +520,16 @@ class DomainControl:
 
         return _call_with_timeout(read, self.timeout, what=f"libvirt at {self.uri}")
 
-    def compare_cpu(self, cpu_xml: str) -> tuple[bool, str]:
-        """Whether this host's hypervisor can give a guest the CPU in cpu_xml: (ok, detail)."""
+    def compare_cpu(self, cpu: "DomainCpu") -> tuple[bool, str]:
+        """Whether this host's hypervisor can give a guest its CPU, for the guest's own
+        virtualisation type (plain emulation offers more than KVM would): (ok, detail)."""
 
         def compare():
             try:
-                result = self._conn.compareHypervisorCPU(None, None, None, None, cpu_xml, libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE)
+                result = self._conn.compareHypervisorCPU(
+                    None, cpu.arch or None, cpu.machine or None, cpu.virt_type or None, cpu.xml,
+                    libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE,
+                )
             except libvirt.libvirtError as error:
                 if error.get_error_code() == libvirt.VIR_ERR_CPU_INCOMPATIBLE:
                     return False, _describe(error)
@@ -534,12 +538,27 @@ class DomainControl:
 
         return _call_with_timeout(compare, self.timeout, what=f"comparing CPUs at {self.uri}")
 
-    def domain_cpu_xml(self, uuid: str) -> str:
+    def domain_cpu(self, uuid: str) -> "DomainCpu":
         def read(dom):
-            cpu = ET.fromstring(dom.XMLDesc(0)).find("cpu")
-            return ET.tostring(cpu, encoding="unicode") if cpu is not None else ""
+            root = ET.fromstring(dom.XMLDesc(0))
+            cpu = root.find("cpu")
+            os_type = root.find("os/type")
+            return DomainCpu(
+                xml=ET.tostring(cpu, encoding="unicode") if cpu is not None and cpu.find("model") is not None else "",
+                virt_type=root.get("type", ""),
+                arch=os_type.get("arch", "") if os_type is not None else "",
+                machine=os_type.get("machine", "") if os_type is not None else "",
+            )
 
         return self._on_domain(uuid, read, "reading the domain's CPU")
+
+
+@dataclass(frozen=True)
+class DomainCpu:
+    xml: str  # the <cpu> element, empty when the guest takes the hypervisor's default
+    virt_type: str  # "kvm" or "qemu" (plain emulation)
+    arch: str
+    machine: str
 
 
 def domain_state(uri: str, uuid: str, timeout: float) -> str | None:

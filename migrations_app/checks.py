@@ -111,11 +111,11 @@ def check_cpu_compatible(vm: VirtualMachine, source: Host, destination: Host) ->
     timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
     try:
         with hypervisor.DomainControl(source.uri, timeout) as control:
-            cpu_xml = control.domain_cpu_xml(str(vm.uuid))
-        if not cpu_xml:
+            cpu = control.domain_cpu(str(vm.uuid))
+        if not cpu.xml:
             return ok("cpu_compatible", "The VM uses the hypervisor's default CPU, which every host offers.")
         with hypervisor.DomainControl(destination.uri, timeout) as control:
-            compatible, detail = control.compare_cpu(cpu_xml)
+            compatible, detail = control.compare_cpu(cpu)
     except hypervisor.HypervisorError as error:
         return fail("cpu_compatible", f"Could not compare the VM's CPU with {destination.name}: {error}")
     model = vm.cpu_model or vm.cpu_mode or "its CPU"
