@@ -408,11 +408,12 @@ class MigrationRun:
 
 
 def _migration_flags(request: MigrationRequest) -> int:
+    # No VIR_MIGRATE_UNDEFINE_SOURCE: the completed job's statistics are read on the source
+    # (the destination has none after post-copy), so the caller undefines it afterwards.
     flags = (
         libvirt.VIR_MIGRATE_LIVE
         | libvirt.VIR_MIGRATE_PEER2PEER
         | libvirt.VIR_MIGRATE_PERSIST_DEST
-        | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
         | libvirt.VIR_MIGRATE_ABORT_ON_ERROR
     )
     if request.auto_converge:
