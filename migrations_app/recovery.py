@@ -67,7 +67,7 @@ def reconcile(task: MigrationTask) -> bool:
     timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
     with hypervisor.DomainControl(task.source.uri, timeout) as source:
         on_source = source.domain_state(uuid)
-        job = source.job_stats(uuid) if on_source else None
+        job = source.job_stats(uuid) if on_source in ("running", "paused") else None
         if job is not None and job.active:
             return _still_migrating(task, source)
         on_destination = _state_on(task.destination.uri, uuid, timeout)
