@@ -516,7 +516,10 @@ class DomainControl:
                 if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                     return None
                 raise
-            state, _reason = dom.state(0)
+            state, reason = dom.state(0)
+            # Paused for a migration is neither running here nor stopped: the move is unfinished.
+            if state == libvirt.VIR_DOMAIN_PAUSED and reason in (libvirt.VIR_DOMAIN_PAUSED_MIGRATION, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY):
+                return "migrating"
             return _DOMAIN_STATES.get(state, "unknown")
 
         return _call_with_timeout(read, self.timeout, what=f"libvirt at {self.uri}")

@@ -15,7 +15,7 @@ from django.utils import timezone
 from inventory import hypervisor, sync
 from inventory.models import Host
 
-from . import dispatch, policy
+from . import dispatch, policy, recovery
 from .checks import preflight
 from .choices import EventKind, TaskState
 from .models import InvalidTransition, MigrationTask, ProgressSample
@@ -156,6 +156,7 @@ def _monitor(task, run, control, options, policy_state, actions, started) -> Mon
     uuid = str(task.vm.uuid)
     outcome = MonitorOutcome()
     forced = False
+    throttle_seen = 0
     _carry_out(task, control, actions, outcome)
     while not run.wait(MONITOR_INTERVAL_S):
         try:
@@ -178,6 +179,9 @@ def _monitor(task, run, control, options, policy_state, actions, started) -> Mon
             post_copy=stats.post_copy,
         )
         _record(task, sample, policy_state)
+        if sample.auto_converge_throttle > throttle_seen:
+            throttle_seen = sample.auto_converge_throttle
+            task.log(EventKind.POLICY, f"Auto-converge: QEMU slows the guest's vCPUs by {throttle_seen}% so the copy can catch up with its writes.")
         if stats.post_copy and task.state == TaskState.MIGRATING:
             task.transition(TaskState.POST_COPY, f"{task.vm.name} now runs on {task.destination.name}; the rest of its memory follows.")
         cancel, force = MigrationTask.objects.filter(pk=task.pk).values_list("cancel_requested", "force_complete_requested").get()
@@ -240,13 +244,18 @@ def _carry_out(task, control, actions, outcome: MonitorOutcome) -> None:
 
 
 def _conclude(task, run, control, outcome: MonitorOutcome) -> None:
+    """Finish the task by where libvirt says the VM runs now, not by what the call returned."""
     uuid = str(task.vm.uuid)
     timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
     on_source = _state_on(control.uri, uuid, timeout)
     on_destination = _state_on(task.destination.uri, uuid, timeout)
     runs_on_destination = on_destination in ("running", "paused")
     runs_on_source = on_source in ("running", "paused")
-    if run.error is None and runs_on_destination:
+    lost = _lost_hosts(task, on_source, on_destination)
+    if lost and not _surely_on_source(task, on_source):
+        _hand_to_recovery(task, lost, run.error)
+        return
+    if runs_on_destination and not runs_on_source:
         _store_results(task, control)
         hypervisor.undefine_inactive(control, uuid)
         task.refresh_from_db()
@@ -258,9 +267,30 @@ def _conclude(task, run, control, outcome: MonitorOutcome) -> None:
     elif outcome.abort_reason:
         _finish(task, TaskState.FAILED, error=f"{outcome.abort_reason} {where.capitalize()}.", detail=str(run.error or ""))
     elif run.error is not None:
-        _finish(task, TaskState.FAILED, error=f"libvirt could not migrate the VM: {run.error} {where.capitalize()}.", detail=str(run.error))
+        _finish(task, TaskState.FAILED, error=f"{lost}libvirt could not migrate the VM: {run.error} {where.capitalize()}.", detail=str(run.error))
     else:
         _finish(task, TaskState.FAILED, error=f"libvirt reported success but the VM does not run on the destination; {where}.")
+
+
+def _hand_to_recovery(task, lost: str, error) -> None:
+    """Where the VM runs cannot be known while a host is silent, so no verdict yet: recovery
+    finalises the task once both hosts answer and libvirt can say where the VM runs."""
+    detail = f" (libvirt: {error})" if error else ""
+    task.log(EventKind.INFO, f"{lost}vmotion finalises this task once both hosts answer again{detail}.")
+    MigrationTask.objects.filter(pk=task.pk).update(worker=recovery.HANDED_TO_RECOVERY, heartbeat_at=None)
+
+
+def _surely_on_source(task, on_source: str | None) -> bool:
+    """Before post-copy the destination only runs the guest once the source hands it over,
+    so a source that runs it (not paused for the move) still has it, whatever the other says."""
+    return on_source == "running" and task.state != TaskState.POST_COPY
+
+
+def _lost_hosts(task, on_source: str | None, on_destination: str | None) -> str:
+    lost = [host.name for host, state in ((task.source, on_source), (task.destination, on_destination)) if state == "unreachable"]
+    if not lost:
+        return ""
+    return f"{' and '.join(lost)} stopped answering during the migration. "
 
 
 def _state_on(uri: str, uuid: str, timeout: float) -> str | None:

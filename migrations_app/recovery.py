@@ -26,6 +26,8 @@ from .models import InvalidTransition, MigrationTask
 log = logging.getLogger(__name__)
 
 WORKING_STATES = (TaskState.CHECKING, TaskState.MIGRATING, TaskState.POST_COPY)
+# The worker field of a task whose worker lost contact with a host and left it to recovery.
+HANDED_TO_RECOVERY = "recovery"
 
 
 def reconcile_orphaned_tasks() -> list[int]:
@@ -43,7 +45,7 @@ def reconcile_orphaned_tasks() -> list[int]:
 def _orphans() -> list[MigrationTask]:
     stale = timezone.now() - timedelta(seconds=settings.MIGRATION_WORKER_LOST_AFTER_SECONDS)
     candidates = MigrationTask.objects.filter(state__in=WORKING_STATES).select_related("vm", "source", "destination")
-    silent = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
+    silent = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale) | Q(worker=HANDED_TO_RECOVERY)
     silent_ids = set(candidates.filter(silent).values_list("pk", flat=True))
     return [task for task in candidates if task.pk in silent_ids or _worker_process_gone(task.worker)]
 
@@ -71,13 +73,21 @@ def reconcile(task: MigrationTask) -> bool:
         if job is not None and job.active:
             return _still_migrating(task, source)
         on_destination = _state_on(task.destination.uri, uuid, timeout)
+        surely_on_source = on_source == "running" and task.state != TaskState.POST_COPY
+        if "migrating" in (on_source, on_destination) or (on_destination == "unreachable" and not surely_on_source):
+            return False  # not knowable yet: try again at the next housekeeping tick
+        cause = (
+            "vmotion lost contact with a host during the migration"
+            if task.worker == HANDED_TO_RECOVERY
+            else "Worker lost: the worker running this migration stopped"
+        )
         if on_destination in ("running", "paused") and on_source not in ("running", "paused"):
             hypervisor.undefine_inactive(source, uuid)
-            _finalise(task, TaskState.SUCCEEDED, message=f"The worker running this migration was lost, but libvirt finished it: {task.vm.name} runs on {task.destination.name}.")
+            _finalise(task, TaskState.SUCCEEDED, message=f"{cause}, but libvirt finished it: {task.vm.name} runs on {task.destination.name}.")
         elif on_source in ("running", "paused"):
-            _finalise(task, TaskState.FAILED, error=f"Worker lost: the worker running this migration stopped. {task.vm.name} still runs on {task.source.name}.")
+            _finalise(task, TaskState.FAILED, error=f"{cause}. {task.vm.name} still runs on {task.source.name}.")
         else:
-            _finalise(task, TaskState.FAILED, error=f"Worker lost. {task.vm.name} is {on_source or 'not defined'} on {task.source.name} and {on_destination or 'not defined'} on {task.destination.name}.")
+            _finalise(task, TaskState.FAILED, error=f"{cause}. {task.vm.name} is {on_source or 'not defined'} on {task.source.name} and {on_destination or 'not defined'} on {task.destination.name}.")
     for host in (task.source, task.destination):
         sync.sync_host(Host.objects.get(pk=host.pk))
     return True

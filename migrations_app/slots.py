@@ -65,25 +65,31 @@ def _allocate(limits: MigrationLimits, extra: MigrationTask | None = None) -> tu
     incoming = Counter(holders.values_list("destination_id", flat=True))
     running = holders.count()
 
-    waiting = list(MigrationTask.objects.filter(state=TaskState.WAITING, slot_granted_at__isnull=True).select_related("source", "destination"))
-    if extra is not None and extra.slot_granted_at is None and all(t.pk != extra.pk for t in waiting):
-        waiting.append(extra)
-    waiting.sort(key=lambda t: (t.priority, t.created_at, t.pk))
+    # Tasks still queued or being checked stand in line too: they cannot take a slot yet, but
+    # a lower-priority task must not take the one they are about to ask for.
+    in_line = list(
+        MigrationTask.objects.filter(state__in=(TaskState.QUEUED, TaskState.CHECKING, TaskState.WAITING), slot_granted_at__isnull=True)
+        .select_related("source", "destination")
+    )
+    if extra is not None and extra.slot_granted_at is None and all(t.pk != extra.pk for t in in_line):
+        in_line.append(extra)
+    in_line.sort(key=lambda t: (t.priority, t.created_at, t.pk))
 
     granted: set[int] = set()
     decisions: dict[int, SlotDecision] = {}
     position = 0
-    for task in waiting:
+    for task in in_line:
         full = _full_limit(limits, task, outgoing, incoming, running)
         if full:
             position += 1
             decisions[task.pk] = SlotDecision(False, position, full)
             continue
-        granted.add(task.pk)
+        if task.state == TaskState.WAITING or (extra is not None and task.pk == extra.pk):
+            granted.add(task.pk)
+            decisions[task.pk] = SlotDecision(True)
         outgoing[task.source_id] += 1
         incoming[task.destination_id] += 1
         running += 1
-        decisions[task.pk] = SlotDecision(True)
     if extra is not None and extra.slot_granted_at is not None:
         decisions[extra.pk] = SlotDecision(True)
     return granted, decisions
