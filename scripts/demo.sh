@@ -38,8 +38,11 @@ password_file="$state/admin-password"
 [ -f "$password_file" ] || .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(12))" > "$password_file"
 "${manage[@]}" ensure_admin --username admin --password-file "$password_file"
 
-.venv/bin/python manage.py rqworker high default low --with-scheduler >"$state/worker.log" 2>&1 &
-pids+=($!)
+# One worker per concurrent migration: a worker follows its migration to the end.
+for i in $(seq "${VMOTION_WORKERS:-4}"); do
+    .venv/bin/python manage.py rqworker high default low --worker-class migrations_app.worker.VmotionWorker >"$state/worker$i.log" 2>&1 &
+    pids+=($!)
+done
 .venv/bin/python manage.py scheduler >"$state/scheduler.log" 2>&1 &
 pids+=($!)
 .venv/bin/python manage.py runserver 127.0.0.1:8000 --noreload >"$state/web.log" 2>&1 &
@@ -53,7 +56,7 @@ cat <<EOT
 
 vmotion is running: http://127.0.0.1:8000/
   sign in as  admin  /  $(cat "$password_file")
-  logs in $state/ (web.log, worker.log, scheduler.log); the lab: .venv/bin/python manage.py lab status
+  logs in $state/ (web.log, worker*.log, scheduler.log); the lab: .venv/bin/python manage.py lab status
 Press Ctrl-C to stop the web server, worker, scheduler and lab.
 EOT
 wait -n "${pids[@]}" || true

@@ -13,6 +13,7 @@ from io import StringIO
 import django_rq
 import pytest
 from django.core.management import call_command
+from django.db import connection as db_connection
 from django.core.management.base import CommandError
 
 from inventory import sync
@@ -189,9 +190,12 @@ def test_migrations_submitted_at_once_respect_the_limits_and_high_priority_goes_
     samples, stop_sampling = [], threading.Event()
 
     def sample_running():
-        while not stop_sampling.is_set():
-            samples.append(list(MigrationTask.objects.filter(state__in=SLOT_STATES).values_list("source_id", "destination_id")))
-            time.sleep(0.05)
+        try:
+            while not stop_sampling.is_set():
+                samples.append(list(MigrationTask.objects.filter(state__in=SLOT_STATES).values_list("source_id", "destination_id")))
+                time.sleep(0.05)
+        finally:
+            db_connection.close()  # this thread's own connection, or the test database stays in use
 
     sampler = threading.Thread(target=sample_running)
     sampler.start()
