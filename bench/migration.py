@@ -638,7 +638,7 @@ def fmt(value, digits: int = 0) -> str:
 
 
 def table(runs: list[Run]) -> str:
-    header = ["cap", "MB/s", "tool", "conv", "total ms", "wall ms", "down ms", "MiB", "iter", "pred total", "pred down",
+    header = ["cap", "MB/s", "#", "tool", "conv", "total ms", "wall ms", "down ms", "MiB", "iter", "pred total", "pred down",
               "client gap", "serial gap", "guest ok", "rss MiB", "achieved MB/s"]  # fmt: skip
     rows = [header]
     for r in runs:
@@ -647,13 +647,13 @@ def table(runs: list[Run]) -> str:
         if r.client_gap_ms is not None and (r.client_intact is False or r.client_reconnects):
             client += "!"  # connection broken or reconnected
         rows.append([
-            "uncapped" if r.cap_mib_s is UNCAPPED else str(r.cap_mib_s), str(r.rate_mb_s), r.tool, fmt(r.converged),
+            "uncapped" if r.cap_mib_s is UNCAPPED else str(r.cap_mib_s), str(r.rate_mb_s), str(r.repeat), r.tool, fmt(r.converged),
             fmt(r.total_ms), fmt(r.wall_ms), fmt(r.downtime_ms), fmt(r.mib_moved), fmt(r.iterations),
             fmt(r.predicted_total_ms), fmt(r.predicted_downtime_ms), client, fmt(r.serial_gap_ms), fmt(guest_ok),
             fmt(r.memory_in_use_bytes / 2**20 if r.memory_in_use_bytes else None), fmt(r.guest_dirty_rate_mb_s),
         ])  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(w) if i not in (2,) else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+    lines = ["  ".join(cell.rjust(w) if i != 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

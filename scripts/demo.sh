@@ -17,6 +17,10 @@ export SECURE_COOKIES=0
 export DATABASE_URL="${DATABASE_URL:-sqlite:///$PWD/$state/vmotion.sqlite3}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 manage=(.venv/bin/python manage.py)
+# The same settings for commands typed in another shell: `source .demo/env`.
+cat > "$state/env" <<EOT
+export SECRET_KEY='$SECRET_KEY' DEBUG=1 SECURE_COOKIES=0 DATABASE_URL='$DATABASE_URL' REDIS_URL='$REDIS_URL'
+EOT
 
 "${manage[@]}" migrate --no-input -v 0
 
@@ -56,7 +60,10 @@ cat <<EOT
 
 vmotion is running: http://127.0.0.1:8000/
   sign in as  admin  /  $(cat "$password_file")
-  logs in $state/ (web.log, worker*.log, scheduler.log); the lab: .venv/bin/python manage.py lab status
+  logs in $state/ (web.log, worker*.log, scheduler.log)
+  in another shell:  source $state/env
+                     .venv/bin/python manage.py vmotion migrate lab-vm1 --to lab-host2 --wait --json
+                     .venv/bin/python manage.py lab status
 Press Ctrl-C to stop the web server, worker, scheduler and lab.
 EOT
 wait -n "${pids[@]}" || true
