@@ -81,7 +81,6 @@ def _cancel_requested(task: MigrationTask) -> bool:
 class MonitorOutcome:
     cancelled: bool = False
     abort_reason: str = ""
-    last_stats: hypervisor.JobStats | None = None
 
 
 def _migrate(task: MigrationTask) -> None:
@@ -166,7 +165,6 @@ def _monitor(task, run, control, options, policy_state, actions, started) -> Mon
             continue
         if not stats.active:
             continue
-        outcome.last_stats = stats
         sample = policy.JobSample(
             elapsed_ms=int((time.monotonic() - started) * 1000),
             data_total=stats.data_total,
