@@ -3,6 +3,7 @@ peer-to-peer live migration and watches it to the end, applying the convergence 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -95,7 +96,7 @@ def _migrate(task: MigrationTask) -> None:
     )
     timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
     with hypervisor.DomainControl(source.uri, timeout) as control:
-        _predict(task, control, options)
+        options = _predict(task, control, options)
         flags = policy.migration_flags_for(options, POLICY)
         request = hypervisor.MigrationRequest(
             uuid=uuid,
@@ -116,15 +117,17 @@ def _migrate(task: MigrationTask) -> None:
         sync.sync_host(Host.objects.get(pk=host.pk))
 
 
-def _predict(task: MigrationTask, control: hypervisor.DomainControl, options: policy.MigrationOptions) -> None:
+def _predict(task: MigrationTask, control: hypervisor.DomainControl, options: policy.MigrationOptions) -> policy.MigrationOptions:
+    """Measure the guest, store the forecast, and return the options with what was measured."""
     uuid = str(task.vm.uuid)
     try:
         resident = control.resident_bytes(uuid) or task.vm.memory_bytes
         dirty_rate = control.measure_dirty_rate(uuid, seconds=1)
     except hypervisor.HypervisorError as error:
         task.log(EventKind.INFO, f"Could not measure the guest before starting ({error}); no prediction.")
-        return
+        return options
     bandwidth = options.bandwidth_bytes_s or _expected_bandwidth(task)
+    options = dataclasses.replace(options, measured_dirty_rate_bytes_s=dirty_rate or 0, expected_link_bytes_s=bandwidth)
     forecast = predict(resident, dirty_rate or 0, bandwidth, options, POLICY)
     MigrationTask.objects.filter(pk=task.pk).update(
         measured_dirty_rate_bytes_s=dirty_rate,
@@ -138,6 +141,7 @@ def _predict(task: MigrationTask, control: hypervisor.DomainControl, options: po
         f"Prediction: {forecast.strategy}, about {forecast.total_ms / 1000:.1f} s with a {forecast.downtime_ms} ms pause "
         f"({resident / MIB:.0f} MiB in use, dirtied at {rate}, {bandwidth / MIB:.0f} MiB/s). {forecast.explanation}",
     )
+    return options
 
 
 def _expected_bandwidth(task: MigrationTask) -> int:

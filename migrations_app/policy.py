@@ -12,6 +12,7 @@ Nova removed theirs as unreliable (LP 1644248).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -32,6 +33,11 @@ class MigrationOptions:
     allow_post_copy: bool
     allow_auto_converge: bool
     memory_bytes: int  # guest RAM size
+    # Measured before the start (libvirt's page sampling: distinct bytes dirtied per second)
+    # against the link's expected rate; 0 when unknown. They let the policy act on a guest
+    # that outruns the link at the first pass end instead of finding out pass by pass.
+    measured_dirty_rate_bytes_s: int = 0
+    expected_link_bytes_s: int = 0
 
     def __post_init__(self) -> None:
         if self.slo_downtime_ms < 1:
@@ -70,6 +76,9 @@ class ConvergencePolicy:
     # price is a coarser throttle for a guest that would have converged at, say, 40 %.
     auto_converge_initial_percent: int = 30
     auto_converge_increment_percent: int = 20
+    # The highest start for a guest measured to outrun the link: above it the guest runs in
+    # slices too short for its network stack to answer promptly.
+    auto_converge_initial_ceiling_percent: int = 80
     # A 110 MiB/s link copies 1 GiB in 9.3 s, so 30 s per GiB allows about three full copies
     # of RAM: a guest that needs more is beating the link, and waiting longer only holds the
     # link busy (Nova's 800 s per GiB would let a 1 GiB guest keep trying for 13 minutes).
@@ -153,10 +162,25 @@ def migration_flags_for(options: MigrationOptions, policy: ConvergencePolicy) ->
         # switch: in the lab post-copy finished a guest outrunning the link in 5.5-7.7 s,
         # auto-converge took 42 s with ~1 s freezes. Nova makes the same choice.
         "auto_converge": options.allow_auto_converge and not options.allow_post_copy,
-        "auto_converge_initial": policy.auto_converge_initial_percent,
+        "auto_converge_initial": _initial_throttle_percent(options, policy),
         "auto_converge_increment": policy.auto_converge_increment_percent,
         "post_copy": options.allow_post_copy,
     }
+
+
+def _initial_throttle_percent(options: MigrationOptions, policy: ConvergencePolicy) -> int:
+    """A guest measured to outrun the link starts throttled enough to fall to half the link's
+    rate: each raise QEMU makes costs a pass or two (about 4 s at 400 MB/s over gigabit),
+    so ramping up from the usual start would take longer than the whole migration should."""
+    dirty, link = options.measured_dirty_rate_bytes_s, options.expected_link_bytes_s
+    if not dirty or not link or not _outruns(dirty, link, policy):
+        return policy.auto_converge_initial_percent
+    needed = math.ceil(100 - 50 * link / dirty)
+    return max(policy.auto_converge_initial_percent, min(policy.auto_converge_initial_ceiling_percent, needed))
+
+
+def _outruns(dirty_bytes_s: float, link_bytes_s: float, policy: ConvergencePolicy) -> bool:
+    return dirty_bytes_s * 100 >= link_bytes_s * policy.gaining_below_link_percent
 
 
 def start(options: MigrationOptions, policy: ConvergencePolicy) -> tuple[PolicyState, list[Action]]:
@@ -218,6 +242,19 @@ def _judge_pass(
     expected_ms = expected_downtime_ms(sample)
     if expected_ms is None or expected_ms <= state.max_downtime_ms:
         return state, []
+    # Pass 1 is the bulk copy; from pass 2 on, every page has been sent once.
+    first_copy_done = sample.memory_iteration >= 2
+    if options.allow_post_copy and first_copy_done and _measured_to_outrun_link(sample, options, policy):
+        # Every further pass would resend the same working set: switch while the first full
+        # copy is fresh, so the fewest pages are left to fault over.
+        reason = (
+            f"Iteration {sample.memory_iteration}: the guest was measured dirtying "
+            f"{options.measured_dirty_rate_bytes_s / MB:.0f} MB/s before the start, more than the link's "
+            f"{_mib(sample.memory_bps)} MiB/s ({sample.memory_bps / MB:.0f} MB/s), so pre-copy cannot meet the "
+            f"{options.slo_downtime_ms} ms SLO; switching to post-copy after the first full pass, "
+            f"{_post_copy_consequence(sample)}"
+        )
+        return _start_post_copy(state, reason)
     if state.max_downtime_ms < options.slo_downtime_ms:
         return _raise_downtime(state, sample, expected_ms, options, policy)
     return _escalate_at_slo(replace(state, passes_at_slo=state.passes_at_slo + 1), sample, expected_ms, options, policy)
@@ -231,7 +268,7 @@ def _raise_downtime(
         f"{expected_ms:.0f} ms pause at {_mib(sample.memory_bps)} MiB/s, "
         f"more than the {state.max_downtime_ms} ms allowed"
     )
-    if _precopy_is_gaining(sample, policy):
+    if _precopy_is_gaining(sample, policy) and not _measured_to_outrun_link(sample, options, policy):
         raised_ms = next(step for step in downtime_schedule_ms(options, policy) if step > state.max_downtime_ms)
         reason = f"{situation}; raising max downtime to {raised_ms} ms (SLO {options.slo_downtime_ms} ms)."
     else:
@@ -296,6 +333,11 @@ def _start_post_copy(state: PolicyState, reason: str) -> tuple[PolicyState, list
 
 def _abort(state: PolicyState, reason: str) -> tuple[PolicyState, list[Action]]:
     return replace(state, aborted=True), [Action(ActionKind.ABORT, None, reason)]
+
+
+def _measured_to_outrun_link(sample: JobSample, options: MigrationOptions, policy: ConvergencePolicy) -> bool:
+    link = sample.memory_bps or options.expected_link_bytes_s
+    return bool(options.measured_dirty_rate_bytes_s and link) and _outruns(options.measured_dirty_rate_bytes_s, link, policy)
 
 
 def _precopy_is_gaining(sample: JobSample, policy: ConvergencePolicy) -> bool:

@@ -356,3 +356,36 @@ def test_forcing_completion_before_a_rate_is_known_sets_the_pause_at_the_first_s
 def test_a_downtime_slo_below_one_millisecond_is_refused(slo_ms):
     with pytest.raises(ValueError, match="at least 1 ms"):
         replace(PRECOPY_ONLY, slo_downtime_ms=slo_ms)
+
+
+MEASURED_OUTRUNNING = dict(measured_dirty_rate_bytes_s=280 * MB, expected_link_bytes_s=LINK)
+
+
+def test_a_guest_measured_to_outrun_the_link_switches_to_post_copy_at_the_first_pass_end():
+    options = replace(WITH_POST_COPY, **MEASURED_OUTRUNNING)
+
+    state, taken, actions = monitor([sample(1, 900, dirty_mb_s=0), sample(2, 230, dirty_mb_s=115)], options)
+
+    assert taken[-1] == (2, ActionKind.START_POST_COPY, None)
+    assert [kind for _, kind, _ in taken].count(ActionKind.START_POST_COPY) == 1
+    assert "measured dirtying 280 MB/s before the start" in actions[-1].reason
+
+
+def test_a_guest_measured_below_the_link_still_steps_the_downtime_up():
+    options = replace(WITH_POST_COPY, measured_dirty_rate_bytes_s=20 * MB, expected_link_bytes_s=LINK)
+
+    _, taken, _ = monitor([sample(1, 900, dirty_mb_s=0), sample(2, 40, dirty_mb_s=20)], options)
+
+    assert ActionKind.START_POST_COPY not in [kind for _, kind, _ in taken]
+
+
+def test_a_guest_measured_to_outrun_the_link_starts_throttled_to_half_the_link_and_skips_the_steps():
+    options = replace(WITH_AUTO_CONVERGE, **MEASURED_OUTRUNNING)
+
+    flags = migration_flags_for(options, POLICY)
+    _, taken, _ = monitor([sample(2, 230, dirty_mb_s=0)], options)
+
+    # 100 - 50 * 115 MB/s / 280 MB/s = 79.4, rounded up.
+    assert flags["auto_converge_initial"] == 80
+    assert migration_flags_for(WITH_AUTO_CONVERGE, POLICY)["auto_converge_initial"] == POLICY.auto_converge_initial_percent
+    assert taken[-1] == (2, ActionKind.SET_MAX_DOWNTIME, 300)
