@@ -23,6 +23,7 @@ database in that directory and Redis database 13. It stops only the processes it
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -343,6 +344,8 @@ class Run:
     serial_gap_ms: float | None = None
     guest_kept_running: bool | None = None
     guest_mismatches: int | None = None
+    code: str = ""  # code_fingerprint() when the migration started
+    code_changed_during: bool = False
     loadavg_1m: float | None = None
     foreign_qemu: int | None = None  # other QEMU processes on the machine (other labs) during the run
     libvirt_stats: dict = field(default_factory=dict)
@@ -361,6 +364,35 @@ class Bench:
         self.runs: list[Run] = []
         self._virsh_process: subprocess.Popen | None = None
         self._virsh_source: tuple[str, str] | None = None
+        self.workers: list[ManagedProcess] = []
+        self.worker_code = ""
+        self.code_history: list[dict] = []
+
+    # The worker and the scheduler ------------------------------------------------------------
+
+    def start_workers(self) -> None:
+        log_dir = self.lab_dir / "bench-logs"
+        log_dir.mkdir(exist_ok=True)
+        self.worker_code = code_fingerprint()
+        self.code_history.append({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "code": self.worker_code, "git": git_revision()})
+        generation = len(self.code_history)
+        self.workers = [
+            ManagedProcess("rqworker", [str(VENV_PYTHON), "manage.py", "rqworker", "high", "default", "low",
+                                        "--worker-class", "migrations_app.worker.VmotionWorker"], self.env, log_dir / f"worker-{generation}.log"),
+            ManagedProcess("scheduler", [str(VENV_PYTHON), "manage.py", "scheduler"], self.env, log_dir / f"scheduler-{generation}.log"),
+        ]  # fmt: skip
+
+    def stop_workers(self) -> None:
+        for process in reversed(self.workers):
+            process.stop()
+        self.workers = []
+
+    def workers_on_current_code(self) -> None:
+        current = code_fingerprint()
+        if current != self.worker_code or not all(p.alive() for p in self.workers):
+            log(f"  engine code changed ({self.worker_code} -> {current}) or a worker died: restarting the worker and the scheduler")
+            self.stop_workers()
+            self.start_workers()
 
     # One migration, probes around it ---------------------------------------------------------
 
@@ -371,6 +403,7 @@ class Bench:
         run.memory_in_use_bytes = resident_bytes(uri, run.guest)
         run.guest_dirty_rate_mb_s = measure_guest(self.serial_logs[run.guest], SETTLE_S)
         run.loadavg_1m = os.getloadavg()[0]
+        run.code = code_fingerprint()
         run.foreign_qemu = foreign_qemu_count(self.lab_dir)
         run.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         watcher = SerialWatcher(self.serial_logs[run.guest]).start()
@@ -382,6 +415,7 @@ class Bench:
                 run.client_error = f"echo probe did not start: {error}"
             time.sleep(PROBE_LEAD_S)
             migrate(run)
+            run.code_changed_during = code_fingerprint() != run.code
             time.sleep(PROBE_TAIL_S)
         finally:
             if echo is not None:
@@ -466,6 +500,7 @@ class Bench:
         from inventory.sync import sync_all_hosts
         from django.db import connection
 
+        self.workers_on_current_code()
         sync_all_hosts()  # plain virsh moved the guest behind the inventory's back
         connection.close()
         command = [str(VENV_PYTHON), "manage.py", "vmotion", "migrate", run.guest, "--to", run.destination,
@@ -600,6 +635,26 @@ def foreign_qemu_count(lab_dir: Path) -> int:
         if b"qemu-system" in cmdline.split(b"\0", 1)[0] and str(lab_dir).encode() not in cmdline:
             count += 1
     return count
+
+
+CODE_DIRS = ("migrations_app", "inventory", "vmotion")
+
+
+def code_fingerprint() -> str:
+    """A hash of the engine's Python sources: others edit them while the bench runs, and an RQ
+    worker started before an edit keeps some modules old while its work horses import others anew."""
+    digest = hashlib.sha1()
+    for directory in CODE_DIRS:
+        for path in sorted((ROOT / directory).rglob("*.py")):
+            if "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def git_revision() -> str:
+    head = run(["git", "rev-parse", "--short", "HEAD"], check=False).stdout.strip() or "?"
+    dirty = run(["git", "status", "--porcelain", "--", *CODE_DIRS], check=False).stdout.strip()
+    return head + (" + uncommitted changes" if dirty else "")
 
 
 def run_manage(env: dict, *args: str, check: bool = True, timeout: float = MANAGE_TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -768,6 +823,7 @@ def write_results(path: Path, bench: Bench, complete: bool, extra: dict | None =
         "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cells": [{"cap_mib_s": cap, "rate_mb_s": rate, "guest": GUEST_FOR_RATE[rate]} for cap, rate in bench.args.cell_list],
         "tools": bench.tools(),
+        "engine_code": bench.code_history,  # git revision and source hash each time the worker (re)started
         "targets": targets,
         "runs": [{**asdict(r), "mib_moved": r.mib_moved} for r in bench.runs],
         **(extra or {}),
@@ -827,7 +883,6 @@ def main(argv: list[str]) -> int:
         workloads={guest: GuestWorkload(dirty_mb=WORKING_SET_MIB, dirty_rate=rate) for rate, guest in GUEST_FOR_RATE.items()},
     )  # fmt: skip
     log(f"cells: {', '.join(f'{cap_label(c)} x {r} MB/s' for c, r in args.cell_list)}; repeat {args.repeat}; results -> {results_path}")
-    processes: list[ManagedProcess] = []
     bench = None
     started = time.monotonic()
     status = 1
@@ -862,17 +917,12 @@ def main(argv: list[str]) -> int:
             django_rq.get_queue(name).empty()
         register_lab(lab_control.status(config))
         connection.close()
-        log_dir = lab_dir / "bench-logs"
-        log_dir.mkdir(exist_ok=True)
-        processes.append(ManagedProcess("rqworker", [str(VENV_PYTHON), "manage.py", "rqworker", "high", "default", "low",
-                                                     "--worker-class", "migrations_app.worker.VmotionWorker"], env, log_dir / "worker.log"))  # fmt: skip
-        processes.append(ManagedProcess("scheduler", [str(VENV_PYTHON), "manage.py", "scheduler"], env, log_dir / "scheduler.log"))
-
         bench = Bench(
             args, hosts, state.netns,
             serial_logs={g.name: Path(g.serial_log) for g in state.guests},
             guest_ips={g.name: g.ip for g in state.guests}, env=env, lab_dir=lab_dir,
         )  # fmt: skip
+        bench.start_workers()
         bench.run_cells(results_path)
         status = 0
     except KeyboardInterrupt as interrupt:
@@ -885,8 +935,7 @@ def main(argv: list[str]) -> int:
     finally:
         if bench is not None:
             bench.abort_running_virsh()
-        for process in reversed(processes):
-            process.stop()
+            bench.stop_workers()
         extra["duration_s"] = round(time.monotonic() - started)
         if bench is not None:
             report(bench, results_path, complete=status == 0, extra=extra)
@@ -915,6 +964,12 @@ def report(bench: Bench, results_path: Path, complete: bool, extra: dict) -> Non
     if foreign and max(foreign):
         print(f"Note: {min(foreign)}-{max(foreign)} QEMU processes of other labs ran on this machine during the runs "
               f"(1-min load {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs): the figures include that contention.")
+    versions_seen = list(dict.fromkeys(r.code for r in bench.runs if r.code))
+    changed = [r for r in bench.runs if r.code_changed_during]
+    if len(versions_seen) > 1 or changed:
+        print(f"WARNING: the engine's code changed during this bench ({len(versions_seen)} versions: {', '.join(versions_seen)}"
+              + (f"; during {', '.join(f'{r.tool} {cell_name(r)}' for r in changed)}" if changed else "")
+              + "): see engine_code and each run's code in the JSON.")
     text, _, missed = summary(bench)
     print()
     print("Targets:")
