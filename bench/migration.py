@@ -23,6 +23,7 @@ database in that directory and Redis database 13. It stops only the processes it
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -258,8 +259,8 @@ def only_guest_running(hosts: Hosts, guest: str, serial_log: Path, rate: int) ->
     for host in hosts.names:
         for other in domains_on(hosts.uri[host]):
             if other != guest:
-                virsh(hosts.uri[host], "destroy", other)
-                log(f"{other}: destroyed on {host} (one guest at a time)")
+                result = virsh(hosts.uri[host], "destroy", other, check=False)
+                log(f"{other}: destroyed on {host} (one guest at a time)" if result.returncode == 0 else f"{other}: destroy on {host}: {result.stderr.strip()}")
     where = running_on(hosts, guest)
     if len(where) > 1:
         raise BenchError(f"{guest} runs on {', '.join(where)} at once")
@@ -836,6 +837,25 @@ def write_results(path: Path, bench: Bench, complete: bool, extra: dict | None =
 # Main -----------------------------------------------------------------------------------------
 
 
+def hold_bench_lock(lab_dir: Path):
+    """One bench per lab dir: a second one would destroy the first one's guest, and its cleanup
+    would take the lab down under it. Returns the open lock file (keep it open), or None."""
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    lock = (lab_dir / "bench.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        print(f"another bench runs in {lab_dir} ({holder}): wait for it, or use another --lab-dir and --netns", file=sys.stderr)
+        return None
+    lock.truncate(0)
+    lock.write(f"pid {os.getpid()}, started {datetime.now():%H:%M:%S}: {' '.join(sys.argv)}\n")
+    lock.flush()
+    return lock
+
+
 def bench_environment(lab_dir: Path) -> dict:
     return {
         **os.environ,
@@ -863,6 +883,9 @@ def main(argv: list[str]) -> int:
         print("bench/migration.py runs libvirt hosts: run it as root", file=sys.stderr)
         return 2
     lab_dir = args.lab_dir.absolute()
+    bench_lock = hold_bench_lock(lab_dir)  # held until this process exits
+    if bench_lock is None:
+        return 2
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     results_path = (args.output or ROOT / "bench" / "results" / f"migration-{stamp}.json").absolute()
     env = bench_environment(lab_dir)
@@ -899,7 +922,7 @@ def main(argv: list[str]) -> int:
         for host in hosts.names:
             for guest in domains_on(hosts.uri[host]):
                 if guest != first_guest:
-                    virsh(hosts.uri[host], "destroy", guest)
+                    virsh(hosts.uri[host], "destroy", guest, check=False)
 
         database = lab_dir / "bench.sqlite3"
         for suffix in ("", "-journal", "-wal", "-shm"):
