@@ -542,6 +542,24 @@ class DomainControl:
 
         return _call_with_timeout(compare, self.timeout, what=f"comparing CPUs at {self.uri}")
 
+    def undefine_if_inactive(self, uuid: str) -> bool:
+        """Remove a domain's definition from a host where it no longer runs (the source, after
+        a migration). Never touches a running domain. Returns whether it removed one."""
+
+        def undefine():
+            try:
+                dom = self._conn.lookupByUUIDString(uuid)
+            except libvirt.libvirtError as error:
+                if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return False
+                raise
+            if dom.isActive():
+                return False
+            dom.undefine()
+            return True
+
+        return _call_with_timeout(undefine, self.timeout, what=f"undefining at {self.uri}")
+
     def domain_cpu(self, uuid: str) -> "DomainCpu":
         def read(dom):
             root = ET.fromstring(dom.XMLDesc(0))
@@ -568,22 +586,3 @@ class DomainCpu:
 def domain_state(uri: str, uuid: str, timeout: float) -> str | None:
     with DomainControl(uri, timeout) as control:
         return control.domain_state(uuid)
-
-
-def undefine_inactive(control: DomainControl, uuid: str) -> bool:
-    """Remove a domain's definition from a host where it no longer runs (the source, after a
-    migration). Never touches a running domain. Returns whether it removed one."""
-
-    def undefine():
-        try:
-            dom = control._conn.lookupByUUIDString(uuid)
-        except libvirt.libvirtError as error:
-            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return False
-            raise
-        if dom.isActive():
-            return False
-        dom.undefine()
-        return True
-
-    return _call_with_timeout(undefine, control.timeout, what=f"undefining at {control.uri}")

@@ -259,7 +259,7 @@ def _conclude(task, run, control, outcome: MonitorOutcome) -> None:
         return
     if runs_on_destination and not runs_on_source:
         _store_results(task, control)
-        hypervisor.undefine_inactive(control, uuid)
+        control.undefine_if_inactive(uuid)
         task.refresh_from_db()
         _finish(task, TaskState.SUCCEEDED, message=f"{task.vm.name} runs on {task.destination.name}{_result_summary(task)}.")
         return

@@ -82,7 +82,7 @@ def reconcile(task: MigrationTask) -> bool:
             else "Worker lost: the worker running this migration stopped"
         )
         if on_destination in ("running", "paused") and on_source not in ("running", "paused"):
-            hypervisor.undefine_inactive(source, uuid)
+            source.undefine_if_inactive(uuid)
             _finalise(task, TaskState.SUCCEEDED, message=f"{cause}, but libvirt finished it: {task.vm.name} runs on {task.destination.name}.")
         elif on_source in ("running", "paused"):
             _finalise(task, TaskState.FAILED, error=f"{cause}. {task.vm.name} still runs on {task.source.name}.")

@@ -39,6 +39,25 @@ def workers(lab_inventory):
         processes.stop(process)
 
 
+@pytest.fixture(autouse=True)
+def guests_stay_intact(lab):
+    """After every test, each guest's serial log must show it kept running (heartbeats, no
+    new boot) and that every page it rewrote still held what it last wrote there."""
+    logs = {guest.name: guest.serial_log for guest in lab.guests}
+    offsets = {name: path.stat().st_size for name, path in logs.items()}
+    yield
+    time.sleep(0.3)  # at least one more heartbeat from each guest
+    for name, path in logs.items():
+        with path.open("rb") as log:
+            log.seek(offsets[name])
+            lines = log.read().decode(errors="replace").splitlines()
+        assert any("HB seq=" in line for line in lines), f"{name} printed no heartbeat"
+        assert not any("VMOTION-GUEST READY" in line for line in lines), f"{name} booted again"
+        assert not any("MISMATCH" in line for line in lines), f"{name} found memory corrupted"
+        last = [line for line in lines if "HB seq=" in line][-1]
+        assert " mismatches=0 " in last + " ", f"{name}: {last}"
+
+
 @pytest.fixture
 def home_hosts(lab_inventory, lab_config):
     """Put every guest back on its home host after the test, so tests stay independent."""
