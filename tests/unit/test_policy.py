@@ -29,6 +29,13 @@ PRECOPY_ONLY = MigrationOptions(
 )
 WITH_POST_COPY = replace(PRECOPY_ONLY, allow_post_copy=True)
 WITH_AUTO_CONVERGE = replace(PRECOPY_ONLY, allow_auto_converge=True)
+# One step per pass from the 30 ms start, geometric, ending at the 300 ms SLO.
+STEPS_UP_TO_THE_SLO = [
+    (2, ActionKind.SET_MAX_DOWNTIME, 53),
+    (3, ActionKind.SET_MAX_DOWNTIME, 95),
+    (4, ActionKind.SET_MAX_DOWNTIME, 169),
+    (5, ActionKind.SET_MAX_DOWNTIME, 300),
+]
 
 
 def sample(iteration, remaining_mib, *, dirty_mb_s=20, bps=LINK, elapsed_ms=None, throttle=0, post_copy=False):
@@ -105,12 +112,7 @@ def test_a_pass_that_ends_over_the_max_downtime_raises_it_one_step_toward_the_sl
 
     _, taken, _ = monitor(samples, PRECOPY_ONLY)
 
-    assert taken == [
-        (2, ActionKind.SET_MAX_DOWNTIME, 53),
-        (3, ActionKind.SET_MAX_DOWNTIME, 95),
-        (4, ActionKind.SET_MAX_DOWNTIME, 169),
-        (5, ActionKind.SET_MAX_DOWNTIME, 300),
-    ]
+    assert taken == STEPS_UP_TO_THE_SLO
 
 
 def test_raising_the_downtime_explains_the_figures():
@@ -191,12 +193,7 @@ def test_without_post_copy_it_keeps_waiting_while_every_pass_still_shrinks_the_r
 
     _, taken, _ = monitor(samples, PRECOPY_ONLY)
 
-    assert taken == [
-        (2, ActionKind.SET_MAX_DOWNTIME, 53),
-        (3, ActionKind.SET_MAX_DOWNTIME, 95),
-        (4, ActionKind.SET_MAX_DOWNTIME, 169),
-        (5, ActionKind.SET_MAX_DOWNTIME, 300),
-    ]
+    assert taken == STEPS_UP_TO_THE_SLO
 
 
 def test_auto_converge_gets_time_to_raise_the_throttle_and_a_whole_pass_at_its_maximum_before_the_abort():
