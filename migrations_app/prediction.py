@@ -90,13 +90,13 @@ def predict(
     if memory_in_use_bytes < 0 or dirty_rate_bytes_s < 0:
         raise ValueError("Memory in use and dirty rate cannot be negative.")
     workload = _Workload(memory_in_use_bytes, dirty_rate_bytes_s, bandwidth_bytes_s)
-    throttled = migration_flags_for(options, policy)["auto_converge"]
+    flags = migration_flags_for(options, policy)
     state, _ = start(options, policy)
     run = _Precopy(
         elapsed_ms=SETUP_MS, passes=0, to_send_bytes=memory_in_use_bytes, sent_bytes=0, observed_dirty_rate_bytes_s=0
     )
     while True:
-        run = _send_pass(run, workload, policy, throttled)
+        run = _send_pass(run, workload, flags)
         pause_ms = run.to_send_bytes * 1000 / bandwidth_bytes_s
         if pause_ms <= state.max_downtime_ms:
             return _converged(run, pause_ms, state, workload, options, policy)
@@ -108,7 +108,7 @@ def predict(
             return _cannot_meet_slo(run, pause_ms, workload, options, policy)
 
 
-def _send_pass(run: _Precopy, workload: _Workload, policy: ConvergencePolicy, throttled: bool) -> _Precopy:
+def _send_pass(run: _Precopy, workload: _Workload, flags: dict) -> _Precopy:
     pass_ms = run.to_send_bytes * 1000 / workload.bandwidth_bytes_s
     dirty_rate = workload.dirty_rate_bytes_s * (100 - run.throttle) / 100  # throttled vCPUs write less
     dirtied = min(dirty_rate * pass_ms / 1000, workload.memory_in_use_bytes)
@@ -123,10 +123,10 @@ def _send_pass(run: _Precopy, workload: _Workload, policy: ConvergencePolicy, th
         period_sent_bytes=run.period_sent_bytes + run.to_send_bytes,
         period_dirtied_bytes=run.period_dirtied_bytes + dirtied,
     )
-    return _auto_converge_check(run, policy) if throttled else run
+    return _auto_converge_check(run, flags) if flags["auto_converge"] else run
 
 
-def _auto_converge_check(run: _Precopy, policy: ConvergencePolicy) -> _Precopy:
+def _auto_converge_check(run: _Precopy, flags: dict) -> _Precopy:
     """QEMU's throttle decision at a bitmap sync (migration_trigger_throttle in migration/ram.c)."""
     if run.period_ms <= THROTTLE_CHECK_INTERVAL_MS:
         return run
@@ -135,7 +135,7 @@ def _auto_converge_check(run: _Precopy, policy: ConvergencePolicy) -> _Precopy:
     throttle = run.throttle
     if over and periods_over >= 2:
         periods_over = 0
-        raised = throttle + policy.auto_converge_increment_percent if throttle else policy.auto_converge_initial_percent
+        raised = throttle + flags["auto_converge_increment"] if throttle else flags["auto_converge_initial"]
         throttle = min(raised, MAX_AUTO_CONVERGE_THROTTLE)
     return replace(
         run,
@@ -154,7 +154,7 @@ def _job_sample(run: _Precopy, workload: _Workload) -> JobSample:
         data_processed=round(run.sent_bytes),
         data_remaining=round(run.to_send_bytes),
         memory_dirty_rate=round(run.observed_dirty_rate_bytes_s),
-        memory_iteration=run.passes,
+        memory_iteration=run.passes + 1,  # QEMU numbers the pass about to start
         memory_bps=workload.bandwidth_bytes_s,
         auto_converge_throttle=run.throttle,
         post_copy=False,
