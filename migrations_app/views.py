@@ -1,12 +1,15 @@
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from vmotion.htmx import render_page_or_partial
 from vmotion.roles import Role, role_required
 
+from inventory.models import VirtualMachine
+
 from . import services
+from .forms import MigrateForm
 from .models import MigrationTask
 
 
@@ -45,3 +48,24 @@ def _operator_action(request: HttpRequest, pk: int, action) -> HttpResponse:
     except services.MigrationRequestError as error:
         messages.error(request, str(error))
     return redirect(task)
+
+
+@role_required(Role.OPERATOR)
+def migrate_vm(request: HttpRequest, pk: int) -> HttpResponse:
+    """Check or submit a migration; a failed check shows every result and changes nothing."""
+    vm = get_object_or_404(VirtualMachine.objects.select_related("host"), pk=pk)
+    form = MigrateForm(vm, request.POST or None)
+    report = None
+    if request.method == "POST" and form.is_valid():
+        destination = form.cleaned_data["destination"]
+        if "check" in request.POST:
+            report = services.check_migration(vm, destination)
+        else:
+            try:
+                task = services.submit_migration(vm, destination, form.options(), requested_by=request.user)
+            except services.MigrationRequestError as error:
+                form.add_error(None, str(error))
+                report = error.report
+            else:
+                return redirect(task)
+    return render(request, "migrations_app/migrate.html", {"vm": vm, "form": form, "report": report})

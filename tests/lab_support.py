@@ -57,3 +57,18 @@ def virsh(uri: str, *args: str, check: bool = True) -> str:
 
 def running_domains(uri: str) -> set[str]:
     return {line.strip() for line in virsh(uri, "list", "--name").splitlines() if line.strip()}
+
+
+@pytest.fixture
+def workers(lab_inventory):
+    """Three real rqworker processes and the scheduler, on empty queues."""
+    import django_rq
+
+    from tests import processes
+
+    for name in ("high", "default", "low"):
+        django_rq.get_queue(name).empty()
+    started = [processes.start_worker(i) for i in range(3)] + [processes.start_scheduler()]
+    yield started
+    for process in started:
+        processes.stop(process)

@@ -29,16 +29,6 @@ from vmotion.lab.probes import EchoProbe, SerialWatcher
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def workers(lab_inventory):
-    for name in ("high", "default", "low"):
-        django_rq.get_queue(name).empty()
-    started = [processes.start_worker(i) for i in range(3)] + [processes.start_scheduler()]
-    yield started
-    for process in started:
-        processes.stop(process)
-
-
 @pytest.fixture(autouse=True)
 def guests_stay_intact(lab):
     """After every test, each guest's serial log must show it kept running (heartbeats, no

@@ -1,0 +1,31 @@
+from django import forms
+
+from inventory.models import Host, VirtualMachine
+
+from .choices import Priority
+from .services import MigrationOptions
+
+
+class MigrateForm(forms.Form):
+    destination = forms.ModelChoiceField(queryset=Host.objects.none(), empty_label=None)
+    priority = forms.TypedChoiceField(choices=Priority.choices, coerce=int, initial=Priority.NORMAL)
+    max_downtime_ms = forms.IntegerField(label="Max downtime (ms)", min_value=1, max_value=60_000, initial=300)
+    bandwidth_mib_s = forms.IntegerField(label="Bandwidth (MiB/s)", min_value=1, max_value=100_000, required=False, help_text="Empty for uncapped")
+    allow_post_copy = forms.BooleanField(label="Allow post-copy", required=False)
+    allow_auto_converge = forms.BooleanField(label="Allow auto-converge", required=False, initial=True)
+    reason = forms.CharField(max_length=500, required=False)
+
+    def __init__(self, vm: VirtualMachine, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["destination"].queryset = Host.objects.exclude(pk=vm.host_id).order_by("name")
+
+    def options(self) -> MigrationOptions:
+        data = self.cleaned_data
+        return MigrationOptions(
+            priority=data["priority"],
+            max_downtime_ms=data["max_downtime_ms"],
+            bandwidth_mib_s=data["bandwidth_mib_s"],
+            allow_post_copy=data["allow_post_copy"],
+            allow_auto_converge=data["allow_auto_converge"],
+            reason=data["reason"],
+        )

@@ -1,0 +1,50 @@
+"""An operator moves a VM from the browser and watches it arrive; virsh has the last word."""
+
+import pytest
+from playwright.sync_api import expect
+
+from inventory.models import Host, VirtualMachine
+from tests.lab_support import running_domains, virsh
+
+from .conftest import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+
+def test_an_operator_migrates_a_vm_from_its_page_and_follows_it_live(page, live_server, lab_inventory, workers, operator, lab_config):
+    vm = VirtualMachine.objects.select_related("host").get(name="lab-vm3")
+    source = vm.host
+    destination = Host.objects.exclude(pk=source.pk).order_by("name").first()
+    sign_in(page, live_server, "operator")
+    try:
+        page.goto(f"{live_server.url}{vm.get_absolute_url()}")
+        page.click("text=Migrate…")
+        page.select_option("select[name=destination]", label=destination.name)
+        page.click("button[name=check]")
+        expect(page.locator("#check-report h2")).to_have_text("Pre-flight checks: passed")
+        page.click("button[name=migrate]")
+
+        expect(page.get_by_test_id("task-state")).to_have_text("Succeeded", timeout=60_000)
+        expect(page.locator("#task-progress")).to_contain_text(f"lab-vm3 runs on {destination.name}")
+        assert "lab-vm3" in running_domains(destination.uri)
+        assert "lab-vm3" not in virsh(source.uri, "list", "--all", "--name")
+    finally:
+        here = next(h for h in Host.objects.all() if "lab-vm3" in running_domains(h.uri))
+        home = Host.objects.get(name=lab_config.home_host("lab-vm3"))
+        if here != home:
+            virsh(here.uri, "migrate", "--live", "--p2p", "--persistent", "--undefinesource", "lab-vm3", home.peer_uri)
+
+
+def test_a_failing_check_shows_every_result_and_moves_nothing(page, live_server, lab_inventory, operator):
+    vm = VirtualMachine.objects.select_related("host").get(name="lab-vm1")
+    destination = Host.objects.exclude(pk=vm.host_id).order_by("name").first()
+    Host.objects.filter(pk=destination.pk).update(state="maintenance")
+    sign_in(page, live_server, "operator")
+
+    page.goto(f"{live_server.url}/vms/{vm.pk}/migrate/")
+    page.select_option("select[name=destination]", label=destination.name)
+    page.click("button[name=migrate]")
+
+    expect(page.get_by_test_id("migrate-error")).to_contain_text("takes no new VMs")
+    expect(page.locator("#check-report")).to_contain_text("FAIL")
+    assert "lab-vm1" in running_domains(vm.host.uri)
