@@ -115,6 +115,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--no-virsh", action="store_true", help="skip plain virsh (engine only)")
     parser.add_argument("--max-downtime", type=int, default=300, help="the engine's --max-downtime SLO, ms (default 300, the CLI's)")
+    parser.add_argument("--quiet-wait", type=float, default=60, metavar="S",
+                        help="before each migration wait up to S seconds until no other lab's QEMU runs (default 60; 0: don't)")
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab running at the end")
     parser.add_argument("--output", type=Path, help="JSON results file (default bench/results/migration-<timestamp>.json)")
     parser.add_argument("--lab-dir", type=Path, default=Path("/var/lib/vmotion-bench"))
@@ -348,7 +350,13 @@ class Run:
     code: str = ""  # code_fingerprint() when the migration started
     code_changed_during: bool = False
     loadavg_1m: float | None = None
-    foreign_qemu: int | None = None  # other QEMU processes on the machine (other labs) during the run
+    foreign_qemu: int | None = None  # other QEMU processes on the machine (other labs) at the start
+    foreign_qemu_after: int | None = None  # and at the end
+
+    @property
+    def contended(self) -> bool:
+        """Other labs' guests shared the two CPUs during this migration."""
+        return bool(self.foreign_qemu or self.foreign_qemu_after)
     libvirt_stats: dict = field(default_factory=dict)
     engine_json: dict = field(default_factory=dict)
     timeline: str = ""
@@ -401,6 +409,7 @@ class Bench:
         from vmotion.lab.probes import EchoProbe, SerialWatcher
 
         uri = self.hosts.uri[run.source]
+        self.wait_for_quiet()
         run.memory_in_use_bytes = resident_bytes(uri, run.guest)
         run.guest_dirty_rate_mb_s = measure_guest(self.serial_logs[run.guest], SETTLE_S)
         run.loadavg_1m = os.getloadavg()[0]
@@ -417,6 +426,7 @@ class Bench:
             time.sleep(PROBE_LEAD_S)
             migrate(run)
             run.code_changed_during = code_fingerprint() != run.code
+            run.foreign_qemu_after = foreign_qemu_count(self.lab_dir)
             time.sleep(PROBE_TAIL_S)
         finally:
             if echo is not None:
@@ -432,6 +442,16 @@ class Bench:
             except Exception as error:  # noqa: BLE001
                 run.error = (run.error + f"; serial watcher failed: {error}").strip("; ")
         return run
+
+    def wait_for_quiet(self) -> None:
+        deadline = time.monotonic() + self.args.quiet_wait
+        foreign = foreign_qemu_count(self.lab_dir)
+        if foreign and self.args.quiet_wait > 0:
+            log(f"  {foreign} QEMU processes of other labs run: waiting up to {self.args.quiet_wait:g} s for them to end")
+            while foreign and time.monotonic() < deadline:
+                time.sleep(2)
+                foreign = foreign_qemu_count(self.lab_dir)
+            log("  quiet" if not foreign else f"  still {foreign}: measuring anyway (the run is marked contended)")
 
     # Plain virsh -----------------------------------------------------------------------------
 
@@ -695,7 +715,7 @@ def fmt(value, digits: int = 0) -> str:
 
 def table(runs: list[Run]) -> str:
     header = ["cap", "MB/s", "#", "tool", "conv", "total ms", "wall ms", "down ms", "MiB", "iter", "pred total", "pred down",
-              "client gap", "serial gap", "guest ok", "rss MiB", "achieved MB/s"]  # fmt: skip
+              "client gap", "serial gap", "guest ok", "rss MiB", "achieved MB/s", "quiet"]  # fmt: skip
     rows = [header]
     for r in runs:
         guest_ok = None if r.guest_kept_running is None else bool(r.guest_kept_running and not r.guest_mismatches)
@@ -707,6 +727,7 @@ def table(runs: list[Run]) -> str:
             fmt(r.total_ms), fmt(r.wall_ms), fmt(r.downtime_ms), fmt(r.mib_moved), fmt(r.iterations),
             fmt(r.predicted_total_ms), fmt(r.predicted_downtime_ms), client, fmt(r.serial_gap_ms), fmt(guest_ok),
             fmt(r.memory_in_use_bytes / 2**20 if r.memory_in_use_bytes else None), fmt(r.guest_dirty_rate_mb_s),
+            "no" if r.contended else "yes",
         ])  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.rjust(w) if i != 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
@@ -826,7 +847,7 @@ def write_results(path: Path, bench: Bench, complete: bool, extra: dict | None =
         "tools": bench.tools(),
         "engine_code": bench.code_history,  # git revision and source hash each time the worker (re)started
         "targets": targets,
-        "runs": [{**asdict(r), "mib_moved": r.mib_moved} for r in bench.runs],
+        "runs": [{**asdict(r), "mib_moved": r.mib_moved, "contended": r.contended} for r in bench.runs],
         **(extra or {}),
     }
     temporary = path.with_suffix(".tmp")
@@ -980,13 +1001,14 @@ def report(bench: Bench, results_path: Path, complete: bool, extra: dict) -> Non
         return
     print()
     print("Migrations (total = libvirt's job time; wall = virsh command / engine task submitted->finished;")
-    print("client gap = longest stall a TCP client of the guest saw, '!' = connection broken; achieved = guest's own dirty rate; rss = QEMU's resident memory before)")
+    print("client gap = longest stall a TCP client of the guest saw, '!' = connection broken; achieved = guest's own dirty rate; rss = QEMU's resident memory before;")
+    print("quiet = no other lab's QEMU ran on the machine at the start or the end of the migration)")
     print(table(bench.runs))
-    foreign = [r.foreign_qemu for r in bench.runs if r.foreign_qemu is not None]
+    contended = [r for r in bench.runs if r.contended]
     loads = [r.loadavg_1m for r in bench.runs if r.loadavg_1m is not None]
-    if foreign and max(foreign):
-        print(f"Note: {min(foreign)}-{max(foreign)} QEMU processes of other labs ran on this machine during the runs "
-              f"(1-min load {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs): the figures include that contention.")
+    if contended:
+        print(f"Note: {len(contended)} of {len(bench.runs)} migrations ran while other labs' QEMU processes shared the "
+              f"{os.cpu_count()} CPUs (quiet = no; 1-min load {min(loads):.1f}-{max(loads):.1f}): their figures include that contention.")
     versions_seen = list(dict.fromkeys(r.code for r in bench.runs if r.code))
     changed = [r for r in bench.runs if r.code_changed_during]
     if len(versions_seen) > 1 or changed:
