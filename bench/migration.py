@@ -818,7 +818,7 @@ def verdicts(runs: list[Run], all_runs: list[Run]) -> list[Verdict]:
 
 def cell_name(run: Run) -> str:
     cap = "uncapped" if run.cap_mib_s is UNCAPPED else f"{run.cap_mib_s}"
-    return f"{cap}/{run.rate_mb_s}" + (f"#{run.repeat}" if run.repeat > 1 else "")
+    return f"{cap}/{run.rate_mb_s}" + (f"#{run.repeat}" if run.repeat > 1 else "") + (" [contended]" if run.contended else "")
 
 
 def summary(bench: Bench) -> tuple[str, dict, list[Run]]:
