@@ -59,6 +59,20 @@ def find_host(name: str) -> Host:
     return host
 
 
+def find_operator(username: str):
+    """A user who may migrate, for attributing a CLI request in the audit trail."""
+    from django.contrib.auth import get_user_model
+
+    from vmotion.roles import Role, has_role
+
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise MigrationRequestError(f"No active vmotion user named {username!r}.")
+    if not has_role(user, Role.OPERATOR):
+        raise MigrationRequestError(f"{username} does not have the Operator role, which migrating needs.")
+    return user
+
+
 def check_migration(vm: VirtualMachine, destination: Host) -> CheckReport:
     return preflight(vm, destination)
 

@@ -93,14 +93,14 @@ def wait_for_state(task: MigrationTask, states, timeout: float = 60) -> Migratio
     raise AssertionError(f"task #{task.pk} stayed {task.state}, not {states}: {[e.message for e in task.events.all()]}")
 
 
-def test_an_idle_guest_moves_live_keeping_its_memory_and_its_tcp_connection(lab, workers, home_hosts):
+def test_an_idle_guest_moves_live_keeping_its_memory_and_its_tcp_connection(lab, workers, home_hosts, operator):
     name = "lab-vm1"
     destination = other_host(name)
     watcher = SerialWatcher(guest(lab, name).serial_log).start()
     echo = EchoProbe(lab.netns, guest(lab, name).ip).start()
     time.sleep(0.5)
 
-    result = migrate_cli(name, "--to", destination, "--max-downtime", "300")
+    result = migrate_cli(name, "--to", destination, "--max-downtime", "300", "--user", "operator")
 
     time.sleep(0.5)
     connection = echo.stop()
@@ -112,6 +112,7 @@ def test_an_idle_guest_moves_live_keeping_its_memory_and_its_tcp_connection(lab,
     assert connection.connected and connection.intact and connection.reconnects == 0, connection
     vm = VirtualMachine.objects.get(name=name)
     assert vm.host.name == destination
+    assert MigrationTask.objects.get(pk=result["task"]).requested_by == operator
 
 
 def test_a_guest_dirtying_faster_than_the_link_still_converges_through_the_policy(lab, workers, home_hosts):
@@ -179,9 +180,11 @@ def test_a_stopped_destination_daemon_on_the_cli_is_refused_before_anything_move
     assert MigrationTask.objects.count() == 0
 
 
-def test_bad_cli_input_exits_with_a_clear_message_and_changes_nothing(lab_inventory):
+def test_bad_cli_input_exits_with_a_clear_message_and_changes_nothing(lab_inventory, viewer):
     here = VirtualMachine.objects.get(name="lab-vm1").host.name
     for args, message in (
+        (("lab-vm1", "--to", other_host("lab-vm1"), "--user", "viewer"), "does not have the Operator role"),
+        (("lab-vm1", "--to", other_host("lab-vm1"), "--user", "nobody-here"), "No active vmotion user"),
         (("no-such-vm", "--to", here), "No VM named"),
         (("lab-vm1", "--to", "no-such-host"), "No host named"),
         (("lab-vm1", "--to", here), "already runs on"),

@@ -25,6 +25,7 @@ class Command(BaseCommand):
         migrate.add_argument("--post-copy", action="store_true", help="allow switching to post-copy")
         migrate.add_argument("--no-auto-converge", action="store_true", help="never throttle the guest's vCPUs")
         migrate.add_argument("--reason", default="")
+        migrate.add_argument("--user", help="record the migration as requested by this vmotion user (an Operator)")
         migrate.add_argument("--wait", action="store_true", help="follow the task until it ends")
         migrate.add_argument("--json", action="store_true", help="end with one JSON line describing the task")
         check = commands.add_parser("check", help="run the pre-flight checks only")
@@ -41,7 +42,7 @@ class Command(BaseCommand):
         except services.MigrationRequestError as error:
             raise CommandError(str(error)) from error
 
-    def do_migrate(self, vm, destination, priority, max_downtime, bandwidth, post_copy, no_auto_converge, reason, wait, json, **_):
+    def do_migrate(self, vm, destination, priority, max_downtime, bandwidth, post_copy, no_auto_converge, reason, user, wait, json, **_):
         request = services.MigrationOptions(
             priority=PRIORITIES[priority],
             max_downtime_ms=max_downtime,
@@ -50,7 +51,8 @@ class Command(BaseCommand):
             allow_auto_converge=not no_auto_converge,
             reason=reason,
         )
-        task = services.submit_migration(services.find_vm(vm), services.find_host(destination), request)
+        requester = services.find_operator(user) if user else None
+        task = services.submit_migration(services.find_vm(vm), services.find_host(destination), request, requested_by=requester)
         self.stdout.write(f"task #{task.pk} queued: {task.vm.name} {task.source.name} -> {task.destination.name}")
         if wait:
             task = self._follow(task)
