@@ -252,9 +252,13 @@ _DOMAIN_STATES = {
 
 def _domain_facts(dom: libvirt.virDomain) -> DomainFacts | None:
     try:
-        state, _reason = dom.state(0)
-        root = ET.fromstring(dom.XMLDesc(0))
+        state, reason = dom.state(0)
         persistent = bool(dom.isPersistent())
+        if not persistent and state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_MIGRATION:
+            return None  # an incoming migration: the VM still runs on its source
+        # The inactive definition has the disks, NICs and CPU, and reading it takes no domain
+        # job: the live one waits for a running migration job and the sync would time out.
+        root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     except libvirt.libvirtError as error:
         # Gone between listing and reading (a migration finished, a transient VM stopped).
         if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:

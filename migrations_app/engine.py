@@ -147,7 +147,10 @@ def _predict(task: MigrationTask, control: hypervisor.DomainControl, options: po
 def _expected_bandwidth(task: MigrationTask) -> int:
     """Uncapped: what the last migration between these hosts achieved, or the assumed link speed."""
     previous = (
-        MigrationTask.objects.filter(source=task.source, destination=task.destination, state=TaskState.SUCCEEDED, mean_throughput_bytes_s__gt=0)
+        MigrationTask.objects.filter(
+            source=task.source, destination=task.destination, state=TaskState.SUCCEEDED,
+            bandwidth_mib_s__isnull=True, mean_throughput_bytes_s__gt=0,
+        )
         .order_by("-finished_at")
         .values_list("mean_throughput_bytes_s", flat=True)
         .first()
@@ -261,7 +264,7 @@ def _conclude(task, run, control, outcome: MonitorOutcome) -> None:
         _store_results(task, control)
         control.undefine_if_inactive(uuid)
         task.refresh_from_db()
-        _finish(task, TaskState.SUCCEEDED, message=f"{task.vm.name} runs on {task.destination.name}{_result_summary(task)}.")
+        _finish(task, TaskState.SUCCEEDED, message=f"{task.vm.name} runs on {task.destination.name}{_result_summary(task)}.{_slo_note(task)}")
         return
     where = _whereabouts(task, on_source, on_destination)
     if outcome.cancelled and runs_on_source:
@@ -325,6 +328,18 @@ def _store_results(task: MigrationTask, control: hypervisor.DomainControl) -> No
         iterations=stats.memory_iteration,
         final_dirty_rate_bytes_s=stats.memory_dirty_rate_bytes_s,
         mean_throughput_bytes_s=int(stats.data_processed * 1000 / elapsed) if elapsed else None,
+    )
+
+
+def _slo_note(task: MigrationTask) -> str:
+    """QEMU's estimate of the final pause can be wrong on a loaded host: say so when it was."""
+    if task.downtime_ms is None or task.downtime_ms <= task.max_downtime_ms:
+        return ""
+    if task.force_complete_requested:
+        return f" The {task.downtime_ms} ms pause exceeded the {task.max_downtime_ms} ms SLO, as the operator accepted by forcing completion."
+    return (
+        f" The pause of {task.downtime_ms} ms exceeded the {task.max_downtime_ms} ms SLO: QEMU expected the last copy "
+        f"to fit within it, but the host was too slow to deliver (check its load)."
     )
 
 

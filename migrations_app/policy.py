@@ -204,7 +204,9 @@ def start(options: MigrationOptions, policy: ConvergencePolicy) -> tuple[PolicyS
             f"Max downtime starts at {first} ms and rises step by step to the "
             f"{options.slo_downtime_ms} ms SLO only if the guest does not converge."
         )
-    return PolicyState(max_downtime_ms=first), [Action(ActionKind.SET_MAX_DOWNTIME, first, reason)]
+    # QEMU reports pass 1 while the bulk copy runs, when "remaining" is still the whole RAM,
+    # zero pages included: the first pass end worth judging is the start of pass 2.
+    return PolicyState(max_downtime_ms=first, last_iteration=1), [Action(ActionKind.SET_MAX_DOWNTIME, first, reason)]
 
 
 def decide(

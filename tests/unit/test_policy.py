@@ -386,3 +386,9 @@ def test_a_guest_measured_to_outrun_the_link_starts_throttled_below_the_link_and
     assert (flags["auto_converge_initial"], flags["auto_converge_increment"]) == (84, 10)
     assert migration_flags_for(WITH_AUTO_CONVERGE, POLICY)["auto_converge_initial"] == POLICY.auto_converge_initial_percent
     assert taken[-1] == (2, ActionKind.SET_MAX_DOWNTIME, 300)
+
+
+def test_the_bulk_copy_is_not_judged_as_a_finished_pass():
+    # During pass 1 "remaining" is the whole RAM, zero pages included: no verdict on it.
+    _, taken, _ = monitor([sample(1, 1000, dirty_mb_s=0), sample(1, 600, dirty_mb_s=0)], PRECOPY_ONLY)
+    assert taken == []

@@ -106,3 +106,11 @@ def test_a_host_that_never_answered_fails_the_connection_check():
     host = HostFactory(last_seen=None, last_error="Failed to connect socket")
     result = checks.check_host_connected(host, "destination")
     assert result.status == "fail" and "Failed to connect socket" in result.message
+
+
+def test_a_success_with_a_pause_over_the_slo_says_so():
+    from migrations_app.engine import _slo_note
+
+    task = make_task(max_downtime_ms=300, downtime_ms=1278)
+    assert "1278 ms exceeded the 300 ms SLO" in _slo_note(task)
+    assert _slo_note(make_task(max_downtime_ms=300, downtime_ms=40)) == ""
