@@ -590,3 +590,11 @@ class DomainCpu:
 def domain_state(uri: str, uuid: str, timeout: float) -> str | None:
     with DomainControl(uri, timeout) as control:
         return control.domain_state(uuid)
+
+
+def domain_state_or_unreachable(uri: str, uuid: str, timeout: float) -> str | None:
+    """Like domain_state, but a host that does not answer reads "unreachable"."""
+    try:
+        return domain_state(uri, uuid, timeout)
+    except HypervisorError:
+        return "unreachable"

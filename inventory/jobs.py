@@ -1,5 +1,7 @@
 """RQ entry points for inventory work. Each is safe to run twice."""
 
+from dataclasses import asdict
+
 import django_rq
 from rq.job import Job, JobStatus
 
@@ -10,15 +12,11 @@ SYNC_ALL_JOB_ID = "inventory-sync-all"
 
 
 def sync_host_job(host_id: int) -> dict:
-    host = Host.objects.get(pk=host_id)
-    outcome = sync.sync_host(host)
-    return {"host": outcome.host, "reachable": outcome.reachable, "error": outcome.error, "vms": outcome.vms_seen}
+    return asdict(sync.sync_host(Host.objects.get(pk=host_id)))
 
 
 def sync_all_hosts_job() -> list[dict]:
-    return [
-        {"host": o.host, "reachable": o.reachable, "error": o.error, "vms": o.vms_seen} for o in sync.sync_all_hosts()
-    ]
+    return [asdict(outcome) for outcome in sync.sync_all_hosts()]
 
 
 def enqueue_host_sync(host: Host) -> Job:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 MONITOR_INTERVAL_S = 0.25
 POLICY = policy.ConvergencePolicy()
-MIB = 1024 * 1024
+MIB = policy.MIB
 
 
 def run_task(task_id: int) -> None:
@@ -87,13 +87,7 @@ class MonitorOutcome:
 def _migrate(task: MigrationTask) -> None:
     vm, source, destination = task.vm, task.source, task.destination
     uuid = str(vm.uuid)
-    options = policy.MigrationOptions(
-        slo_downtime_ms=task.max_downtime_ms,
-        bandwidth_bytes_s=task.bandwidth_mib_s * MIB if task.bandwidth_mib_s else None,
-        allow_post_copy=task.allow_post_copy,
-        allow_auto_converge=task.allow_auto_converge,
-        memory_bytes=vm.memory_bytes,
-    )
+    options = task.policy_options()
     timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
     with hypervisor.DomainControl(source.uri, timeout) as control:
         options = _predict(task, control, options)
@@ -252,8 +246,8 @@ def _conclude(task, run, control, outcome: MonitorOutcome) -> None:
     """Finish the task by where libvirt says the VM runs now, not by what the call returned."""
     uuid = str(task.vm.uuid)
     timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
-    on_source = _state_on(control.uri, uuid, timeout)
-    on_destination = _state_on(task.destination.uri, uuid, timeout)
+    on_source = hypervisor.domain_state_or_unreachable(control.uri, uuid, timeout)
+    on_destination = hypervisor.domain_state_or_unreachable(task.destination.uri, uuid, timeout)
     runs_on_destination = on_destination in ("running", "paused")
     runs_on_source = on_source in ("running", "paused")
     lost = _lost_hosts(task, on_source, on_destination)
@@ -296,13 +290,6 @@ def _lost_hosts(task, on_source: str | None, on_destination: str | None) -> str:
     if not lost:
         return ""
     return f"{' and '.join(lost)} stopped answering during the migration. "
-
-
-def _state_on(uri: str, uuid: str, timeout: float) -> str | None:
-    try:
-        return hypervisor.domain_state(uri, uuid, timeout)
-    except hypervisor.HypervisorError:
-        return "unreachable"
 
 
 def _whereabouts(task, on_source: str | None, on_destination: str | None) -> str:

@@ -99,6 +99,18 @@ class MigrationTask(models.Model):
     def queue_name(self) -> str:
         return Priority(self.priority).queue_name
 
+    def policy_options(self):
+        """What the operator asked for, as the convergence policy reads it."""
+        from .policy import MIB, MigrationOptions
+
+        return MigrationOptions(
+            slo_downtime_ms=self.max_downtime_ms,
+            bandwidth_bytes_s=self.bandwidth_mib_s * MIB if self.bandwidth_mib_s else None,
+            allow_post_copy=self.allow_post_copy,
+            allow_auto_converge=self.allow_auto_converge,
+            memory_bytes=self.vm.memory_bytes,
+        )
+
     def transition(self, to: str, message: str = "", *, error: str = "", error_detail: str = "", actor=None) -> None:
         """The one way a task changes state: checked against the machine, saved, on the timeline
         and in the audit trail. Raises InvalidTransition when the row moved on meanwhile."""

@@ -72,7 +72,7 @@ def reconcile(task: MigrationTask) -> bool:
         job = source.job_stats(uuid) if on_source in ("running", "paused") else None
         if job is not None and job.active:
             return _still_migrating(task, source)
-        on_destination = _state_on(task.destination.uri, uuid, timeout)
+        on_destination = hypervisor.domain_state_or_unreachable(task.destination.uri, uuid, timeout)
         surely_on_source = on_source == "running" and task.state != TaskState.POST_COPY
         if "migrating" in (on_source, on_destination) or (on_destination == "unreachable" and not surely_on_source):
             return False  # not knowable yet: try again at the next housekeeping tick
@@ -95,22 +95,11 @@ def reconcile(task: MigrationTask) -> bool:
 
 def _still_migrating(task: MigrationTask, source: hypervisor.DomainControl) -> bool:
     """libvirt is still moving the VM without a worker: let it finish, within the time limit."""
-    options = policy.MigrationOptions(
-        slo_downtime_ms=task.max_downtime_ms, bandwidth_bytes_s=None, allow_post_copy=task.allow_post_copy,
-        allow_auto_converge=task.allow_auto_converge, memory_bytes=task.vm.memory_bytes,
-    )
-    limit = timedelta(milliseconds=policy.completion_timeout_ms(options, policy.ConvergencePolicy()))
+    limit = timedelta(milliseconds=policy.completion_timeout_ms(task.policy_options(), policy.ConvergencePolicy()))
     if task.state == TaskState.MIGRATING and task.started_at and timezone.now() - task.started_at > limit:
         source.abort_job(str(task.vm.uuid))
         task.log(EventKind.POLICY, "The worker was lost and the migration ran past its completion timeout: aborted; the VM stays on the source.")
     return False
-
-
-def _state_on(uri: str, uuid: str, timeout: float) -> str | None:
-    try:
-        return hypervisor.domain_state(uri, uuid, timeout)
-    except hypervisor.HypervisorError:
-        return "unreachable"
 
 
 def _finalise(task: MigrationTask, state: str, *, message: str = "", error: str = "") -> None:

@@ -10,7 +10,6 @@ import threading
 import time
 from io import StringIO
 
-import django_rq
 import pytest
 from django.core.management import call_command
 from django.db import connection as db_connection

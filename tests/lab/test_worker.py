@@ -1,36 +1,29 @@
 """Inventory jobs through real Redis and real `rqworker` and `scheduler` processes."""
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import django_rq
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from inventory.choices import HostState
 from inventory.models import Host
+from tests import processes
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def process_env() -> dict:
-    """The environment of a worker process that shares this test's database."""
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    return {**os.environ, "DATABASE_URL": url, "INVENTORY_SYNC_INTERVAL": "1"}
+    return processes.process_env(INVENTORY_SYNC_INTERVAL="1")
 
 
 def run_worker_until_queues_are_empty(*queues: str) -> None:
     result = subprocess.run(
         [sys.executable, "manage.py", "rqworker", "--burst", *queues],
-        cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=180,
+        cwd=processes.ROOT, env=process_env(), capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stderr[-2000:]
 
@@ -58,7 +51,7 @@ def test_a_real_worker_runs_the_sync_an_operator_asks_for(lab_inventory, client_
 def test_the_scheduler_queues_a_sync_of_every_host_that_a_worker_carries_out(lab_inventory, empty_queues):
     Host.objects.update(state=HostState.DISCONNECTED, last_sync=None)
     scheduler = subprocess.Popen(
-        [sys.executable, "manage.py", "scheduler"], cwd=ROOT, env=process_env(),
+        [sys.executable, "manage.py", "scheduler"], cwd=processes.ROOT, env=process_env(),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
