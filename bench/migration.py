@@ -209,7 +209,7 @@ class Hosts:
 
 
 def bring_lab_up(config) -> object:
-    from vmotion.lab import lab as lab_control
+    from lab import control as lab_control
 
     outcome: dict = {}
 
@@ -406,7 +406,7 @@ class Bench:
     # One migration, probes around it ---------------------------------------------------------
 
     def measure(self, run: Run, migrate) -> Run:
-        from vmotion.lab.probes import EchoProbe, SerialWatcher
+        from lab.probes import EchoProbe, SerialWatcher
 
         uri = self.hosts.uri[run.source]
         self.wait_for_quiet()
@@ -919,8 +919,8 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, terminate)
 
-    from vmotion.lab import lab as lab_control
-    from vmotion.lab.config import GuestWorkload, LabConfig
+    from lab import control as lab_control
+    from lab.config import GuestWorkload, LabConfig
 
     config = LabConfig(
         lab_dir=lab_dir, netns=args.netns, host_count=2, guest_count=len(GUEST_FOR_RATE), guest_memory_mib=GUEST_MEMORY_MIB,
@@ -955,7 +955,7 @@ def main(argv: list[str]) -> int:
         django.setup()
         import django_rq
         from django.db import connection
-        from vmotion.lab.register import register_lab
+        from devsupport.register import register_lab
 
         for name in ("high", "default", "low"):
             django_rq.get_queue(name).empty()
@@ -984,7 +984,7 @@ def main(argv: list[str]) -> int:
         if bench is not None:
             report(bench, results_path, complete=status == 0, extra=extra)
         if args.keep_lab:
-            log(f"lab kept: python -m vmotion.lab down with VMOTION_LAB_DIR={lab_dir} VMOTION_LAB_NETNS={args.netns} stops it")
+            log(f"lab kept: python -m lab down with VMOTION_LAB_DIR={lab_dir} VMOTION_LAB_NETNS={args.netns} stops it")
         else:
             try:
                 lab_control.down(config, log=lambda line: log(f"lab: {line}"))

@@ -8,10 +8,8 @@ class HostState(models.TextChoices):
     CONNECTED = "connected", "Connected"
     # The last sync could not reach libvirt; Host.last_error says why.
     DISCONNECTED = "disconnected", "Disconnected"
-    # Evacuated and closed to new VMs by an administrator.
+    # Closed to new VMs by an administrator.
     MAINTENANCE = "maintenance", "Maintenance"
-    # Being evacuated: its VMs are moving away, nothing new may land.
-    ENTERING_MAINTENANCE = "entering_maintenance", "Entering maintenance"
 
 
 class PowerState(models.TextChoices):

@@ -70,12 +70,6 @@ class Host(models.Model):
     def is_reachable(self) -> bool:
         return self.last_seen is not None and not self.last_error
 
-    @property
-    def memory_used_percent(self) -> float | None:
-        if not self.memory_total_bytes:
-            return None
-        return 100.0 * (self.memory_total_bytes - self.memory_free_bytes) / self.memory_total_bytes
-
 
 class Datastore(models.Model):
     """Storage that one or more hosts mount, read from their libvirt storage pools.

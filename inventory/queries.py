@@ -1,6 +1,6 @@
 """Read models for the pages: each page asks here, in a fixed number of queries."""
 
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from .choices import ACTIVE_POWER_STATES, HostState
 from .models import DatastoreMount, Host, VirtualMachine
@@ -19,7 +19,6 @@ def inventory_totals() -> dict:
     hosts = Host.objects.aggregate(
         total=Count("pk"),
         connected=Count("pk", filter=Q(state=HostState.CONNECTED)),
-        memory_total=Sum("memory_total_bytes"),
     )
     vms = VirtualMachine.objects.aggregate(
         total=Count("pk"), running=Count("pk", filter=Q(power_state__in=ACTIVE_POWER_STATES))

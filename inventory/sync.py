@@ -12,8 +12,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import hypervisor
-from .choices import DatastoreKind, HostState, PowerState
+from hypervisor import HypervisorError, host as hypervisor_host
+from hypervisor.host import DiskFacts, DomainFacts, HostFacts, HostSnapshot, NetworkFacts, NicFacts, PoolFacts
+
+from .choices import ACTIVE_POWER_STATES, DatastoreKind, HostState, PowerState
 from .models import (
     Cluster,
     Datastore,
@@ -29,7 +31,7 @@ from .models import (
 log = logging.getLogger(__name__)
 
 # Operator-set states that a successful or failed sync must not overwrite.
-OPERATOR_STATES = frozenset({HostState.MAINTENANCE, HostState.ENTERING_MAINTENANCE})
+OPERATOR_STATES = frozenset({HostState.MAINTENANCE})
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,8 @@ def sync_all_hosts() -> list[SyncOutcome]:
 def sync_host(host: Host) -> SyncOutcome:
     timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
     try:
-        snapshot = hypervisor.read_host(host.uri, timeout)
-    except hypervisor.HypervisorError as error:
+        snapshot = hypervisor_host.read_host(host.uri, timeout)
+    except HypervisorError as error:
         mark_unreachable(host, str(error))
         return SyncOutcome(host=host.name, reachable=False, error=str(error))
     apply_snapshot(host, snapshot, timezone.now())
@@ -67,7 +69,7 @@ def mark_unreachable(host: Host, reason: str) -> None:
 
 
 @transaction.atomic
-def apply_snapshot(host: Host, snapshot: hypervisor.HostSnapshot, now: datetime) -> None:
+def apply_snapshot(host: Host, snapshot: HostSnapshot, now: datetime) -> None:
     host = Host.objects.select_for_update().get(pk=host.pk)
     _apply_host_facts(host, snapshot.facts, now)
     mounts = _apply_pools(host, snapshot.pools)
@@ -75,7 +77,7 @@ def apply_snapshot(host: Host, snapshot: hypervisor.HostSnapshot, now: datetime)
     _apply_domains(host, snapshot.domains, mounts, networks, now)
 
 
-def _apply_host_facts(host: Host, facts: hypervisor.HostFacts, now: datetime) -> None:
+def _apply_host_facts(host: Host, facts: HostFacts, now: datetime) -> None:
     values = {
         "hostname": facts.hostname,
         "cpu_model": facts.cpu_model,
@@ -108,7 +110,7 @@ def cpu_utilisation(previous: dict, current: dict) -> float | None:
     return round(100.0 * (deltas["kernel"] + deltas["user"]) / total, 1)
 
 
-def _apply_pools(host: Host, pools: tuple[hypervisor.PoolFacts, ...]) -> list[DatastoreMount]:
+def _apply_pools(host: Host, pools: tuple[PoolFacts, ...]) -> list[DatastoreMount]:
     mounts = []
     for pool in pools:
         datastore, _ = Datastore.objects.get_or_create(
@@ -131,7 +133,7 @@ def _datastore_kind(pool_kind: str) -> str:
     return pool_kind if pool_kind in DatastoreKind.values else DatastoreKind.OTHER
 
 
-def _apply_networks(host: Host, networks: tuple[hypervisor.NetworkFacts, ...]) -> list[NetworkAttachment]:
+def _apply_networks(host: Host, networks: tuple[NetworkFacts, ...]) -> list[NetworkAttachment]:
     attachments = []
     for facts in networks:
         network, _ = Network.objects.get_or_create(name=facts.name, defaults={"bridge": facts.bridge})
@@ -154,7 +156,7 @@ def _apply_domains(host, domains, mounts, attachments, now) -> None:
         values = {
             "name": domain.name,
             "host_id": host.pk,
-            "power_state": domain.state,
+            "power_state": PowerState(domain.power),
             "vcpus": domain.vcpus,
             "memory_bytes": domain.memory_bytes,
             "cpu_mode": domain.cpu_mode,
@@ -176,13 +178,13 @@ def _apply_domains(host, domains, mounts, attachments, now) -> None:
             _save_changes(vm, {"power_state": PowerState.MISSING})
 
 
-def _belongs_here(vm: VirtualMachine, host: Host, domain: hypervisor.DomainFacts) -> bool:
+def _belongs_here(vm: VirtualMachine, host: Host, domain: DomainFacts) -> bool:
     """Whether this host's sighting of a VM the inventory knows decides where it is.
 
     A running VM is where it runs. A shut-off definition on this host does not take a VM
     away from another host where it was last seen running and that has not said otherwise.
     """
-    if vm.host_id in (None, host.pk) or domain.state in ("running", "paused", "shutting_down"):
+    if vm.host_id in (None, host.pk) or PowerState(domain.power) in ACTIVE_POWER_STATES:
         return True
     if vm.power_state == PowerState.MISSING:
         return True
@@ -199,7 +201,7 @@ def _apply_disks(vm: VirtualMachine, disks, mounts: list[DatastoreMount]) -> Non
     VirtualDisk.objects.filter(vm=vm).exclude(pk__in=kept).delete()
 
 
-def _datastore_for(disk: hypervisor.DiskFacts, mounts: list[DatastoreMount]) -> int | None:
+def _datastore_for(disk: DiskFacts, mounts: list[DatastoreMount]) -> int | None:
     if disk.pool:
         return next((m.datastore_id for m in mounts if m.pool_name == disk.pool), None)
     candidates = [m for m in mounts if m.target_path and disk.source.startswith(m.target_path.rstrip("/") + "/")]
@@ -221,7 +223,7 @@ def _apply_nics(vm: VirtualMachine, nics, attachments: list[NetworkAttachment]) 
     VirtualNic.objects.filter(vm=vm).exclude(pk__in=kept).delete()
 
 
-def _network_for(nic: hypervisor.NicFacts, attachments: list[NetworkAttachment]) -> int | None:
+def _network_for(nic: NicFacts, attachments: list[NetworkAttachment]) -> int | None:
     if nic.network:
         match = next((a for a in attachments if a.network.name == nic.network), None)
         if match:
@@ -246,10 +248,10 @@ def refresh_cluster_baseline(cluster: Cluster) -> None:
     if reachable is None:
         return
     try:
-        model, xml = hypervisor.baseline_cpu(
+        model, xml = hypervisor_host.baseline_cpu(
             reachable.uri, [h.cpu_xml for h in members], settings.LIBVIRT_CALL_TIMEOUT_SECONDS
         )
-    except hypervisor.HypervisorError as error:
+    except HypervisorError as error:
         _save_changes(cluster, {"cpu_baseline_error": str(error)})
         return
     _save_changes(

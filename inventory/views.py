@@ -3,8 +3,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from vmotion.htmx import render_page_or_partial
-from vmotion.roles import Role, role_required
+from core.htmx import render_page_or_partial
+from core.roles import Role, role_required
 
 from . import jobs, queries
 from .models import Host, VirtualMachine

@@ -3,46 +3,18 @@ an operator can act on. Run at submission and again by the worker just before mi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.conf import settings
-from django.db import models
 from django.db.models import Sum
 
-from inventory import hypervisor
+from hypervisor import HypervisorError
+from hypervisor.connection import Connection
+from hypervisor.guest import Guest, offers_cpu
 from inventory.choices import HostState, PowerState
 from inventory.models import DatastoreMount, Host, NetworkAttachment, VirtualMachine
 
+from .check_report import CheckReport, CheckResult, CheckStatus
 from .choices import ACTIVE_STATES
-
-
-class CheckStatus(models.TextChoices):
-    OK = "ok", "OK"
-    WARNING = "warning", "Warning"
-    FAIL = "fail", "Fail"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    status: str
-    message: str
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    results: tuple[CheckResult, ...]
-
-    @property
-    def passed(self) -> bool:
-        return all(result.status != CheckStatus.FAIL for result in self.results)
-
-    @property
-    def failures(self) -> list[CheckResult]:
-        return [result for result in self.results if result.status == CheckStatus.FAIL]
-
-    def summary(self) -> str:
-        return " ".join(result.message for result in self.failures) or "All pre-flight checks passed."
+from .models import MigrationTask
 
 
 def preflight(vm: VirtualMachine, destination: Host, *, exclude_task_id: int | None = None) -> CheckReport:
@@ -99,7 +71,7 @@ def check_host_connected(host: Host, role: str) -> CheckResult:
 
 
 def check_destination_open(destination: Host) -> CheckResult:
-    if destination.state in (HostState.MAINTENANCE, HostState.ENTERING_MAINTENANCE):
+    if destination.state == HostState.MAINTENANCE:
         return fail("destination_open", f"{destination.name} is {destination.get_state_display().lower()}: it takes no new VMs.")
     return ok("destination_open", f"{destination.name} accepts VMs.")
 
@@ -110,13 +82,13 @@ def check_cpu_compatible(vm: VirtualMachine, source: Host, destination: Host) ->
         return warn("cpu_compatible", "CPU compatibility could not be checked while a host is unreachable.")
     timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
     try:
-        with hypervisor.DomainControl(source.uri, timeout) as control:
-            cpu = control.domain_cpu(str(vm.uuid))
+        with Connection(source.uri, timeout) as connection:
+            cpu = Guest(connection, str(vm.uuid)).cpu()
         if not cpu.xml:
             return ok("cpu_compatible", "The VM uses the hypervisor's default CPU, which every host offers.")
-        with hypervisor.DomainControl(destination.uri, timeout) as control:
-            compatible, detail = control.compare_cpu(cpu)
-    except hypervisor.HypervisorError as error:
+        with Connection(destination.uri, timeout) as connection:
+            compatible, detail = offers_cpu(connection, cpu)
+    except HypervisorError as error:
         return fail("cpu_compatible", f"Could not compare the VM's CPU with {destination.name}: {error}")
     model = vm.cpu_model or vm.cpu_mode or "its CPU"
     if not compatible:
@@ -129,11 +101,11 @@ def check_storage_shared(vm: VirtualMachine, destination: Host) -> CheckResult:
     problems = []
     for disk in vm.disks.select_related("datastore"):
         if disk.datastore is None:
-            problems.append(f"disk {disk.target} ({disk.source}) is not on a datastore vmotion knows, so it is local to {vm.host.name}")
+            problems.append(f"Disk {disk.target} ({disk.source}) is not on a datastore vmotion knows, so it is local to {vm.host.name}.")
         elif disk.datastore_id not in mounted:
-            problems.append(f"disk {disk.target} is on datastore {disk.datastore.name}, which {destination.name} does not mount")
+            problems.append(f"Disk {disk.target} is on datastore {disk.datastore.name}, which {destination.name} does not mount.")
     if problems:
-        return fail("storage_shared", "; ".join(problems).capitalize() + ".")
+        return fail("storage_shared", " ".join(problems))
     return ok("storage_shared", f"Every disk is on a datastore {destination.name} mounts.")
 
 
@@ -146,8 +118,6 @@ def check_networks_present(vm: VirtualMachine, destination: Host) -> CheckResult
 
 
 def check_memory_free(vm: VirtualMachine, destination: Host, exclude_task_id: int | None) -> CheckResult:
-    from .models import MigrationTask  # the checks module is imported by models' users
-
     reserve = settings.MIGRATION_MEMORY_RESERVE_BYTES
     incoming = (
         MigrationTask.objects.filter(destination=destination, state__in=ACTIVE_STATES)

@@ -23,8 +23,6 @@ class TaskState(models.TextChoices):
 
 ACTIVE_STATES = (TaskState.QUEUED, TaskState.CHECKING, TaskState.WAITING, TaskState.MIGRATING, TaskState.POST_COPY)
 FINAL_STATES = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
-# States in which a task holds one of its hosts' migration slots.
-SLOT_STATES = (TaskState.MIGRATING, TaskState.POST_COPY)
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     TaskState.QUEUED: frozenset({TaskState.CHECKING, TaskState.CANCELLED, TaskState.FAILED}),

@@ -3,14 +3,19 @@ from django import forms
 from inventory.models import Host, VirtualMachine
 
 from .choices import Priority
-from .services import MigrationOptions
+from .options import BANDWIDTH_RANGE_MIB_S, DEFAULT_MAX_DOWNTIME_MS, MAX_DOWNTIME_RANGE_MS, MigrationOptions
 
 
 class MigrateForm(forms.Form):
     destination = forms.ModelChoiceField(queryset=Host.objects.none(), empty_label=None)
     priority = forms.TypedChoiceField(choices=Priority.choices, coerce=int, initial=Priority.NORMAL)
-    max_downtime_ms = forms.IntegerField(label="Max downtime (ms)", min_value=1, max_value=60_000, initial=300)
-    bandwidth_mib_s = forms.IntegerField(label="Bandwidth (MiB/s)", min_value=1, max_value=100_000, required=False, help_text="Empty for uncapped")
+    max_downtime_ms = forms.IntegerField(
+        label="Max downtime (ms)", min_value=MAX_DOWNTIME_RANGE_MS[0], max_value=MAX_DOWNTIME_RANGE_MS[1], initial=DEFAULT_MAX_DOWNTIME_MS
+    )
+    bandwidth_mib_s = forms.IntegerField(
+        label="Bandwidth (MiB/s)", min_value=BANDWIDTH_RANGE_MIB_S[0], max_value=BANDWIDTH_RANGE_MIB_S[1], required=False,
+        help_text="Empty for uncapped",
+    )
     allow_post_copy = forms.BooleanField(label="Allow post-copy", required=False)
     allow_auto_converge = forms.BooleanField(label="Allow auto-converge", required=False, initial=True)
     reason = forms.CharField(max_length=500, required=False)

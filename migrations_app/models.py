@@ -4,9 +4,12 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from hypervisor.job import JobSample
 from inventory.models import Host, VirtualMachine
 
 from .choices import ACTIVE_STATES, ALLOWED_TRANSITIONS, FINAL_STATES, EventKind, Priority, TaskState
+from .options import DEFAULT_MAX_DOWNTIME_MS
+from .policy import MIB, ConvergenceInputs
 
 
 class InvalidTransition(Exception):
@@ -42,7 +45,7 @@ class MigrationTask(models.Model):
     reason = models.CharField(max_length=500, blank=True)
 
     # What the operator asked for.
-    max_downtime_ms = models.PositiveIntegerField("max downtime (ms)", default=300, help_text="The longest final pause the operator accepts")
+    max_downtime_ms = models.PositiveIntegerField("max downtime (ms)", default=DEFAULT_MAX_DOWNTIME_MS, help_text="The longest final pause the operator accepts")
     bandwidth_mib_s = models.PositiveIntegerField("bandwidth (MiB/s)", null=True, blank=True, help_text="Empty means uncapped")
     allow_post_copy = models.BooleanField(default=False)
     allow_auto_converge = models.BooleanField(default=True)
@@ -56,7 +59,8 @@ class MigrationTask(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True, help_text="When memory started to move")
     finished_at = models.DateTimeField(null=True, blank=True)
-    # The worker running it writes this every monitor tick; recovery looks for stale ones.
+    # The worker that claimed it ("host:pid"), empty while no worker holds it. The worker
+    # writes the heartbeat as it goes; recovery looks for stale ones and for lost workers.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
 
@@ -99,11 +103,9 @@ class MigrationTask(models.Model):
     def queue_name(self) -> str:
         return Priority(self.priority).queue_name
 
-    def policy_options(self):
+    def convergence_inputs(self) -> ConvergenceInputs:
         """What the operator asked for, as the convergence policy reads it."""
-        from .policy import MIB, MigrationOptions
-
-        return MigrationOptions(
+        return ConvergenceInputs(
             slo_downtime_ms=self.max_downtime_ms,
             bandwidth_bytes_s=self.bandwidth_mib_s * MIB if self.bandwidth_mib_s else None,
             allow_post_copy=self.allow_post_copy,
@@ -111,17 +113,26 @@ class MigrationTask(models.Model):
             memory_bytes=self.vm.memory_bytes,
         )
 
-    def transition(self, to: str, message: str = "", *, error: str = "", error_detail: str = "", actor=None) -> None:
+    def transition(
+        self, to: str, message: str = "", *, error: str = "", error_detail: str = "", actor=None, held_by: str | None = None
+    ) -> None:
         """The one way a task changes state: checked against the machine, saved, on the timeline
-        and in the audit trail. Raises InvalidTransition when the row moved on meanwhile."""
+        and in the audit trail. Raises InvalidTransition when the row moved on meanwhile, or
+        when `held_by` is given and that worker no longer holds the task."""
         with transaction.atomic():
-            current = MigrationTask.objects.select_for_update().only("state").get(pk=self.pk).state
+            current, worker = MigrationTask.objects.select_for_update().values_list("state", "worker").get(pk=self.pk)
             if to not in ALLOWED_TRANSITIONS[current]:
                 self.state = current
                 raise InvalidTransition(f"task {self.pk} cannot go from {current} to {to}")
+            if held_by is not None and worker != held_by:
+                raise InvalidTransition(f"task {self.pk} is held by {worker or 'no worker'}, not {held_by}")
             now = timezone.now()
             self.state = to
             fields = ["state"]
+            if to == TaskState.WAITING:
+                # Waiting holds no worker: whichever worker runs it next claims it afresh.
+                self.worker, self.heartbeat_at = "", None
+                fields += ["worker", "heartbeat_at"]
             if to == TaskState.MIGRATING and self.started_at is None:
                 self.started_at = now
                 fields.append("started_at")
@@ -134,6 +145,34 @@ class MigrationTask(models.Model):
             self.save(update_fields=fields)
             text = message or error or TaskState(to).label
             self.log(EventKind.STATE, text, from_state=current, to_state=to, actor=actor)
+
+    def claim(self, worker: str, message: str) -> None:
+        """Take the task for `worker`: state, worker and heartbeat change in one locked write,
+        so recovery never sees the task being checked under an earlier worker's name."""
+        with transaction.atomic():
+            current = MigrationTask.objects.select_for_update().values_list("state", flat=True).get(pk=self.pk)
+            if current not in (TaskState.QUEUED, TaskState.WAITING):
+                self.state = current
+                raise InvalidTransition(f"task {self.pk} is {current}: another worker has it, or it ended")
+            self.worker, self.heartbeat_at = worker, timezone.now()
+            self.save(update_fields=["worker", "heartbeat_at"])
+            self.transition(TaskState.CHECKING, message)
+
+    def beat(self) -> None:
+        """Tell recovery the worker still runs this task."""
+        MigrationTask.objects.filter(pk=self.pk).update(heartbeat_at=timezone.now())
+
+    def record_result(self, sample: JobSample) -> None:
+        """Keep libvirt's figures of the completed migration job."""
+        elapsed = sample.elapsed_ms or 0
+        self.total_ms = elapsed
+        self.downtime_ms = sample.downtime_ms
+        self.bytes_transferred = sample.data_processed
+        self.iterations = sample.memory_iteration
+        self.final_dirty_rate_bytes_s = sample.memory_dirty_rate
+        self.mean_throughput_bytes_s = int(sample.data_processed * 1000 / elapsed) if elapsed else None
+        fields = ["total_ms", "downtime_ms", "bytes_transferred", "iterations", "final_dirty_rate_bytes_s", "mean_throughput_bytes_s"]
+        MigrationTask.objects.filter(pk=self.pk).update(**{name: getattr(self, name) for name in fields})
 
     def log(self, kind: str, message: str, *, from_state: str = "", to_state: str = "", actor=None) -> "TaskEvent":
         return TaskEvent.objects.create(task=self, kind=kind, message=message, from_state=from_state, to_state=to_state, actor=actor)
@@ -173,3 +212,18 @@ class ProgressSample(models.Model):
 
     class Meta:
         ordering = ["task", "elapsed_ms"]
+
+    @classmethod
+    def of(cls, task: MigrationTask, sample: JobSample, max_downtime_ms: int | None) -> "ProgressSample":
+        return cls(
+            task=task,
+            elapsed_ms=sample.elapsed_ms,
+            data_total=sample.data_total,
+            data_processed=sample.data_processed,
+            data_remaining=sample.data_remaining,
+            dirty_rate_bytes_s=sample.memory_dirty_rate,
+            throughput_bytes_s=sample.memory_bps,
+            iteration=sample.memory_iteration,
+            max_downtime_ms=max_downtime_ms,
+            throttle_percent=sample.auto_converge_throttle,
+        )

@@ -1,13 +1,16 @@
 """The convergence policy of a live migration, as data plus pure functions.
 
-The engine reads libvirt's job stats every few hundred milliseconds into a `JobSample`,
-passes it to `decide`, and carries out the actions it gets back. Nothing here talks to
-libvirt or reads a clock, so every decision is testable with a scripted list of samples.
+The engine's monitor reads libvirt's job stats every few hundred milliseconds as a
+`JobSample`, passes it to `decide`, carries out the actions it gets back and reports each
+one libvirt carried out through `confirmed`: the state follows what libvirt did, not what
+was asked, and an action libvirt refused is asked for again at the next sample. Nothing
+here talks to libvirt or reads a clock, so every decision is testable with a scripted list
+of samples.
 
 The schedule (vdsm's `conv_schedule`, Nova's `migration.py`): raise the allowed final pause
 step by step up to the operator's SLO; at the SLO, switch to post-copy or abort. The hard
 stop is a completion timeout scaled by guest memory. There is no "no progress" timeout:
-Nova removed theirs as unreliable (LP 1644248).
+Nova removed theirs as unreliable (Launchpad bug 1644248).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-MB = 1000**2  # dirty rates are quoted in MB/s, as virsh's dirty-rate tools and LAB.md do
+from hypervisor.job import JobSample
+
+MB = 1000**2  # dirty rates are quoted in MB/s, as libvirt's dirty-rate calculation reports them
 MIB = 1024**2  # link speeds are quoted in MiB/s, as `virsh migrate --bandwidth` does
 GIB = 1024**3
 
@@ -25,8 +30,8 @@ MAX_AUTO_CONVERGE_THROTTLE = 99
 
 
 @dataclass(frozen=True)
-class MigrationOptions:
-    """What the operator asked for."""
+class ConvergenceInputs:
+    """What the policy steers by: the operator's limits, the guest, and what was measured."""
 
     slo_downtime_ms: int  # the final pause the operator accepts: never exceeded silently
     bandwidth_bytes_s: int | None  # cap; None = uncapped
@@ -100,21 +105,6 @@ class ConvergencePolicy:
             raise ValueError("The initial downtime must be at least 1 ms and there must be at least 1 step.")
 
 
-@dataclass(frozen=True)
-class JobSample:
-    """One reading of libvirt's job stats, as plain numbers."""
-
-    elapsed_ms: int  # since the migration started, by the engine's clock
-    data_total: int  # bytes
-    data_processed: int  # bytes
-    data_remaining: int  # bytes
-    memory_dirty_rate: int  # bytes/s the guest dirties (the engine converts libvirt's pages/s)
-    memory_iteration: int  # pre-copy pass number
-    memory_bps: int  # current transfer rate, bytes/s (0 until the first pass ends)
-    auto_converge_throttle: int  # % the vCPUs are throttled (0 = none)
-    post_copy: bool  # the job reports it is in post-copy
-
-
 class ActionKind(StrEnum):
     SET_MAX_DOWNTIME = "set_max_downtime"
     START_POST_COPY = "start_post_copy"
@@ -130,16 +120,19 @@ class Action:
 
 @dataclass(frozen=True)
 class PolicyState:
-    max_downtime_ms: int  # the final pause libvirt is currently allowed
+    # The final pause libvirt confirmed it allows; None until it confirmed the first one.
+    max_downtime_ms: int | None = None
     last_iteration: int = 0  # the pre-copy pass number at the last pass end seen
     throttle_at_last_pass_end: int = 0  # QEMU changes it at pass ends: this one held during the pass that follows
     passes_at_slo: int = 0  # passes that ended at the SLO without converging
     post_copy_requested: bool = False
     aborted: bool = False
     forced_by_operator: bool = False  # the operator accepted a pause beyond the SLO
+    # Asked for but not confirmed by libvirt: asked for again at the next sample.
+    pending: tuple[Action, ...] = ()
 
 
-def downtime_schedule_ms(options: MigrationOptions, policy: ConvergencePolicy) -> tuple[int, ...]:
+def downtime_schedule_ms(options: ConvergenceInputs, policy: ConvergencePolicy) -> tuple[int, ...]:
     """The max downtimes to step through, from the initial one up to the SLO."""
     first = min(policy.initial_downtime_ms, options.slo_downtime_ms)
     growth = options.slo_downtime_ms / first
@@ -154,12 +147,12 @@ def expected_downtime_ms(sample: JobSample) -> float | None:
     return sample.data_remaining * 1000 / sample.memory_bps
 
 
-def completion_timeout_ms(options: MigrationOptions, policy: ConvergencePolicy) -> int:
+def completion_timeout_ms(options: ConvergenceInputs, policy: ConvergencePolicy) -> int:
     scaled_s = policy.completion_timeout_s_per_gib * options.memory_bytes / GIB
     return round(max(scaled_s, policy.completion_timeout_min_s) * 1000)
 
 
-def migration_flags_for(options: MigrationOptions, policy: ConvergencePolicy) -> dict:
+def migration_flags_for(options: ConvergenceInputs, policy: ConvergencePolicy) -> dict:
     """What the engine must request when it starts the migration (libvirt allows no later change)."""
     return {
         # With post-copy allowed, auto-converge would only slow the guest down before the
@@ -172,7 +165,7 @@ def migration_flags_for(options: MigrationOptions, policy: ConvergencePolicy) ->
     }
 
 
-def _initial_throttle_percent(options: MigrationOptions, policy: ConvergencePolicy) -> int:
+def _initial_throttle_percent(options: ConvergenceInputs, policy: ConvergencePolicy) -> int:
     """A guest measured to outrun the link starts throttled enough to fall well below the
     link's rate: each raise QEMU makes costs a pass or two (about 4 s at 400 MB/s over gigabit),
     so ramping up from the usual start would take longer than the whole migration should."""
@@ -183,7 +176,7 @@ def _initial_throttle_percent(options: MigrationOptions, policy: ConvergencePoli
     return max(policy.auto_converge_initial_percent, min(policy.auto_converge_initial_ceiling_percent, needed))
 
 
-def _throttle_increment_percent(options: MigrationOptions, policy: ConvergencePolicy) -> int:
+def _throttle_increment_percent(options: ConvergenceInputs, policy: ConvergencePolicy) -> int:
     """From a high start, small raises: at 96% QEMU lets a vCPU run 10 ms in 250, which a
     client of the guest sees as a stall; 86% is 10 in 70."""
     if _initial_throttle_percent(options, policy) > policy.auto_converge_initial_percent:
@@ -195,7 +188,7 @@ def _outruns(dirty_bytes_s: float, link_bytes_s: float, policy: ConvergencePolic
     return dirty_bytes_s * 100 >= link_bytes_s * policy.gaining_below_link_percent
 
 
-def start(options: MigrationOptions, policy: ConvergencePolicy) -> tuple[PolicyState, list[Action]]:
+def start(options: ConvergenceInputs, policy: ConvergencePolicy) -> tuple[PolicyState, list[Action]]:
     first = downtime_schedule_ms(options, policy)[0]
     if first < policy.initial_downtime_ms:
         reason = f"Max downtime set to the {first} ms SLO, below the usual {policy.initial_downtime_ms} ms start."
@@ -206,11 +199,21 @@ def start(options: MigrationOptions, policy: ConvergencePolicy) -> tuple[PolicyS
         )
     # QEMU reports pass 1 while the bulk copy runs, when "remaining" is still the whole RAM,
     # zero pages included: the first pass end worth judging is the start of pass 2.
-    return PolicyState(max_downtime_ms=first, last_iteration=1), [Action(ActionKind.SET_MAX_DOWNTIME, first, reason)]
+    return _ask(PolicyState(last_iteration=1), Action(ActionKind.SET_MAX_DOWNTIME, first, reason))
+
+
+def confirmed(state: PolicyState, action: Action) -> PolicyState:
+    """The state once libvirt has carried out `action`."""
+    state = replace(state, pending=tuple(asked for asked in state.pending if asked != action))
+    if action.kind == ActionKind.SET_MAX_DOWNTIME:
+        return replace(state, max_downtime_ms=action.value)
+    if action.kind == ActionKind.START_POST_COPY:
+        return replace(state, post_copy_requested=True)
+    return replace(state, aborted=True)
 
 
 def decide(
-    state: PolicyState, sample: JobSample, options: MigrationOptions, policy: ConvergencePolicy
+    state: PolicyState, sample: JobSample, options: ConvergenceInputs, policy: ConvergencePolicy
 ) -> tuple[PolicyState, list[Action]]:
     """The actions one job sample calls for, and the policy's state after them."""
     if state.aborted or state.post_copy_requested or sample.post_copy:
@@ -220,6 +223,8 @@ def decide(
     timeout_ms = completion_timeout_ms(options, policy)
     if sample.elapsed_ms >= timeout_ms:
         return _abort(state, _timeout_reason(sample, options, policy, timeout_ms))
+    if state.pending or state.max_downtime_ms is None:
+        return state, list(state.pending)  # libvirt refused them last time: ask again
     if state.forced_by_operator:
         return _follow_forced_downtime(state, sample, options, policy)
     # Judge only at the end of a pass: the remainder means most just after QEMU re-reads
@@ -234,7 +239,7 @@ def decide(
 
 
 def force_complete(
-    state: PolicyState, sample: JobSample, options: MigrationOptions, policy: ConvergencePolicy
+    state: PolicyState, sample: JobSample, options: ConvergenceInputs, policy: ConvergencePolicy
 ) -> tuple[PolicyState, list[Action]]:
     """The operator wants the migration finished now, accepting a longer pause if need be.
 
@@ -251,7 +256,7 @@ def force_complete(
 
 
 def _judge_pass(
-    state: PolicyState, sample: JobSample, options: MigrationOptions, policy: ConvergencePolicy
+    state: PolicyState, sample: JobSample, options: ConvergenceInputs, policy: ConvergencePolicy
 ) -> tuple[PolicyState, list[Action]]:
     expected_ms = expected_downtime_ms(sample)
     if expected_ms is None or expected_ms <= state.max_downtime_ms:
@@ -275,7 +280,7 @@ def _judge_pass(
 
 
 def _raise_downtime(
-    state: PolicyState, sample: JobSample, expected_ms: float, options: MigrationOptions, policy: ConvergencePolicy
+    state: PolicyState, sample: JobSample, expected_ms: float, options: ConvergenceInputs, policy: ConvergencePolicy
 ) -> tuple[PolicyState, list[Action]]:
     situation = (
         f"Iteration {sample.memory_iteration}: the {_mib(sample.data_remaining)} MiB still dirty would need a "
@@ -293,11 +298,11 @@ def _raise_downtime(
             f"{situation}; {_rates(sample)}, so smaller steps cannot converge: "
             f"raising max downtime straight to the {raised_ms} ms SLO."
         )
-    return replace(state, max_downtime_ms=raised_ms), [Action(ActionKind.SET_MAX_DOWNTIME, raised_ms, reason)]
+    return _ask(state, Action(ActionKind.SET_MAX_DOWNTIME, raised_ms, reason))
 
 
 def _escalate_at_slo(
-    state: PolicyState, sample: JobSample, expected_ms: float, options: MigrationOptions, policy: ConvergencePolicy
+    state: PolicyState, sample: JobSample, expected_ms: float, options: ConvergenceInputs, policy: ConvergencePolicy
 ) -> tuple[PolicyState, list[Action]]:
     if state.passes_at_slo < policy.iterations_at_slo_before_escalating:
         return state, []
@@ -325,31 +330,36 @@ def _escalate_at_slo(
 
 
 def _follow_forced_downtime(
-    state: PolicyState, sample: JobSample, options: MigrationOptions, policy: ConvergencePolicy
+    state: PolicyState, sample: JobSample, options: ConvergenceInputs, policy: ConvergencePolicy
 ) -> tuple[PolicyState, list[Action]]:
     expected_ms = expected_downtime_ms(sample)
     if expected_ms is None:
         return state, []
     needed_ms = round(expected_ms * (100 + policy.forced_downtime_headroom_percent) / 100)
-    if needed_ms <= state.max_downtime_ms:
+    if state.max_downtime_ms is not None and needed_ms <= state.max_downtime_ms:
         return state, []
     reason = (
         f"Operator forced completion, overriding the {options.slo_downtime_ms} ms SLO: max downtime "
         f"{needed_ms} ms, what the remaining {_mib(sample.data_remaining)} MiB need at "
         f"{_mib(sample.memory_bps)} MiB/s plus {policy.forced_downtime_headroom_percent}% headroom."
     )
-    return replace(state, max_downtime_ms=needed_ms), [Action(ActionKind.SET_MAX_DOWNTIME, needed_ms, reason)]
+    return _ask(state, Action(ActionKind.SET_MAX_DOWNTIME, needed_ms, reason))
 
 
 def _start_post_copy(state: PolicyState, reason: str) -> tuple[PolicyState, list[Action]]:
-    return replace(state, post_copy_requested=True), [Action(ActionKind.START_POST_COPY, None, reason)]
+    return _ask(state, Action(ActionKind.START_POST_COPY, None, reason))
 
 
 def _abort(state: PolicyState, reason: str) -> tuple[PolicyState, list[Action]]:
-    return replace(state, aborted=True), [Action(ActionKind.ABORT, None, reason)]
+    return _ask(state, Action(ActionKind.ABORT, None, reason))
 
 
-def _measured_to_outrun_link(sample: JobSample, options: MigrationOptions, policy: ConvergencePolicy) -> bool:
+def _ask(state: PolicyState, action: Action) -> tuple[PolicyState, list[Action]]:
+    """Ask libvirt for `action`; the state changes once `confirmed` says libvirt did it."""
+    return replace(state, pending=(action,)), [action]
+
+
+def _measured_to_outrun_link(sample: JobSample, options: ConvergenceInputs, policy: ConvergencePolicy) -> bool:
     link = sample.memory_bps or options.expected_link_bytes_s
     return bool(options.measured_dirty_rate_bytes_s and link) and _outruns(options.measured_dirty_rate_bytes_s, link, policy)
 
@@ -358,7 +368,7 @@ def _precopy_is_gaining(sample: JobSample, policy: ConvergencePolicy) -> bool:
     return sample.memory_dirty_rate * 100 < sample.memory_bps * policy.gaining_below_link_percent
 
 
-def _timeout_reason(sample: JobSample, options: MigrationOptions, policy: ConvergencePolicy, timeout_ms: int) -> str:
+def _timeout_reason(sample: JobSample, options: ConvergenceInputs, policy: ConvergencePolicy, timeout_ms: int) -> str:
     return (
         f"Not complete within the {timeout_ms / 1000:.0f} s completion timeout "
         f"({policy.completion_timeout_s_per_gib:g} s per GiB of the {options.memory_bytes / GIB:.1f} GiB guest, "

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from migrations_app.policy import (
+from hypervisor.job import JobSample
+
+from .policy import (
     MAX_AUTO_CONVERGE_THROTTLE,
     MB,
     MIB,
+    Action,
     ActionKind,
+    ConvergenceInputs,
     ConvergencePolicy,
-    JobSample,
-    MigrationOptions,
     PolicyState,
     completion_timeout_ms,
+    confirmed,
     decide,
     downtime_schedule_ms,
     migration_flags_for,
@@ -81,7 +84,7 @@ def predict(
     memory_in_use_bytes: int,
     dirty_rate_bytes_s: int,
     bandwidth_bytes_s: int,
-    options: MigrationOptions,
+    options: ConvergenceInputs,
     policy: ConvergencePolicy,
 ) -> Prediction:
     """What migrating this guest will take. For an uncapped link pass the best estimate of its rate."""
@@ -91,7 +94,7 @@ def predict(
         raise ValueError("Memory in use and dirty rate cannot be negative.")
     workload = _Workload(memory_in_use_bytes, dirty_rate_bytes_s, bandwidth_bytes_s)
     flags = migration_flags_for(options, policy)
-    state, _ = start(options, policy)
+    state = _carried_out(*start(options, policy))
     run = _Precopy(
         elapsed_ms=SETUP_MS, passes=0, to_send_bytes=memory_in_use_bytes, sent_bytes=0, observed_dirty_rate_bytes_s=0
     )
@@ -101,11 +104,19 @@ def predict(
         if pause_ms <= state.max_downtime_ms:
             return _converged(run, pause_ms, state, workload, options, policy)
         state, actions = decide(state, _job_sample(run, workload), options, policy)
+        state = _carried_out(state, actions)
         kinds = {action.kind for action in actions}
         if ActionKind.START_POST_COPY in kinds:
             return _post_copy(run, workload, options)
         if ActionKind.ABORT in kinds:
             return _cannot_meet_slo(run, pause_ms, workload, options, policy)
+
+
+def _carried_out(state: PolicyState, actions: list[Action]) -> PolicyState:
+    """The simulated libvirt does whatever the policy asks."""
+    for action in actions:
+        state = confirmed(state, action)
+    return state
 
 
 def _send_pass(run: _Precopy, workload: _Workload, flags: dict) -> _Precopy:
@@ -166,7 +177,7 @@ def _converged(
     pause_ms: float,
     state: PolicyState,
     workload: _Workload,
-    options: MigrationOptions,
+    options: ConvergenceInputs,
     policy: ConvergencePolicy,
 ) -> Prediction:
     if run.throttle:
@@ -191,7 +202,7 @@ def _converged(
     )
 
 
-def _post_copy(run: _Precopy, workload: _Workload, options: MigrationOptions) -> Prediction:
+def _post_copy(run: _Precopy, workload: _Workload, options: ConvergenceInputs) -> Prediction:
     # After the switch the guest runs on the destination and dirties nothing on the source:
     # what is left moves once, partly on demand as the guest faults on pages not there yet.
     transfer_ms = run.to_send_bytes * 1000 / workload.bandwidth_bytes_s
@@ -213,7 +224,7 @@ def _post_copy(run: _Precopy, workload: _Workload, options: MigrationOptions) ->
 
 
 def _cannot_meet_slo(
-    run: _Precopy, pause_ms: float, workload: _Workload, options: MigrationOptions, policy: ConvergencePolicy
+    run: _Precopy, pause_ms: float, workload: _Workload, options: ConvergenceInputs, policy: ConvergencePolicy
 ) -> Prediction:
     timeout_ms = completion_timeout_ms(options, policy)
     timed_out = run.elapsed_ms >= timeout_ms
@@ -245,7 +256,7 @@ def _cannot_meet_slo(
     )
 
 
-def _what_would_help(options: MigrationOptions, timed_out: bool) -> str:
+def _what_would_help(options: ConvergenceInputs, timed_out: bool) -> str:
     if timed_out:
         return "more bandwidth"
     remedies = ["post-copy"] if not options.allow_post_copy else []

@@ -1,8 +1,8 @@
-"""Finalises tasks whose worker is gone, truthfully: libvirt says where the VM runs.
+"""Ends tasks whose worker is gone, truthfully: libvirt says where the VM runs.
 
-A worker may die mid-migration (killed, host rebooted). libvirt drives a peer-to-peer
-migration itself, so the migration may still finish without it; what counts is where the
-VM runs once no migration job is active any more.
+A worker may die mid-migration (killed, its machine rebooted). libvirt drives a
+peer-to-peer migration itself, so the migration may still finish without it; what counts
+is where the VM runs once no migration is under way any more.
 """
 
 from __future__ import annotations
@@ -13,97 +13,112 @@ import socket
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
-from inventory import hypervisor, sync
+from hypervisor import HypervisorError
+from hypervisor.connection import Connection
+from hypervisor.guest import Guest, domain_state
+from hypervisor.states import DomainState
+from inventory import sync
 from inventory.models import Host
 
 from . import policy
 from .choices import EventKind, TaskState
-from .models import InvalidTransition, MigrationTask
+from .conclusion import conclude
+from .models import MigrationTask
 
 log = logging.getLogger(__name__)
 
-WORKING_STATES = (TaskState.CHECKING, TaskState.MIGRATING, TaskState.POST_COPY)
-# The worker field of a task whose worker lost contact with a host and left it to recovery.
+# States in which a task is held by a worker.
+HELD_STATES = (TaskState.CHECKING, TaskState.MIGRATING, TaskState.POST_COPY)
+# The worker of a task whose worker lost contact with a host and left it to recovery.
 HANDED_TO_RECOVERY = "recovery"
 
 
+def hand_to_recovery(task: MigrationTask, why: str, error: HypervisorError | None) -> None:
+    """Where the VM runs cannot be known yet, so no verdict: recovery ends the task once
+    both hosts answer and libvirt is done with the VM."""
+    detail = f" (libvirt: {error})" if error else ""
+    task.log(EventKind.INFO, f"{why} vmotion finalises this task once both hosts answer again and libvirt is done{detail}.")
+    MigrationTask.objects.filter(pk=task.pk).update(worker=HANDED_TO_RECOVERY, heartbeat_at=None)
+
+
 def reconcile_orphaned_tasks() -> list[int]:
-    """Finalise every task whose worker stopped reporting; returns the ids finalised."""
-    finalised = []
-    for task in _orphans():
+    """End every task whose worker is gone; returns the ids ended."""
+    ended = []
+    for task in orphans():
         try:
             if reconcile(task):
-                finalised.append(task.pk)
-        except hypervisor.HypervisorError as error:
+                ended.append(task.pk)
+        except HypervisorError as error:
             log.warning("task %s: cannot reconcile yet: %s", task.pk, error)
-    return finalised
+    return ended
 
 
-def _orphans() -> list[MigrationTask]:
+def orphans() -> list[MigrationTask]:
+    """Held tasks whose worker is gone: handed over, its process dead on this machine, or,
+    for a worker elsewhere, silent for longer than MIGRATION_WORKER_LOST_AFTER."""
     stale = timezone.now() - timedelta(seconds=settings.MIGRATION_WORKER_LOST_AFTER_SECONDS)
-    candidates = MigrationTask.objects.filter(state__in=WORKING_STATES).select_related("vm", "source", "destination")
-    silent = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale) | Q(worker=HANDED_TO_RECOVERY)
-    silent_ids = set(candidates.filter(silent).values_list("pk", flat=True))
-    return [task for task in candidates if task.pk in silent_ids or _worker_process_gone(task.worker)]
+    held = MigrationTask.objects.filter(state__in=HELD_STATES).select_related("vm", "source", "destination")
+    return [task for task in held if _worker_gone(task, stale)]
 
 
-def _worker_process_gone(worker: str) -> bool:
-    """A worker on this machine whose process no longer exists is known lost at once."""
+def _worker_gone(task: MigrationTask, stale) -> bool:
+    if task.worker == HANDED_TO_RECOVERY:
+        return True
+    alive_here = _process_alive_here(task.worker)
+    if alive_here is not None:
+        return not alive_here
+    return task.heartbeat_at is None or task.heartbeat_at < stale
+
+
+def _process_alive_here(worker: str) -> bool | None:
+    """Whether a worker process on this machine still exists; None for a worker elsewhere."""
     host, _, pid = worker.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
-        return False
+        return None
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
-
-
-def reconcile(task: MigrationTask) -> bool:
-    uuid = str(task.vm.uuid)
-    timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
-    with hypervisor.DomainControl(task.source.uri, timeout) as source:
-        on_source = source.domain_state(uuid)
-        job = source.job_stats(uuid) if on_source in ("running", "paused") else None
-        if job is not None and job.active:
-            return _still_migrating(task, source)
-        on_destination = hypervisor.domain_state_or_unreachable(task.destination.uri, uuid, timeout)
-        surely_on_source = on_source == "running" and task.state != TaskState.POST_COPY
-        if "migrating" in (on_source, on_destination) or (on_destination == "unreachable" and not surely_on_source):
-            return False  # not knowable yet: try again at the next housekeeping tick
-        cause = (
-            "vmotion lost contact with a host during the migration"
-            if task.worker == HANDED_TO_RECOVERY
-            else "Worker lost: the worker running this migration stopped"
-        )
-        if on_destination in ("running", "paused") and on_source not in ("running", "paused"):
-            source.undefine_if_inactive(uuid)
-            _finalise(task, TaskState.SUCCEEDED, message=f"{cause}, but libvirt finished it: {task.vm.name} runs on {task.destination.name}.")
-        elif on_source in ("running", "paused"):
-            _finalise(task, TaskState.FAILED, error=f"{cause}. {task.vm.name} still runs on {task.source.name}.")
-        else:
-            _finalise(task, TaskState.FAILED, error=f"{cause}. {task.vm.name} is {on_source or 'not defined'} on {task.source.name} and {on_destination or 'not defined'} on {task.destination.name}.")
-    for host in (task.source, task.destination):
-        sync.sync_host(Host.objects.get(pk=host.pk))
+    except PermissionError:
+        return True
     return True
 
 
-def _still_migrating(task: MigrationTask, source: hypervisor.DomainControl) -> bool:
-    """libvirt is still moving the VM without a worker: let it finish, within the time limit."""
-    limit = timedelta(milliseconds=policy.completion_timeout_ms(task.policy_options(), policy.ConvergencePolicy()))
-    if task.state == TaskState.MIGRATING and task.started_at and timezone.now() - task.started_at > limit:
-        source.abort_job(str(task.vm.uuid))
-        task.log(EventKind.POLICY, "The worker was lost and the migration ran past its completion timeout: aborted; the VM stays on the source.")
-    return False
+def reconcile(task: MigrationTask) -> bool:
+    uuid, timeout = str(task.vm.uuid), settings.LIBVIRT_CALL_TIMEOUT_SECONDS
+    on_source = domain_state(task.source.uri, uuid, timeout)
+    if on_source == DomainState.MIGRATING:
+        _abort_if_overdue(task)
+        return False
+    on_destination = domain_state(task.destination.uri, uuid, timeout)
+    log.info("task %s: worker %s gone; %s is %s on %s and %s on %s", task.pk, task.worker or "-", task.vm.name, on_source, task.source.name, on_destination, task.destination.name)
+    cause = (
+        "vmotion lost contact with a host during the migration"
+        if task.worker == HANDED_TO_RECOVERY
+        else "Worker lost: the worker running this migration stopped"
+    )
+    ended = conclude(
+        task, on_source, on_destination, cancelled=task.cancel_requested,
+        failure=f"{cause}.", success_prefix=f"{cause}, but libvirt finished it: ", held_by=task.worker, overdue=_overdue(task),
+    )
+    if ended:
+        for host in (task.source, task.destination):
+            sync.sync_host(Host.objects.get(pk=host.pk))
+    return ended
 
 
-def _finalise(task: MigrationTask, state: str, *, message: str = "", error: str = "") -> None:
-    try:
-        task.transition(state, message, error=error)
-    except InvalidTransition:
-        pass
+def _overdue(task: MigrationTask) -> bool:
+    """Past the completion timeout the policy would have aborted the migration at."""
+    limit = timedelta(milliseconds=policy.completion_timeout_ms(task.convergence_inputs(), policy.ConvergencePolicy()))
+    return task.started_at is not None and timezone.now() - task.started_at > limit
+
+
+def _abort_if_overdue(task: MigrationTask) -> None:
+    """libvirt still moves the VM without a worker: let it finish, within the time limit."""
+    if task.state != TaskState.MIGRATING or not _overdue(task):
+        return
+    with Connection(task.source.uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS) as connection:
+        Guest(connection, str(task.vm.uuid)).abort_job()
+    task.log(EventKind.POLICY, "The worker was lost and the migration ran past its completion timeout: aborted; the VM stays on the source.")

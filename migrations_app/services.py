@@ -3,40 +3,22 @@ force-complete. Bad input raises MigrationRequestError and changes nothing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from core.roles import Role, has_role
 from inventory.models import Host, VirtualMachine
 
-from . import dispatch
-from .checks import CheckReport, preflight
+from . import jobs
+from .check_report import CheckReport
+from .checks import preflight
 from .choices import ACTIVE_STATES, EventKind, Priority, TaskState
+from .errors import MigrationRequestError
 from .models import InvalidTransition, MigrationTask
+from .options import MigrationOptions
 
-
-class MigrationRequestError(Exception):
-    def __init__(self, message: str, report: CheckReport | None = None):
-        super().__init__(message)
-        self.report = report
-
-
-@dataclass(frozen=True)
-class MigrationOptions:
-    priority: int = Priority.NORMAL
-    max_downtime_ms: int = 300
-    bandwidth_mib_s: int | None = None
-    allow_post_copy: bool = False
-    allow_auto_converge: bool = True
-    reason: str = ""
-
-    def validate(self) -> None:
-        if self.priority not in Priority.values:
-            raise MigrationRequestError(f"Priority must be one of {', '.join(p.label.lower() for p in Priority)}.")
-        if not 1 <= self.max_downtime_ms <= 60_000:
-            raise MigrationRequestError("Max downtime must be between 1 and 60000 ms.")
-        if self.bandwidth_mib_s is not None and not 1 <= self.bandwidth_mib_s <= 100_000:
-            raise MigrationRequestError("Bandwidth must be between 1 and 100000 MiB/s, or empty for uncapped.")
+__all__ = ["MigrationOptions", "MigrationRequestError", "cancel_task", "check_migration", "force_complete", "submit_migration"]
 
 
 def find_vm(name_or_uuid: str) -> VirtualMachine:
@@ -44,7 +26,7 @@ def find_vm(name_or_uuid: str) -> VirtualMachine:
     if vm is None:
         try:
             vm = VirtualMachine.objects.select_related("host").filter(uuid=name_or_uuid).first()
-        except Exception:  # not a UUID either
+        except ValidationError:  # not a UUID either
             vm = None
     if vm is None:
         raise MigrationRequestError(f"No VM named {name_or_uuid!r} is in the inventory.")
@@ -61,10 +43,6 @@ def find_host(name: str) -> Host:
 
 def find_operator(username: str):
     """A user who may migrate, for attributing a CLI request in the audit trail."""
-    from django.contrib.auth import get_user_model
-
-    from vmotion.roles import Role, has_role
-
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
         raise MigrationRequestError(f"No active vmotion user named {username!r}.")
@@ -101,7 +79,7 @@ def submit_migration(vm: VirtualMachine, destination: Host, options: MigrationOp
             )
             who = requested_by.get_username() if requested_by else "the system"
             task.log(EventKind.STATE, f"Requested by {who}: {vm.name} from {vm.host.name} to {destination.name}, {Priority(options.priority).label.lower()} priority.", to_state=TaskState.QUEUED, actor=requested_by)
-            dispatch.enqueue_task(task)
+            jobs.enqueue_task(task)
     except IntegrityError as error:
         # The database enforces one active task per VM even when two requests race.
         raise MigrationRequestError(f"{vm.name} already has an active migration.") from error

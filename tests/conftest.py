@@ -1,10 +1,8 @@
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 
-from vmotion.role_groups import sync_role_groups
-from vmotion.roles import Role
-
-from tests.lab_support import lab, lab_config, lab_inventory, workers  # noqa: F401  shared fixtures
+from core.role_groups import sync_role_groups
+from core.roles import Role
 
 
 def _user_with_role(username: str, role: Role | None) -> User:

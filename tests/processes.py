@@ -10,6 +10,8 @@ from pathlib import Path
 
 from django.db import connection
 
+from lab.processes import start_in_session, stop_session
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -20,27 +22,22 @@ def process_env(**extra: str) -> dict:
 
 
 def start_manage(*args: str, log_name: str, **extra_env: str) -> subprocess.Popen:
-    log = open(f"/tmp/vmotion-test-{log_name}.log", "w")
-    return subprocess.Popen(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=process_env(**extra_env),
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    log_path = Path(f"/tmp/vmotion-test-{log_name}.log")
+    return start_in_session([sys.executable, "manage.py", *args], cwd=ROOT, env=process_env(**extra_env), log_path=log_path)
+
+
+def start_worker(index: int = 0, **extra_env: str) -> subprocess.Popen:
+    return start_manage(
+        "rqworker", "high", "default", "low", "--worker-class", "migrations_app.worker.VmotionWorker",
+        log_name=f"worker{index}", **extra_env,
     )
 
 
-def start_worker(index: int = 0) -> subprocess.Popen:
-    return start_manage("rqworker", "high", "default", "low", "--worker-class", "migrations_app.worker.VmotionWorker", log_name=f"worker{index}")
-
-
-def start_scheduler() -> subprocess.Popen:
-    return start_manage("scheduler", log_name="scheduler", INVENTORY_SYNC_INTERVAL="30", MIGRATION_HOUSEKEEPING_INTERVAL="0.5", MIGRATION_WORKER_LOST_AFTER="10")
+def start_scheduler(**extra_env: str) -> subprocess.Popen:
+    timing = {"INVENTORY_SYNC_INTERVAL": "30", "MIGRATION_HOUSEKEEPING_INTERVAL": "0.5", "MIGRATION_WORKER_LOST_AFTER": "10"}
+    return start_manage("scheduler", log_name="scheduler", **{**timing, **extra_env})
 
 
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    """Stop a process this test started, and its children (an RQ work horse), by process group."""
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    """Stop a process this test started, and its children (an RQ work horse)."""
+    stop_session(process, sig)

@@ -5,6 +5,7 @@ DEBUG is off, ALLOWED_HOSTS is empty and SECRET_KEY must be given unless DEBUG i
 """
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 import dj_database_url
@@ -40,10 +41,13 @@ INSTALLED_APPS = [
     "django_rq",
     "django_htmx",
     "auditlog",
-    "vmotion",
+    "core",
     "inventory",
     "migrations_app",
 ]
+# The lab command lives beside the product in a checkout, never in the wheel or the image.
+if find_spec("devsupport") is not None:
+    INSTALLED_APPS.append("devsupport")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -72,7 +76,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "vmotion.context_processors.roles",
+                "core.context_processors.roles",
             ],
         },
     },

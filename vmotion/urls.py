@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from .admin_site import restrict_admin_to_administrators
+from core.admin_site import restrict_admin_to_administrators
 
 restrict_admin_to_administrators(admin.site)
 

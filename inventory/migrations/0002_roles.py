@@ -1,4 +1,4 @@
-"""Creates the role groups (vmotion.role_groups) with their model permissions."""
+"""Creates the role groups (core.role_groups) with their model permissions."""
 
 from django.db import migrations
 

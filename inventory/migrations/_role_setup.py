@@ -2,7 +2,7 @@
 
 from django.contrib.auth.management import create_permissions
 
-from vmotion.role_groups import sync_role_groups
+from core.role_groups import sync_role_groups
 
 
 def create_role_groups(apps, schema_editor):

@@ -1,4 +1,4 @@
-"""Gives the role groups their permissions on migration tasks (vmotion.role_groups)."""
+"""Gives the role groups their permissions on migration tasks (core.role_groups)."""
 
 from django.db import migrations
 

@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from inventory import sync
 from inventory.models import Host
-from tests.lab_support import running_domains, virsh
+from lab.commands import domain_names, virsh
 
 from .conftest import sign_in
 
@@ -27,7 +27,7 @@ def test_the_dashboard_shows_each_host_with_the_guests_virsh_sees_there(page, li
         card = page.locator(f"article[data-host='{host.name}']")
         expect(card.get_by_test_id("host-state")).to_have_text("Connected")
         shown = set(card.locator("li[data-vm]").evaluate_all("items => items.map(i => i.dataset.vm)"))
-        assert shown == running_domains(host.uri)
+        assert shown == domain_names(host.uri)
 
 
 def test_a_change_in_libvirt_reaches_the_open_page_without_a_reload(page, live_server, lab_inventory, viewer):

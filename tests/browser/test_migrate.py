@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from inventory.models import Host, VirtualMachine
-from tests.lab_support import running_domains, virsh
+from lab.commands import domain_names, virsh
 
 from .conftest import sign_in
 
@@ -26,10 +26,10 @@ def test_an_operator_migrates_a_vm_from_its_page_and_follows_it_live(page, live_
 
         expect(page.get_by_test_id("task-state")).to_have_text("Succeeded", timeout=60_000)
         expect(page.locator("#task-progress")).to_contain_text(f"lab-vm3 runs on {destination.name}")
-        assert "lab-vm3" in running_domains(destination.uri)
-        assert "lab-vm3" not in virsh(source.uri, "list", "--all", "--name")
+        assert "lab-vm3" in domain_names(destination.uri)
+        assert "lab-vm3" not in domain_names(source.uri, all_domains=True)
     finally:
-        here = next(h for h in Host.objects.all() if "lab-vm3" in running_domains(h.uri))
+        here = next(h for h in Host.objects.all() if "lab-vm3" in domain_names(h.uri))
         home = Host.objects.get(name=lab_config.home_host("lab-vm3"))
         if here != home:
             virsh(here.uri, "migrate", "--live", "--p2p", "--persistent", "--undefinesource", "lab-vm3", home.peer_uri)
@@ -47,4 +47,4 @@ def test_a_failing_check_shows_every_result_and_moves_nothing(page, live_server,
 
     expect(page.get_by_test_id("migrate-error")).to_contain_text("takes no new VMs")
     expect(page.locator("#check-report")).to_contain_text("FAIL")
-    assert "lab-vm1" in running_domains(vm.host.uri)
+    assert "lab-vm1" in domain_names(vm.host.uri)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.lab_support import virsh
+from lab.commands import virsh
 
 pytestmark = pytest.mark.lab
 
@@ -52,6 +52,6 @@ def test_every_guest_answers_on_its_echo_service_inside_the_lab_network(lab):
 def test_each_guest_is_defined_persistently_with_its_fixed_mac(lab):
     for guest in lab.guests:
         host = next(h for h in lab.hosts if h.name == guest.host)
-        xml = virsh(host.uri, "dumpxml", "--inactive", guest.name)
+        xml = virsh(host.uri, "dumpxml", "--inactive", guest.name).stdout
         assert guest.mac in xml
         assert "lab-net" in xml

@@ -7,9 +7,9 @@ import pytest
 from inventory import sync
 from inventory.choices import DatastoreKind, HostState, PowerState
 from inventory.models import Datastore, Host, Network, VirtualMachine
-from vmotion.lab import lab as lab_control
+from lab import control as lab_control, guests
 
-from tests.lab_support import running_domains, virsh
+from lab.commands import domain_names, virsh
 
 pytestmark = pytest.mark.lab
 
@@ -19,7 +19,7 @@ def test_sync_finds_every_guest_on_the_host_where_virsh_sees_it_running(lab_inve
         host = Host.objects.get(name=lab_host.name)
         assert host.state == HostState.CONNECTED, host.last_error
         on_host = set(VirtualMachine.objects.filter(host=host, power_state=PowerState.RUNNING).values_list("name", flat=True))
-        assert on_host == running_domains(host.uri)
+        assert on_host == domain_names(host.uri)
     assert VirtualMachine.objects.filter(power_state=PowerState.RUNNING).count() == len(lab_inventory.guests)
 
 
@@ -33,16 +33,20 @@ def test_the_lab_datastore_and_network_are_shared_by_every_host(lab_inventory):
     assert vm.nics.get().network.name == "lab-net"
 
 
-def test_a_guest_destroyed_with_virsh_shows_stopped_after_a_sync(lab_inventory):
+def test_a_guest_destroyed_with_virsh_shows_stopped_after_a_sync(lab_inventory, lab_config):
     vm = VirtualMachine.objects.select_related("host").get(name="lab-vm2")
     host = vm.host
+    serial_log = next(guest.serial_log for guest in lab_inventory.guests if guest.name == vm.name)
     virsh(host.uri, "destroy", vm.name)
     try:
         sync.sync_host(host)
         vm.refresh_from_db()
         assert (vm.power_state, vm.host) == (PowerState.SHUT_OFF, host)
     finally:
+        booted_from = serial_log.stat().st_size
         virsh(host.uri, "start", vm.name)
+        # Later tests watch the serial logs for a reboot: let this boot finish first.
+        guests.wait_until_ready(lab_config, {vm.name: booted_from})
     sync.sync_host(Host.objects.get(pk=host.pk))
     vm.refresh_from_db()
     assert vm.power_state == PowerState.RUNNING
@@ -50,7 +54,7 @@ def test_a_guest_destroyed_with_virsh_shows_stopped_after_a_sync(lab_inventory):
 
 def test_a_host_whose_libvirtd_stops_shows_disconnected_with_the_reason_and_comes_back(lab_inventory, lab_config):
     host = Host.objects.get(name="lab-host3")
-    guests_there = running_domains(host.uri)
+    guests_there = domain_names(host.uri)
     lab_control.stop_host_daemon(lab_config, host.name, log=lambda line: None)
     try:
         sync.sync_host(host)
@@ -64,7 +68,7 @@ def test_a_host_whose_libvirtd_stops_shows_disconnected_with_the_reason_and_come
     host.refresh_from_db()
     assert host.state == HostState.CONNECTED and host.last_error == ""
     # Its guests kept running while libvirtd was away.
-    assert running_domains(host.uri) == guests_there
+    assert domain_names(host.uri) == guests_there
     assert set(host.vms.filter(power_state=PowerState.RUNNING).values_list("name", flat=True)) == guests_there
 
 

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from tests.lab_support import running_domains, virsh
-from vmotion.lab.probes import EchoProbe, SerialWatcher
+from lab.commands import domain_names, virsh
+from lab.probes import EchoProbe, SerialWatcher
 
 pytestmark = pytest.mark.lab
 
@@ -30,7 +30,7 @@ def test_probes_see_the_guest_keep_running_and_its_connection_survive_a_live_mig
     finally:
         serial, network = watcher.stop(), echo.stop()
         # Other tests expect every guest on its home host.
-        if guest.name in running_domains(away.uri):
+        if guest.name in domain_names(away.uri):
             migrate(guest.name, away, home)
     print(f"\nserial: {serial}\necho: {network}")
 

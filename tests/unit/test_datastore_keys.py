@@ -2,7 +2,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from inventory.datastore_keys import datastore_source_key
+from hypervisor.datastore_keys import datastore_source_key
 
 
 @pytest.mark.parametrize(

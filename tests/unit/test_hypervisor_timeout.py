@@ -2,21 +2,23 @@ import threading
 
 import pytest
 
-from inventory import hypervisor
+from hypervisor import HypervisorError, HypervisorTimeout
+from hypervisor.connection import call_with_timeout
+from hypervisor.host import read_host
 
 
 def test_a_call_that_does_not_return_in_time_raises_a_timeout():
     release = threading.Event()
 
-    with pytest.raises(hypervisor.HypervisorTimeout, match="did not answer within 0.2 s"):
-        hypervisor._call_with_timeout(lambda: release.wait(30), 0.2, what="libvirt at qemu:///hung")
+    with pytest.raises(HypervisorTimeout, match="did not answer within 0.2 s"):
+        call_with_timeout(lambda: release.wait(30), 0.2, what="libvirt at qemu:///hung")
     release.set()
 
 
 def test_a_call_that_returns_gives_its_value():
-    assert hypervisor._call_with_timeout(lambda: 42, 1, what="x") == 42
+    assert call_with_timeout(lambda: 42, 1, what="x") == 42
 
 
 def test_a_libvirt_error_becomes_a_hypervisor_error_with_its_message():
-    with pytest.raises(hypervisor.HypervisorError, match="Failed to connect socket"):
-        hypervisor.read_host("qemu+unix:///system?socket=/nonexistent/socket", timeout=5)
+    with pytest.raises(HypervisorError, match="Failed to connect socket"):
+        read_host("qemu+unix:///system?socket=/nonexistent/socket", timeout=5)

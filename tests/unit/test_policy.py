@@ -1,30 +1,32 @@
-"""The convergence policy, driven by scripted job samples and the elapsed times of a fake clock."""
+"""The convergence policy, driven by scripted job samples and the elapsed times of a fake
+clock, through the engine's own monitor with a scripted libvirt in place of a host."""
 
+from collections import Counter
 from dataclasses import replace
 
 import pytest
 
+from hypervisor import HypervisorError
+from hypervisor.job import JobSample
+from migrations_app import policy
+from migrations_app.monitor import ConvergenceMonitor
 from migrations_app.policy import (
     GIB,
     MB,
     MIB,
     Action,
     ActionKind,
+    ConvergenceInputs,
     ConvergencePolicy,
-    JobSample,
-    MigrationOptions,
     completion_timeout_ms,
-    decide,
     downtime_schedule_ms,
     expected_downtime_ms,
-    force_complete,
     migration_flags_for,
-    start,
 )
 
 POLICY = ConvergencePolicy()
 LINK = 110 * MIB
-PRECOPY_ONLY = MigrationOptions(
+PRECOPY_ONLY = ConvergenceInputs(
     slo_downtime_ms=300, bandwidth_bytes_s=LINK, allow_post_copy=False, allow_auto_converge=False, memory_bytes=GIB
 )
 WITH_POST_COPY = replace(PRECOPY_ONLY, allow_post_copy=True)
@@ -53,18 +55,66 @@ def sample(iteration, remaining_mib, *, dirty_mb_s=20, bps=LINK, elapsed_ms=None
     )
 
 
-def monitor(samples, options, policy=POLICY):
-    """What the engine's loop does: start, then decide on each sample.
+class ScriptedGuest:
+    """Stands in for a domain on a host: records what the monitor asks of libvirt, and
+    refuses each kind of call as many times as it is told to."""
 
-    Returns the final state, each action taken as (iteration, kind, value), and the actions themselves.
+    def __init__(self, refusals: dict[ActionKind, int] | None = None):
+        self.calls: list[tuple[ActionKind, int | None]] = []
+        self.refusals = Counter(refusals or {})
+
+    def _call(self, kind: ActionKind, value: int | None = None) -> None:
+        self.calls.append((kind, value))
+        if self.refusals[kind] > 0:
+            self.refusals[kind] -= 1
+            raise HypervisorError("Timed out during operation: cannot acquire state change lock")
+
+    def set_max_downtime(self, downtime_ms: int) -> None:
+        self._call(ActionKind.SET_MAX_DOWNTIME, downtime_ms)
+
+    def start_post_copy(self) -> None:
+        self._call(ActionKind.START_POST_COPY)
+
+    def abort_job(self) -> None:
+        self._call(ActionKind.ABORT)
+
+
+def monitor(samples, options, rules=POLICY, guest=None, force_at=None):
+    """The engine's monitor on a scripted guest: started, then stepped through the samples
+    (forcing completion at the sample whose index is `force_at`).
+
+    Returns the monitor, each call libvirt was asked for after the start as (iteration, kind,
+    value), and the timeline the monitor wrote.
     """
-    state, _ = start(options, policy)
-    taken, actions_taken = [], []
-    for job in samples:
-        state, actions = decide(state, job, options, policy)
-        taken += [(job.memory_iteration, action.kind, action.value) for action in actions]
-        actions_taken += actions
-    return state, taken, actions_taken
+    guest = guest or ScriptedGuest()
+    timeline: list[str] = []
+    steered = ConvergenceMonitor(guest, options, rules, note=timeline.append)
+    taken = []
+    for index, job in enumerate(samples):
+        before = len(guest.calls)
+        steered.step(job, force_requested=force_at is not None and index >= force_at)
+        taken += [(job.memory_iteration, kind, value) for kind, value in guest.calls[before:]]
+    return steered, taken, timeline
+
+
+def carried_out(result):
+    """A policy call whose actions libvirt carried out: the state it leads to, and the actions."""
+    state, actions = result
+    for action in actions:
+        state = policy.confirmed(state, action)
+    return state, actions
+
+
+def start(options, rules):
+    return carried_out(policy.start(options, rules))
+
+
+def decide(state, job, options, rules):
+    return carried_out(policy.decide(state, job, options, rules))
+
+
+def force_complete(state, job, options, rules):
+    return carried_out(policy.force_complete(state, job, options, rules))
 
 
 def test_start_sets_the_initial_max_downtime_and_says_where_it_goes():
@@ -149,16 +199,16 @@ def test_a_guest_that_outruns_the_link_gets_the_slo_at_once_since_smaller_steps_
 def test_post_copy_starts_once_after_two_passes_at_the_slo_without_converging():
     samples = [sample(iteration, 256, dirty_mb_s=400) for iteration in range(2, 8)]
 
-    state, taken, _ = monitor(samples, WITH_POST_COPY)
+    steered, taken, _ = monitor(samples, WITH_POST_COPY)
 
     assert taken == [(2, ActionKind.SET_MAX_DOWNTIME, 300), (4, ActionKind.START_POST_COPY, None)]
-    assert state.post_copy_requested
+    assert steered.state.post_copy_requested
 
 
 def test_the_post_copy_reason_gives_the_rates_and_the_pause_the_slo_could_not_hold():
-    state, _, _ = monitor([sample(2, 256, dirty_mb_s=400), sample(3, 256, dirty_mb_s=400)], WITH_POST_COPY)
+    steered, _, _ = monitor([sample(2, 256, dirty_mb_s=400), sample(3, 256, dirty_mb_s=400)], WITH_POST_COPY)
 
-    _, actions = decide(state, sample(4, 256, dirty_mb_s=400), WITH_POST_COPY, POLICY)
+    _, actions = decide(steered.state, sample(4, 256, dirty_mb_s=400), WITH_POST_COPY, POLICY)
 
     assert actions == [
         Action(
@@ -175,11 +225,11 @@ def test_the_post_copy_reason_gives_the_rates_and_the_pause_the_slo_could_not_ho
 def test_without_post_copy_it_aborts_and_says_the_slo_cannot_be_met_and_the_vm_stays_on_the_source():
     samples = [sample(iteration, 256, dirty_mb_s=400) for iteration in range(2, 8)]
 
-    state, taken, actions = monitor(samples, PRECOPY_ONLY)
+    steered, taken, timeline = monitor(samples, PRECOPY_ONLY)
 
     assert taken == [(2, ActionKind.SET_MAX_DOWNTIME, 300), (4, ActionKind.ABORT, None)]
-    assert state.aborted
-    assert actions[-1].reason == (
+    assert steered.state.aborted
+    assert timeline[-1] == steered.abort_reason == (
         "The 300 ms downtime SLO cannot be met: the guest dirties 400 MB/s while the link moves 110 MiB/s "
         "(115 MB/s), so the final pause would take 2327 ms against the 300 ms SLO; post-copy is not allowed, "
         "so the migration is aborted and the VM keeps running on the source host."
@@ -210,9 +260,9 @@ def test_auto_converge_gets_time_to_raise_the_throttle_and_a_whole_pass_at_its_m
 
 def test_the_abort_after_auto_converge_mentions_the_throttle():
     samples = [sample(2, 256, dirty_mb_s=400), sample(3, 256, dirty_mb_s=400), sample(4, 256, throttle=99)]
-    state, _, _ = monitor(samples, WITH_AUTO_CONVERGE)
+    steered, _, _ = monitor(samples, WITH_AUTO_CONVERGE)
 
-    _, actions = decide(state, sample(5, 256, dirty_mb_s=130, throttle=99), WITH_AUTO_CONVERGE, POLICY)
+    _, actions = decide(steered.state, sample(5, 256, dirty_mb_s=130, throttle=99), WITH_AUTO_CONVERGE, POLICY)
 
     assert [a.kind for a in actions] == [ActionKind.ABORT]
     assert "the guest dirties 130 MB/s even with its vCPUs throttled 99%" in actions[0].reason
@@ -273,8 +323,9 @@ def test_a_migration_in_post_copy_is_never_aborted_at_the_timeout():
 
 def test_nothing_is_requested_again_once_post_copy_was_requested_even_before_the_job_reports_it():
     samples = [sample(iteration, 256, dirty_mb_s=400) for iteration in range(2, 5)]
-    state, _, _ = monitor(samples, WITH_POST_COPY)
+    steered, _, _ = monitor(samples, WITH_POST_COPY)
 
+    state = steered.state
     later = [sample(5, 256, dirty_mb_s=400), sample(6, 256, dirty_mb_s=400, elapsed_ms=70_000)]
     for job in later:
         state, actions = decide(state, job, WITH_POST_COPY, POLICY)
@@ -283,8 +334,9 @@ def test_nothing_is_requested_again_once_post_copy_was_requested_even_before_the
 
 def test_nothing_happens_after_an_abort():
     samples = [sample(iteration, 256, dirty_mb_s=400) for iteration in range(2, 5)]
-    state, _, _ = monitor(samples, PRECOPY_ONLY)
+    steered, _, _ = monitor(samples, PRECOPY_ONLY)
 
+    state = steered.state
     for job in [sample(5, 256, dirty_mb_s=400), sample(6, 256, elapsed_ms=70_000)]:
         state, actions = decide(state, job, PRECOPY_ONLY, POLICY)
         assert actions == []
@@ -294,10 +346,10 @@ def test_nothing_happens_after_an_abort():
 def test_early_samples_without_a_transfer_rate_cause_no_action():
     samples = [sample(0, 0, bps=0, dirty_mb_s=0), sample(1, 1024, bps=0, dirty_mb_s=0), sample(2, 280, bps=0)]
 
-    state, taken, _ = monitor(samples, PRECOPY_ONLY)
+    steered, taken, _ = monitor(samples, PRECOPY_ONLY)
 
     assert taken == []
-    assert state.max_downtime_ms == 30
+    assert steered.state.max_downtime_ms == 30
 
 
 def test_forcing_completion_switches_to_post_copy_when_it_was_allowed():
@@ -361,11 +413,11 @@ MEASURED_OUTRUNNING = dict(measured_dirty_rate_bytes_s=280 * MB, expected_link_b
 def test_a_guest_measured_to_outrun_the_link_switches_to_post_copy_at_the_first_pass_end():
     options = replace(WITH_POST_COPY, **MEASURED_OUTRUNNING)
 
-    state, taken, actions = monitor([sample(1, 900, dirty_mb_s=0), sample(2, 230, dirty_mb_s=115)], options)
+    steered, taken, timeline = monitor([sample(1, 900, dirty_mb_s=0), sample(2, 230, dirty_mb_s=115)], options)
 
     assert taken[-1] == (2, ActionKind.START_POST_COPY, None)
     assert [kind for _, kind, _ in taken].count(ActionKind.START_POST_COPY) == 1
-    assert "measured dirtying 280 MB/s before the start" in actions[-1].reason
+    assert "measured dirtying 280 MB/s before the start" in timeline[-1]
 
 
 def test_a_guest_measured_below_the_link_still_steps_the_downtime_up():
@@ -392,3 +444,64 @@ def test_the_bulk_copy_is_not_judged_as_a_finished_pass():
     # During pass 1 "remaining" is the whole RAM, zero pages included: no verdict on it.
     _, taken, _ = monitor([sample(1, 1000, dirty_mb_s=0), sample(1, 600, dirty_mb_s=0)], PRECOPY_ONLY)
     assert taken == []
+
+
+# libvirt may refuse a call (a busy job lock, a host that answers slowly); the policy's state
+# follows what libvirt carried out, so whatever it refused is asked for again.
+
+PAST_THE_TIMEOUT = [sample(9, 35, elapsed_ms=elapsed) for elapsed in (60_000, 60_250, 60_500, 60_750)]
+
+
+def test_an_abort_libvirt_refuses_at_the_completion_timeout_is_asked_again_at_the_next_sample_and_reported_once():
+    guest = ScriptedGuest(refusals={ActionKind.ABORT: 2})
+
+    steered, taken, timeline = monitor(PAST_THE_TIMEOUT, PRECOPY_ONLY, guest=guest)
+
+    assert taken == [(9, ActionKind.ABORT, None)] * 3  # refused, refused, carried out; then nothing more
+    assert steered.state.aborted and "completion timeout" in steered.abort_reason
+    refusals = [line for line in timeline if "libvirt refused" in line]
+    assert len(refusals) == 1 and "cannot acquire state change lock" in refusals[0]
+    assert timeline[-1] == steered.abort_reason
+
+
+def test_the_policy_does_not_count_an_abort_as_done_until_libvirt_carried_it_out():
+    guest = ScriptedGuest(refusals={ActionKind.ABORT: 1})
+
+    steered, _, _ = monitor(PAST_THE_TIMEOUT[:1], PRECOPY_ONLY, guest=guest)
+
+    assert not steered.state.aborted and steered.abort_reason == ""
+
+
+def test_a_switch_to_post_copy_libvirt_refuses_is_asked_again_at_the_next_sample():
+    samples = [sample(iteration, 256, dirty_mb_s=400) for iteration in range(2, 7)]
+    guest = ScriptedGuest(refusals={ActionKind.START_POST_COPY: 1})
+
+    steered, taken, _ = monitor(samples, WITH_POST_COPY, guest=guest)
+
+    assert taken == [
+        (2, ActionKind.SET_MAX_DOWNTIME, 300),
+        (4, ActionKind.START_POST_COPY, None),
+        (5, ActionKind.START_POST_COPY, None),
+    ]
+    assert steered.state.post_copy_requested
+
+
+def test_a_pause_libvirt_refused_to_raise_is_not_taken_for_granted():
+    guest = ScriptedGuest(refusals={ActionKind.SET_MAX_DOWNTIME: 1})
+    samples = [sample(1, 280, bps=0), sample(2, 100), sample(2, 95)]
+
+    steered, taken, _ = monitor(samples, PRECOPY_ONLY, guest=guest)
+
+    # The start's 30 ms was refused: asked again at the first sample, then steps up as usual.
+    assert guest.calls[0] == (ActionKind.SET_MAX_DOWNTIME, 30)
+    assert taken == [(1, ActionKind.SET_MAX_DOWNTIME, 30), (2, ActionKind.SET_MAX_DOWNTIME, 53)]
+    assert steered.state.max_downtime_ms == 53
+
+
+def test_forcing_completion_through_the_monitor_switches_to_post_copy_once():
+    samples = [sample(2, 120, dirty_mb_s=100), sample(2, 110, dirty_mb_s=100), sample(3, 100, dirty_mb_s=100)]
+
+    steered, taken, timeline = monitor(samples, WITH_POST_COPY, force_at=1)
+
+    assert taken == [(2, ActionKind.SET_MAX_DOWNTIME, 53), (2, ActionKind.START_POST_COPY, None)]
+    assert any(line.startswith("Operator forced completion") for line in timeline)

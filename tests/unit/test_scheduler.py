@@ -1,6 +1,6 @@
 import threading
 
-from vmotion.scheduler import PeriodicTask, run_periodic
+from core.scheduler import PeriodicTask, run_periodic
 
 
 class FakeClock:

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from inventory.choices import HostState, PowerState
 from inventory.models import Datastore, DatastoreMount, Network, NetworkAttachment, VirtualDisk, VirtualNic
 from migrations_app import checks, slots
+from migrations_app.conclusion import _slo_note
 from migrations_app.choices import Priority, TaskState
 from migrations_app.models import InvalidTransition, MigrationLimits, MigrationTask
 from tests.factories import HostFactory, VirtualMachineFactory
@@ -109,8 +110,6 @@ def test_a_host_that_never_answered_fails_the_connection_check():
 
 
 def test_a_success_with_a_pause_over_the_slo_says_so():
-    from migrations_app.engine import _slo_note
-
     task = make_task(max_downtime_ms=300, downtime_ms=1278)
     assert "1278 ms exceeded the 300 ms SLO" in _slo_note(task)
     assert _slo_note(make_task(max_downtime_ms=300, downtime_ms=40)) == ""

@@ -1,48 +1,85 @@
+import argparse
 import json
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
 from migrations_app import services
-from migrations_app.choices import Priority
+from migrations_app.check_report import CheckReport
+from migrations_app.choices import Priority, TaskState
 from migrations_app.models import MigrationTask
+from migrations_app.options import DEFAULT_MAX_DOWNTIME_MS
 from migrations_app.presenters import task_summary
 
-PRIORITIES = {"high": Priority.HIGH, "normal": Priority.NORMAL, "low": Priority.LOW}
+PRIORITIES = {priority.label.lower(): priority for priority in Priority}
 
 
 class Command(BaseCommand):
-    help = "Live migration from the command line: migrate, check, tasks, cancel, force-complete."
+    help = "Live migration from the command line: migrate, check, tasks, show, cancel, force-complete."
 
     def add_arguments(self, parser):
+        common = argparse.ArgumentParser(add_help=False)
+        common.add_argument("--json", action="store_true", help="end with one JSON line, also when the command fails")
         commands = parser.add_subparsers(dest="command", required=True)
-        migrate = commands.add_parser("migrate", help="move a running VM to another host")
+        migrate = commands.add_parser("migrate", parents=[common], help="move a running VM to another host")
         migrate.add_argument("vm", help="VM name or UUID")
         migrate.add_argument("--to", required=True, dest="destination", help="destination host")
-        migrate.add_argument("--priority", choices=PRIORITIES, default="normal")
-        migrate.add_argument("--max-downtime", type=int, default=300, help="longest final pause you accept, ms (default 300)")
+        migrate.add_argument("--priority", choices=PRIORITIES, default=Priority.NORMAL.label.lower())
+        migrate.add_argument(
+            "--max-downtime", type=int, default=DEFAULT_MAX_DOWNTIME_MS,
+            help=f"longest final pause you accept, ms (default {DEFAULT_MAX_DOWNTIME_MS})",
+        )
         migrate.add_argument("--bandwidth", type=int, help="cap in MiB/s (default uncapped)")
         migrate.add_argument("--post-copy", action="store_true", help="allow switching to post-copy")
         migrate.add_argument("--no-auto-converge", action="store_true", help="never throttle the guest's vCPUs")
         migrate.add_argument("--reason", default="")
         migrate.add_argument("--user", help="record the migration as requested by this vmotion user (an Operator)")
         migrate.add_argument("--wait", action="store_true", help="follow the task until it ends")
-        migrate.add_argument("--json", action="store_true", help="end with one JSON line describing the task")
-        check = commands.add_parser("check", help="run the pre-flight checks only")
+        check = commands.add_parser("check", parents=[common], help="run the pre-flight checks only")
         check.add_argument("vm")
         check.add_argument("--to", required=True, dest="destination")
-        tasks = commands.add_parser("tasks", help="recent migration tasks")
+        tasks = commands.add_parser("tasks", parents=[common], help="recent migration tasks")
         tasks.add_argument("--limit", type=int, default=20)
         for name in ("cancel", "force-complete", "show"):
-            commands.add_parser(name).add_argument("task_id", type=int)
+            commands.add_parser(name, parents=[common]).add_argument("task_id", type=int)
 
-    def handle(self, *args, command, **options):
+    def run_from_argv(self, argv):
+        self.as_json = "--json" in argv
+        return super().run_from_argv(argv)
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        """With --json, a command line argparse rejects also ends with the JSON error line."""
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        subparsers = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+        for each in [parser, *(sub for action in subparsers for sub in action.choices.values())]:
+            each.error = self._json_error(each.error)
+        return parser
+
+    def _json_error(self, error):
+        def report(message):
+            if getattr(self, "as_json", False):
+                self.stdout.write(json.dumps({"error": message, "checks": []}))
+            error(message)
+
+        return report
+
+    def handle(self, *args, command, json, **options):
+        self.as_json = json
         try:
             getattr(self, f"do_{command.replace('-', '_')}")(**options)
         except services.MigrationRequestError as error:
-            raise CommandError(str(error)) from error
+            self.fail(str(error), error.report)
 
-    def do_migrate(self, vm, destination, priority, max_downtime, bandwidth, post_copy, no_auto_converge, reason, user, wait, json, **_):
+    def fail(self, message: str, report: CheckReport | None = None, task: MigrationTask | None = None):
+        """Exit non-zero; with --json the last line says why, as JSON."""
+        if self.as_json:
+            line = {"error": message, "checks": _checks(report)}
+            if task is not None:
+                line["task"] = _task_fields(task)
+            self.stdout.write(json.dumps(line))
+        raise CommandError(message)
+
+    def do_migrate(self, vm, destination, priority, max_downtime, bandwidth, post_copy, no_auto_converge, reason, user, wait, **_):
         request = services.MigrationOptions(
             priority=PRIORITIES[priority],
             max_downtime_ms=max_downtime,
@@ -56,39 +93,49 @@ class Command(BaseCommand):
         self.stdout.write(f"task #{task.pk} queued: {task.vm.name} {task.source.name} -> {task.destination.name}")
         if wait:
             task = self._follow(task)
-        if json:
-            self.stdout.write(_json_line(task))
-        if wait and task.state != "succeeded":
-            raise CommandError(f"task #{task.pk} {task.get_state_display().lower()}: {task.error}")
+            if task.state != TaskState.SUCCEEDED:
+                self.fail(f"task #{task.pk} {task.get_state_display().lower()}: {task.error}", task=task)
+        self._json(_task_fields(task))
 
     def do_check(self, vm, destination, **_):
         report = services.check_migration(services.find_vm(vm), services.find_host(destination))
         for result in report.results:
             self.stdout.write(f"{result.status.upper():<7} {result.name:<20} {result.message}")
         if not report.passed:
-            raise CommandError(f"{len(report.failures)} check(s) failed")
+            self.fail(f"{len(report.failures)} check(s) failed: {report.summary()}", report)
+        self._json({"passed": True, "checks": _checks(report)})
 
     def do_tasks(self, limit, **_):
-        for task in MigrationTask.objects.select_related("vm", "source", "destination")[:limit]:
+        tasks = list(MigrationTask.objects.select_related("vm", "source", "destination")[:limit])
+        for task in tasks:
             self.stdout.write(task_summary(task))
+        self._json({"tasks": [_task_fields(task) for task in tasks]})
 
     def do_show(self, task_id, **_):
         task = self._task(task_id)
         self.stdout.write(task_summary(task))
         for event in task.events.all():
             self.stdout.write(f"  {event.at:%H:%M:%S.%f}"[:-3] + f"  {event.message}")
-        self.stdout.write(_json_line(task))
+        self._json(_task_fields(task))
 
     def do_cancel(self, task_id, **_):
-        self.stdout.write(services.cancel_task(self._task(task_id)))
+        task = self._task(task_id)
+        self.stdout.write(services.cancel_task(task))
+        self._json(_task_fields(task))
 
     def do_force_complete(self, task_id, **_):
-        self.stdout.write(services.force_complete(self._task(task_id)))
+        task = self._task(task_id)
+        self.stdout.write(services.force_complete(task))
+        self._json(_task_fields(task))
+
+    def _json(self, fields: dict) -> None:
+        if self.as_json:
+            self.stdout.write(json.dumps(fields))
 
     def _task(self, task_id: int) -> MigrationTask:
         task = MigrationTask.objects.select_related("vm", "source", "destination").filter(pk=task_id).first()
         if task is None:
-            raise CommandError(f"No migration task #{task_id}.")
+            self.fail(f"No migration task #{task_id}.")
         return task
 
     def _follow(self, task: MigrationTask) -> MigrationTask:
@@ -103,21 +150,25 @@ class Command(BaseCommand):
             time.sleep(0.5)
 
 
-def _json_line(task: MigrationTask) -> str:
-    return json.dumps(
-        {
-            "task": task.pk,
-            "vm": task.vm.name,
-            "source": task.source.name,
-            "destination": task.destination.name,
-            "state": task.state,
-            "downtime_ms": task.downtime_ms,
-            "total_ms": task.total_ms,
-            "bytes": task.bytes_transferred,
-            "iterations": task.iterations,
-            "max_downtime_ms": task.max_downtime_ms,
-            "predicted_total_ms": task.predicted_total_ms,
-            "predicted_downtime_ms": task.predicted_downtime_ms,
-            "error": task.error,
-        }
-    )
+def _checks(report: CheckReport | None) -> list[dict]:
+    if report is None:
+        return []
+    return [{"name": result.name, "status": result.status, "message": result.message} for result in report.results]
+
+
+def _task_fields(task: MigrationTask) -> dict:
+    return {
+        "task": task.pk,
+        "vm": task.vm.name,
+        "source": task.source.name,
+        "destination": task.destination.name,
+        "state": task.state,
+        "downtime_ms": task.downtime_ms,
+        "total_ms": task.total_ms,
+        "bytes": task.bytes_transferred,
+        "iterations": task.iterations,
+        "max_downtime_ms": task.max_downtime_ms,
+        "predicted_total_ms": task.predicted_total_ms,
+        "predicted_downtime_ms": task.predicted_downtime_ms,
+        "error": task.error,
+    }

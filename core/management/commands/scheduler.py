@@ -1,0 +1,26 @@
+import signal
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from inventory.jobs import enqueue_sync_all
+from migrations_app.jobs import housekeeping_job
+from core.scheduler import PeriodicTask, run_periodic
+
+
+class Command(BaseCommand):
+    help = "Periodic work: queue inventory syncs; finalise orphaned migrations and hand out free slots."
+
+    def handle(self, *args, **options):
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        tasks = [
+            PeriodicTask("inventory sync", settings.INVENTORY_SYNC_INTERVAL_SECONDS, enqueue_sync_all),
+            # In this process, not a queue: when every worker is busy migrating, waiting tasks
+            # must still get the slots that free up.
+            PeriodicTask("migration housekeeping", settings.MIGRATION_HOUSEKEEPING_INTERVAL_SECONDS, housekeeping_job),
+        ]
+        self.stdout.write(f"scheduler: inventory sync every {settings.INVENTORY_SYNC_INTERVAL_SECONDS:g} s")
+        run_periodic(tasks, stop)

@@ -1,0 +1,20 @@
+"""Puts a running lab into the inventory: its cluster and hosts, then a first sync."""
+
+from inventory.models import Cluster, Host
+from inventory.sync import SyncOutcome, sync_all_hosts
+
+from lab.control import LabState
+
+LAB_CLUSTER = "lab"
+
+
+def register_lab(state: LabState) -> list[SyncOutcome]:
+    cluster, _ = Cluster.objects.get_or_create(
+        name=LAB_CLUSTER,
+        defaults={"description": "libvirt hosts of the built-in lab, each a libvirtd on this machine"},
+    )
+    for lab_host in state.hosts:
+        host, _ = Host.objects.get_or_create(name=lab_host.name, defaults={"uri": lab_host.uri, "cluster": cluster})
+        host.uri, host.migration_uri, host.cluster = lab_host.uri, lab_host.peer_uri, cluster
+        host.save(update_fields=["uri", "migration_uri", "cluster"])
+    return sync_all_hosts()

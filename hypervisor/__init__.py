@@ -1,0 +1,16 @@
+"""The one door to libvirt, owned by no app.
+
+This package is the only code that imports `libvirt`. Everything else sees plain
+dataclasses, the `DomainState` enum and `HypervisorError`, whose message an operator can
+act on. Its modules, by what they serve:
+
+- `connection`: opening connections, and a timeout on every call;
+- `host`: what the inventory reads from a host (`read_host`, `baseline_cpu`);
+- `guest`: one domain's state and the calls a migration makes on it;
+- `migration`: starting a peer-to-peer live migration in its own thread;
+- `job`: libvirt's job statistics mapped once to `JobSample`.
+"""
+
+from .errors import HypervisorError, HypervisorTimeout
+
+__all__ = ["HypervisorError", "HypervisorTimeout"]

@@ -1,0 +1,160 @@
+"""One domain on one host: its state and the calls a migration makes on it.
+
+`Guest` works through a held `Connection`, so a monitor loop pays for one connection, not
+one per call. Every call has the connection's time limit.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import libvirt
+
+from .connection import Connection, describe
+from .errors import HypervisorError
+from .job import JobSample
+from .states import DomainState, domain_state_of, is_post_copy, job_is_active
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DomainCpu:
+    xml: str  # the <cpu> element, empty when the guest takes the hypervisor's default
+    virt_type: str  # "kvm" or "qemu" (plain emulation)
+    arch: str
+    machine: str
+
+
+class Guest:
+    def __init__(self, connection: Connection, uuid: str):
+        self.connection, self.uuid = connection, uuid
+
+    def _on_domain(self, action: Callable[[libvirt.virDomain], T], what: str, extra_seconds: float = 0) -> T:
+        return self.connection.call(lambda conn: action(conn.lookupByUUIDString(self.uuid)), what, extra_seconds)
+
+    def state(self) -> DomainState:
+        """Where the domain stands on this host; ABSENT when it is not defined here."""
+
+        def read(conn: libvirt.virConnect) -> DomainState:
+            try:
+                dom = conn.lookupByUUIDString(self.uuid)
+            except libvirt.libvirtError as error:
+                if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return DomainState.ABSENT
+                raise
+            state, reason = dom.state(0)
+            # Only a running source can hide a migration behind its state. Asking a domain
+            # paused for an incoming migration would wait for that migration's job.
+            job = dom.jobStats(0) if state == libvirt.VIR_DOMAIN_RUNNING else {}
+            return domain_state_of(state, reason, job)
+
+        return self.connection.call(read, "reading the domain's state")
+
+    def job_sample(self, completed: bool = False) -> JobSample:
+        """The migration job's statistics now, or those of the last completed job."""
+        flags = libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED if completed else 0
+
+        def read(dom: libvirt.virDomain) -> JobSample:
+            stats = dom.jobStats(flags)
+            state, reason = dom.state(0)
+            return JobSample.from_stats(stats, active=job_is_active(stats), post_copy=is_post_copy(state, reason))
+
+        return self._on_domain(read, "reading job stats")
+
+    def set_max_downtime(self, downtime_ms: int) -> None:
+        self._on_domain(lambda dom: dom.migrateSetMaxDowntime(downtime_ms, 0), "setting max downtime")
+
+    def start_post_copy(self) -> None:
+        self._on_domain(lambda dom: dom.migrateStartPostCopy(0), "switching to post-copy")
+
+    def abort_job(self) -> None:
+        self._on_domain(lambda dom: dom.abortJob(), "aborting the migration")
+
+    def resident_bytes(self) -> int:
+        """Memory the guest has touched (QEMU's resident set): what a first pre-copy pass sends."""
+        return self._on_domain(lambda dom: dom.memoryStats().get("rss", 0) * 1024, "reading memory stats")
+
+    def measure_dirty_rate(self, seconds: int = 1) -> int | None:
+        """Distinct bytes the guest dirties per second, by page sampling (the dirty-bitmap mode
+        reads 0 under emulation). None when the hypervisor cannot measure it."""
+
+        def measure(conn: libvirt.virConnect) -> int | None:
+            dom = conn.lookupByUUIDString(self.uuid)
+            try:
+                dom.startDirtyRateCalc(seconds, libvirt.VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING)
+            except libvirt.libvirtError:
+                return None
+            deadline = time.monotonic() + seconds + 3
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                stats = dict(conn.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1])
+                if stats.get("dirtyrate.calc_status") == libvirt.VIR_DOMAIN_DIRTYRATE_MEASURED:
+                    return stats.get("dirtyrate.megabytes_per_second", 0) * 1024 * 1024
+            return None
+
+        return self.connection.call(measure, "measuring the dirty rate", extra_seconds=seconds + 3)
+
+    def cpu(self) -> DomainCpu:
+        def read(dom: libvirt.virDomain) -> DomainCpu:
+            root = ET.fromstring(dom.XMLDesc(0))
+            cpu = root.find("cpu")
+            os_type = root.find("os/type")
+            return DomainCpu(
+                xml=ET.tostring(cpu, encoding="unicode") if cpu is not None and cpu.find("model") is not None else "",
+                virt_type=root.get("type", ""),
+                arch=os_type.get("arch", "") if os_type is not None else "",
+                machine=os_type.get("machine", "") if os_type is not None else "",
+            )
+
+        return self._on_domain(read, "reading the domain's CPU")
+
+    def undefine_if_inactive(self) -> bool:
+        """Remove the definition from a host where the domain no longer runs (the source, after
+        a migration). Never touches a running domain. Returns whether it removed one."""
+
+        def undefine(conn: libvirt.virConnect) -> bool:
+            try:
+                dom = conn.lookupByUUIDString(self.uuid)
+            except libvirt.libvirtError as error:
+                if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return False
+                raise
+            if dom.isActive():
+                return False
+            dom.undefine()
+            return True
+
+        return self.connection.call(undefine, "undefining the domain")
+
+
+def offers_cpu(connection: Connection, cpu: DomainCpu) -> tuple[bool, str]:
+    """Whether this host's hypervisor can give a guest its CPU, for the guest's own
+    virtualisation type (plain emulation offers more than KVM would): (ok, detail)."""
+
+    def compare(conn: libvirt.virConnect) -> tuple[bool, str]:
+        try:
+            result = conn.compareHypervisorCPU(
+                None, cpu.arch or None, cpu.machine or None, cpu.virt_type or None, cpu.xml,
+                libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE,
+            )
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_CPU_INCOMPATIBLE:
+                return False, describe(error)
+            raise
+        return result != libvirt.VIR_CPU_COMPARE_INCOMPATIBLE, ""
+
+    return connection.call(compare, "comparing CPUs")
+
+
+def domain_state(uri: str, uuid: str, timeout: float) -> DomainState:
+    """Where the domain stands on the host at `uri`; UNREACHABLE when the host does not answer."""
+    try:
+        with Connection(uri, timeout) as connection:
+            return Guest(connection, uuid).state()
+    except HypervisorError:
+        return DomainState.UNREACHABLE

@@ -1,0 +1,252 @@
+"""What the inventory reads from a host: its facts, storage pools, networks and domains."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import libvirt
+
+from .connection import with_connection
+from .datastore_keys import datastore_source_key
+from .states import DomainPower, is_incoming_copy, power_of
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    hostname: str
+    arch: str
+    cpu_model: str
+    cpu_count: int
+    cpu_mhz: int
+    cpu_xml: str
+    memory_total_bytes: int
+    memory_free_bytes: int
+    cpu_times: dict[str, int]
+    libvirt_version: str
+    hypervisor_version: str
+
+
+@dataclass(frozen=True)
+class PoolFacts:
+    name: str
+    kind: str
+    source_key: str
+    target_path: str
+    active: bool
+    capacity_bytes: int
+    available_bytes: int
+
+
+@dataclass(frozen=True)
+class NetworkFacts:
+    name: str
+    bridge: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class DiskFacts:
+    target: str
+    source: str
+    format: str
+    pool: str = ""
+
+
+@dataclass(frozen=True)
+class NicFacts:
+    mac: str
+    network: str
+    bridge: str
+    model: str
+
+
+@dataclass(frozen=True)
+class DomainFacts:
+    uuid: str
+    name: str
+    power: DomainPower
+    vcpus: int
+    memory_bytes: int
+    cpu_mode: str
+    cpu_model: str
+    persistent: bool
+    disks: tuple[DiskFacts, ...] = ()
+    nics: tuple[NicFacts, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    facts: HostFacts
+    pools: tuple[PoolFacts, ...] = ()
+    networks: tuple[NetworkFacts, ...] = ()
+    domains: tuple[DomainFacts, ...] = field(default_factory=tuple)
+
+
+def read_host(uri: str, timeout: float) -> HostSnapshot:
+    """Everything the inventory needs to know about one host, in one connection."""
+    return with_connection(uri, timeout, _read_snapshot)
+
+
+def baseline_cpu(uri: str, host_cpu_xmls: list[str], timeout: float) -> tuple[str, str]:
+    """The CPU every given host can offer, computed by libvirt on `uri`: (model, XML)."""
+
+    def compute(conn: libvirt.virConnect) -> tuple[str, str]:
+        xml = conn.baselineCPU(host_cpu_xmls, libvirt.VIR_CONNECT_BASELINE_CPU_MIGRATABLE)
+        model = ET.fromstring(xml).findtext("model", default="")
+        return model, xml
+
+    return with_connection(uri, timeout, compute)
+
+
+def _read_snapshot(conn: libvirt.virConnect) -> HostSnapshot:
+    return HostSnapshot(
+        facts=_host_facts(conn),
+        pools=tuple(_pool_facts(pool) for pool in conn.listAllStoragePools(0)),
+        networks=tuple(_network_facts(network) for network in conn.listAllNetworks(0)),
+        domains=tuple(filter(None, (_domain_facts(dom) for dom in conn.listAllDomains(0)))),
+    )
+
+
+def _host_facts(conn: libvirt.virConnect) -> HostFacts:
+    model, memory_mib, cpus, mhz, *_ = conn.getInfo()
+    capabilities = ET.fromstring(conn.getCapabilities())
+    host_cpu = capabilities.find("host/cpu")
+    cpu_xml = ET.tostring(host_cpu, encoding="unicode") if host_cpu is not None else ""
+    cpu_model = host_cpu.findtext("model", default=model) if host_cpu is not None else model
+    memory = _optional(lambda: conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0), None)
+    if memory:
+        # Page cache and buffers are given back on demand, so they count as free for VMs.
+        free_bytes = 1024 * (memory.get("free", 0) + memory.get("buffers", 0) + memory.get("cached", 0))
+        # getInfo() sums the NUMA nodes' memory, which some machines under-report.
+        total_bytes = 1024 * memory.get("total", 0) or memory_mib * 1024 * 1024
+    else:
+        free_bytes = conn.getFreeMemory()
+        total_bytes = memory_mib * 1024 * 1024
+    return HostFacts(
+        hostname=conn.getHostname(),
+        arch=capabilities.findtext("host/cpu/arch", default=""),
+        cpu_model=cpu_model,
+        cpu_count=cpus,
+        cpu_mhz=mhz,
+        cpu_xml=cpu_xml,
+        memory_total_bytes=total_bytes,
+        memory_free_bytes=free_bytes,
+        cpu_times=dict(_optional(lambda: conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS, 0), {})),
+        libvirt_version=_version_string(conn.getLibVersion()),
+        hypervisor_version=_version_string(conn.getVersion()),
+    )
+
+
+def _optional(call: Callable[[], T], default: T) -> T:
+    """A call some drivers do not implement (the test driver, some remote drivers)."""
+    try:
+        return call()
+    except libvirt.libvirtError as error:
+        if error.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+            return default
+        raise
+
+
+def _version_string(number: int) -> str:
+    return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+
+
+def _pool_facts(pool: libvirt.virStoragePool) -> PoolFacts:
+    root = ET.fromstring(pool.XMLDesc(0))
+    active = bool(pool.isActive())
+    capacity, available = 0, 0
+    if active:
+        _state, capacity, _allocation, available = pool.info()
+    kind = root.get("type", "")
+    target_path = root.findtext("target/path", default="")
+    return PoolFacts(
+        name=pool.name(),
+        kind=kind,
+        source_key=datastore_source_key(kind, root.find("source"), target_path),
+        target_path=target_path,
+        active=active,
+        capacity_bytes=capacity,
+        available_bytes=available,
+    )
+
+
+def _network_facts(network: libvirt.virNetwork) -> NetworkFacts:
+    root = ET.fromstring(network.XMLDesc(0))
+    bridge_element = root.find("bridge")
+    bridge = bridge_element.get("name", "") if bridge_element is not None else ""
+    return NetworkFacts(name=network.name(), bridge=bridge, active=bool(network.isActive()))
+
+
+def _domain_facts(dom: libvirt.virDomain) -> DomainFacts | None:
+    try:
+        state, reason = dom.state(0)
+        persistent = bool(dom.isPersistent())
+        if is_incoming_copy(state, reason, persistent):
+            return None
+        # The inactive definition has the disks, NICs and CPU, and reading it takes no domain
+        # job: the live one waits for a running migration job and the sync would time out.
+        root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    except libvirt.libvirtError as error:
+        # Gone between listing and reading (a migration finished, a transient VM stopped).
+        if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise
+    cpu = root.find("cpu")
+    return DomainFacts(
+        uuid=dom.UUIDString(),
+        name=dom.name(),
+        power=power_of(state),
+        vcpus=int(root.findtext("vcpu", default="0")),
+        memory_bytes=_memory_bytes(root.find("memory")),
+        cpu_mode=cpu.get("mode", "") if cpu is not None else "",
+        cpu_model=cpu.findtext("model", default="") if cpu is not None else "",
+        persistent=persistent,
+        disks=tuple(_disk_facts(disk) for disk in root.findall("devices/disk[@device='disk']")),
+        nics=tuple(_nic_facts(nic) for nic in root.findall("devices/interface")),
+    )
+
+
+_MEMORY_UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3, "gib": 1024**3}
+
+
+def _memory_bytes(element: ET.Element | None) -> int:
+    if element is None or not element.text:
+        return 0
+    return int(element.text) * _MEMORY_UNITS.get(element.get("unit", "KiB").lower(), 1024)
+
+
+def _disk_facts(disk: ET.Element) -> DiskFacts:
+    source = disk.find("source")
+    attributes = source.attrib if source is not None else {}
+    pool = attributes.get("pool", "")
+    if "file" in attributes or "dev" in attributes:
+        path = attributes.get("file") or attributes.get("dev", "")
+    elif "protocol" in attributes:
+        path = f"{attributes['protocol']}:{attributes.get('name', '')}"
+    else:
+        path = f"{pool}/{attributes.get('volume', '')}" if pool else ""
+    driver = disk.find("driver")
+    return DiskFacts(
+        target=disk.find("target").get("dev", "") if disk.find("target") is not None else "",
+        source=path,
+        format=driver.get("type", "") if driver is not None else "",
+        pool=pool,
+    )
+
+
+def _nic_facts(nic: ET.Element) -> NicFacts:
+    source = nic.find("source")
+    attributes = source.attrib if source is not None else {}
+    mac = nic.find("mac")
+    model = nic.find("model")
+    return NicFacts(
+        mac=(mac.get("address", "") if mac is not None else "").lower(),
+        network=attributes.get("network", ""),
+        bridge=attributes.get("bridge", ""),
+        model=model.get("type", "") if model is not None else "",
+    )

@@ -1,0 +1,114 @@
+"""Fixtures of the lab tests: real libvirtd hosts and QEMU guests, started once per test
+session, and real worker and scheduler processes. The browser tests import them too.
+
+The test lab has its own directory and network namespace (scripts/test.sh sets them), so it
+never touches a demo lab running on the same machine.
+"""
+
+import os
+import shutil
+import time
+
+import django_rq
+import pytest
+
+from devsupport.register import register_lab
+from inventory.models import Host
+from lab import control as lab_control
+from lab.commands import domain_names, virsh
+from lab.config import GuestWorkload, LabConfig
+from migrations_app.models import MigrationTask
+from tests import processes
+from tests.prerequisites import require
+
+# Seven guests: six idle ones for the limit tests, and lab-vm4, which rewrites its memory
+# faster than a gigabit link moves it.
+TEST_LAB = dict(
+    host_count=3,
+    guest_count=7,
+    guest_memory_mib=128,
+    workloads={"lab-vm4": GuestWorkload(dirty_mb=32, dirty_rate=150)},
+)
+
+
+@pytest.fixture(scope="session")
+def lab_config() -> LabConfig:
+    require(os.geteuid() == 0, "the lab needs root (network and mount namespaces)")
+    require(shutil.which("libvirtd") is not None, "libvirtd is not installed: run scripts/install-system-packages.sh")
+    return LabConfig(**TEST_LAB)
+
+
+@pytest.fixture(scope="session")
+def lab(lab_config):
+    """The running lab's state; torn down at the end unless VMOTION_KEEP_LAB=1."""
+    state = lab_control.up(lab_config, log=lambda line: None)
+    yield state
+    if os.environ.get("VMOTION_KEEP_LAB") != "1":
+        lab_control.down(lab_config, log=lambda line: None)
+
+
+@pytest.fixture
+def lab_inventory(lab, lab_config, db):
+    """The lab registered and synced into this test's database; the lab's current state."""
+    register_lab(lab_control.status(lab_config))
+    return lab_control.status(lab_config)
+
+
+@pytest.fixture
+def workers(lab_inventory):
+    """Three real rqworker processes and the scheduler, on empty queues."""
+    for name in ("high", "default", "low"):
+        django_rq.get_queue(name).empty()
+    started = [processes.start_worker(i) for i in range(3)] + [processes.start_scheduler()]
+    yield started
+    for process in started:
+        processes.stop(process)
+
+
+@pytest.fixture
+def guests_stay_intact(lab):
+    """After every test, each guest's serial log must show it kept running (heartbeats, no
+    new boot) and that every page it rewrote still held what it last wrote there."""
+    logs = {guest.name: guest.serial_log for guest in lab.guests}
+    offsets = {name: path.stat().st_size for name, path in logs.items()}
+    yield
+    time.sleep(0.3)  # at least one more heartbeat from each guest
+    for name, path in logs.items():
+        with path.open("rb") as log:
+            log.seek(offsets[name])
+            lines = log.read().decode(errors="replace").splitlines()
+        assert any("HB seq=" in line for line in lines), f"{name} printed no heartbeat"
+        assert not any("VMOTION-GUEST READY" in line for line in lines), f"{name} booted again"
+        assert not any("MISMATCH" in line for line in lines), f"{name} found memory corrupted"
+        last = [line for line in lines if "HB seq=" in line][-1]
+        assert " mismatches=0 " in last + " ", f"{name}: {last}"
+
+
+@pytest.fixture
+def home_hosts(lab_inventory, lab_config):
+    """Put every guest back on its home host after the test, so tests stay independent."""
+    yield
+    state = lab_control.status(lab_config)
+    hosts = {host.name: host for host in state.hosts}
+    for guest_status in state.guests:
+        home = lab_config.home_host(guest_status.name)
+        if guest_status.host and guest_status.host != home:
+            virsh(hosts[guest_status.host].uri, "migrate", "--live", "--p2p", "--persistent", "--undefinesource", guest_status.name, hosts[home].peer_uri)
+
+
+def where_runs(vm_name: str) -> list[str]:
+    return [host.name for host in Host.objects.order_by("name") if vm_name in domain_names(host.uri)]
+
+
+def defined_on(vm_name: str) -> list[str]:
+    return [host.name for host in Host.objects.order_by("name") if vm_name in domain_names(host.uri, all_domains=True)]
+
+
+def wait_for_state(task: MigrationTask, states, timeout: float = 60) -> MigrationTask:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task.refresh_from_db()
+        if task.state in states:
+            return task
+        time.sleep(0.1)
+    raise AssertionError(f"task #{task.pk} stayed {task.state}, not {states}: {[e.message for e in task.events.all()]}")

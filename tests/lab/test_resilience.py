@@ -1,0 +1,113 @@
+"""Migrations that keep their promise under stress: many at once for many rounds, and a
+Redis that restarts and forgets every queued job."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from inventory.models import Host, VirtualMachine
+from lab.processes import start_in_session, stop_session
+from migrations_app import services
+from migrations_app.choices import TaskState
+from migrations_app.models import MigrationLimits, MigrationTask
+from tests import processes
+from tests.lab.conftest import wait_for_state, where_runs
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
+
+FINAL = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
+IDLE_GUESTS = ["lab-vm1", "lab-vm2", "lab-vm3", "lab-vm5"]
+ROUNDS = 8
+
+
+def next_host(vm: VirtualMachine, hosts: list[Host]) -> Host:
+    return hosts[(hosts.index(vm.host) + 1) % len(hosts)]
+
+
+def test_four_guests_moved_at_once_for_eight_rounds_all_arrive(lab, workers, home_hosts):
+    """One outgoing migration per host makes some tasks wait for a slot and be picked up again
+    by another worker: no task may be taken for an orphan meanwhile."""
+    MigrationLimits.objects.update_or_create(pk=1, defaults={"max_outgoing_per_host": 1, "max_incoming_per_host": 2, "max_concurrent": 8})
+    fourth_worker = processes.start_worker(3)
+    hosts = list(Host.objects.order_by("name"))
+    try:
+        for round_number in range(1, ROUNDS + 1):
+            tasks = []
+            for name in IDLE_GUESTS:
+                vm = VirtualMachine.objects.select_related("host").get(name=name)
+                tasks.append(services.submit_migration(vm, next_host(vm, hosts), services.MigrationOptions()))
+            for task in tasks:
+                task = wait_for_state(task, FINAL, timeout=180)
+                assert task.state == TaskState.SUCCEEDED, (round_number, task.vm.name, task.error, [e.message for e in task.events.all()])
+                assert where_runs(task.vm.name) == [task.destination.name], (round_number, task.vm.name)
+    finally:
+        processes.stop(fourth_worker)
+    waited = MigrationTask.objects.filter(events__to_state=TaskState.WAITING).distinct().count()
+    assert waited > 0, "no task ever waited for a slot, so the round trip through a second worker went untested"
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis this test starts, restarts and stops itself, without persistence as
+    docker-compose runs it."""
+    port = 6391
+    command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+
+    def start() -> subprocess.Popen:
+        process = start_in_session(command, cwd=tmp_path, env={}, log_path=tmp_path / f"redis-{time.monotonic_ns()}.log")
+        for _ in range(100):
+            if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() == "PONG":
+                return process
+            time.sleep(0.05)
+        raise AssertionError("the test's Redis did not start")
+
+    server = {"process": start()}
+
+    def restart() -> None:
+        stop_session(server["process"])
+        server["process"] = start()
+
+    yield f"redis://127.0.0.1:{port}/0", restart
+    stop_session(server["process"])
+
+
+def submit_with_cli(redis_url: str, vm: str, destination: str, *options: str) -> int:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "vmotion", "migrate", vm, "--to", destination, *options, "--json"],
+        cwd=processes.ROOT, env=processes.process_env(REDIS_URL=redis_url), capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])["task"]
+
+
+def test_tasks_whose_jobs_redis_lost_in_a_restart_are_queued_again_and_all_arrive(lab_inventory, home_hosts, own_redis):
+    redis_url, restart_redis = own_redis
+    MigrationLimits.objects.update_or_create(pk=1, defaults={"max_outgoing_per_host": 2, "max_incoming_per_host": 2, "max_concurrent": 1})
+    hosts = list(Host.objects.order_by("name"))
+    moves = []
+    for name in ("lab-vm1", "lab-vm2", "lab-vm3"):
+        vm = VirtualMachine.objects.select_related("host").get(name=name)
+        moves.append((name, next_host(vm, hosts).name))
+    # One worker: while it migrates the first VM, the other two tasks' jobs wait in Redis.
+    worker = processes.start_worker(0, REDIS_URL=redis_url)
+    scheduler = processes.start_scheduler(REDIS_URL=redis_url)
+    try:
+        task_ids = [submit_with_cli(redis_url, moves[0][0], moves[0][1], "--bandwidth", "10")]
+        task_ids += [submit_with_cli(redis_url, name, destination) for name, destination in moves[1:]]
+        wait_for_state(MigrationTask.objects.get(pk=task_ids[0]), [TaskState.MIGRATING], timeout=120)
+        assert MigrationTask.objects.filter(pk__in=task_ids[1:], state=TaskState.QUEUED).count() == 2
+
+        restart_redis()
+
+        for task_id in task_ids:
+            task = wait_for_state(MigrationTask.objects.get(pk=task_id), FINAL, timeout=240)
+            assert task.state == TaskState.SUCCEEDED, (task.vm.name, task.error, [e.message for e in task.events.all()])
+            assert where_runs(task.vm.name) == [task.destination.name]
+    finally:
+        processes.stop(worker)
+        processes.stop(scheduler)

@@ -1,0 +1,87 @@
+"""The shape of the code, checked: one door to libvirt, no import cycles, and nothing of the
+test lab in the product. The import graph comes from grimp, which also sees imports made
+inside functions."""
+
+import grimp
+import pytest
+
+PRODUCT = ("vmotion", "core", "hypervisor", "inventory", "migrations_app")
+SUPPORT = ("lab", "devsupport", "tests", "bench")
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph(*PRODUCT, "lab", "devsupport", "tests", include_external_packages=True)
+
+
+def import_cycles(graph: grimp.ImportGraph, modules: set[str]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in graph.find_modules_directly_imported_by(module) & modules:
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in sorted(modules):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def product_modules(graph: grimp.ImportGraph) -> set[str]:
+    return {module for module in graph.modules if module.split(".")[0] in PRODUCT}
+
+
+def test_only_the_hypervisor_package_imports_libvirt(graph):
+    importers = graph.find_modules_that_directly_import("libvirt")
+
+    assert importers and {module.split(".")[0] for module in importers} == {"hypervisor"}
+
+
+def test_no_module_of_the_product_takes_part_in_an_import_cycle(graph):
+    assert import_cycles(graph, product_modules(graph)) == []
+
+
+def test_the_product_never_imports_the_lab_the_tests_or_the_benchmark(graph):
+    reaching = {
+        (importer, imported)
+        for importer in product_modules(graph)
+        for imported in graph.find_modules_directly_imported_by(importer)
+        if imported.split(".")[0] in SUPPORT
+    }
+    assert reaching == set()
+
+
+def test_the_engine_knows_nothing_of_the_queue(graph):
+    imported = {module.split(".")[0] for module in graph.find_upstream_modules("migrations_app.engine")}
+
+    assert not {"rq", "django_rq"} & imported
+    assert "migrations_app.jobs" not in graph.find_upstream_modules("migrations_app.engine")
+
+
+def test_the_lab_needs_no_django(graph):
+    lab_modules = {module for module in graph.modules if module.split(".")[0] == "lab"}
+    imported = {module.split(".")[0] for lab_module in lab_modules for module in graph.find_modules_directly_imported_by(lab_module)}
+
+    assert "django" not in imported and not imported & set(PRODUCT)
