@@ -1,19 +1,26 @@
-# One image for the web server, the RQ workers and the scheduler.
+# One image for the web server, the RQ workers and the scheduler. It holds the product only:
+# each COPY names what runs in production (the lab, dev tools, tests and benchmark stay out).
 FROM python:3.11-slim-bookworm
 
-RUN echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list \
+# libvirt from backports, through the archive the image's own apt sources name.
+COPY scripts/add-backports.sh /tmp/add-backports.sh
+RUN bash /tmp/add-backports.sh \
     && apt-get update \
     && apt-get install -y --no-install-recommends -t bookworm-backports libvirt-dev libvirt-clients \
     && apt-get install -y --no-install-recommends gcc pkg-config openssh-client \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* /tmp/add-backports.sh
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY vmotion vmotion
+COPY core core
+COPY hypervisor hypervisor
 COPY inventory inventory
 COPY migrations_app migrations_app
 RUN pip install --no-cache-dir .
-COPY . .
+COPY manage.py ./
+COPY templates templates
+COPY static static
 RUN DEBUG=1 python manage.py collectstatic --no-input -v 0
 
 ENV PYTHONUNBUFFERED=1

@@ -1,5 +1,5 @@
 # The two commands the README promises: `make demo` runs the product, `make test` runs every test.
-.PHONY: demo test bootstrap lab-up lab-down bench
+.PHONY: demo test bootstrap bench
 
 demo:
 	bash scripts/demo.sh

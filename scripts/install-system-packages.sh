@@ -10,10 +10,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 . /etc/os-release
-backports="${VERSION_CODENAME:-bookworm}-backports"
-list=/etc/apt/sources.list.d/vmotion-backports.list
-if [ "${VERSION_CODENAME:-}" = bookworm ] && ! grep -rqs "$backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    echo "deb http://deb.debian.org/debian $backports main" > "$list"
+release_opt=()
+if [ "${VERSION_CODENAME:-}" = bookworm ]; then
+    bash "$(dirname "$0")/add-backports.sh"
+    release_opt=(-t bookworm-backports)
 fi
 
 stamp=/var/lib/vmotion-apt.stamp
@@ -25,10 +25,6 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-release_opt=()
-if grep -rqs "$backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    release_opt=(-t "$backports")
-fi
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends "${release_opt[@]}" \
     qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev

@@ -1,8 +1,11 @@
+from collections.abc import Iterator
+
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 
 from core.role_groups import sync_role_groups
 from core.roles import Role
+from tests.production_server import AppServer, production_server
 
 
 def _user_with_role(username: str, role: Role | None) -> User:
@@ -44,3 +47,23 @@ def client_as(client):
         return client
 
     return login
+
+
+@pytest.fixture(autouse=True)
+def plain_static_storage(settings):
+    """Pages rendered in this process (the Django test client) name assets without hashes.
+
+    The hashed-name storage needs the manifest that collectstatic writes, and no test runs
+    collectstatic for the test client; `app_server` serves the real setting over collected files.
+    """
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+
+@pytest.fixture(scope="session")
+def app_server(django_db_setup, tmp_path_factory) -> Iterator[AppServer]:
+    """gunicorn with DEBUG off and collected static files, on the test database, for the session.
+
+    Its requests see only committed rows: tests that use it need django_db(transaction=True).
+    """
+    with production_server(tmp_path_factory.mktemp("app-server")) as server:
+        yield server

@@ -1,4 +1,5 @@
-"""A real Chromium (Debian's) driven by Playwright against Django's live server."""
+"""A real Chromium (Debian's) driven by Playwright against the app as production serves it:
+gunicorn with DEBUG off and collected static files (the `app_server` fixture)."""
 
 import os
 import shutil
@@ -44,8 +45,8 @@ def page(browser):
     context.close()
 
 
-def sign_in(page, live_server, username: str, password: str = "correct horse battery staple") -> None:
-    page.goto(f"{live_server.url}/")
+def sign_in(page, app_server, username: str, password: str = "correct horse battery staple") -> None:
+    page.goto(f"{app_server.url}/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")

@@ -13,14 +13,14 @@ from .conftest import sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_anonymous_visitor_lands_on_the_sign_in_page(page, live_server):
-    page.goto(f"{live_server.url}/vms/")
+def test_an_anonymous_visitor_lands_on_the_sign_in_page(page, app_server):
+    page.goto(f"{app_server.url}/vms/")
     expect(page.locator("h1")).to_have_text("Sign in to vmotion")
     assert "/login/?next=/vms/" in page.url
 
 
-def test_the_dashboard_shows_each_host_with_the_guests_virsh_sees_there(page, live_server, lab_inventory, viewer):
-    sign_in(page, live_server, "viewer")
+def test_the_dashboard_shows_each_host_with_the_guests_virsh_sees_there(page, app_server, lab_inventory, viewer):
+    sign_in(page, app_server, "viewer")
 
     expect(page.locator("#hosts-connected")).to_have_text(f"{len(lab_inventory.hosts)} of {len(lab_inventory.hosts)} hosts connected")
     for host in Host.objects.all():
@@ -30,8 +30,8 @@ def test_the_dashboard_shows_each_host_with_the_guests_virsh_sees_there(page, li
         assert shown == domain_names(host.uri)
 
 
-def test_a_change_in_libvirt_reaches_the_open_page_without_a_reload(page, live_server, lab_inventory, viewer):
-    sign_in(page, live_server, "viewer")
+def test_a_change_in_libvirt_reaches_the_open_page_without_a_reload(page, app_server, lab_inventory, viewer):
+    sign_in(page, app_server, "viewer")
     host = Host.objects.get(vms__name="lab-vm1")
     row = page.locator(f"article[data-host='{host.name}'] li[data-vm='lab-vm1'] .power")
     expect(row).to_have_text("Running")

@@ -11,13 +11,13 @@ from .conftest import sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_operator_migrates_a_vm_from_its_page_and_follows_it_live(page, live_server, lab_inventory, workers, operator, lab_config):
+def test_an_operator_migrates_a_vm_from_its_page_and_follows_it_live(page, app_server, lab_inventory, workers, operator, lab_config):
     vm = VirtualMachine.objects.select_related("host").get(name="lab-vm3")
     source = vm.host
     destination = Host.objects.exclude(pk=source.pk).order_by("name").first()
-    sign_in(page, live_server, "operator")
+    sign_in(page, app_server, "operator")
     try:
-        page.goto(f"{live_server.url}{vm.get_absolute_url()}")
+        page.goto(f"{app_server.url}{vm.get_absolute_url()}")
         page.click("text=Migrate…")
         page.select_option("select[name=destination]", label=destination.name)
         page.click("button[name=check]")
@@ -35,13 +35,13 @@ def test_an_operator_migrates_a_vm_from_its_page_and_follows_it_live(page, live_
             virsh(here.uri, "migrate", "--live", "--p2p", "--persistent", "--undefinesource", "lab-vm3", home.peer_uri)
 
 
-def test_a_failing_check_shows_every_result_and_moves_nothing(page, live_server, lab_inventory, operator):
+def test_a_failing_check_shows_every_result_and_moves_nothing(page, app_server, lab_inventory, operator):
     vm = VirtualMachine.objects.select_related("host").get(name="lab-vm1")
     destination = Host.objects.exclude(pk=vm.host_id).order_by("name").first()
     Host.objects.filter(pk=destination.pk).update(state="maintenance")
-    sign_in(page, live_server, "operator")
+    sign_in(page, app_server, "operator")
 
-    page.goto(f"{live_server.url}/vms/{vm.pk}/migrate/")
+    page.goto(f"{app_server.url}/vms/{vm.pk}/migrate/")
     page.select_option("select[name=destination]", label=destination.name)
     page.click("button[name=migrate]")
 
