@@ -2,6 +2,7 @@
 
 import shlex
 import subprocess
+from pathlib import Path
 
 from lab.config import LabError
 
@@ -9,10 +10,13 @@ COMMAND_TIMEOUT = 30
 INSTALL_HINT = "run scripts/install-system-packages.sh as root"
 
 
-def run_command(args: list[str], timeout: float = COMMAND_TIMEOUT, check: bool = True) -> subprocess.CompletedProcess:
+def run_command(
+    args: list[str], timeout: float = COMMAND_TIMEOUT, check: bool = True, *, cwd: str | Path = "/", env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run `args` to the end (in `cwd`, with `env` or this process's environment); raises LabError."""
     try:
         result = subprocess.run(
-            args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd="/"
+            args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd, env=env
         )
     except FileNotFoundError:
         raise LabError(f"{args[0]} not found: {INSTALL_HINT}") from None
@@ -24,8 +28,13 @@ def run_command(args: list[str], timeout: float = COMMAND_TIMEOUT, check: bool =
     return result
 
 
+def virsh_args(uri: str, *args: str) -> list[str]:
+    """The `virsh` command line, for a caller that has to run it itself (to abort a migration)."""
+    return ["virsh", "-q", "-c", uri, *args]
+
+
 def virsh(uri: str, *args: str, timeout: float = COMMAND_TIMEOUT, check: bool = True) -> subprocess.CompletedProcess:
-    return run_command(["virsh", "-q", "-c", uri, *args], timeout=timeout, check=check)
+    return run_command(virsh_args(uri, *args), timeout=timeout, check=check)
 
 
 def domain_names(uri: str, *, all_domains: bool = False) -> set[str]:

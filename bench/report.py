@@ -1,0 +1,250 @@
+"""The report: the table of runs, the targets (a list of named targets, each with its judge), their
+verdicts per tool, the engine's timelines of the runs that missed one, and the results JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.config import GIGABIT_MIB_S, GUEST_FOR_RATE, UNCAPPED, log
+from bench.runs import Run, cell_name
+
+TARGET_DOWNTIME_MEDIAN_MS = 50
+TARGET_CLIENT_GAP_MS = 300
+TARGET_400_GIGABIT_TOTAL_MS = 10_000
+TARGET_IDLE_FACTOR = 1.2
+
+
+def fmt(value, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+# The table ------------------------------------------------------------------------------------
+
+LEGEND = """\
+Migrations (total = libvirt's job time; wall = virsh command / engine task submitted->finished;
+client gap = longest stall a TCP client of the guest saw, '!' = connection broken; achieved = guest's own dirty rate; rss = QEMU's resident memory before;
+quiet = no other lab's QEMU ran on the machine at the start or the end of the migration)"""
+
+
+def table(runs: list[Run]) -> str:
+    header = ["cap", "MB/s", "#", "tool", "conv", "total ms", "wall ms", "down ms", "MiB", "iter", "pred total", "pred down",
+              "client gap", "serial gap", "guest ok", "rss MiB", "achieved MB/s", "quiet"]  # fmt: skip
+    rows = [header]
+    for r in runs:
+        guest_ok = None if r.guest_kept_running is None else bool(r.guest_kept_running and not r.guest_mismatches)
+        client = fmt(r.client_gap_ms) if r.client_gap_ms is not None else "ERR"
+        if r.client_gap_ms is not None and (r.client_intact is False or r.client_reconnects):
+            client += "!"  # connection broken or reconnected
+        rows.append([
+            "uncapped" if r.cap_mib_s is UNCAPPED else str(r.cap_mib_s), str(r.rate_mb_s), str(r.repeat), r.tool, fmt(r.converged),
+            fmt(r.total_ms), fmt(r.wall_ms), fmt(r.downtime_ms), fmt(r.mib_moved), fmt(r.iterations),
+            fmt(r.predicted_total_ms), fmt(r.predicted_downtime_ms), client, fmt(r.serial_gap_ms), fmt(guest_ok),
+            fmt(r.memory_in_use_bytes / 2**20 if r.memory_in_use_bytes else None), fmt(r.guest_dirty_rate_mb_s),
+            "no" if r.contended else "yes",
+        ])  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) if i != 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# The targets ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Judgement:
+    met: bool | None  # None: not measured in this run
+    figure: str
+    offenders: list[Run] = field(default_factory=list)  # the runs that missed it
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    # (one tool's runs, every run of the bench) -> its judgement on that tool's runs
+    judge: Callable[[list[Run], list[Run]], Judgement]
+
+
+@dataclass
+class Verdict:
+    target: str
+    met: bool | None
+    figure: str
+    offenders: list[Run] = field(default_factory=list)
+
+
+def converges_everywhere(runs: list[Run], _all_runs: list[Run]) -> Judgement:
+    not_converged = [r for r in runs if not r.converged]
+    figure = f"{len(runs) - len(not_converged)}/{len(runs)} converged"
+    if not_converged:
+        figure += ": not " + ", ".join(cell_name(r) for r in not_converged)
+    return Judgement(not not_converged, figure, not_converged)
+
+
+def downtime_median(runs: list[Run], _all_runs: list[Run]) -> Judgement:
+    downtimes = [r.downtime_ms for r in runs if r.converged and r.downtime_ms is not None]
+    if not downtimes:
+        return Judgement(None, "no converged run")
+    median = statistics.median(downtimes)
+    met = median <= TARGET_DOWNTIME_MEDIAN_MS
+    over = [r for r in runs if r.downtime_ms is not None and r.downtime_ms > TARGET_DOWNTIME_MEDIAN_MS]
+    return Judgement(met, f"median {median:g} ms of {len(downtimes)} (range {min(downtimes)}-{max(downtimes)} ms)", [] if met else over)
+
+
+def client_gap(runs: list[Run], _all_runs: list[Run]) -> Judgement:
+    def broken(r: Run) -> bool:
+        return r.client_intact is False or bool(r.client_reconnects)
+
+    bad = [r for r in runs if r.client_gap_ms is None or r.client_gap_ms > TARGET_CLIENT_GAP_MS or broken(r)]
+    worst = max((r.client_gap_ms for r in runs if r.client_gap_ms is not None), default=None)
+    figure = f"worst {fmt(worst)} ms"
+    if bad:
+        figure += ": over in " + ", ".join(f"{cell_name(r)} ({fmt(r.client_gap_ms)} ms" + (", connection broken" if broken(r) else "") + ")" for r in bad)
+    return Judgement(not bad, figure, bad)
+
+
+def total_400_over_gigabit(runs: list[Run], _all_runs: list[Run]) -> Judgement:
+    hard = [r for r in runs if r.cap_mib_s == GIGABIT_MIB_S and r.rate_mb_s == 400]
+    if not hard:
+        return Judgement(None, "cell not run")
+    slow = [r for r in hard if not r.converged or r.total_ms is None or r.total_ms > TARGET_400_GIGABIT_TOTAL_MS]
+    figure = ", ".join(
+        (f"{r.total_ms / 1000:.1f} s" if r.total_ms is not None else "?") + ("" if r.converged else " (not converged)")
+        + (f" [wall {r.wall_ms / 1000:.1f} s]" if r.wall_ms else "") for r in hard
+    )  # fmt: skip
+    return Judgement(not slow, figure, slow)
+
+
+def idle_limit_ms(run: Run, all_runs: list[Run]) -> tuple[float, int] | None:
+    """1.2 x memory in use / bandwidth, and the memory in use it took, for a capped idle run.
+
+    Memory in use: the fewest bytes any tool moved in this cell. An idle guest's pre-copy sends
+    each non-zero page once (later passes are a few MiB), so that is the guest's memory in use;
+    QEMU's resident set (what the engine's prediction starts from) also counts QEMU's own heap
+    and translation cache, and would make the target about 20 % easier.
+    """
+    if run.cap_mib_s is UNCAPPED or run.rate_mb_s != 0:
+        return None
+    moved = [r.bytes for r in all_runs if (r.cap_mib_s, r.rate_mb_s) == (run.cap_mib_s, run.rate_mb_s) and r.converged and r.bytes]
+    if not moved:
+        return None
+    in_use = min(moved)
+    return TARGET_IDLE_FACTOR * in_use / (run.cap_mib_s * 2**20) * 1000, in_use
+
+
+def idle_total(runs: list[Run], all_runs: list[Run]) -> Judgement:
+    idle = [(r, idle_limit_ms(r, all_runs)) for r in runs if r.rate_mb_s == 0 and r.cap_mib_s is not UNCAPPED]
+    if not idle:
+        return Judgement(None, "no capped idle cell run")
+    slow = [r for r, limit in idle if limit is None or not r.converged or r.total_ms is None or r.total_ms > limit[0]]
+    figure = ", ".join(
+        f"{fmt(r.total_ms)} ms vs {limit[0]:.0f} ms limit (1.2 x {limit[1] / 2**20:.0f} MiB in use / {r.cap_mib_s} MiB/s)"
+        if limit else f"{cell_name(r)}: no converged run to measure memory in use"
+        for r, limit in idle
+    )
+    return Judgement(not slow, figure, slow)
+
+
+TARGETS = [
+    Target("converges in every cell", converges_everywhere),
+    Target(f"libvirt downtime median <= {TARGET_DOWNTIME_MEDIAN_MS} ms", downtime_median),
+    Target(f"longest client gap <= {TARGET_CLIENT_GAP_MS} ms in every cell", client_gap),
+    Target(f"total at 400 MB/s over gigabit <= {TARGET_400_GIGABIT_TOTAL_MS / 1000:g} s", total_400_over_gigabit),
+    Target(f"idle total <= {TARGET_IDLE_FACTOR} x memory in use / bandwidth", idle_total),
+]
+
+
+def verdicts(runs: list[Run], all_runs: list[Run]) -> list[Verdict]:
+    """Every target, judged on the given runs (one tool); none when there are no runs."""
+    if not runs:
+        return []
+    result = []
+    for target in TARGETS:
+        judgement = target.judge(runs, all_runs)
+        result.append(Verdict(target.name, judgement.met, judgement.figure, judgement.offenders))
+    return result
+
+
+def summary(bench) -> tuple[str, dict, list[Run]]:
+    """The targets' lines per tool, the same as data for the JSON, and the engine runs that missed one."""
+    lines, data, missed = [], {}, []
+    for tool in bench.tools():
+        runs = [r for r in bench.runs if r.tool == tool]
+        judged = verdicts(runs, bench.runs)
+        data[tool] = [{"target": v.target, "met": v.met, "figure": v.figure} for v in judged]
+        lines.append(f"{tool}:")
+        for v in judged:
+            mark = "n/a    " if v.met is None else ("met    " if v.met else "NOT MET")
+            lines.append(f"  {mark} {v.target}: {v.figure}")
+            if tool.startswith("engine"):
+                missed += [r for r in v.offenders if r not in missed]
+    return "\n".join(lines), data, missed
+
+
+# The results ----------------------------------------------------------------------------------
+
+
+def write_results(path: Path, bench, complete: bool, extra: dict | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _, targets, _ = summary(bench) if bench.runs else ("", {}, [])
+    document = {
+        "complete": complete,
+        "command": " ".join([sys.executable, *sys.argv]),
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cells": [{"cap_mib_s": cap, "rate_mb_s": rate, "guest": GUEST_FOR_RATE[rate]} for cap, rate in bench.cells],
+        "tools": bench.tools(),
+        "engine_code": bench.code_history,  # git revision and source hash each time the worker (re)started
+        "targets": targets,
+        "runs": [{**asdict(r), "mib_moved": r.mib_moved, "contended": r.contended} for r in bench.runs],
+        **(extra or {}),
+    }
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    temporary.replace(path)
+
+
+def report(bench, results_path: Path, complete: bool, extra: dict) -> None:
+    """Write the JSON, print the table, the notes, the targets and the missed runs' timelines."""
+    write_results(results_path, bench, complete=complete, extra=extra)
+    if not bench.runs:
+        log(f"no run finished; {results_path}")
+        return
+    print()
+    print(LEGEND)
+    print(table(bench.runs))
+    contended = [r for r in bench.runs if r.contended]
+    loads = [r.loadavg_1m for r in bench.runs if r.loadavg_1m is not None]
+    if contended:
+        print(f"Note: {len(contended)} of {len(bench.runs)} migrations ran while other labs' QEMU processes shared the "
+              f"{os.cpu_count()} CPUs (quiet = no; 1-min load {min(loads):.1f}-{max(loads):.1f}): their figures include that contention.")
+    versions_seen = list(dict.fromkeys(r.code for r in bench.runs if r.code))
+    changed = [r for r in bench.runs if r.code_changed_during]
+    if len(versions_seen) > 1 or changed:
+        print(f"WARNING: the engine's code changed during this bench ({len(versions_seen)} versions: {', '.join(versions_seen)}"
+              + (f"; during {', '.join(f'{r.tool} {cell_name(r)}' for r in changed)}" if changed else "")
+              + "): see engine_code and each run's code in the JSON.")
+    text, _, missed = summary(bench)
+    print()
+    print("Targets:")
+    print(text)
+    if missed:
+        print()
+        print("Engine timelines of the runs that missed a target:")
+        for run in missed:
+            print(f"--- {run.tool}, {cell_name(run)} (task #{run.task}) ---")
+            print(run.timeline or "(no timeline)")
+    print()
+    print(f"JSON: {results_path}")
