@@ -18,7 +18,7 @@ fi
 
 stamp=/var/lib/vmotion-apt.stamp
 wanted="qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
-pkg-config gcc libc6-dev cpio gzip iproute2 util-linux redis-server postgresql chromium chromium-driver make curl"
+pkg-config gcc libc6-dev cpio gzip iproute2 util-linux redis-server postgresql chromium chromium-driver make curl gawk mawk"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && command -v libvirtd >/dev/null; then
     exit 0
 fi
@@ -30,5 +30,5 @@ apt-get install -y -q --no-install-recommends "${release_opt[@]}" \
     qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends \
-    pkg-config gcc libc6-dev cpio gzip iproute2 util-linux redis-server postgresql chromium chromium-driver make curl
+    pkg-config gcc libc6-dev cpio gzip iproute2 util-linux redis-server postgresql chromium chromium-driver make curl gawk mawk
 echo "$wanted" > "$stamp"
