@@ -59,7 +59,12 @@ def run_task(task_id: int, queue_granted: QueueTasks) -> None:
         _check_then_migrate(task, queue_granted)
     except Exception as error:  # a task must never be left hanging by a bug
         log.exception("migration task %s failed unexpectedly", task.pk)
-        finish(task, TaskState.FAILED, error="vmotion hit an unexpected error; the VM was not moved by it.", detail=repr(error))
+        task.refresh_from_db(fields=["state"])
+        if task.state in (TaskState.MIGRATING, TaskState.POST_COPY):
+            # libvirt may still be moving the VM: only libvirt can say where it ends up.
+            hand_to_recovery(task, f"vmotion hit an unexpected error while the VM was moving ({error!r}).", None)
+        else:
+            finish(task, TaskState.FAILED, error="vmotion hit an unexpected error; the VM was not moved by it.", detail=repr(error))
 
 
 def _check_then_migrate(task: MigrationTask, queue_granted: QueueTasks) -> None:

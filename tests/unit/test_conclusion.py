@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from hypervisor.states import DomainState
 from inventory.models import VirtualDisk
-from migrations_app import checks, recovery
+from migrations_app import checks, engine, recovery
 from migrations_app.choices import TaskState
 from migrations_app.conclusion import conclude
 from migrations_app.models import InvalidTransition, MigrationTask
@@ -121,3 +121,29 @@ def test_a_worker_elsewhere_is_lost_once_its_heartbeat_is_stale(task, settings):
     MigrationTask.objects.filter(pk=task.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=11))
 
     assert [orphan.pk for orphan in recovery.orphans()] == [task.pk]
+
+
+def test_an_unexpected_error_while_the_vm_moves_leaves_the_verdict_to_recovery(task, monkeypatch):
+    def crash_mid_migration(claimed, queue_granted):
+        claimed.transition(TaskState.MIGRATING)
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(engine, "_check_then_migrate", crash_mid_migration)
+
+    engine.run_task(task.pk, queue_granted=lambda tasks: None)
+
+    row = MigrationTask.objects.get(pk=task.pk)
+    assert row.state == TaskState.MIGRATING and row.worker == recovery.HANDED_TO_RECOVERY
+    assert "unexpected error while the VM was moving" in row.events.last().message
+
+
+def test_an_unexpected_error_before_anything_moves_fails_the_task(task, monkeypatch):
+    def crash_while_checking(claimed, queue_granted):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(engine, "_check_then_migrate", crash_while_checking)
+
+    engine.run_task(task.pk, queue_granted=lambda tasks: None)
+
+    row = MigrationTask.objects.get(pk=task.pk)
+    assert row.state == TaskState.FAILED and "the VM was not moved" in row.error
