@@ -12,7 +12,9 @@ from hypervisor.guest import Guest, offers_cpu
 from inventory.choices import HostState, PowerState
 from inventory.models import DatastoreMount, Host, NetworkAttachment, VirtualMachine
 
-from .check_report import CheckReport, CheckResult, CheckStatus
+from . import check_rules as rules
+from .check_report import CheckReport, CheckResult
+from .check_rules import fail, ok, warn
 from .choices import ACTIVE_STATES
 from .models import MigrationTask
 
@@ -34,18 +36,6 @@ def preflight(vm: VirtualMachine, destination: Host, *, exclude_task_id: int | N
     return CheckReport(tuple(results))
 
 
-def ok(name: str, message: str) -> CheckResult:
-    return CheckResult(name, CheckStatus.OK, message)
-
-
-def warn(name: str, message: str) -> CheckResult:
-    return CheckResult(name, CheckStatus.WARNING, message)
-
-
-def fail(name: str, message: str) -> CheckResult:
-    return CheckResult(name, CheckStatus.FAIL, message)
-
-
 def check_vm_runs(vm: VirtualMachine) -> CheckResult:
     if vm.host is None:
         return fail("vm_runs", f"{vm.name} is not on any known host.")
@@ -57,23 +47,15 @@ def check_vm_runs(vm: VirtualMachine) -> CheckResult:
 
 
 def check_distinct_hosts(source: Host | None, destination: Host) -> CheckResult:
-    if source is not None and source.pk == destination.pk:
-        return fail("distinct_hosts", f"The VM already runs on {destination.name}: choose another destination.")
-    return ok("distinct_hosts", f"Destination {destination.name} differs from the source.")
+    return rules.distinct_hosts(source.pk if source else None, destination.pk, destination.name)
 
 
 def check_host_connected(host: Host, role: str) -> CheckResult:
-    name = f"{role}_connected"
-    if not host.is_reachable:
-        reason = host.last_error or "it has never answered"
-        return fail(name, f"The {role} host {host.name} is not reachable through libvirt: {reason}")
-    return ok(name, f"The {role} host {host.name} is connected.")
+    return rules.host_connected(host.name, role, host.is_reachable, host.last_error)
 
 
 def check_destination_open(destination: Host) -> CheckResult:
-    if destination.state == HostState.MAINTENANCE:
-        return fail("destination_open", f"{destination.name} is {destination.get_state_display().lower()}: it takes no new VMs.")
-    return ok("destination_open", f"{destination.name} accepts VMs.")
+    return rules.destination_open(destination.name, destination.state == HostState.MAINTENANCE, destination.get_state_display())
 
 
 def check_cpu_compatible(vm: VirtualMachine, source: Host, destination: Host) -> CheckResult:
@@ -98,27 +80,15 @@ def check_cpu_compatible(vm: VirtualMachine, source: Host, destination: Host) ->
 
 def check_storage_shared(vm: VirtualMachine, destination: Host) -> CheckResult:
     mounted = set(DatastoreMount.objects.filter(host=destination, active=True).values_list("datastore_id", flat=True))
-    problems = []
-    for disk in vm.disks.select_related("datastore"):
-        if disk.datastore is None:
-            problems.append(f"Disk {disk.target} ({disk.source}) is not on a datastore vmotion knows, so it is local to {vm.host.name}.")
-        elif disk.datastore_id not in mounted:
-            problems.append(f"Disk {disk.target} is on datastore {disk.datastore.name}, which {destination.name} does not mount.")
-    if problems:
-        return fail("storage_shared", " ".join(problems))
-    return ok("storage_shared", f"Every disk is on a datastore {destination.name} mounts.")
+    return rules.storage_shared(vm.host.name, destination.name, disks_of(vm), mounted)
 
 
 def check_networks_present(vm: VirtualMachine, destination: Host) -> CheckResult:
     present = set(NetworkAttachment.objects.filter(host=destination, active=True).values_list("network_id", flat=True))
-    missing = sorted({nic.network.name if nic.network else nic.network_name for nic in vm.nics.select_related("network") if nic.network_id not in present})
-    if missing:
-        return fail("networks_present", f"{destination.name} lacks the network{'s' if len(missing) > 1 else ''} {', '.join(missing)} the VM's NICs use.")
-    return ok("networks_present", f"Every network the VM uses exists on {destination.name}.")
+    return rules.networks_present(destination.name, nics_of(vm), present)
 
 
 def check_memory_free(vm: VirtualMachine, destination: Host, exclude_task_id: int | None) -> CheckResult:
-    reserve = settings.MIGRATION_MEMORY_RESERVE_BYTES
     incoming = (
         MigrationTask.objects.filter(destination=destination, state__in=ACTIVE_STATES)
         .exclude(pk=exclude_task_id)
@@ -126,13 +96,19 @@ def check_memory_free(vm: VirtualMachine, destination: Host, exclude_task_id: in
         .aggregate(total=Sum("vm__memory_bytes"))["total"]
         or 0
     )
-    available = destination.memory_free_bytes - incoming
-    needed = vm.memory_bytes + reserve
-    gib = 1024**3
-    if available < needed:
-        return fail(
-            "memory_free",
-            f"{destination.name} has {available / gib:.1f} GiB free (after {incoming / gib:.1f} GiB for migrations on their way), "
-            f"the VM needs {vm.memory_bytes / gib:.1f} GiB plus a {reserve / gib:.1f} GiB reserve.",
-        )
-    return ok("memory_free", f"{destination.name} has {available / gib:.1f} GiB free for the VM's {vm.memory_bytes / gib:.1f} GiB.")
+    reserve = settings.MIGRATION_MEMORY_RESERVE_BYTES
+    return rules.memory_free(destination.name, destination.memory_free_bytes, incoming, vm.memory_bytes, reserve)
+
+
+def disks_of(vm: VirtualMachine) -> list[rules.DiskOnDatastore]:
+    return [
+        rules.DiskOnDatastore(disk.target, disk.source, disk.datastore_id, disk.datastore.name if disk.datastore else "")
+        for disk in vm.disks.select_related("datastore")
+    ]
+
+
+def nics_of(vm: VirtualMachine) -> list[rules.NicOnNetwork]:
+    return [
+        rules.NicOnNetwork(nic.network_id, nic.network.name if nic.network else nic.network_name)
+        for nic in vm.nics.select_related("network")
+    ]

@@ -17,7 +17,7 @@ from django.core.management.base import CommandError
 
 from inventory import sync
 from inventory.models import Host, VirtualMachine
-from migrations_app import services
+from migrations_app import assistant, services
 from migrations_app.choices import Priority, TaskState
 from migrations_app.models import MigrationLimits, MigrationTask
 from lab import control as lab_control
@@ -274,3 +274,15 @@ def test_a_source_lost_mid_migration_ends_with_the_vm_on_exactly_one_host(lab, l
     assert "lost contact with a host" in said
     expected = destination.name if task.state == TaskState.SUCCEEDED else source.name
     assert where_runs(name) == [expected], said
+
+
+def test_the_assistants_first_choice_takes_the_vm(lab, workers, home_hosts):
+    vm = VirtualMachine.objects.select_related("host").get(name="lab-vm1")
+    ranking = assistant.recommend(vm)
+
+    assert {choice.host.name for choice in ranking} == {h.name for h in Host.objects.exclude(pk=vm.host_id)}
+    assert all(choice.eligible for choice in ranking), [(c.host.name, c.blocked_by) for c in ranking]
+    best = ranking[0].host.name
+    result = migrate_cli("lab-vm1", "--to", best)
+
+    assert result["state"] == "succeeded" and where_runs("lab-vm1") == [best]

@@ -4,7 +4,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from migrations_app import services
+from migrations_app import assistant, services
 from migrations_app.check_report import CheckReport
 from migrations_app.choices import Priority, TaskState
 from migrations_app.models import MigrationTask
@@ -15,7 +15,7 @@ PRIORITIES = {priority.label.lower(): priority for priority in Priority}
 
 
 class Command(BaseCommand):
-    help = "Live migration from the command line: migrate, check, tasks, show, cancel, force-complete."
+    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete."
 
     def add_arguments(self, parser):
         common = argparse.ArgumentParser(add_help=False)
@@ -38,6 +38,8 @@ class Command(BaseCommand):
         check = commands.add_parser("check", parents=[common], help="run the pre-flight checks only")
         check.add_argument("vm")
         check.add_argument("--to", required=True, dest="destination")
+        recommend = commands.add_parser("recommend", parents=[common], help="rank every host for a VM, with the reasons")
+        recommend.add_argument("vm", help="VM name or UUID")
         tasks = commands.add_parser("tasks", parents=[common], help="recent migration tasks")
         tasks.add_argument("--limit", type=int, default=20)
         for name in ("cancel", "force-complete", "show"):
@@ -105,6 +107,15 @@ class Command(BaseCommand):
             self.fail(f"{len(report.failures)} check(s) failed: {report.summary()}", report)
         self._json({"passed": True, "checks": _checks(report)})
 
+    def do_recommend(self, vm, **_):
+        machine = services.find_vm(vm)
+        ranking = assistant.recommend(machine)
+        for position, choice in enumerate(ranking, start=1):
+            verdict = f"{choice.score:5.1f}" if choice.eligible else "  -  "
+            why = "; ".join(choice.reasons) if choice.eligible else f"cannot take it: {choice.blocked_by.message}"
+            self.stdout.write(f"{position:>3}  {verdict}  {choice.host.name:<20} {why}")
+        self._json({"vm": machine.name, "candidates": [_placement_fields(choice) for choice in ranking]})
+
     def do_tasks(self, limit, **_):
         tasks = list(MigrationTask.objects.select_related("vm", "source", "destination")[:limit])
         for task in tasks:
@@ -154,6 +165,16 @@ def _checks(report: CheckReport | None) -> list[dict]:
     if report is None:
         return []
     return [{"name": result.name, "status": result.status, "message": result.message} for result in report.results]
+
+
+def _placement_fields(choice) -> dict:
+    return {
+        "host": choice.host.name,
+        "score": choice.score,
+        "eligible": choice.eligible,
+        "reasons": list(choice.reasons),
+        "blocked_by": None if choice.eligible else {"check": choice.blocked_by.name, "message": choice.blocked_by.message},
+    }
 
 
 def _task_fields(task: MigrationTask) -> dict:

@@ -1,0 +1,88 @@
+"""The pre-flight rules as pure functions of plain facts, each with the sentence an operator
+reads. `checks.preflight` feeds them one host's facts from the database and libvirt; the
+migration assistant feeds them every host's facts, read in bulk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .check_report import CheckResult, CheckStatus
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class DiskOnDatastore:
+    target: str
+    source: str
+    datastore_id: int | None
+    datastore_name: str
+
+
+@dataclass(frozen=True)
+class NicOnNetwork:
+    network_id: int | None
+    network_name: str
+
+
+def ok(name: str, message: str) -> CheckResult:
+    return CheckResult(name, CheckStatus.OK, message)
+
+
+def warn(name: str, message: str) -> CheckResult:
+    return CheckResult(name, CheckStatus.WARNING, message)
+
+
+def fail(name: str, message: str) -> CheckResult:
+    return CheckResult(name, CheckStatus.FAIL, message)
+
+
+def distinct_hosts(source_id: int | None, destination_id: int, destination_name: str) -> CheckResult:
+    if source_id is not None and source_id == destination_id:
+        return fail("distinct_hosts", f"The VM already runs on {destination_name}: choose another destination.")
+    return ok("distinct_hosts", f"Destination {destination_name} differs from the source.")
+
+
+def host_connected(name: str, role: str, reachable: bool, last_error: str) -> CheckResult:
+    check = f"{role}_connected"
+    if not reachable:
+        reason = last_error or "it has never answered"
+        return fail(check, f"The {role} host {name} is not reachable through libvirt: {reason}")
+    return ok(check, f"The {role} host {name} is connected.")
+
+
+def destination_open(name: str, in_maintenance: bool, state_label: str) -> CheckResult:
+    if in_maintenance:
+        return fail("destination_open", f"{name} is {state_label.lower()}: it takes no new VMs.")
+    return ok("destination_open", f"{name} accepts VMs.")
+
+
+def storage_shared(source_name: str, destination_name: str, disks: list[DiskOnDatastore], mounted: set[int]) -> CheckResult:
+    problems = []
+    for disk in disks:
+        if disk.datastore_id is None:
+            problems.append(f"Disk {disk.target} ({disk.source}) is not on a datastore vmotion knows, so it is local to {source_name}.")
+        elif disk.datastore_id not in mounted:
+            problems.append(f"Disk {disk.target} is on datastore {disk.datastore_name}, which {destination_name} does not mount.")
+    if problems:
+        return fail("storage_shared", " ".join(problems))
+    return ok("storage_shared", f"Every disk is on a datastore {destination_name} mounts.")
+
+
+def networks_present(destination_name: str, nics: list[NicOnNetwork], present: set[int]) -> CheckResult:
+    missing = sorted({nic.network_name for nic in nics if nic.network_id not in present})
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        return fail("networks_present", f"{destination_name} lacks the network{plural} {', '.join(missing)} the VM's NICs use.")
+    return ok("networks_present", f"Every network the VM uses exists on {destination_name}.")
+
+
+def memory_free(destination_name: str, free_bytes: int, incoming_bytes: int, vm_memory_bytes: int, reserve_bytes: int) -> CheckResult:
+    available = free_bytes - incoming_bytes
+    if available < vm_memory_bytes + reserve_bytes:
+        return fail(
+            "memory_free",
+            f"{destination_name} has {available / GIB:.1f} GiB free (after {incoming_bytes / GIB:.1f} GiB for migrations on their way), "
+            f"the VM needs {vm_memory_bytes / GIB:.1f} GiB plus a {reserve_bytes / GIB:.1f} GiB reserve.",
+        )
+    return ok("memory_free", f"{destination_name} has {available / GIB:.1f} GiB free for the VM's {vm_memory_bytes / GIB:.1f} GiB.")

@@ -1,0 +1,130 @@
+"""The migration assistant's ranking: every candidate host for a VM, with a score and the
+reasons behind it, and each host that cannot take the VM listed with the failing check's
+sentence. Pure: plain facts in, a ranking out; no database, no libvirt, no views. Pages,
+the CLI, maintenance plans and balancing all rank through `rank`.
+
+The score (0-100, higher is better) weighs what an operator weighs: memory left after the
+move, CPU load, migrations already running to and from the host, and the same cluster as
+the VM (its CPU baseline, so the CPU check at submission will pass).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import check_rules as rules
+from .check_report import CheckResult, CheckStatus
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class VmFacts:
+    name: str
+    memory_bytes: int
+    host_id: int | None
+    host_name: str
+    cluster_id: int | None
+    runs: CheckResult  # whether it runs where it can be moved from
+    disks: tuple[rules.DiskOnDatastore, ...] = ()
+    nics: tuple[rules.NicOnNetwork, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    id: int
+    name: str
+    reachable: bool
+    last_error: str
+    in_maintenance: bool
+    state_label: str
+    cluster_id: int | None
+    cluster_name: str
+    cpu_baseline: str
+    memory_total_bytes: int
+    memory_free_bytes: int
+    cpu_utilisation: float | None  # % busy at the last sync; None until two syncs
+    datastores: frozenset[int]  # the datastores it mounts
+    networks: frozenset[int]  # the networks present on it
+    incoming_memory_bytes: int = 0  # memory of VMs on their way here
+    incoming: int = 0  # migrations queued or running to it
+    outgoing: int = 0  # migrations queued or running from it
+
+
+@dataclass(frozen=True)
+class Weights:
+    memory: float = 50  # all of it for a host whose memory would stay entirely free
+    cpu: float = 30  # all of it for an idle host
+    quiet: float = 10  # all of it for a host no migration uses...
+    per_migration: float = 5  # ...less this for each migration to or from it
+    same_cluster: float = 10
+
+
+WEIGHTS = Weights()
+
+
+@dataclass(frozen=True)
+class Placement:
+    host: HostFacts
+    score: float
+    reasons: tuple[str, ...]
+    blocked_by: CheckResult | None  # the first check the host fails; None when it can take the VM
+
+    @property
+    def eligible(self) -> bool:
+        return self.blocked_by is None
+
+
+def rank(vm: VmFacts, hosts: list[HostFacts], reserve_bytes: int, weights: Weights = WEIGHTS) -> list[Placement]:
+    """Every host but the VM's own: those that can take it first, best score first."""
+    placements = [place(vm, host, reserve_bytes, weights) for host in hosts if host.id != vm.host_id]
+    return sorted(placements, key=lambda p: (not p.eligible, -p.score, p.host.name))
+
+
+def place(vm: VmFacts, host: HostFacts, reserve_bytes: int, weights: Weights = WEIGHTS) -> Placement:
+    blocked_by = next((check for check in checks(vm, host, reserve_bytes) if check.status == CheckStatus.FAIL), None)
+    parts = [_memory(vm, host, weights), _cpu(host, weights), _traffic(host, weights), _cluster(vm, host, weights)]
+    score = 0.0 if blocked_by else round(sum(points for points, _ in parts), 1)
+    return Placement(host, score, tuple(reason for _, reason in parts), blocked_by)
+
+
+def checks(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> list[CheckResult]:
+    """The pre-flight checks that can be judged from the inventory alone; libvirt's CPU
+    comparison runs when the migration is submitted."""
+    return [
+        vm.runs,
+        rules.host_connected(host.name, "destination", host.reachable, host.last_error),
+        rules.destination_open(host.name, host.in_maintenance, host.state_label),
+        rules.storage_shared(vm.host_name, host.name, list(vm.disks), set(host.datastores)),
+        rules.networks_present(host.name, list(vm.nics), set(host.networks)),
+        rules.memory_free(host.name, host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes),
+    ]
+
+
+def _memory(vm: VmFacts, host: HostFacts, weights: Weights) -> tuple[float, str]:
+    left = host.memory_free_bytes - host.incoming_memory_bytes - vm.memory_bytes
+    share = min(max(left / host.memory_total_bytes, 0.0), 1.0) if host.memory_total_bytes else 0.0
+    return weights.memory * share, f"{left / GIB:.1f} GiB free after the move ({share:.0%} of {host.memory_total_bytes / GIB:.0f} GiB)"
+
+
+def _cpu(host: HostFacts, weights: Weights) -> tuple[float, str]:
+    if host.cpu_utilisation is None:
+        return weights.cpu / 2, "CPU load not measured yet"
+    busy = min(max(host.cpu_utilisation, 0.0), 100.0)
+    return weights.cpu * (100 - busy) / 100, f"CPU {busy:.0f}% busy"
+
+
+def _traffic(host: HostFacts, weights: Weights) -> tuple[float, str]:
+    running = host.incoming + host.outgoing
+    points = max(weights.quiet - weights.per_migration * running, 0.0)
+    if not running:
+        return points, "no migration to or from it"
+    return points, f"{host.incoming} migration{'s' if host.incoming != 1 else ''} on the way in, {host.outgoing} out"
+
+
+def _cluster(vm: VmFacts, host: HostFacts, weights: Weights) -> tuple[float, str]:
+    if vm.cluster_id is not None and host.cluster_id == vm.cluster_id:
+        baseline = f", CPU baseline {host.cpu_baseline}" if host.cpu_baseline else ""
+        return weights.same_cluster, f"same cluster {host.cluster_name}{baseline}"
+    where = f"cluster {host.cluster_name}" if host.cluster_name else "no cluster"
+    return 0.0, f"{where}, not the VM's: libvirt compares CPUs when you submit"
