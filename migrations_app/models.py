@@ -1,3 +1,5 @@
+import dataclasses
+
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
@@ -10,6 +12,7 @@ from inventory.models import Host, VirtualMachine
 from .choices import ACTIVE_STATES, ALLOWED_TRANSITIONS, FINAL_STATES, EventKind, Priority, TaskState
 from .options import DEFAULT_MAX_DOWNTIME_MS
 from .policy import MIB, ConvergenceInputs
+from .progress import SampleFigures
 
 
 class InvalidTransition(Exception):
@@ -173,6 +176,17 @@ class MigrationTask(models.Model):
         self.mean_throughput_bytes_s = int(sample.data_processed * 1000 / elapsed) if elapsed else None
         fields = ["total_ms", "downtime_ms", "bytes_transferred", "iterations", "final_dirty_rate_bytes_s", "mean_throughput_bytes_s"]
         MigrationTask.objects.filter(pk=self.pk).update(**{name: getattr(self, name) for name in fields})
+
+    def sample_figures(self) -> list[SampleFigures]:
+        """The stored job samples, oldest first, as the progress and its chart read them."""
+        fields = [field.name for field in dataclasses.fields(SampleFigures)]
+        return [SampleFigures(*row) for row in self.samples.order_by("elapsed_ms").values_list(*fields)]
+
+    def outcome(self) -> str:
+        """What the final state change said: where the VM runs and the figures of the move."""
+        if not self.is_final:
+            return ""
+        return self.events.filter(to_state=self.state).values_list("message", flat=True).last() or ""
 
     def log(self, kind: str, message: str, *, from_state: str = "", to_state: str = "", actor=None) -> "TaskEvent":
         return TaskEvent.objects.create(task=self, kind=kind, message=message, from_state=from_state, to_state=to_state, actor=actor)

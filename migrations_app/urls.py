@@ -4,7 +4,9 @@ from . import views
 
 urlpatterns = [
     path("tasks/", views.task_list, name="task-list"),
+    path("tasks/now/", views.migrations_now, name="migrations-now"),
     path("tasks/<int:pk>/", views.task_detail, name="task-detail"),
+    path("tasks/<int:pk>/progress/", views.task_progress, name="task-progress"),
     path("tasks/<int:pk>/cancel/", views.task_cancel, name="task-cancel"),
     path("tasks/<int:pk>/force-complete/", views.task_force_complete, name="task-force-complete"),
     path("vms/<int:pk>/migrate/", views.migrate_vm, name="vm-migrate"),

@@ -8,13 +8,12 @@ from core.roles import Role, role_required
 
 from inventory.models import VirtualMachine
 
-from . import services
+from . import queries, services
+from .chart import progress_chart
 from .forms import MigrateForm
-from .models import MigrationTask
+from .progress import progress_of
 
-
-def _tasks():
-    return MigrationTask.objects.select_related("vm", "source", "destination", "requested_by")
+_tasks = queries.tasks
 
 
 @role_required(Role.VIEWER)
@@ -25,8 +24,36 @@ def task_list(request: HttpRequest) -> HttpResponse:
 @role_required(Role.VIEWER)
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(_tasks(), pk=pk)
-    context = {"task": task, "events": task.events.select_related("actor"), "last_sample": task.samples.order_by("-elapsed_ms").first()}
-    return render_page_or_partial(request, "migrations_app/task_detail.html", "migrations_app/_task_progress.html", context)
+    context = {**_progress_context(task), "events": task.events.select_related("actor")}
+    return render(request, "migrations_app/task_detail.html", context)
+
+
+@role_required(Role.VIEWER)
+def task_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The live progress fragment the task page polls. Once the task has ended, a polling page
+    reloads itself whole, so its timeline and buttons show the end too."""
+    task = get_object_or_404(_tasks(), pk=pk)
+    response = render(request, "migrations_app/_task_progress.html", _progress_context(task))
+    if getattr(request, "htmx", False) and task.is_final:
+        response["HX-Refresh"] = "true"
+    return response
+
+
+@role_required(Role.VIEWER)
+def migrations_now(request: HttpRequest) -> HttpResponse:
+    """The dashboard's panel: migrations running now with their bars, and recent failures."""
+    context = {"running": queries.running_migrations(), "failures": queries.recent_failures()}
+    return render(request, "migrations_app/_migrations_now.html", context)
+
+
+def _progress_context(task) -> dict:
+    samples = task.sample_figures()
+    return {
+        "task": task,
+        "progress": progress_of(task.state, task.max_downtime_ms, samples[-1] if samples else None),
+        "chart": progress_chart(samples),
+        "outcome": task.outcome(),
+    }
 
 
 @require_POST

@@ -25,3 +25,11 @@ def ago(moment) -> str:
     if seconds < 86400:
         return f"{seconds // 3600} h ago"
     return f"{seconds // 86400} d ago"
+
+
+@register.filter
+def mib(byte_count) -> str:
+    """Bytes in MiB, as migration figures are quoted (libvirt's bandwidth is in MiB/s)."""
+    if byte_count is None:
+        return "—"
+    return f"{byte_count / 1024**2:,.0f} MiB"

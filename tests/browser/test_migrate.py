@@ -22,10 +22,17 @@ def test_an_operator_migrates_a_vm_from_its_page_and_follows_it_live(page, app_s
         page.select_option("select[name=destination]", label=destination.name)
         page.click("button[name=check]")
         expect(page.locator("#check-report h2")).to_have_text("Pre-flight checks: passed")
+        page.fill("input[name=bandwidth_mib_s]", "20")  # slow enough to watch the copy
         page.click("button[name=migrate]")
 
-        expect(page.get_by_test_id("task-state")).to_have_text("Succeeded", timeout=60_000)
+        # The progress fragment updates in place while memory moves...
+        expect(page.get_by_test_id("task-phase")).to_contain_text("Copying memory, pass", timeout=60_000)
+        expect(page.get_by_test_id("task-chart")).to_be_visible(timeout=30_000)
+        # ...and once the task ends, the page reloads whole: state, bar, timeline and all.
+        expect(page.get_by_test_id("task-state")).to_have_text("Succeeded", timeout=90_000)
+        expect(page.get_by_test_id("task-percent")).to_have_attribute("data-percent", "100")
         expect(page.locator("#task-progress")).to_contain_text(f"lab-vm3 runs on {destination.name}")
+        expect(page.locator("#task-timeline")).to_contain_text(f"lab-vm3 runs on {destination.name}")
         assert "lab-vm3" in domain_names(destination.uri)
         assert "lab-vm3" not in domain_names(source.uri, all_domains=True)
     finally:

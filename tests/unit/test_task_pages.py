@@ -4,10 +4,11 @@ import pytest
 from django.urls import reverse
 
 from migrations_app.choices import TaskState
-from migrations_app.models import MigrationTask
+from migrations_app.models import MigrationTask, ProgressSample
 from tests.factories import HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db
+MIB = 1024**2
 
 
 @pytest.fixture
@@ -69,3 +70,61 @@ def test_a_migration_the_checks_refuse_creates_no_task(client_as, operator):
     body = response.content.decode()
     assert response.status_code == 200 and "cannot move to kvm2" in body and "not reachable" in body
     assert not MigrationTask.objects.filter(vm=vm).exists()
+
+
+@pytest.fixture
+def migrating(task):
+    task.transition(TaskState.CHECKING)
+    task.transition(TaskState.MIGRATING, "Copying.")
+    for elapsed, remaining in ((0, 1024), (250, 768), (500, 512)):
+        ProgressSample.objects.create(
+            task=task, elapsed_ms=elapsed, data_total=1024 * MIB, data_processed=(1024 - remaining) * MIB,
+            data_remaining=remaining * MIB, throughput_bytes_s=110 * MIB, dirty_rate_bytes_s=10 * MIB, iteration=1, max_downtime_ms=30,
+        )
+    return task
+
+
+def test_the_progress_fragment_shows_the_copy_and_keeps_polling_while_it_runs(client_as, viewer, migrating, django_assert_max_num_queries):
+    client = client_as(viewer)
+
+    with django_assert_max_num_queries(8):
+        fragment = client.get(reverse("task-progress", args=[migrating.pk]), HTTP_HX_REQUEST="true").content.decode()
+
+    assert 'data-percent="50"' in fragment and "Copying memory, pass 1" in fragment
+    assert "512 MiB" in fragment and "110 MiB/s" in fragment and "10 MiB/s" in fragment and "SLO 300 ms" in fragment
+    assert 'hx-trigger="every 1s"' in fragment and "<polyline" in fragment
+    assert "Timeline" not in fragment and "Cancel</button>" not in fragment  # the fragment is small
+
+
+def test_an_ended_task_stops_polling_and_a_polling_page_reloads_once(client_as, viewer, migrating):
+    migrating.transition(TaskState.SUCCEEDED, "web-01 runs on kvm9 after 0.5 s.")
+    client = client_as(viewer)
+
+    response = client.get(reverse("task-progress", args=[migrating.pk]), HTTP_HX_REQUEST="true")
+
+    fragment = response.content.decode()
+    assert response["HX-Refresh"] == "true"
+    assert "hx-trigger" not in fragment and 'data-percent="100"' in fragment
+    assert "web-01 runs on kvm9 after 0.5 s." in fragment
+
+
+def test_the_dashboard_panel_shows_running_migrations_with_their_bars_and_recent_failures(client_as, viewer, migrating, django_assert_max_num_queries):
+    failed_vm = VirtualMachineFactory(name="db-02")
+    failed = MigrationTask.objects.create(vm=failed_vm, source=failed_vm.host, destination=HostFactory())
+    failed.transition(TaskState.FAILED, error="db-02 still runs on kvm1: the destination stopped answering.")
+    client = client_as(viewer)
+
+    with django_assert_max_num_queries(8):
+        panel = client.get(reverse("migrations-now")).content.decode()
+
+    assert "web-01" in panel and 'aria-valuenow="50"' in panel
+    assert "db-02 still runs on kvm1: the destination stopped answering." in panel
+
+
+def test_anonymous_users_get_neither_fragment(client, migrating):
+    for url in (reverse("task-progress", args=[migrating.pk]), reverse("migrations-now")):
+        assert "/login/" in client.get(url)["Location"]
+
+
+def test_an_unknown_task_has_no_progress(client_as, viewer):
+    assert client_as(viewer).get(reverse("task-progress", args=[999999])).status_code == 404
