@@ -6,7 +6,10 @@ from django.views.decorators.http import require_POST
 from core.htmx import render_page_or_partial
 from core.roles import Role, role_required
 
+from core.pagination import page_of
+
 from . import jobs, queries
+from .filtersets import VmFilterForm
 from .models import Host, VirtualMachine
 
 
@@ -34,8 +37,9 @@ def host_sync(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(Role.VIEWER)
 def vm_list(request: HttpRequest) -> HttpResponse:
-    vms = VirtualMachine.objects.select_related("host").order_by("name")
-    return render_page_or_partial(request, "inventory/vm_list.html", "inventory/_vm_table.html", {"vms": vms})
+    form = VmFilterForm(request.GET or None)
+    page = page_of(request, form.filter(VirtualMachine.objects.select_related("host").order_by("name", "pk")))
+    return render_page_or_partial(request, "inventory/vm_list.html", "inventory/_vm_table.html", {"form": form, "page": page})
 
 
 @role_required(Role.VIEWER)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from .choices import ACTIVE_STATES, TaskState
 from .models import MigrationTask, ProgressSample
@@ -20,11 +20,11 @@ class RunningMigration:
     percent: int  # of the guest's memory on the destination, from the latest sample
 
 
-def running_migrations(limit: int = 50) -> list[RunningMigration]:
-    """Active tasks, oldest first, each with how far its copy has come."""
+def running_migrations(host_id: int | None = None, limit: int = 50) -> list[RunningMigration]:
+    """Active tasks (to or from one host, if given), oldest first, each with how far its copy has come."""
     latest = ProgressSample.objects.filter(task=OuterRef("pk")).order_by("-elapsed_ms")
     active = (
-        tasks()
+        _involving(tasks(), host_id)
         .filter(state__in=ACTIVE_STATES)
         .annotate(copy_total=Subquery(latest.values("data_total")[:1]), copy_remaining=Subquery(latest.values("data_remaining")[:1]))
         .order_by("created_at")[:limit]
@@ -32,8 +32,12 @@ def running_migrations(limit: int = 50) -> list[RunningMigration]:
     return [RunningMigration(task, _percent(task.copy_total, task.copy_remaining)) for task in active]
 
 
-def recent_failures(limit: int = 5) -> QuerySet[MigrationTask]:
-    return tasks().filter(state=TaskState.FAILED).order_by("-finished_at")[:limit]
+def recent_failures(host_id: int | None = None, limit: int = 5) -> QuerySet[MigrationTask]:
+    return _involving(tasks(), host_id).filter(state=TaskState.FAILED).order_by("-finished_at")[:limit]
+
+
+def _involving(queryset: QuerySet[MigrationTask], host_id: int | None) -> QuerySet[MigrationTask]:
+    return queryset if host_id is None else queryset.filter(Q(source_id=host_id) | Q(destination_id=host_id))
 
 
 def _percent(total: int | None, remaining: int | None) -> int:

@@ -4,12 +4,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.htmx import render_page_or_partial
+from core.pagination import page_of
 from core.roles import Role, role_required
 
 from inventory.models import VirtualMachine
 
 from . import queries, services
 from .chart import progress_chart
+from .filtersets import TaskFilterForm
 from .forms import MigrateForm
 from .progress import progress_of
 
@@ -18,7 +20,9 @@ _tasks = queries.tasks
 
 @role_required(Role.VIEWER)
 def task_list(request: HttpRequest) -> HttpResponse:
-    return render_page_or_partial(request, "migrations_app/task_list.html", "migrations_app/_task_table.html", {"tasks": _tasks()[:200]})
+    form = TaskFilterForm(request.GET or None)
+    page = page_of(request, form.filter(_tasks().order_by("-created_at", "-pk")))
+    return render_page_or_partial(request, "migrations_app/task_list.html", "migrations_app/_task_table.html", {"form": form, "page": page})
 
 
 @role_required(Role.VIEWER)
@@ -41,8 +45,10 @@ def task_progress(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(Role.VIEWER)
 def migrations_now(request: HttpRequest) -> HttpResponse:
-    """The dashboard's panel: migrations running now with their bars, and recent failures."""
-    context = {"running": queries.running_migrations(), "failures": queries.recent_failures()}
+    """The dashboard's panel, and a host page's: migrations running now with their bars, and
+    recent failures (to or from the host given as ?host=)."""
+    host_id = int(request.GET["host"]) if request.GET.get("host", "").isdigit() else None
+    context = {"running": queries.running_migrations(host_id), "failures": queries.recent_failures(host_id)}
     return render(request, "migrations_app/_migrations_now.html", context)
 
 

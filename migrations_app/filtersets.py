@@ -1,0 +1,42 @@
+"""The task history's filters, as a form the page shows and the view applies."""
+
+from __future__ import annotations
+
+from django import forms
+from django.db.models import Q, QuerySet
+
+from .choices import TaskState
+from .models import MigrationTask
+
+
+class TaskFilterForm(forms.Form):
+    state = forms.ChoiceField(label="State", required=False, choices=[("", "any"), *TaskState.choices])
+    vm = forms.CharField(label="VM", required=False)
+    host = forms.CharField(label="Host", required=False, help_text="Source or destination")
+    user = forms.CharField(label="Requested by", required=False)
+    since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            self.add_error("until", "The end date is before the start date.")
+        return data
+
+    def filter(self, tasks: QuerySet[MigrationTask]) -> QuerySet[MigrationTask]:
+        if not self.is_valid():
+            return tasks
+        data = self.cleaned_data
+        if data["state"]:
+            tasks = tasks.filter(state=data["state"])
+        if data["vm"]:
+            tasks = tasks.filter(vm__name__icontains=data["vm"])
+        if data["host"]:
+            tasks = tasks.filter(Q(source__name__icontains=data["host"]) | Q(destination__name__icontains=data["host"]))
+        if data["user"]:
+            tasks = tasks.filter(requested_by__username__iexact=data["user"])
+        if data["since"]:
+            tasks = tasks.filter(created_at__date__gte=data["since"])
+        if data["until"]:
+            tasks = tasks.filter(created_at__date__lte=data["until"])
+        return tasks
