@@ -6,3 +6,6 @@ class CoreConfig(AppConfig):
 
     name = "core"
     verbose_name = "vmotion core"
+
+    def ready(self):
+        from . import audit  # noqa: F401  registers the user model with django-auditlog

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.db.models import Q, QuerySet
 
+from .audit_trail import AuditFilters
 from .choices import TaskState
 from .models import MigrationTask
 
@@ -40,3 +41,19 @@ class TaskFilterForm(forms.Form):
         if data["until"]:
             tasks = tasks.filter(created_at__date__lte=data["until"])
         return tasks
+
+
+class AuditFilterForm(forms.Form):
+    user = forms.CharField(label="User", required=False)
+    object = forms.CharField(label="Object", required=False, help_text="A name, a kind (host, user) or a task number")
+    since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            self.add_error("until", "The end date is before the start date.")
+        return data
+
+    def filters(self) -> AuditFilters:
+        return AuditFilters(**self.cleaned_data) if self.is_valid() else AuditFilters()

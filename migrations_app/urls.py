@@ -10,4 +10,5 @@ urlpatterns = [
     path("tasks/<int:pk>/cancel/", views.task_cancel, name="task-cancel"),
     path("tasks/<int:pk>/force-complete/", views.task_force_complete, name="task-force-complete"),
     path("vms/<int:pk>/migrate/", views.migrate_vm, name="vm-migrate"),
+    path("audit/", views.audit_log, name="audit-log"),
 ]

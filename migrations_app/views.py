@@ -11,7 +11,8 @@ from inventory.models import VirtualMachine
 
 from . import queries, services
 from .chart import progress_chart
-from .filtersets import TaskFilterForm
+from .audit_trail import audit_page
+from .filtersets import AuditFilterForm, TaskFilterForm
 from .forms import MigrateForm
 from .progress import progress_of
 
@@ -102,3 +103,11 @@ def migrate_vm(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 return redirect(task)
     return render(request, "migrations_app/migrate.html", {"vm": vm, "form": form, "report": report})
+
+
+@role_required(Role.ADMINISTRATOR)
+def audit_log(request: HttpRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET or None)
+    page = int(request.GET["page"]) if request.GET.get("page", "").isdigit() and int(request.GET["page"]) > 0 else 1
+    entries, has_next = audit_page(form.filters(), page)
+    return render(request, "migrations_app/audit.html", {"form": form, "entries": entries, "page": page, "has_next": has_next})

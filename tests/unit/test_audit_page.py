@@ -1,0 +1,91 @@
+"""The audit page: who did what and when, for administrators only, filterable by user, object
+and date."""
+
+from datetime import timedelta
+
+import pytest
+from auditlog.context import set_actor
+from django.contrib.auth.models import Group, User
+from django.urls import reverse
+from django.utils import timezone
+
+from inventory.choices import HostState
+from migrations_app.choices import EventKind, TaskState
+from migrations_app.models import MigrationLimits, MigrationTask
+from tests.factories import HostFactory, VirtualMachineFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def trail(administrator, operator):
+    host = HostFactory(name="KVM-a")
+    with set_actor(administrator):
+        host.state = HostState.MAINTENANCE
+        host.save()
+        limits = MigrationLimits.current()
+        limits.max_concurrent = 4
+        limits.save()
+        newcomer = User.objects.create_user(username="new-operator")
+        newcomer.groups.add(Group.objects.get(name="Operator"))
+    vm = VirtualMachineFactory(name="Web-01")
+    task = MigrationTask.objects.create(vm=vm, source=vm.host, destination=host)
+    task.log(EventKind.STATE, "Requested by operator: Web-01 to KVM-a.", to_state=TaskState.QUEUED, actor=operator)
+    task.log(EventKind.OPERATOR, "Cancel requested.", actor=operator)
+    return task
+
+
+def rows(html: str) -> list[str]:
+    return [part.split("</tr>")[0] for part in html.split('<tr data-who="')[1:]]
+
+
+def test_an_administrator_sees_changes_and_operator_actions_with_who_and_what(client_as, administrator, trail):
+    page = client_as(administrator).get(reverse("audit-log")).content.decode()
+
+    assert "host KVM-a" in page and "state: connected → maintenance" in page
+    assert "migration limits" in page and "max_concurrent: 8 → 4" in page
+    assert "user new-operator" in page and "groups: add Operator" in page
+    assert f"migration task #{trail.pk} (Web-01)" in page and "Cancel requested." in page
+    assert any(row.startswith("administrator") for row in rows(page)) and any(row.startswith("operator") for row in rows(page))
+
+
+def test_it_filters_by_user_object_and_date(client_as, administrator, trail):
+    client = client_as(administrator)
+
+    by_operator = rows(client.get(reverse("audit-log"), {"user": "operator"}).content.decode())
+    assert by_operator and all(row.startswith("operator") for row in by_operator)
+    by_host = client.get(reverse("audit-log"), {"object": "host"}).content.decode()
+    assert "host KVM-a" in by_host and "Cancel requested." not in by_host
+    by_task = client.get(reverse("audit-log"), {"object": f"#{trail.pk}"}).content.decode()
+    assert "Cancel requested." in by_task and "host KVM-a" not in by_task
+    tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
+    assert rows(client.get(reverse("audit-log"), {"since": tomorrow}).content.decode()) == []
+
+
+def test_pages_go_from_newest_to_oldest(client_as, administrator, trail):
+    for index in range(60):
+        trail.log(EventKind.OPERATOR, f"Action {index}.", actor=administrator)
+    client = client_as(administrator)
+
+    first = client.get(reverse("audit-log")).content.decode()
+    second = client.get(reverse("audit-log"), {"page": 2}).content.decode()
+
+    assert "Action 59." in first and "Action 59." not in second and "Older →" in first and "← Newer" in second
+
+
+def test_the_page_costs_a_bounded_number_of_queries(client_as, administrator, trail, django_assert_max_num_queries):
+    for index in range(30):
+        trail.log(EventKind.OPERATOR, f"Action {index}.", actor=administrator)
+    client = client_as(administrator)
+
+    with django_assert_max_num_queries(10):
+        client.get(reverse("audit-log"))
+
+
+@pytest.mark.parametrize("persona", ["viewer", "operator"])
+def test_only_administrators_read_the_audit_trail(client_as, request, persona):
+    assert client_as(request.getfixturevalue(persona)).get(reverse("audit-log")).status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client):
+    assert "/login/" in client.get(reverse("audit-log"))["Location"]
