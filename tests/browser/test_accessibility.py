@@ -1,0 +1,53 @@
+"""axe-core (vendored in tests/browser/assets, MPL-2.0) finds no serious or critical
+accessibility violation on any page, for the role that sees the most of it."""
+
+from pathlib import Path
+
+import pytest
+
+from inventory.models import Host, VirtualMachine
+from migrations_app.choices import TaskState
+from migrations_app.models import MigrationTask
+
+from .conftest import sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+AXE = Path(__file__).parent / "assets" / "axe.min.js"
+BLOCKING = ("serious", "critical")
+
+
+def violations(page) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[node['target'] for node in v['nodes']][:3]}"
+        for v in found
+        if v["impact"] in BLOCKING
+    ]
+
+
+def test_no_page_has_a_serious_accessibility_violation(page, app_server, lab_inventory, administrator):
+    page.goto(f"{app_server.url}/login/")
+    assert violations(page) == [], "login"
+    vm = VirtualMachine.objects.select_related("host").get(name="lab-vm1")
+    task = MigrationTask.objects.create(vm=vm, source=vm.host, destination=Host.objects.exclude(pk=vm.host_id).first())
+    task.transition(TaskState.FAILED, error="lab-vm1 still runs on its source: an example failure.")
+    sign_in(page, app_server, "administrator")
+    paths = {
+        "dashboard": "/",
+        "VM list": "/vms/",
+        "VM list, filtered": "/vms/?state=running&host=lab",
+        "VM": vm.get_absolute_url(),
+        "host": vm.host.get_absolute_url(),
+        "migrate form": f"/vms/{vm.pk}/migrate/",
+        "task history": "/tasks/",
+        "task": task.get_absolute_url(),
+        "audit": "/audit/",
+    }
+    found = {}
+    for name, path in paths.items():
+        page.goto(f"{app_server.url}{path}")
+        page.wait_for_load_state("networkidle")
+        found[name] = violations(page)
+    assert {name: problems for name, problems in found.items() if problems} == {}
