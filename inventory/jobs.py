@@ -1,42 +1,58 @@
-"""RQ entry points for inventory work, and their enqueueing. Each job is safe to run twice
-and is enqueued once the transaction that asked for it has committed, so a fast worker never
-reads the rows as they were before."""
+"""RQ entry points for inventory work, and their enqueueing.
+
+Every host is read by a job of its own on the `inventory` queue, which its own workers serve:
+a slow or dead host (each libvirt call may wait out its timeout) never delays the others,
+and a sync never waits behind migrations, which hold their workers for minutes. Each job is
+safe to run twice; a host whose sync is still queued or running is not queued again; and a
+job is enqueued once the transaction that asked for it has committed, so a fast worker never
+reads the rows as they were before.
+"""
 
 from dataclasses import asdict
 
 import django_rq
 from django.db import transaction
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 
 from . import sync
 from .models import Host
 
-SYNC_ALL_JOB_ID = "inventory-sync-all"
+QUEUE = "inventory"
+_PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
 def sync_host_job(host_id: int) -> dict:
-    return asdict(sync.sync_host(Host.objects.get(pk=host_id)))
+    host = Host.objects.select_related("cluster").get(pk=host_id)
+    outcome = sync.sync_host(host)
+    if host.cluster is not None:
+        sync.refresh_cluster_baseline(host.cluster)  # a no-op unless the members' CPUs changed
+    return asdict(outcome)
 
 
-def sync_all_hosts_job() -> list[dict]:
-    return [asdict(outcome) for outcome in sync.sync_all_hosts()]
+def job_id(host_id: int) -> str:
+    return f"inventory-sync-host-{host_id}"
 
 
 def enqueue_host_sync(host: Host) -> None:
+    """Read one host now (an operator asked, or an administrator changed it)."""
     host_id = host.pk
-    transaction.on_commit(
-        lambda: django_rq.get_queue("high").enqueue(sync_host_job, host_id, job_timeout=120, result_ttl=300)
-    )
+    transaction.on_commit(lambda: _enqueue([host_id]))
 
 
 def enqueue_sync_all() -> None:
-    """Queue a sync of every host unless one is already waiting or running."""
+    """Queue a sync of every host whose previous one has finished."""
+    transaction.on_commit(lambda: _enqueue(list(Host.objects.values_list("pk", flat=True))))
 
-    def enqueue() -> None:
-        queue = django_rq.get_queue("default")
-        existing = queue.fetch_job(SYNC_ALL_JOB_ID)
-        if existing is not None and existing.get_status(refresh=True) in (JobStatus.QUEUED, JobStatus.STARTED):
-            return
-        queue.enqueue(sync_all_hosts_job, job_id=SYNC_ALL_JOB_ID, job_timeout=600, result_ttl=60, failure_ttl=3600)
 
-    transaction.on_commit(enqueue)
+def _enqueue(host_ids: list[int]) -> int:
+    queue = django_rq.get_queue(QUEUE)
+    ids = [job_id(host_id) for host_id in host_ids]
+    previous = Job.fetch_many(ids, connection=queue.connection)
+    due = [
+        host_id for host_id, job in zip(host_ids, previous)
+        if job is None or job.get_status(refresh=False) not in _PENDING
+    ]
+    queue.enqueue_many(
+        [queue.prepare_data(sync_host_job, (host_id,), job_id=job_id(host_id), timeout=120, result_ttl=60, failure_ttl=3600) for host_id in due]
+    )
+    return len(due)

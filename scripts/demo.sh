@@ -47,6 +47,11 @@ for i in $(seq "${VMOTION_WORKERS:-4}"); do
     .venv/bin/python manage.py rqworker high default low --worker-class migrations_app.worker.VmotionWorker >"$state/worker$i.log" 2>&1 &
     pids+=($!)
 done
+# Inventory syncs have workers of their own, so they never wait behind migrations.
+for i in $(seq "${VMOTION_INVENTORY_WORKERS:-1}"); do
+    .venv/bin/python manage.py rqworker inventory >"$state/inventory-worker$i.log" 2>&1 &
+    pids+=($!)
+done
 .venv/bin/python manage.py scheduler >"$state/scheduler.log" 2>&1 &
 pids+=($!)
 .venv/bin/python manage.py runserver 127.0.0.1:8000 --noreload >"$state/web.log" 2>&1 &

@@ -56,10 +56,10 @@ def lab_inventory(lab, lab_config, db):
 
 @pytest.fixture
 def workers(lab_inventory):
-    """Three real rqworker processes and the scheduler, on empty queues."""
-    for name in ("high", "default", "low"):
+    """Three real migration workers, an inventory worker and the scheduler, on empty queues."""
+    for name in ("high", "default", "low", "inventory"):
         django_rq.get_queue(name).empty()
-    started = [processes.start_worker(i) for i in range(3)] + [processes.start_scheduler()]
+    started = [processes.start_worker(i) for i in range(3)] + [processes.start_inventory_worker(), processes.start_scheduler()]
     yield started
     for process in started:
         processes.stop(process)

@@ -30,7 +30,7 @@ def run_worker_until_queues_are_empty(*queues: str) -> None:
 
 @pytest.fixture
 def empty_queues():
-    for name in ("high", "default", "low"):
+    for name in ("high", "default", "low", "inventory"):
         django_rq.get_queue(name).empty()
 
 
@@ -40,9 +40,9 @@ def test_a_real_worker_runs_the_sync_an_operator_asks_for(lab_inventory, client_
 
     response = client_as(operator).post(reverse("host-sync", args=[host.pk]))
     assert response.status_code == 302
-    assert django_rq.get_queue("high").count == 1
+    assert django_rq.get_queue("inventory").count == 1
 
-    run_worker_until_queues_are_empty("high")
+    run_worker_until_queues_are_empty("inventory")
 
     host.refresh_from_db()
     assert host.state == HostState.CONNECTED and host.cpu_model
@@ -56,14 +56,15 @@ def test_the_scheduler_queues_a_sync_of_every_host_that_a_worker_carries_out(lab
     )
     try:
         deadline = time.monotonic() + 30
-        while django_rq.get_queue("default").count == 0 and time.monotonic() < deadline:
+        while django_rq.get_queue("inventory").count < Host.objects.count() and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
         scheduler.send_signal(signal.SIGTERM)
         scheduler.wait(timeout=30)
-    assert django_rq.get_queue("default").count == 1, "the scheduler queued no sync (or more than one)"
+    # One job per host, and no second one while the first waits.
+    assert django_rq.get_queue("inventory").count == Host.objects.count(), "the scheduler queued not one sync per host"
 
-    run_worker_until_queues_are_empty("default")
+    run_worker_until_queues_are_empty("inventory")
 
     assert set(Host.objects.values_list("state", flat=True)) == {HostState.CONNECTED}
     assert not Host.objects.filter(last_sync=None).exists()
