@@ -1,28 +1,22 @@
-"""The task history's filters, as a form the page shows and the view applies."""
+"""The filters of the task history and of the audit page, as forms the pages show and the views apply."""
 
 from __future__ import annotations
 
 from django import forms
 from django.db.models import Q, QuerySet
 
+from core.forms import DateRangeForm
+
 from .audit_trail import AuditFilters
 from .choices import TaskState
 from .models import MigrationTask
 
 
-class TaskFilterForm(forms.Form):
+class TaskFilterForm(DateRangeForm):
     state = forms.ChoiceField(label="State", required=False, choices=[("", "any"), *TaskState.choices])
     vm = forms.CharField(label="VM", required=False)
     host = forms.CharField(label="Host", required=False, help_text="Source or destination")
     user = forms.CharField(label="Requested by", required=False)
-    since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-
-    def clean(self):
-        data = super().clean()
-        if data.get("since") and data.get("until") and data["since"] > data["until"]:
-            self.add_error("until", "The end date is before the start date.")
-        return data
 
     def filter(self, tasks: QuerySet[MigrationTask]) -> QuerySet[MigrationTask]:
         if not self.is_valid():
@@ -43,17 +37,9 @@ class TaskFilterForm(forms.Form):
         return tasks
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(DateRangeForm):
     user = forms.CharField(label="User", required=False)
     object = forms.CharField(label="Object", required=False, help_text="A name, a kind (host, user) or a task number")
-    since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-
-    def clean(self):
-        data = super().clean()
-        if data.get("since") and data.get("until") and data["since"] > data["until"]:
-            self.add_error("until", "The end date is before the start date.")
-        return data
 
     def filters(self) -> AuditFilters:
         return AuditFilters(**self.cleaned_data) if self.is_valid() else AuditFilters()
