@@ -72,7 +72,7 @@ def fresh_database(pg_url: str) -> str:
     return f"{pg_url}/{DATABASE}"
 
 
-def round_time(env: dict, workers: int, hosts: int) -> tuple[float, int]:
+def round_time(env: dict) -> tuple[float, int]:
     """Queue one round, wait until every job ran; returns the seconds and the hosts read."""
     from redis import Redis
     from rq import Queue
@@ -123,11 +123,11 @@ def main(argv: list[str]) -> int:
         try:
             time.sleep(3)  # the workers import Django before they take jobs
             if not filled:
-                seconds, read = round_time(env, count, args.hosts)
+                seconds, read = round_time(env)
                 print(f"{count:>7}  {'fills the inventory':<19} {seconds:8.1f}  {read:>10}  {read / seconds:7.0f}", flush=True)
                 filled = True
             for number in range(1, args.rounds + 1):
-                seconds, read = round_time(env, count, args.hosts)
+                seconds, read = round_time(env)
                 print(f"{count:>7}  {number:<19} {seconds:8.1f}  {read:>10}  {read / seconds:7.0f}", flush=True)
                 results.setdefault(count, []).append(seconds)
         finally:

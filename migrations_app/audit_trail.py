@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from auditlog.models import LogEntry
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from .choices import EventKind, TaskState
 from .models import TaskEvent
@@ -44,15 +44,9 @@ def audit_page(filters: AuditFilters, page: int, per_page: int = 50) -> tuple[li
 
 
 def _changes(filters: AuditFilters, limit: int) -> list[AuditEntry]:
-    entries = LogEntry.objects.select_related("actor", "content_type").order_by("-timestamp")
-    if filters.user:
-        entries = entries.filter(actor__username__iexact=filters.user)
+    entries = _by_user_and_date(LogEntry.objects.select_related("actor", "content_type"), filters, moment="timestamp")
     if filters.object:
         entries = entries.filter(Q(object_repr__icontains=filters.object) | Q(content_type__model__iexact=filters.object))
-    if filters.since:
-        entries = entries.filter(timestamp__date__gte=filters.since)
-    if filters.until:
-        entries = entries.filter(timestamp__date__lte=filters.until)
     return [
         AuditEntry(
             at=entry.timestamp,
@@ -65,19 +59,14 @@ def _changes(filters: AuditFilters, limit: int) -> list[AuditEntry]:
 
 
 def _actions(filters: AuditFilters, limit: int) -> list[AuditEntry]:
-    events = TaskEvent.objects.select_related("actor", "task__vm").filter(
+    operator_events = TaskEvent.objects.select_related("actor", "task__vm").filter(
         Q(kind=EventKind.OPERATOR) | Q(actor__isnull=False) | Q(to_state=TaskState.QUEUED)
-    ).order_by("-at")
-    if filters.user:
-        events = events.filter(actor__username__iexact=filters.user)
+    )
+    events = _by_user_and_date(operator_events, filters, moment="at")
     if filters.object:
         by_vm = Q(task__vm__name__icontains=filters.object)
         number = filters.object.lstrip("#")
         events = events.filter(by_vm | Q(task_id=int(number)) if number.isdigit() else by_vm)
-    if filters.since:
-        events = events.filter(at__date__gte=filters.since)
-    if filters.until:
-        events = events.filter(at__date__lte=filters.until)
     return [
         AuditEntry(
             at=event.at,
@@ -88,6 +77,17 @@ def _actions(filters: AuditFilters, limit: int) -> list[AuditEntry]:
         )
         for event in events[:limit]
     ]
+
+
+def _by_user_and_date(rows: QuerySet, filters: AuditFilters, *, moment: str) -> QuerySet:
+    """Both sources filter the same way by who acted and when; newest first."""
+    if filters.user:
+        rows = rows.filter(actor__username__iexact=filters.user)
+    if filters.since:
+        rows = rows.filter(**{f"{moment}__date__gte": filters.since})
+    if filters.until:
+        rows = rows.filter(**{f"{moment}__date__lte": filters.until})
+    return rows.order_by(f"-{moment}")
 
 
 def _describe_change(entry: LogEntry) -> str:

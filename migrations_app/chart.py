@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .policy import MIB
 from .progress import SampleFigures
 
-MIB = 1024**2
 MAX_POINTS = 300  # enough for a smooth line; long migrations are thinned evenly
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .check_report import CheckResult, CheckStatus
-
-GIB = 1024**3
+from .policy import GIB
 
 
 @dataclass(frozen=True)

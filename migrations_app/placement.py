@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from . import check_rules as rules
 from .check_report import CheckResult, CheckStatus
-
-GIB = 1024**3
+from .policy import GIB
 
 
 @dataclass(frozen=True)

@@ -16,19 +16,16 @@ from .filtersets import AuditFilterForm, TaskFilterForm
 from .forms import MigrateForm
 from .progress import progress_of
 
-_tasks = queries.tasks
-
-
 @role_required(Role.VIEWER)
 def task_list(request: HttpRequest) -> HttpResponse:
     form = TaskFilterForm(request.GET or None)
-    page = page_of(request, form.filter(_tasks().order_by("-created_at", "-pk")))
+    page = page_of(request, form.filter(queries.tasks().order_by("-created_at", "-pk")))
     return render_page_or_partial(request, "migrations_app/task_list.html", "migrations_app/_task_table.html", {"form": form, "page": page})
 
 
 @role_required(Role.VIEWER)
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    task = get_object_or_404(_tasks(), pk=pk)
+    task = get_object_or_404(queries.tasks(), pk=pk)
     context = {**_progress_context(task), "events": task.events.select_related("actor")}
     return render(request, "migrations_app/task_detail.html", context)
 
@@ -37,7 +34,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def task_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The live progress fragment the task page polls. Once the task has ended, a polling page
     reloads itself whole, so its timeline and buttons show the end too."""
-    task = get_object_or_404(_tasks(), pk=pk)
+    task = get_object_or_404(queries.tasks(), pk=pk)
     response = render(request, "migrations_app/_task_progress.html", _progress_context(task))
     if getattr(request, "htmx", False) and task.is_final:
         response["HX-Refresh"] = "true"
@@ -76,7 +73,7 @@ def task_force_complete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _operator_action(request: HttpRequest, pk: int, action) -> HttpResponse:
-    task = get_object_or_404(_tasks(), pk=pk)
+    task = get_object_or_404(queries.tasks(), pk=pk)
     try:
         messages.info(request, action(task, actor=request.user))
     except services.MigrationRequestError as error:
