@@ -24,6 +24,7 @@ class Chart:
 
 def progress_chart(samples: list[SampleFigures], width: int = 640, height: int = 160) -> Chart | None:
     """None until there are two samples to draw a line between."""
+    samples = [sample for sample in samples if sample.data_total]  # before QEMU reports the job's size
     if len(samples) < 2:
         return None
     step = max(1, -(-len(samples) // MAX_POINTS))

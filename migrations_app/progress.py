@@ -32,7 +32,7 @@ class Progress:
     dirty_rate_bytes_s: int | None
     iteration: int | None
     eta_s: float | None  # None when the copy does not gain on the guest's writes
-    expected_pause_ms: int | None  # the pause if the switch happened now
+    expected_pause_ms: int | None  # the pause if the switch happened now; None during the first pass
     allowed_pause_ms: int | None  # what libvirt currently allows
     slo_ms: int
     throttle_percent: int = 0
@@ -72,7 +72,8 @@ def progress_of(state: str, slo_ms: int, sample: SampleFigures | None) -> Progre
         dirty_rate_bytes_s=dirty,
         iteration=sample.iteration or 1,
         eta_s=sample.data_remaining / (rate - dirty) if rate and gaining else None,
-        expected_pause_ms=round(sample.data_remaining * 1000 / rate) if rate else None,
+        # In the first pass "remaining" is memory not yet sent once; no switch is due before it ends.
+        expected_pause_ms=round(sample.data_remaining * 1000 / rate) if rate and sample.iteration > 1 else None,
         allowed_pause_ms=sample.max_downtime_ms,
         slo_ms=slo_ms,
         throttle_percent=sample.throttle_percent,

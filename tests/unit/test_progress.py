@@ -26,6 +26,18 @@ def test_a_migrating_task_shows_the_pass_the_share_copied_the_eta_and_the_pause_
     assert progress.pause_within_slo is False
 
 
+def test_no_pause_is_forecast_during_the_first_pass_which_sends_all_memory_once():
+    first = progress_of(TaskState.MIGRATING, 300, figures(iteration=1))
+
+    assert first.expected_pause_ms is None and first.pause_within_slo is None
+
+
+def test_samples_taken_before_qemu_reports_the_jobs_size_are_left_out_of_the_chart():
+    chart = progress_chart([figures(0, 0, total_mib=0), figures(1000, 512), figures(2000, 256)], width=200, height=100)
+
+    assert chart.remaining_points == "0.0,0.0 200.0,50.0"
+
+
 def test_no_eta_while_the_guest_writes_as_fast_as_the_link_copies():
     assert progress_of(TaskState.MIGRATING, 300, figures(dirty_mib=120)).eta_s is None
 
