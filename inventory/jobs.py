@@ -52,7 +52,15 @@ def _enqueue(host_ids: list[int]) -> int:
         host_id for host_id, job in zip(host_ids, previous)
         if job is None or job.get_status(refresh=False) not in _PENDING
     ]
-    queue.enqueue_many(
-        [queue.prepare_data(sync_host_job, (host_id,), job_id=job_id(host_id), timeout=120, result_ttl=60, failure_ttl=3600) for host_id in due]
-    )
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue_many(
+            [queue.prepare_data(sync_host_job, (host_id,), job_id=job_id(host_id), timeout=120, result_ttl=60, failure_ttl=3600) for host_id in due],
+            pipeline=pipe,
+        )
+        # The id is the previous job's, whose key still expires `result_ttl` after it ended,
+        # and RQ sets no expiry on a job without `ttl`, nor clears one: left alone, the new
+        # job vanishes unrun if it waits in the queue longer than that.
+        for host_id in due:
+            pipe.persist(Job.key_for(job_id(host_id)))
+        pipe.execute()
     return len(due)
