@@ -4,6 +4,7 @@ migration assistant feeds them every host's facts, read in bulk."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from .check_report import CheckResult, CheckStatus
@@ -56,32 +57,46 @@ def destination_open(name: str, in_maintenance: bool, state_label: str) -> Check
     return ok("destination_open", f"{name} accepts VMs.")
 
 
-def storage_shared(source_name: str, destination_name: str, disks: list[DiskOnDatastore], mounted: set[int]) -> CheckResult:
+def storage_shared(source_name: str, destination_name: str, disks: Sequence[DiskOnDatastore], mounted: Collection[int]) -> CheckResult:
     problems = []
-    for disk in disks:
+    for disk in disks_out_of_reach(disks, mounted):
         if disk.datastore_id is None:
             problems.append(f"Disk {disk.target} ({disk.source}) is not on a datastore vmotion knows, so it is local to {source_name}.")
-        elif disk.datastore_id not in mounted:
+        else:
             problems.append(f"Disk {disk.target} is on datastore {disk.datastore_name}, which {destination_name} does not mount.")
     if problems:
         return fail("storage_shared", " ".join(problems))
     return ok("storage_shared", f"Every disk is on a datastore {destination_name} mounts.")
 
 
-def networks_present(destination_name: str, nics: list[NicOnNetwork], present: set[int]) -> CheckResult:
-    missing = sorted({nic.network_name for nic in nics if nic.network_id not in present})
+def disks_out_of_reach(disks: Sequence[DiskOnDatastore], mounted: Collection[int]) -> list[DiskOnDatastore]:
+    """The disks a destination mounting `mounted` could not read: local ones, or on a datastore it lacks."""
+    return [disk for disk in disks if disk.datastore_id is None or disk.datastore_id not in mounted]
+
+
+def networks_present(destination_name: str, nics: Sequence[NicOnNetwork], present: Collection[int]) -> CheckResult:
+    missing = missing_networks(nics, present)
     if missing:
         plural = "s" if len(missing) > 1 else ""
         return fail("networks_present", f"{destination_name} lacks the network{plural} {', '.join(missing)} the VM's NICs use.")
     return ok("networks_present", f"Every network the VM uses exists on {destination_name}.")
 
 
+def missing_networks(nics: Sequence[NicOnNetwork], present: Collection[int]) -> list[str]:
+    return sorted({nic.network_name for nic in nics if nic.network_id not in present})
+
+
 def memory_free(destination_name: str, free_bytes: int, incoming_bytes: int, vm_memory_bytes: int, reserve_bytes: int) -> CheckResult:
     available = free_bytes - incoming_bytes
-    if available < vm_memory_bytes + reserve_bytes:
+    if not memory_fits(free_bytes, incoming_bytes, vm_memory_bytes, reserve_bytes):
         return fail(
             "memory_free",
             f"{destination_name} has {available / GIB:.1f} GiB free (after {incoming_bytes / GIB:.1f} GiB for migrations on their way), "
             f"the VM needs {vm_memory_bytes / GIB:.1f} GiB plus a {reserve_bytes / GIB:.1f} GiB reserve.",
         )
     return ok("memory_free", f"{destination_name} has {available / GIB:.1f} GiB free for the VM's {vm_memory_bytes / GIB:.1f} GiB.")
+
+
+def memory_fits(free_bytes: int, incoming_bytes: int, vm_memory_bytes: int, reserve_bytes: int) -> bool:
+    """Whether the VM and the reserve fit in what is free once migrations on their way have arrived."""
+    return free_bytes - incoming_bytes >= vm_memory_bytes + reserve_bytes

@@ -10,6 +10,7 @@ the VM (its CPU baseline, so the CPU check at submission will pass).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import check_rules as rules
@@ -81,7 +82,7 @@ def rank(vm: VmFacts, hosts: list[HostFacts], reserve_bytes: int, weights: Weigh
 
 
 def place(vm: VmFacts, host: HostFacts, reserve_bytes: int, weights: Weights = WEIGHTS) -> Placement:
-    blocked_by = next((check for check in checks(vm, host, reserve_bytes) if check.status == CheckStatus.FAIL), None)
+    blocked_by = next((verdict() for fails, verdict in _judged(vm, host, reserve_bytes) if fails), None)
     parts = [_memory(vm, host, weights), _cpu(host, weights), _traffic(host, weights), _cluster(vm, host, weights)]
     score = 0.0 if blocked_by else round(sum(points for points, _ in parts), 1)
     return Placement(host, score, tuple(reason for _, reason in parts), blocked_by)
@@ -90,14 +91,24 @@ def place(vm: VmFacts, host: HostFacts, reserve_bytes: int, weights: Weights = W
 def checks(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> list[CheckResult]:
     """The pre-flight checks that can be judged from the inventory alone; libvirt's CPU
     comparison runs when the migration is submitted."""
-    return [
-        vm.runs,
-        rules.host_connected(host.name, "destination", host.reachable, host.last_error),
-        rules.destination_open(host.name, host.in_maintenance, host.state_label),
-        rules.storage_shared(vm.host_name, host.name, list(vm.disks), set(host.datastores)),
-        rules.networks_present(host.name, list(vm.nics), set(host.networks)),
-        rules.memory_free(host.name, host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes),
-    ]
+    return [verdict() for _, verdict in _judged(vm, host, reserve_bytes)]
+
+
+def _judged(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> tuple[tuple[bool, Callable[[], CheckResult]], ...]:
+    """Each of `checks` in order, as whether it fails and the rule that writes its verdict.
+    `place` writes only the first failing check's sentence: ranking thousands of hosts would
+    otherwise spend most of its time on sentences that no one reads."""
+    return (
+        (vm.runs.status == CheckStatus.FAIL, lambda: vm.runs),
+        (not host.reachable, lambda: rules.host_connected(host.name, "destination", host.reachable, host.last_error)),
+        (host.in_maintenance, lambda: rules.destination_open(host.name, host.in_maintenance, host.state_label)),
+        (bool(rules.disks_out_of_reach(vm.disks, host.datastores)), lambda: rules.storage_shared(vm.host_name, host.name, vm.disks, host.datastores)),
+        (bool(rules.missing_networks(vm.nics, host.networks)), lambda: rules.networks_present(host.name, vm.nics, host.networks)),
+        (
+            not rules.memory_fits(host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes),
+            lambda: rules.memory_free(host.name, host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes),
+        ),
+    )
 
 
 def _memory(vm: VmFacts, host: HostFacts, weights: Weights) -> tuple[float, str]:

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from migrations_app.check_report import CheckStatus
 from migrations_app.check_rules import DiskOnDatastore, NicOnNetwork, ok
-from migrations_app.placement import GIB, HostFacts, VmFacts, rank
+from migrations_app.placement import GIB, HostFacts, VmFacts, checks, place, rank
 
 RESERVE = GIB // 2
 VM = VmFacts(
@@ -107,3 +107,22 @@ def test_an_unmeasured_cpu_counts_as_half_busy_and_says_so():
 
 def test_ties_go_by_name_so_the_ranking_is_stable():
     assert [p.host.name for p in rank(VM, [host(3, "kvm3"), host(2, "kvm2")], RESERVE)] == ["kvm2", "kvm3"]
+
+
+def test_the_ranking_blocks_each_host_on_the_first_check_it_fails_with_that_checks_sentence():
+    stopped = replace(VM, runs=replace(VM.runs, status=CheckStatus.FAIL, message="Web-01 is shut off, not running."))
+    hosts = [
+        host(2, "fine"),
+        host(3, "down-and-closed", reachable=False, last_error="timeout", in_maintenance=True, state_label="Maintenance"),
+        host(4, "closed-and-full", in_maintenance=True, state_label="Maintenance", memory_free_bytes=GIB),
+        host(5, "no-nfs-no-prod", datastores=frozenset(), networks=frozenset()),
+        host(6, "no-prod-and-full", networks=frozenset(), memory_free_bytes=GIB),
+        host(7, "full", memory_free_bytes=GIB),
+        host(8, "local-disk"),
+    ]
+    local = replace(VM, disks=(DiskOnDatastore("vdb", "/var/lib/libvirt/images/scratch.qcow2", None, ""),))
+
+    for vm in (VM, stopped, local):
+        for candidate in hosts:
+            failures = [check for check in checks(vm, candidate, RESERVE) if check.status == CheckStatus.FAIL]
+            assert place(vm, candidate, RESERVE).blocked_by == (failures[0] if failures else None), (vm.name, candidate.name)
