@@ -156,3 +156,30 @@ def test_sync_all_computes_the_cluster_cpu_baseline(tmp_path):
 )
 def test_cpu_utilisation_is_the_busy_share_between_two_samples(previous, current, expected):
     assert sync.cpu_utilisation(previous, current) == expected
+
+
+def test_a_host_that_changed_its_pool_and_network_keeps_only_what_it_has_now(tmp_path):
+    host = host_reading(tmp_path, "h1", NodeSpec())
+    sync.sync_host(host)
+
+    NodeSpec(network="backup", nfs_export="/export/other").write(tmp_path / "h1.xml")
+    sync.sync_host(Host.objects.get(pk=host.pk))
+
+    assert list(Datastore.objects.values_list("source_key", flat=True)) == ["nfs://filer.example/export/other"]
+    assert list(host.networks.values_list("name", flat=True)) == ["backup"]
+
+
+def test_a_vms_new_nic_replaces_the_one_it_lost_and_joins_its_network(tmp_path):
+    node = NodeSpec(domains=[DomainSpec("web", WEB)])
+    host = host_reading(tmp_path, "h1", node)
+    sync.sync_host(host)
+
+    node.domains = [DomainSpec("web", WEB, mac="52:54:00:00:00:09", disk_path="/srv/nfs1/other.qcow2")]
+    node.write(tmp_path / "h1.xml")
+    sync.sync_host(Host.objects.get(pk=host.pk))
+
+    web = VirtualMachine.objects.get(uuid=WEB)
+    assert [(nic.mac, nic.network.name) for nic in web.nics.all()] == [("52:54:00:00:00:09", "prod")]
+    assert [(disk.target, disk.source, disk.datastore.source_key) for disk in web.disks.all()] == [
+        ("vda", "/srv/nfs1/other.qcow2", "nfs://filer.example/export/vms")
+    ]
