@@ -1,12 +1,15 @@
 """The inventory queue: every host queued in a round is read in that round."""
 
+import socket
+
 import django_rq
 import pytest
 from rq import SimpleWorker
 from rq.job import Job
 
-from inventory import jobs
+from inventory import jobs, worker
 from inventory.models import Host
+from inventory.worker import InventoryWorker
 from tests.factories import HostFactory
 
 
@@ -38,3 +41,31 @@ def test_a_host_read_a_moment_ago_is_read_again_however_long_its_next_job_waits(
     first_sync = Host.objects.get(pk=host.pk).last_sync
     run_queued_jobs(inventory_queue)
     assert Host.objects.get(pk=host.pk).last_sync > first_sync
+
+
+# The worker's jobs need a database outside a test's transaction: between jobs it closes a
+# connection left inside one, as Django does between requests.
+def test_the_inventory_worker_runs_each_sync_in_its_own_process(transactional_db, inventory_queue, django_capture_on_commit_callbacks):
+    host = HostFactory(uri="test:///default")
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.enqueue_host_sync(host)
+
+    InventoryWorker([inventory_queue], connection=inventory_queue.connection).work(burst=True)
+
+    assert Host.objects.get(pk=host.pk).last_error == ""
+    assert Job.fetch(jobs.job_id(host.pk), connection=inventory_queue.connection).is_finished
+
+
+def test_an_inventory_worker_whose_libvirt_calls_hang_stops_after_its_job(transactional_db, inventory_queue, django_capture_on_commit_callbacks, settings, monkeypatch):
+    settings.LIBVIRT_CALL_TIMEOUT_SECONDS = 0.2
+    monkeypatch.setattr(worker, "ABANDONED_CALLS_LIMIT", 1)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # takes connections, never answers
+        port = silent.getsockname()[1]
+        hosts = [HostFactory(uri=f"qemu+tcp://127.0.0.1:{port}/system") for _ in range(3)]
+        with django_capture_on_commit_callbacks(execute=True):
+            jobs.enqueue_sync_all()
+
+        worker.InventoryWorker([inventory_queue], connection=inventory_queue.connection).work(burst=True)
+
+        assert inventory_queue.count == 1, "the worker stopped after the job that left a second call hanging"
+        assert all("did not answer" in host.last_error for host in Host.objects.filter(pk__in=[h.pk for h in hosts[:2]]))
