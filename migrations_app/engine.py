@@ -4,7 +4,6 @@ and ends the task from where libvirt says the VM runs. Knows nothing of the queu
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import socket
@@ -26,9 +25,9 @@ from .check_report import CheckStatus
 from .checks import preflight
 from .choices import EventKind, TaskState
 from .conclusion import conclude, finish
+from .forecast import POLICY, expected_link_bytes_s, forecast
 from .models import InvalidTransition, MigrationTask, ProgressSample
 from .monitor import ConvergenceMonitor
-from .prediction import predict
 from .recovery import hand_to_recovery
 
 log = logging.getLogger(__name__)
@@ -37,8 +36,6 @@ MONITOR_INTERVAL_S = 0.25
 # After the migrate call returns, how long libvirt may take to settle where the VM runs
 # before recovery is left to decide.
 SETTLE_SECONDS = 10
-POLICY = policy.ConvergencePolicy()
-MIB = policy.MIB
 
 QueueTasks = Callable[[list[MigrationTask]], None]
 
@@ -125,42 +122,20 @@ def _migrate(task: MigrationTask) -> None:
 
 def _predict(task: MigrationTask, guest: Guest, inputs: policy.ConvergenceInputs) -> policy.ConvergenceInputs:
     """Measure the guest, store the forecast, and return the inputs with what was measured."""
+    link = expected_link_bytes_s(task.source, task.destination, task.bandwidth_mib_s)
     try:
-        resident = guest.resident_bytes() or task.vm.memory_bytes
-        dirty_rate = guest.measure_dirty_rate(seconds=1)
+        expected = forecast(guest, task.vm.memory_bytes, inputs, link)
     except HypervisorError as error:
         task.log(EventKind.INFO, f"Could not measure the guest before starting ({error}); no prediction.")
         return inputs
-    bandwidth = inputs.bandwidth_bytes_s or _expected_bandwidth(task)
-    inputs = dataclasses.replace(inputs, measured_dirty_rate_bytes_s=dirty_rate or 0, expected_link_bytes_s=bandwidth)
-    forecast = predict(resident, dirty_rate or 0, bandwidth, inputs, POLICY)
     MigrationTask.objects.filter(pk=task.pk).update(
-        measured_dirty_rate_bytes_s=dirty_rate,
-        predicted_total_ms=forecast.total_ms,
-        predicted_downtime_ms=forecast.downtime_ms,
-        prediction=forecast.explanation,
+        measured_dirty_rate_bytes_s=expected.dirty_rate_bytes_s,
+        predicted_total_ms=expected.prediction.total_ms,
+        predicted_downtime_ms=expected.prediction.downtime_ms,
+        prediction=expected.prediction.explanation,
     )
-    rate = f"{dirty_rate / 1e6:.0f} MB/s" if dirty_rate is not None else "an unmeasured rate"
-    task.log(
-        EventKind.INFO,
-        f"Prediction: {forecast.strategy}, about {forecast.total_ms / 1000:.1f} s with a {forecast.downtime_ms} ms pause "
-        f"({resident / MIB:.0f} MiB in use, dirtied at {rate}, {bandwidth / MIB:.0f} MiB/s). {forecast.explanation}",
-    )
-    return inputs
-
-
-def _expected_bandwidth(task: MigrationTask) -> int:
-    """Uncapped: what the last migration between these hosts achieved, or the assumed link speed."""
-    previous = (
-        MigrationTask.objects.filter(
-            source=task.source, destination=task.destination, state=TaskState.SUCCEEDED,
-            bandwidth_mib_s__isnull=True, mean_throughput_bytes_s__gt=0,
-        )
-        .order_by("-finished_at")
-        .values_list("mean_throughput_bytes_s", flat=True)
-        .first()
-    )
-    return previous or settings.MIGRATION_ASSUMED_BANDWIDTH_MIB_S * MIB
+    task.log(EventKind.INFO, f"Prediction: {expected.summary()} {expected.prediction.explanation}")
+    return expected.inputs
 
 
 def _watch(task: MigrationTask, run: MigrationRun, guest: Guest, monitor: ConvergenceMonitor) -> bool:

@@ -1,13 +1,12 @@
 from django import forms
 
-from inventory.models import Host, VirtualMachine
-
 from .choices import Priority
 from .options import BANDWIDTH_RANGE_MIB_S, DEFAULT_MAX_DOWNTIME_MS, MAX_DOWNTIME_RANGE_MS, MigrationOptions
 
 
-class MigrateForm(forms.Form):
-    destination = forms.ModelChoiceField(queryset=Host.objects.none(), empty_label=None)
+class MigrationOptionsForm(forms.Form):
+    """How the migrations should go: the wizard's options step, for one VM or a batch."""
+
     priority = forms.TypedChoiceField(choices=Priority.choices, coerce=int, initial=Priority.NORMAL)
     max_downtime_ms = forms.IntegerField(
         label="Max downtime (ms)", min_value=MAX_DOWNTIME_RANGE_MS[0], max_value=MAX_DOWNTIME_RANGE_MS[1], initial=DEFAULT_MAX_DOWNTIME_MS
@@ -19,10 +18,6 @@ class MigrateForm(forms.Form):
     allow_post_copy = forms.BooleanField(label="Allow post-copy", required=False)
     allow_auto_converge = forms.BooleanField(label="Allow auto-converge", required=False, initial=True)
     reason = forms.CharField(max_length=500, required=False)
-
-    def __init__(self, vm: VirtualMachine, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["destination"].queryset = Host.objects.exclude(pk=vm.host_id).order_by("name")
 
     def options(self) -> MigrationOptions:
         data = self.cleaned_data

@@ -10,8 +10,8 @@ from hypervisor.job import JobSample
 from inventory.models import Host, VirtualMachine
 
 from .choices import ACTIVE_STATES, ALLOWED_TRANSITIONS, FINAL_STATES, EventKind, Priority, TaskState
-from .options import DEFAULT_MAX_DOWNTIME_MS
-from .policy import MIB, ConvergenceInputs
+from .options import DEFAULT_MAX_DOWNTIME_MS, MigrationOptions
+from .policy import ConvergenceInputs
 from .progress import SampleFigures
 
 
@@ -39,6 +39,23 @@ class MigrationLimits(models.Model):
         return limits
 
 
+class MigrationBatch(models.Model):
+    """Migrations an operator submitted together; its page follows every one of them."""
+
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "migration batches"
+
+    def __str__(self) -> str:
+        return f"Batch #{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("batch-detail", args=[self.pk])
+
+
 class MigrationTask(models.Model):
     vm = models.ForeignKey(VirtualMachine, on_delete=models.PROTECT, related_name="migration_tasks")
     source = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="outgoing_tasks")
@@ -46,6 +63,7 @@ class MigrationTask(models.Model):
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     reason = models.CharField(max_length=500, blank=True)
+    batch = models.ForeignKey(MigrationBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks")
 
     # What the operator asked for.
     max_downtime_ms = models.PositiveIntegerField("max downtime (ms)", default=DEFAULT_MAX_DOWNTIME_MS, help_text="The longest final pause the operator accepts")
@@ -112,12 +130,16 @@ class MigrationTask(models.Model):
 
     def convergence_inputs(self) -> ConvergenceInputs:
         """What the operator asked for, as the convergence policy reads it."""
-        return ConvergenceInputs(
-            slo_downtime_ms=self.max_downtime_ms,
-            bandwidth_bytes_s=self.bandwidth_mib_s * MIB if self.bandwidth_mib_s else None,
+        return self.options().convergence_inputs(self.vm.memory_bytes)
+
+    def options(self) -> MigrationOptions:
+        return MigrationOptions(
+            priority=self.priority,
+            max_downtime_ms=self.max_downtime_ms,
+            bandwidth_mib_s=self.bandwidth_mib_s,
             allow_post_copy=self.allow_post_copy,
             allow_auto_converge=self.allow_auto_converge,
-            memory_bytes=self.vm.memory_bytes,
+            reason=self.reason,
         )
 
     def transition(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .choices import Priority
 from .errors import MigrationRequestError
+from .policy import MIB, ConvergenceInputs
 
 DEFAULT_MAX_DOWNTIME_MS = 300  # libvirt's own default
 MAX_DOWNTIME_RANGE_MS = (1, 60_000)
@@ -21,6 +22,16 @@ class MigrationOptions:
     allow_post_copy: bool = False
     allow_auto_converge: bool = True
     reason: str = ""
+
+    def convergence_inputs(self, memory_bytes: int) -> ConvergenceInputs:
+        """The options as the convergence policy reads them, for a guest of this size."""
+        return ConvergenceInputs(
+            slo_downtime_ms=self.max_downtime_ms,
+            bandwidth_bytes_s=self.bandwidth_mib_s * MIB if self.bandwidth_mib_s else None,
+            allow_post_copy=self.allow_post_copy,
+            allow_auto_converge=self.allow_auto_converge,
+            memory_bytes=memory_bytes,
+        )
 
     def validate(self) -> None:
         low, high = MAX_DOWNTIME_RANGE_MS

@@ -22,18 +22,24 @@ class RunningMigration:
 
 def running_migrations(host_id: int | None = None, limit: int = 50) -> list[RunningMigration]:
     """Active tasks (to or from one host, if given), oldest first, each with how far its copy has come."""
-    latest = ProgressSample.objects.filter(task=OuterRef("pk")).order_by("-elapsed_ms")
-    active = (
-        _involving(tasks(), host_id)
-        .filter(state__in=ACTIVE_STATES)
-        .annotate(copy_total=Subquery(latest.values("data_total")[:1]), copy_remaining=Subquery(latest.values("data_remaining")[:1]))
-        .order_by("created_at")[:limit]
-    )
+    active = _with_copy_figures(_involving(tasks(), host_id).filter(state__in=ACTIVE_STATES)).order_by("created_at")[:limit]
     return [RunningMigration(task, _percent(task.copy_total, task.copy_remaining)) for task in active]
+
+
+def batch_tasks(batch) -> list[RunningMigration]:
+    """A batch's tasks in the order submitted, each with how far its copy has come (100 once it succeeded)."""
+    rows = _with_copy_figures(tasks().filter(batch=batch)).order_by("pk")
+    return [RunningMigration(task, 100 if task.state == TaskState.SUCCEEDED else _percent(task.copy_total, task.copy_remaining)) for task in rows]
 
 
 def recent_failures(host_id: int | None = None, limit: int = 5) -> QuerySet[MigrationTask]:
     return _involving(tasks(), host_id).filter(state=TaskState.FAILED).order_by("-finished_at")[:limit]
+
+
+def _with_copy_figures(queryset: QuerySet[MigrationTask]) -> QuerySet[MigrationTask]:
+    """Each task with its latest sample's copy figures, in the same query."""
+    latest = ProgressSample.objects.filter(task=OuterRef("pk")).order_by("-elapsed_ms")
+    return queryset.annotate(copy_total=Subquery(latest.values("data_total")[:1]), copy_remaining=Subquery(latest.values("data_remaining")[:1]))
 
 
 def _involving(queryset: QuerySet[MigrationTask], host_id: int | None) -> QuerySet[MigrationTask]:

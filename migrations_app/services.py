@@ -3,6 +3,8 @@ force-complete. Bad input raises MigrationRequestError and changes nothing."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -15,10 +17,13 @@ from .check_report import CheckReport
 from .checks import preflight
 from .choices import ACTIVE_STATES, EventKind, Priority, TaskState
 from .errors import MigrationRequestError
-from .models import InvalidTransition, MigrationTask
+from .models import InvalidTransition, MigrationBatch, MigrationTask
 from .options import MigrationOptions
 
-__all__ = ["MigrationOptions", "MigrationRequestError", "cancel_task", "check_migration", "force_complete", "submit_migration"]
+__all__ = [
+    "BatchRefused", "MigrationOptions", "MigrationRequestError", "Refusal", "cancel_task", "check_migration", "force_complete",
+    "refusals_of", "submit_batch", "submit_migration",
+]
 
 
 def find_vm(name_or_uuid: str) -> VirtualMachine:
@@ -55,7 +60,9 @@ def check_migration(vm: VirtualMachine, destination: Host) -> CheckReport:
     return preflight(vm, destination)
 
 
-def submit_migration(vm: VirtualMachine, destination: Host, options: MigrationOptions, *, requested_by=None) -> MigrationTask:
+def submit_migration(
+    vm: VirtualMachine, destination: Host, options: MigrationOptions, *, requested_by=None, batch: MigrationBatch | None = None
+) -> MigrationTask:
     options.validate()
     active = MigrationTask.objects.filter(vm=vm, state__in=ACTIVE_STATES).first()
     if active is not None:
@@ -72,18 +79,69 @@ def submit_migration(vm: VirtualMachine, destination: Host, options: MigrationOp
                 priority=options.priority,
                 requested_by=requested_by,
                 reason=options.reason,
+                batch=batch,
                 max_downtime_ms=options.max_downtime_ms,
                 bandwidth_mib_s=options.bandwidth_mib_s,
                 allow_post_copy=options.allow_post_copy,
                 allow_auto_converge=options.allow_auto_converge,
             )
             who = requested_by.get_username() if requested_by else "the system"
-            task.log(EventKind.STATE, f"Requested by {who}: {vm.name} from {vm.host.name} to {destination.name}, {Priority(options.priority).label.lower()} priority.", to_state=TaskState.QUEUED, actor=requested_by)
+            in_batch = f", in batch #{batch.pk}" if batch else ""
+            task.log(EventKind.STATE, f"Requested by {who}: {vm.name} from {vm.host.name} to {destination.name}, {Priority(options.priority).label.lower()} priority{in_batch}.", to_state=TaskState.QUEUED, actor=requested_by)
             jobs.enqueue_task(task)
     except IntegrityError as error:
         # The database enforces one active task per VM even when two requests race.
         raise MigrationRequestError(f"{vm.name} already has an active migration.") from error
     return task
+
+
+@dataclass(frozen=True)
+class Refusal:
+    vm: VirtualMachine
+    reason: str
+
+
+class BatchRefused(MigrationRequestError):
+    """Some VMs of a batch cannot move; nothing was submitted."""
+
+    def __init__(self, refusals: list[Refusal]):
+        self.refusals = refusals
+        names = ", ".join(refusal.vm.name for refusal in refusals)
+        super().__init__(f"Nothing was submitted: {names} cannot move. Confirm to move the others without them.")
+
+
+def refusals_of(moves: list[tuple[VirtualMachine, Host | None]]) -> list[Refusal]:
+    """The moves that cannot be made now, each with the reason: no destination, an active
+    migration already, or a failing pre-flight check."""
+    refusals = []
+    for vm, destination in moves:
+        active = MigrationTask.objects.filter(vm=vm, state__in=ACTIVE_STATES).first()
+        if destination is None:
+            refusals.append(Refusal(vm, f"No host can take {vm.name}."))
+        elif active is not None:
+            refusals.append(Refusal(vm, f"{vm.name} already has an active migration, task #{active.pk}."))
+        elif not (report := preflight(vm, destination)).passed:
+            refusals.append(Refusal(vm, f"{vm.name} cannot move to {destination.name}: {report.summary()}"))
+    return refusals
+
+
+def submit_batch(
+    moves: list[tuple[VirtualMachine, Host | None]], options: MigrationOptions, *, requested_by=None, without_refused: bool = False
+) -> tuple[MigrationBatch | None, list[MigrationTask]]:
+    """Submit every move, all or nothing: when one cannot be made, nothing is submitted
+    unless the operator confirmed to move the others without it. Several moves share a batch."""
+    options.validate()
+    refusals = refusals_of(moves)
+    if refusals and not without_refused:
+        raise BatchRefused(refusals)
+    refused = {refusal.vm.pk for refusal in refusals}
+    doable = [(vm, destination) for vm, destination in moves if vm.pk not in refused]
+    if not doable:
+        raise MigrationRequestError("None of these VMs can move now; nothing was submitted.")
+    with transaction.atomic():  # a check that fails meanwhile submits none of them
+        batch = MigrationBatch.objects.create(requested_by=requested_by, reason=options.reason) if len(moves) > 1 else None
+        tasks = [submit_migration(vm, destination, options, requested_by=requested_by, batch=batch) for vm, destination in doable]
+    return batch, tasks
 
 
 def cancel_task(task: MigrationTask, *, actor=None) -> str:

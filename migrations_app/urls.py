@@ -10,5 +10,8 @@ urlpatterns = [
     path("tasks/<int:pk>/cancel/", views.task_cancel, name="task-cancel"),
     path("tasks/<int:pk>/force-complete/", views.task_force_complete, name="task-force-complete"),
     path("vms/<int:pk>/migrate/", views.migrate_vm, name="vm-migrate"),
+    path("migrate/", views.migration_wizard, name="migration-wizard"),
+    path("batches/<int:pk>/", views.batch_detail, name="batch-detail"),
+    path("batches/<int:pk>/progress/", views.batch_progress, name="batch-progress"),
     path("audit/", views.audit_log, name="audit-log"),
 ]

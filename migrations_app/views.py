@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from core.htmx import render_page_or_partial
@@ -13,7 +14,8 @@ from . import queries, services
 from .chart import progress_chart
 from .audit_trail import audit_page
 from .filtersets import AuditFilterForm, TaskFilterForm
-from .forms import MigrateForm
+from .models import MigrationBatch
+from .wizard import Wizard
 from .progress import progress_of
 
 @role_required(Role.VIEWER)
@@ -83,23 +85,52 @@ def _operator_action(request: HttpRequest, pk: int, action) -> HttpResponse:
 
 @role_required(Role.OPERATOR)
 def migrate_vm(request: HttpRequest, pk: int) -> HttpResponse:
-    """Check or submit a migration; a failed check shows every result and changes nothing."""
-    vm = get_object_or_404(VirtualMachine.objects.select_related("host"), pk=pk)
-    form = MigrateForm(vm, request.POST or None)
-    report = None
-    if request.method == "POST" and form.is_valid():
-        destination = form.cleaned_data["destination"]
-        if "check" in request.POST:
-            report = services.check_migration(vm, destination)
+    """A VM page's "Migrate…": the wizard with that VM chosen."""
+    vm = get_object_or_404(VirtualMachine, pk=pk)
+    return redirect(f"{reverse('migration-wizard')}?vm={vm.pk}")
+
+
+@role_required(Role.OPERATOR)
+def migration_wizard(request: HttpRequest) -> HttpResponse:
+    """Choose VMs -> destinations ranked by the assistant -> options -> confirm with the
+    forecast -> submit. The steps are GETs; only the submit, a POST, changes anything."""
+    data = request.POST if request.method == "POST" else request.GET
+    wizard = Wizard(data)
+    if wizard.step == "vms" and not wizard.error:
+        messages.info(request, "Tick the VMs to move, then choose “Migrate selected…”.")
+        return redirect("vm-list")
+    submit_error = ""
+    if request.method == "POST" and wizard.step == "confirm":
+        try:
+            batch, tasks = services.submit_batch(
+                wizard.moves(), wizard.options(), requested_by=request.user, without_refused="without_refused" in data
+            )
+        except services.MigrationRequestError as error:
+            submit_error = str(error)
         else:
-            try:
-                task = services.submit_migration(vm, destination, form.options(), requested_by=request.user)
-            except services.MigrationRequestError as error:
-                form.add_error(None, str(error))
-                report = error.report
-            else:
-                return redirect(task)
-    return render(request, "migrations_app/migrate.html", {"vm": vm, "form": form, "report": report})
+            return redirect(batch or tasks[0])
+    review = wizard.review() if wizard.step == "confirm" else []
+    refused = [row for row in review if row.refusal]
+    context = {"wizard": wizard, "review": review, "refused": refused, "movable": len(review) - len(refused), "submit_error": submit_error}
+    return render(request, "migrations_app/wizard.html", context, status=400 if submit_error else 200)
+
+
+@role_required(Role.VIEWER)
+def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(MigrationBatch.objects.select_related("requested_by"), pk=pk)
+    return render(request, "migrations_app/batch_detail.html", {"batch": batch, **_batch_context(batch)})
+
+
+@role_required(Role.VIEWER)
+def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The batch page's fragment, polled until every task has ended."""
+    batch = get_object_or_404(MigrationBatch, pk=pk)
+    return render(request, "migrations_app/_batch_progress.html", {"batch": batch, **_batch_context(batch)})
+
+
+def _batch_context(batch: MigrationBatch) -> dict:
+    items = queries.batch_tasks(batch)
+    return {"items": items, "all_final": all(item.task.is_final for item in items)}
 
 
 @role_required(Role.ADMINISTRATOR)

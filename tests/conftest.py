@@ -1,11 +1,12 @@
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 
 from core.role_groups import sync_role_groups
 from core.roles import Role
-from tests.production_server import AppServer, production_server
+from tests.production_server import AppServer, collect_static, production_server
 
 
 def _user_with_role(username: str, role: Role | None) -> User:
@@ -60,10 +61,17 @@ def plain_static_storage(settings):
 
 
 @pytest.fixture(scope="session")
-def app_server(django_db_setup, tmp_path_factory) -> Iterator[AppServer]:
-    """gunicorn with DEBUG off and collected static files, on the test database, for the session.
+def collected_static(tmp_path_factory) -> Path:
+    return collect_static(tmp_path_factory.mktemp("static"))
+
+
+@pytest.fixture
+def app_server(django_db_setup, collected_static, tmp_path) -> Iterator[AppServer]:
+    """gunicorn with DEBUG off and collected static files, on the test database.
 
     Its requests see only committed rows: tests that use it need django_db(transaction=True).
+    A fresh server for each test: such a test's database is flushed at its end, and a server
+    that lived on would keep ids it cached (content types, for the audit trail) from rows gone.
     """
-    with production_server(tmp_path_factory.mktemp("app-server")) as server:
+    with production_server(collected_static, tmp_path) as server:
         yield server

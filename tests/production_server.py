@@ -24,20 +24,28 @@ class AppServer:
     process: subprocess.Popen
 
 
-@contextlib.contextmanager
-def production_server(workdir: Path) -> Iterator[AppServer]:
-    """collectstatic into workdir, then gunicorn on a free loopback port until the block ends."""
-    env = process_env(
+def server_env(static_root: Path) -> dict[str, str]:
+    return process_env(
         DEBUG="0",
-        STATIC_ROOT=str(workdir / "static"),
+        STATIC_ROOT=str(static_root),
         ALLOWED_HOSTS="127.0.0.1",
         # The tests speak plain HTTP to loopback, where a browser would drop Secure cookies.
         SECURE_COOKIES="0",
     )
+
+
+def collect_static(static_root: Path) -> Path:
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
-        cwd=ROOT, env=env, check=True, timeout=300,
+        cwd=ROOT, env=server_env(static_root), check=True, timeout=300,
     )
+    return static_root
+
+
+@contextlib.contextmanager
+def production_server(static_root: Path, workdir: Path) -> Iterator[AppServer]:
+    """gunicorn over the static files collected in static_root, on a free loopback port, until the block ends."""
+    env = server_env(static_root)
     port = _free_port()
     log_path = workdir / "gunicorn.log"
     process = start_in_session(

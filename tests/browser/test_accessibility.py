@@ -7,7 +7,7 @@ import pytest
 
 from inventory.models import Host, VirtualMachine
 from migrations_app.choices import TaskState
-from migrations_app.models import MigrationTask
+from migrations_app.models import MigrationBatch, MigrationTask
 
 from .conftest import sign_in
 
@@ -33,6 +33,10 @@ def test_no_page_has_a_serious_accessibility_violation(page, app_server, lab_inv
     vm = VirtualMachine.objects.select_related("host").get(name="lab-vm1")
     task = MigrationTask.objects.create(vm=vm, source=vm.host, destination=Host.objects.exclude(pk=vm.host_id).first())
     task.transition(TaskState.FAILED, error="lab-vm1 still runs on its source: an example failure.")
+    batch = MigrationBatch.objects.create(reason="an example batch")
+    MigrationTask.objects.filter(pk=task.pk).update(batch=batch)
+    wizard = f"/migrate/?vm={vm.pk}"
+    options = "options=1&priority=2&max_downtime_ms=300&allow_auto_converge=on"
     sign_in(page, app_server, "administrator")
     paths = {
         "dashboard": "/",
@@ -40,7 +44,11 @@ def test_no_page_has_a_serious_accessibility_violation(page, app_server, lab_inv
         "VM list, filtered": "/vms/?state=running&host=lab",
         "VM": vm.get_absolute_url(),
         "host": vm.host.get_absolute_url(),
-        "migrate form": f"/vms/{vm.pk}/migrate/",
+        "wizard: destination": wizard,
+        "wizard: options": f"{wizard}&step=options",
+        "wizard: options with an error": f"{wizard}&step=confirm&options=1&priority=2&max_downtime_ms=0",
+        "wizard: confirm": f"{wizard}&step=confirm&{options}",
+        "batch": batch.get_absolute_url(),
         "task history": "/tasks/",
         "task": task.get_absolute_url(),
         "audit": "/audit/",

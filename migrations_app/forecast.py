@@ -1,0 +1,93 @@
+"""The forecast of one move, from the guest as it is now: memory in use and the rate it
+dirties pages, measured through libvirt, replayed by `prediction.predict`. The wizard shows
+it before anything is submitted; the worker takes it again just before it starts."""
+
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from hypervisor import HypervisorError
+from hypervisor.connection import Connection
+from hypervisor.guest import Guest
+from inventory.models import Host, VirtualMachine
+
+from .choices import TaskState
+from .models import MigrationTask
+from .options import MigrationOptions
+from .policy import MB, MIB, ConvergenceInputs, ConvergencePolicy
+from .prediction import Prediction, predict
+
+POLICY = ConvergencePolicy()
+# Each measurement samples the guest for a second; a batch measures this many at once.
+PARALLEL_MEASUREMENTS = 8
+
+
+@dataclass(frozen=True)
+class Forecast:
+    prediction: Prediction
+    inputs: ConvergenceInputs  # with what was measured, as the policy then steers by it
+    resident_bytes: int
+    dirty_rate_bytes_s: int | None  # None when the hypervisor cannot measure it
+    link_bytes_s: int
+
+    def summary(self) -> str:
+        rate = f"{self.dirty_rate_bytes_s / MB:.0f} MB/s" if self.dirty_rate_bytes_s is not None else "an unmeasured rate"
+        return (
+            f"{self.prediction.strategy}, about {self.prediction.total_ms / 1000:.1f} s with a {self.prediction.downtime_ms} ms "
+            f"pause ({self.resident_bytes / MIB:.0f} MiB in use, dirtied at {rate}, {self.link_bytes_s / MIB:.0f} MiB/s)."
+        )
+
+
+def expected_link_bytes_s(source: Host, destination: Host, bandwidth_mib_s: int | None) -> int:
+    """The cap if there is one; uncapped, what the last migration between these hosts
+    achieved, or the assumed link speed."""
+    if bandwidth_mib_s:
+        return bandwidth_mib_s * MIB
+    previous = (
+        MigrationTask.objects.filter(
+            source=source, destination=destination, state=TaskState.SUCCEEDED,
+            bandwidth_mib_s__isnull=True, mean_throughput_bytes_s__gt=0,
+        )
+        .order_by("-finished_at")
+        .values_list("mean_throughput_bytes_s", flat=True)
+        .first()
+    )
+    return previous or settings.MIGRATION_ASSUMED_BANDWIDTH_MIB_S * MIB
+
+
+def forecast(guest: Guest, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int) -> Forecast:
+    """Measure the guest for a second and replay the migration. Raises HypervisorError."""
+    resident = guest.resident_bytes() or memory_bytes
+    dirty_rate = guest.measure_dirty_rate(seconds=1)
+    inputs = dataclasses.replace(inputs, measured_dirty_rate_bytes_s=dirty_rate or 0, expected_link_bytes_s=link_bytes_s)
+    prediction = predict(resident, dirty_rate or 0, link_bytes_s, inputs, POLICY)
+    return Forecast(prediction, inputs, resident, dirty_rate, link_bytes_s)
+
+
+@dataclass(frozen=True)
+class MoveForecast:
+    forecast: Forecast | None
+    error: str = ""  # why there is no forecast
+
+
+def forecast_moves(moves: list[tuple[VirtualMachine, Host]], options: MigrationOptions) -> list[MoveForecast]:
+    """A forecast for each (VM, destination) under the operator's options, measured in parallel."""
+    jobs = [
+        (vm.host.uri, str(vm.uuid), vm.memory_bytes, options.convergence_inputs(vm.memory_bytes),
+         expected_link_bytes_s(vm.host, destination, options.bandwidth_mib_s))
+        for vm, destination in moves
+    ]
+    with ThreadPoolExecutor(max_workers=PARALLEL_MEASUREMENTS) as pool:
+        return list(pool.map(lambda job: _measure(*job), jobs))
+
+
+def _measure(uri: str, uuid: str, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int) -> MoveForecast:
+    try:
+        with Connection(uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS) as connection:
+            return MoveForecast(forecast(Guest(connection, uuid), memory_bytes, inputs, link_bytes_s))
+    except HypervisorError as error:
+        return MoveForecast(None, f"Could not measure the guest: {error}")

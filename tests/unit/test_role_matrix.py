@@ -1,0 +1,95 @@
+"""Every view against every role with the Django test client: anonymous users are sent to
+sign in, a user without a role and a role below the view's are refused with 403, and each
+role at or above it is served. A view added without a row here fails the first test."""
+
+import pytest
+from django.urls import URLPattern, get_resolver, reverse
+
+from core.roles import Role
+from migrations_app.choices import TaskState
+from migrations_app.models import MigrationBatch, MigrationTask
+from tests.factories import HostFactory, VirtualMachineFactory
+
+pytestmark = pytest.mark.django_db
+
+# URL name -> (method, the role it needs)
+VIEWS = {
+    "dashboard": ("get", Role.VIEWER),
+    "host-detail": ("get", Role.VIEWER),
+    "host-sync": ("post", Role.OPERATOR),
+    "vm-list": ("get", Role.VIEWER),
+    "vm-detail": ("get", Role.VIEWER),
+    "vm-migrate": ("get", Role.OPERATOR),
+    "migration-wizard": ("get", Role.OPERATOR),
+    "task-list": ("get", Role.VIEWER),
+    "migrations-now": ("get", Role.VIEWER),
+    "task-detail": ("get", Role.VIEWER),
+    "task-progress": ("get", Role.VIEWER),
+    "task-cancel": ("post", Role.OPERATOR),
+    "task-force-complete": ("post", Role.OPERATOR),
+    "batch-detail": ("get", Role.VIEWER),
+    "batch-progress": ("get", Role.VIEWER),
+    "audit-log": ("get", Role.ADMINISTRATOR),
+}
+PERSONAS = {"viewer": Role.VIEWER, "operator": Role.OPERATOR, "administrator": Role.ADMINISTRATOR}
+
+
+@pytest.fixture
+def objects(monkeypatch):
+    monkeypatch.setattr("inventory.jobs.enqueue_host_sync", lambda host: None)
+    vm = VirtualMachineFactory(name="web-01")
+    batch = MigrationBatch.objects.create()
+    task = MigrationTask.objects.create(vm=vm, source=vm.host, destination=HostFactory(), batch=batch)
+    task.transition(TaskState.CHECKING)
+    task.transition(TaskState.WAITING, "Waiting for a slot.")
+    return {"vm": vm, "task": task, "batch": batch}
+
+
+def url_of(name: str, objects: dict) -> str:
+    vm, task, batch = objects["vm"], objects["task"], objects["batch"]
+    args = {
+        "host-detail": [vm.host.pk], "host-sync": [vm.host.pk], "vm-detail": [vm.pk], "vm-migrate": [vm.pk],
+        "task-detail": [task.pk], "task-progress": [task.pk], "task-cancel": [task.pk], "task-force-complete": [task.pk],
+        "batch-detail": [batch.pk], "batch-progress": [batch.pk],
+    }.get(name, [])
+    url = reverse(name, args=args)
+    return f"{url}?vm={vm.pk}" if name == "migration-wizard" else url
+
+
+def call_view(client, name: str, objects: dict):
+    method, _ = VIEWS[name]
+    return getattr(client, method)(url_of(name, objects))
+
+
+def test_every_view_of_the_product_is_in_the_matrix():
+    named = {pattern.name for pattern in get_resolver().url_patterns if isinstance(pattern, URLPattern) and pattern.name}
+    for included in get_resolver().url_patterns:
+        if not isinstance(included, URLPattern) and included.app_name != "admin":
+            named |= {pattern.name for pattern in included.url_patterns if pattern.name}
+    assert named - {"login", "logout"} == set(VIEWS)
+
+
+@pytest.mark.parametrize("name", VIEWS)
+def test_anonymous_users_are_sent_to_sign_in(client, objects, name):
+    response = call_view(client, name, objects)
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login")), name
+
+
+@pytest.mark.parametrize("name", VIEWS)
+def test_a_user_without_a_role_is_refused(client_as, no_role_user, objects, name):
+    assert call_view(client_as(no_role_user), name, objects).status_code == 403, name
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("name", VIEWS)
+def test_each_role_is_served_at_or_above_the_views_role_and_refused_below(request, client_as, objects, persona, name):
+    client = client_as(request.getfixturevalue(persona))
+    _, needed = VIEWS[name]
+
+    response = call_view(client, name, objects)
+
+    if PERSONAS[persona] >= needed:
+        assert response.status_code in (200, 302), (persona, name, response.status_code)
+        assert not response.get("Location", "").startswith(reverse("login")), (persona, name)
+    else:
+        assert response.status_code == 403, (persona, name, response.status_code)
