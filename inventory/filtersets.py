@@ -1,12 +1,13 @@
-"""The VM list's search and filters, as a form the page shows and the view applies."""
+"""The searches and filters of the VM list and the dashboard's hosts, as forms the page shows
+and the view applies."""
 
 from __future__ import annotations
 
 from django import forms
 from django.db.models import Q, QuerySet
 
-from .choices import PowerState
-from .models import Cluster, VirtualMachine
+from .choices import HostState, PowerState
+from .models import Cluster, Host, VirtualMachine
 
 
 class VmFilterForm(forms.Form):
@@ -30,6 +31,25 @@ class VmFilterForm(forms.Form):
         if data["cluster"]:
             vms = vms.filter(host__cluster=data["cluster"])
         return vms
+
+
+class HostFilterForm(forms.Form):
+    q = forms.CharField(label="Search", required=False, help_text="Host name")
+    cluster = forms.ModelChoiceField(label="Cluster", required=False, queryset=Cluster.objects.order_by("name"), empty_label="any")
+    state = forms.ChoiceField(label="State", required=False, choices=[("", "any"), *HostState.choices])
+
+    def filter(self, hosts: QuerySet[Host]) -> QuerySet[Host]:
+        """The hosts that match; every filter with bad input is ignored (the form says why)."""
+        if not self.is_valid():
+            return hosts
+        data = self.cleaned_data
+        if data["q"]:
+            hosts = hosts.filter(name__icontains=data["q"])
+        if data["cluster"]:
+            hosts = hosts.filter(cluster=data["cluster"])
+        if data["state"]:
+            hosts = hosts.filter(state=data["state"])
+        return hosts
 
 
 def _looks_like_uuid(text: str) -> bool:

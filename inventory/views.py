@@ -9,13 +9,21 @@ from core.roles import Role, role_required
 from core.pagination import page_of
 
 from . import jobs, queries
-from .filtersets import VmFilterForm
+from .filtersets import HostFilterForm, VmFilterForm
 from .models import Host, VirtualMachine
 
 
 @role_required(Role.VIEWER)
 def dashboard(request: HttpRequest) -> HttpResponse:
-    context = {"hosts": queries.hosts_with_vms(), "totals": queries.inventory_totals()}
+    form = HostFilterForm(request.GET or None)
+    page = page_of(request, form.filter(queries.hosts_for_dashboard()))
+    page.object_list = queries.with_vm_counts(page.object_list)
+    context = {
+        "form": form,
+        "page": page,
+        "clusters": queries.cluster_summaries(),
+        "totals": queries.inventory_totals(),
+    }
     return render_page_or_partial(request, "inventory/dashboard.html", "inventory/_dashboard_hosts.html", context)
 
 

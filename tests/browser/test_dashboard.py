@@ -1,5 +1,8 @@
-"""The dashboard in a real browser against the lab: what it shows agrees with virsh, and
-htmx brings changes in without a reload."""
+"""The dashboard and a host's page in a real browser against the lab: what they show agrees
+with virsh, and htmx brings changes in without a reload. The dashboard counts each host's
+VMs; the host's page lists them."""
+
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -19,21 +22,26 @@ def test_an_anonymous_visitor_lands_on_the_sign_in_page(page, app_server):
     assert "/login/?next=/vms/" in page.url
 
 
-def test_the_dashboard_shows_each_host_with_the_guests_virsh_sees_there(page, app_server, lab_inventory, viewer):
+def test_the_dashboard_counts_the_guests_virsh_sees_on_each_host_and_its_page_lists_them(page, app_server, lab_inventory, viewer):
     sign_in(page, app_server, "viewer")
 
     expect(page.locator("#hosts-connected")).to_have_text(f"{len(lab_inventory.hosts)} of {len(lab_inventory.hosts)} hosts connected")
-    for host in Host.objects.all():
-        card = page.locator(f"article[data-host='{host.name}']")
+    running = {host.name: domain_names(host.uri) for host in Host.objects.all()}
+    for name, guests in running.items():
+        card = page.locator(f"article[data-host='{name}']")
         expect(card.get_by_test_id("host-state")).to_have_text("Connected")
-        shown = set(card.locator("li[data-vm]").evaluate_all("items => items.map(i => i.dataset.vm)"))
-        assert shown == domain_names(host.uri)
+        expect(card.get_by_test_id("host-vms")).to_have_text(re.compile(rf"^{len(guests)} of \d+ VMs? running$"))
+    for host in Host.objects.all():
+        page.goto(f"{app_server.url}{host.get_absolute_url()}")
+        shown = set(page.locator("#host-summary li[data-vm]").evaluate_all("items => items.map(i => i.dataset.vm)"))
+        assert shown == running[host.name]
 
 
-def test_a_change_in_libvirt_reaches_the_open_page_without_a_reload(page, app_server, lab_inventory, viewer):
+def test_a_change_in_libvirt_reaches_the_open_host_page_without_a_reload(page, app_server, lab_inventory, viewer):
     sign_in(page, app_server, "viewer")
     host = Host.objects.get(vms__name="lab-vm1")
-    row = page.locator(f"article[data-host='{host.name}'] li[data-vm='lab-vm1'] .power")
+    page.goto(f"{app_server.url}{host.get_absolute_url()}")
+    row = page.locator("#host-summary li[data-vm='lab-vm1'] .power")
     expect(row).to_have_text("Running")
     page.evaluate("window.__not_reloaded = true")
 

@@ -29,7 +29,9 @@ def test_a_viewer_sees_every_inventory_page(client_as, viewer, vm):
     for url in page_urls(vm):
         response = client.get(url)
         assert response.status_code == 200, url
-    assert "web-01" in client.get(reverse("dashboard")).content.decode()
+    # The dashboard shows hosts; each host's VMs are on its own page.
+    assert 'data-host="esx-a"' in client.get(reverse("dashboard")).content.decode()
+    assert 'data-vm="web-01"' in client.get(reverse("host-detail", args=[vm.host.pk])).content.decode()
 
 
 def test_a_user_without_a_role_is_refused(client_as, no_role_user, vm):
