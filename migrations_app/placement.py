@@ -10,7 +10,6 @@ the VM (its CPU baseline, so the CPU check at submission will pass).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import check_rules as rules
@@ -82,33 +81,42 @@ def rank(vm: VmFacts, hosts: list[HostFacts], reserve_bytes: int, weights: Weigh
 
 
 def place(vm: VmFacts, host: HostFacts, reserve_bytes: int, weights: Weights = WEIGHTS) -> Placement:
-    blocked_by = next((verdict() for fails, verdict in _judged(vm, host, reserve_bytes) if fails), None)
-    parts = [_memory(vm, host, weights), _cpu(host, weights), _traffic(host, weights), _cluster(vm, host, weights)]
-    score = 0.0 if blocked_by else round(sum(points for points, _ in parts), 1)
-    return Placement(host, score, tuple(reason for _, reason in parts), blocked_by)
+    blocked_by = _first_failure(vm, host, reserve_bytes)
+    points, reasons = zip(_memory(vm, host, weights), _cpu(host, weights), _traffic(host, weights), _cluster(vm, host, weights))
+    score = 0.0 if blocked_by else round(sum(points), 1)
+    return Placement(host, score, reasons, blocked_by)
 
 
 def checks(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> list[CheckResult]:
     """The pre-flight checks that can be judged from the inventory alone; libvirt's CPU
     comparison runs when the migration is submitted."""
-    return [verdict() for _, verdict in _judged(vm, host, reserve_bytes)]
+    return [
+        vm.runs,
+        rules.host_connected(host.name, "destination", host.reachable, host.last_error),
+        rules.destination_open(host.name, host.in_maintenance, host.state_label),
+        rules.storage_shared(vm.host_name, host.name, vm.disks, host.datastores),
+        rules.networks_present(host.name, vm.nics, host.networks),
+        rules.memory_free(host.name, host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes),
+    ]
 
 
-def _judged(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> tuple[tuple[bool, Callable[[], CheckResult]], ...]:
-    """Each of `checks` in order, as whether it fails and the rule that writes its verdict.
-    `place` writes only the first failing check's sentence: ranking thousands of hosts would
-    otherwise spend most of its time on sentences that no one reads."""
-    return (
-        (vm.runs.status == CheckStatus.FAIL, lambda: vm.runs),
-        (not host.reachable, lambda: rules.host_connected(host.name, "destination", host.reachable, host.last_error)),
-        (host.in_maintenance, lambda: rules.destination_open(host.name, host.in_maintenance, host.state_label)),
-        (bool(rules.disks_out_of_reach(vm.disks, host.datastores)), lambda: rules.storage_shared(vm.host_name, host.name, vm.disks, host.datastores)),
-        (bool(rules.missing_networks(vm.nics, host.networks)), lambda: rules.networks_present(host.name, vm.nics, host.networks)),
-        (
-            not rules.memory_fits(host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes),
-            lambda: rules.memory_free(host.name, host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes),
-        ),
-    )
+def _first_failure(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> CheckResult | None:
+    """The first of `checks` that fails, judged in the same order, with only its sentence
+    written: ranking thousands of hosts would otherwise spend most of its time writing
+    sentences that no one reads."""
+    if vm.runs.status == CheckStatus.FAIL:
+        return vm.runs
+    if not host.reachable:
+        return rules.host_connected(host.name, "destination", host.reachable, host.last_error)
+    if host.in_maintenance:
+        return rules.destination_open(host.name, host.in_maintenance, host.state_label)
+    if rules.disks_out_of_reach(vm.disks, host.datastores):
+        return rules.storage_shared(vm.host_name, host.name, vm.disks, host.datastores)
+    if rules.missing_networks(vm.nics, host.networks):
+        return rules.networks_present(host.name, vm.nics, host.networks)
+    if not rules.memory_fits(host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes):
+        return rules.memory_free(host.name, host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes)
+    return None
 
 
 def _memory(vm: VmFacts, host: HostFacts, weights: Weights) -> tuple[float, str]:
