@@ -74,6 +74,7 @@ class ClusterSummary:
 
 
 def cluster_summaries() -> list[ClusterSummary]:
+    """Every cluster, and the hosts in none as one more row, in two queries however many hosts."""
     connected = Q(state=HostState.CONNECTED)
     rows = Host.objects.order_by().values("cluster_id", "cluster__name").annotate(
         hosts=Count("pk"),
