@@ -73,6 +73,7 @@ def test_a_host_card_counts_its_vms_and_the_host_page_lists_them(client_as, view
     card = dashboard.split('data-host="kvm1"')[1].split("</article>")[0]
     assert "2 of 3 VMs running" in card
     assert "data-vm" not in dashboard and "web-01" not in dashboard
+    assert "No VMs" in dashboard.split('data-host="kvm4"')[1].split("</article>")[0]
     host_page = client.get(reverse("host-detail", args=[kvm1.pk])).content.decode()
     assert all(f'data-vm="{name}"' in host_page for name in ("web-01", "web-02", "db-01"))
 
