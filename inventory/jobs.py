@@ -8,6 +8,7 @@ job is enqueued once the transaction that asked for it has committed, so a fast 
 reads the rows as they were before.
 """
 
+import logging
 from dataclasses import asdict
 
 import django_rq
@@ -16,6 +17,8 @@ from rq.job import Job, JobStatus
 
 from . import sync
 from .models import Host
+
+log = logging.getLogger(__name__)
 
 QUEUE = "inventory"
 _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
@@ -41,7 +44,18 @@ def enqueue_host_sync(host: Host) -> None:
 
 def enqueue_sync_all() -> None:
     """Queue a sync of every host whose previous one has finished."""
-    transaction.on_commit(lambda: _enqueue(list(Host.objects.values_list("pk", flat=True))))
+    transaction.on_commit(_enqueue_round)
+
+
+def _enqueue_round() -> None:
+    host_ids = list(Host.objects.values_list("pk", flat=True))
+    pending = len(host_ids) - _enqueue(host_ids)
+    if pending:
+        # The last round has not ended: these hosts are read less often than the interval says.
+        log.warning(
+            "%d of %d hosts are still queued or being read since the last inventory round: "
+            "run more inventory workers or a longer INVENTORY_SYNC_INTERVAL", pending, len(host_ids)
+        )
 
 
 def _enqueue(host_ids: list[int]) -> int:

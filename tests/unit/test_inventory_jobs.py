@@ -69,3 +69,14 @@ def test_an_inventory_worker_whose_libvirt_calls_hang_stops_after_its_job(transa
 
         assert inventory_queue.count == 1, "the worker stopped after the job that left a second call hanging"
         assert all("did not answer" in host.last_error for host in Host.objects.filter(pk__in=[h.pk for h in hosts[:2]]))
+
+
+def test_a_round_that_finds_hosts_still_queued_warns_that_the_workers_fall_behind(db, inventory_queue, django_capture_on_commit_callbacks, caplog):
+    HostFactory(), HostFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.enqueue_sync_all()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.enqueue_sync_all()
+
+    assert "2 of 2 hosts are still queued or being read" in caplog.text
