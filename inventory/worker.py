@@ -8,8 +8,10 @@ from rq.worker import SimpleWorker
 
 log = logging.getLogger(__name__)
 
-# Past this many libvirt calls that never returned, the worker ends after its job.
-ABANDONED_CALLS_LIMIT = 20
+# Past this many libvirt calls that never returned, the worker ends after its job. A call to
+# a powered-off host gives up by itself once TCP stops retrying (about two minutes), so a few
+# such hosts stay well below it; a libvirtd that accepts and never answers holds its call for good.
+ABANDONED_CALLS_LIMIT = 100
 
 
 class InventoryWorker(SimpleWorker):
