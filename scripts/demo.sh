@@ -47,9 +47,11 @@ for i in $(seq "${VMOTION_WORKERS:-4}"); do
     .venv/bin/python manage.py rqworker high default low --worker-class migrations_app.worker.VmotionWorker >"$state/worker$i.log" 2>&1 &
     pids+=($!)
 done
-# Inventory syncs have workers of their own, so they never wait behind migrations.
+# Inventory syncs have workers of their own, so they never wait behind migrations; one
+# reads the lab's three hosts many times over within the interval (README: "Size the
+# inventory workers").
 for i in $(seq "${VMOTION_INVENTORY_WORKERS:-1}"); do
-    .venv/bin/python manage.py rqworker inventory >"$state/inventory-worker$i.log" 2>&1 &
+    .venv/bin/python manage.py rqworker inventory --worker-class inventory.worker.InventoryWorker >"$state/inventory-worker$i.log" 2>&1 &
     pids+=($!)
 done
 .venv/bin/python manage.py scheduler >"$state/scheduler.log" 2>&1 &
