@@ -9,7 +9,7 @@ class HostState(models.TextChoices):
     # The last sync could not reach libvirt; Host.last_error says why.
     DISCONNECTED = "disconnected", "Disconnected"
     # Closed to new VMs by an administrator.
-    MAINTENANCE = "maintenance", "Maintenance"
+    MAINTENANCE = "maintenance", "In maintenance"
 
 
 class PowerState(models.TextChoices):

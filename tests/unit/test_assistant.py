@@ -48,7 +48,7 @@ def test_it_ranks_the_hosts_that_can_take_the_vm_first_and_lists_the_others_with
     assert "1 migration on the way in, 0 out" in ranking[1].reasons
     assert "same cluster prod, CPU baseline EPYC" in ranking[0].reasons
     assert ranking[2].blocked_by.message == "Disk vda is on datastore nfs-a, which kvm4 does not mount."
-    assert ranking[3].blocked_by.message == "kvm5 is maintenance: it takes no new VMs."
+    assert ranking[3].blocked_by.message == "kvm5 is in maintenance: it takes no new VMs."
 
 
 def test_the_number_of_queries_does_not_grow_with_the_hosts(inventory, django_assert_max_num_queries):
@@ -70,8 +70,8 @@ def test_the_cli_ranks_with_reasons_and_ends_with_json(inventory):
 
     lines = out.getvalue().strip().splitlines()
     assert lines[0].split()[0] == "1" and lines[0].split()[2] == "kvm2" and "same cluster prod" in lines[0]
-    assert "cannot take it: kvm5 is maintenance" in out.getvalue()
+    assert "cannot take it: kvm5 is in maintenance" in out.getvalue()
     result = json.loads(lines[-1])
     assert result["vm"] == "Web-01"
     assert [c["host"] for c in result["candidates"]] == ["kvm2", "kvm3", "kvm4", "kvm5"]
-    assert result["candidates"][3]["blocked_by"] == {"check": "destination_open", "message": "kvm5 is maintenance: it takes no new VMs."}
+    assert result["candidates"][3]["blocked_by"] == {"check": "destination_open", "message": "kvm5 is in maintenance: it takes no new VMs."}

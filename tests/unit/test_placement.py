@@ -66,7 +66,7 @@ def test_a_host_that_fails_a_check_is_listed_last_disabled_with_the_checks_sente
     hosts = [
         host(2, "no-nfs", datastores=frozenset()),
         host(3, "down", reachable=False, last_error="Failed to connect socket"),
-        host(4, "closed", in_maintenance=True, state_label="Maintenance"),
+        host(4, "closed", in_maintenance=True, state_label="In maintenance"),
         host(5, "full", memory_free_bytes=4 * GIB),
         host(6, "no-prod", networks=frozenset()),
         host(7, "fine"),
@@ -79,7 +79,7 @@ def test_a_host_that_fails_a_check_is_listed_last_disabled_with_the_checks_sente
     assert all(not p.eligible and p.score == 0 for p in ranking[1:])
     assert blocked["no-nfs"].message == "Disk vda is on datastore nfs-a, which no-nfs does not mount."
     assert blocked["down"].message == "The destination host down is not reachable through libvirt: Failed to connect socket"
-    assert blocked["closed"].message == "closed is maintenance: it takes no new VMs."
+    assert blocked["closed"].message == "closed is in maintenance: it takes no new VMs."
     assert blocked["full"].name == "memory_free" and "the VM needs 4.0 GiB plus a 0.5 GiB reserve" in blocked["full"].message
     assert blocked["no-prod"].message == "no-prod lacks the network prod the VM's NICs use."
 
@@ -113,8 +113,8 @@ def test_the_ranking_blocks_each_host_on_the_first_check_it_fails_with_that_chec
     stopped = replace(VM, runs=replace(VM.runs, status=CheckStatus.FAIL, message="Web-01 is shut off, not running."))
     hosts = [
         host(2, "fine"),
-        host(3, "down-and-closed", reachable=False, last_error="timeout", in_maintenance=True, state_label="Maintenance"),
-        host(4, "closed-and-full", in_maintenance=True, state_label="Maintenance", memory_free_bytes=GIB),
+        host(3, "down-and-closed", reachable=False, last_error="timeout", in_maintenance=True, state_label="In maintenance"),
+        host(4, "closed-and-full", in_maintenance=True, state_label="In maintenance", memory_free_bytes=GIB),
         host(5, "no-nfs-no-prod", datastores=frozenset(), networks=frozenset()),
         host(6, "no-prod-and-full", networks=frozenset(), memory_free_bytes=GIB),
         host(7, "full", memory_free_bytes=GIB),

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Walks a running `make demo` the way an operator would, in Chromium, and saves the main
+pages to docs/ for the README:
+
+- the dashboard;
+- the wizard's destination step, with one host put in maintenance (through the admin site)
+  so it shows disabled with its reason, and the confirm step with the forecast;
+- a migration's task page while memory moves, then waits for the bar to reach 100%;
+- a batch of two VMs on its batch page until both have ended.
+
+It puts the host back in service at the end and fails loudly if any step does not show what
+it should.
+
+    make demo                                  # in one shell
+    .venv/bin/python scripts/screenshots.py    # in another
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+from playwright.sync_api import Page, expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--password-file", type=Path, default=ROOT / ".demo" / "admin-password")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--vm", default="lab-vm1", help="the VM to move through the wizard")
+    parser.add_argument("--batch", nargs=2, default=["lab-vm2", "lab-vm3"], help="the two VMs to move as a batch")
+    args = parser.parse_args()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(30_000)
+        tour(page, args)
+        browser.close()
+
+
+def tour(page: Page, args: argparse.Namespace) -> None:
+    url, out = args.url, args.out
+    page.goto(f"{url}/login/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", args.password_file.read_text().strip())
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    shoot(page, out / "dashboard.png")
+
+    page.goto(f"{url}/vms/?q={args.vm}")
+    page.click(f'tr[data-vm="{args.vm}"] a >> nth=0')
+    source = page.locator("dt:has-text('Host') + dd a").inner_text()
+    closed = next(name for name in host_names(page, url) if name != source)
+    set_state(page, url, closed, "maintenance")
+    try:
+        page.goto(f"{url}/vms/?q={args.vm}")
+        page.click(f'tr[data-vm="{args.vm}"] a >> nth=0')
+        page.click("text=Migrate…")
+        expect(page.locator(f'tr[data-host="{closed}"] [data-testid=blocked-reason]')).to_contain_text("takes no new VMs")
+        expect(page.locator(f'tr[data-host="{closed}"] input[type=radio]')).to_be_disabled()
+        chosen = page.locator(f'fieldset[data-vm="{args.vm}"] tr:has(input:checked)').get_attribute("data-host")
+        shoot(page, out / "wizard-destination.png")
+        page.click("text=Next: options")
+        page.fill("input[name=bandwidth_mib_s]", "8")  # slow enough to catch the copy half way
+        page.fill("input[name=reason]", "Firmware update on " + source)
+        page.click("text=Next: check and forecast")
+        expect(page.get_by_test_id("predicted-total")).to_have_text(re.compile(r"about \d+ s"))
+        shoot(page, out / "wizard-confirm.png")
+        page.click("button[name=submit]")
+        expect(page.get_by_test_id("task-chart")).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(4_000)
+        expect(page.get_by_test_id("task-phase")).to_contain_text("Copying memory")
+        shoot(page, out / "migration-task.png")
+        expect(page.get_by_test_id("task-state")).to_have_text("Succeeded", timeout=120_000)
+        expect(page.get_by_test_id("task-percent")).to_have_attribute("data-percent", "100")
+        print(f"{args.vm}: {source} -> {chosen} through the wizard, 100%")
+    finally:
+        set_state(page, url, closed, "connected")
+
+    page.goto(f"{url}/vms/")
+    for name in args.batch:
+        page.check(f'tr[data-vm="{name}"] input[name=vm]')
+    page.click("text=Migrate selected…")
+    page.click("text=Next: options")
+    page.click("text=Next: check and forecast")
+    expect(page.get_by_test_id("predicted-total")).to_have_count(2)
+    page.click("button[name=submit]")
+    expect(page.get_by_test_id("batch-summary")).to_have_text("Every migration of this batch has ended.", timeout=180_000)
+    expect(page.get_by_test_id("batch-task-state")).to_have_text(["Succeeded", "Succeeded"])
+    shoot(page, out / "batch.png")
+    print(f"batch of {', '.join(args.batch)}: both succeeded")
+
+
+def host_names(page: Page, url: str) -> list[str]:
+    page.goto(f"{url}/admin/inventory/host/")
+    return page.locator("#result_list tbody th a").all_inner_texts()
+
+
+def set_state(page: Page, url: str, host: str, state: str) -> None:
+    """An administrator changes a host's state on the admin site."""
+    page.goto(f"{url}/admin/inventory/host/")
+    page.click(f"#result_list a:text-is('{host}')")
+    page.select_option("select[name=state]", state)
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+
+
+def shoot(page: Page, path: Path) -> None:
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(path), full_page=True)
+    print(f"saved {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
