@@ -164,9 +164,9 @@ def _apply_domains(host, domains, mounts, attachments, now) -> None:
     # not three per VM: an unchanged host then costs a handful of queries however many VMs
     # it runs. (No ordering: the models' default one joins the VM table to sort.)
     uuids = {d.uuid.lower() for d in domains}
-    held = VirtualMachine.objects.filter(Q(uuid__in=uuids) | Q(host=host)).select_related("host").order_by()
+    here_now = Q(host=host) & ~Q(power_state=PowerState.MISSING)
     known, here = {}, set()
-    for vm in held:
+    for vm in VirtualMachine.objects.filter(Q(uuid__in=uuids) | here_now).select_related("host").order_by():
         if str(vm.uuid) in uuids:
             known[str(vm.uuid)] = vm
         if vm.host_id == host.pk and vm.power_state != PowerState.MISSING:
