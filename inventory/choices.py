@@ -10,6 +10,12 @@ class HostState(models.TextChoices):
     DISCONNECTED = "disconnected", "Disconnected"
     # Closed to new VMs by an administrator.
     MAINTENANCE = "maintenance", "In maintenance"
+    # Its VMs are moving off it; it becomes MAINTENANCE once none runs there.
+    ENTERING_MAINTENANCE = "entering_maintenance", "Entering maintenance"
+
+
+# Closed to new VMs: the assistant never proposes such a host and the checks refuse it.
+CLOSED_HOST_STATES = frozenset({HostState.MAINTENANCE, HostState.ENTERING_MAINTENANCE})
 
 
 class PowerState(models.TextChoices):

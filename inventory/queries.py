@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.db.models import Avg, Case, Count, IntegerField, Prefetch, Q, QuerySet, Sum, Value, When
 
-from .choices import ACTIVE_POWER_STATES, HostState
+from .choices import ACTIVE_POWER_STATES, CLOSED_HOST_STATES, HostState
 from .models import DatastoreMount, Host, VirtualMachine
 
 
@@ -27,7 +27,7 @@ def hosts_for_dashboard() -> QuerySet[Host]:
         .annotate(
             attention=Case(
                 When(Q(state=HostState.DISCONNECTED) | ~Q(last_error=""), then=Value(0)),
-                When(state=HostState.MAINTENANCE, then=Value(1)),
+                When(state__in=CLOSED_HOST_STATES, then=Value(1)),
                 default=Value(2),
                 output_field=IntegerField(),
             )
@@ -80,7 +80,7 @@ def cluster_summaries() -> list[ClusterSummary]:
         hosts=Count("pk"),
         connected=Count("pk", filter=connected),
         disconnected=Count("pk", filter=Q(state=HostState.DISCONNECTED)),
-        in_maintenance=Count("pk", filter=Q(state=HostState.MAINTENANCE)),
+        in_maintenance=Count("pk", filter=Q(state__in=CLOSED_HOST_STATES)),
         memory_free=Sum("memory_free_bytes", filter=connected),
         memory_total=Sum("memory_total_bytes", filter=connected),
         cpu_busy=Avg("cpu_utilisation", filter=connected),

@@ -19,7 +19,7 @@ from django.utils import timezone
 from hypervisor import HypervisorError, host as hypervisor_host
 from hypervisor.host import DiskFacts, DomainFacts, HostFacts, HostSnapshot, NetworkFacts, NicFacts, PoolFacts
 
-from .choices import ACTIVE_POWER_STATES, DatastoreKind, HostState, PowerState
+from .choices import ACTIVE_POWER_STATES, CLOSED_HOST_STATES, DatastoreKind, HostState, PowerState
 from .models import (
     Cluster,
     Datastore,
@@ -35,7 +35,7 @@ from .models import (
 log = logging.getLogger(__name__)
 
 # Operator-set states that a successful or failed sync must not overwrite.
-OPERATOR_STATES = frozenset({HostState.MAINTENANCE})
+OPERATOR_STATES = CLOSED_HOST_STATES
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Sum
 
-from inventory.choices import HostState
+from inventory.choices import CLOSED_HOST_STATES, HostState
 from inventory.models import DatastoreMount, Host, NetworkAttachment, VirtualMachine
 
 from . import placement
@@ -63,7 +63,7 @@ def host_facts(exclude_tasks_of: VirtualMachine | None = None) -> list[placement
             name=name,
             reachable=reachable,
             last_error=last_error,
-            in_maintenance=state == HostState.MAINTENANCE,
+            in_maintenance=state in CLOSED_HOST_STATES,
             state_label=state_labels.get(state, state),
             cluster_id=cluster_id,
             cluster_name=cluster_name or "",

@@ -2,7 +2,8 @@
 
 from auditlog.registry import auditlog
 
-from .models import MigrationLimits, MigrationTask
+from .models import Evacuation, MigrationLimits, MigrationTask
 
 auditlog.register(MigrationTask, include_fields=["state", "cancel_requested", "force_complete_requested", "destination", "priority", "error"])
 auditlog.register(MigrationLimits)
+auditlog.register(Evacuation, include_fields=["state", "message"])

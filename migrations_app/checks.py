@@ -9,7 +9,7 @@ from django.db.models import Sum
 from hypervisor import HypervisorError
 from hypervisor.connection import Connection
 from hypervisor.guest import Guest, offers_cpu
-from inventory.choices import HostState, PowerState
+from inventory.choices import CLOSED_HOST_STATES, PowerState
 from inventory.models import DatastoreMount, Host, NetworkAttachment, VirtualMachine
 
 from . import check_rules as rules
@@ -55,7 +55,7 @@ def check_host_connected(host: Host, role: str) -> CheckResult:
 
 
 def check_destination_open(destination: Host) -> CheckResult:
-    return rules.destination_open(destination.name, destination.state == HostState.MAINTENANCE, destination.get_state_display())
+    return rules.destination_open(destination.name, destination.state in CLOSED_HOST_STATES, destination.get_state_display())
 
 
 def check_cpu_compatible(vm: VirtualMachine, source: Host, destination: Host) -> CheckResult:

@@ -36,6 +36,17 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
+class EvacuationState(models.TextChoices):
+    # Its host's VMs are moving off it, failed moves retried a bounded number of times.
+    RUNNING = "running", "Evacuating"
+    # No VM runs on the host any more: it is in maintenance.
+    COMPLETED = "completed", "Completed"
+    # A VM cannot move (nowhere to go, or every attempt failed); the host stays entering
+    # maintenance with the VMs that did move.
+    STOPPED = "stopped", "Stopped"
+    ABORTED = "aborted", "Aborted"
+
+
 class Priority(models.IntegerChoices):
     # Lower sorts first: slots go by priority, then first come first served.
     HIGH = 1, "High"

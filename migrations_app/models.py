@@ -9,7 +9,7 @@ from django.utils import timezone
 from hypervisor.job import JobSample
 from inventory.models import Host, VirtualMachine
 
-from .choices import ACTIVE_STATES, ALLOWED_TRANSITIONS, FINAL_STATES, EventKind, Priority, TaskState
+from .choices import ACTIVE_STATES, ALLOWED_TRANSITIONS, FINAL_STATES, EvacuationState, EventKind, Priority, TaskState
 from .options import DEFAULT_MAX_DOWNTIME_MS, MigrationOptions
 from .policy import ConvergenceInputs
 from .progress import SampleFigures
@@ -54,6 +54,31 @@ class MigrationBatch(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("batch-detail", args=[self.pk])
+
+
+class Evacuation(models.Model):
+    """A host entering maintenance: its running VMs moved off it as one batch."""
+
+    host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="evacuations")
+    batch = models.OneToOneField(MigrationBatch, on_delete=models.PROTECT, related_name="evacuation")
+    state = models.CharField(max_length=16, choices=EvacuationState.choices, default=EvacuationState.RUNNING)
+    message = models.TextField(blank=True, help_text="Where it stands, for an operator")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    predicted_total_ms = models.PositiveIntegerField(null=True, blank=True, help_text="The plan's forecast for every move under the limits")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["host"], condition=Q(state="running"), name="one_running_evacuation_per_host"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Evacuation #{self.pk} of {self.host}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("evacuation-detail", args=[self.pk])
 
 
 class MigrationTask(models.Model):

@@ -48,11 +48,15 @@ def find_host(name: str) -> Host:
 
 def find_operator(username: str):
     """A user who may migrate, for attributing a CLI request in the audit trail."""
+    return find_user_with_role(username, Role.OPERATOR)
+
+
+def find_user_with_role(username: str, role: Role):
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
         raise MigrationRequestError(f"No active vmotion user named {username!r}.")
-    if not has_role(user, Role.OPERATOR):
-        raise MigrationRequestError(f"{username} does not have the Operator role, which migrating needs.")
+    if not has_role(user, role):
+        raise MigrationRequestError(f"{username} does not have the {role.group_name} role, which this needs.")
     return user
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import maintenance_views, views
 
 urlpatterns = [
     path("tasks/", views.task_list, name="task-list"),
@@ -14,4 +14,9 @@ urlpatterns = [
     path("batches/<int:pk>/", views.batch_detail, name="batch-detail"),
     path("batches/<int:pk>/progress/", views.batch_progress, name="batch-progress"),
     path("audit/", views.audit_log, name="audit-log"),
+    path("hosts/<int:pk>/maintenance/", maintenance_views.maintenance_plan, name="maintenance-plan"),
+    path("hosts/<int:pk>/maintenance/exit/", maintenance_views.maintenance_exit, name="maintenance-exit"),
+    path("evacuations/<int:pk>/", maintenance_views.evacuation_detail, name="evacuation-detail"),
+    path("evacuations/<int:pk>/progress/", maintenance_views.evacuation_progress, name="evacuation-progress"),
+    path("evacuations/<int:pk>/abort/", maintenance_views.evacuation_abort, name="evacuation-abort"),
 ]

@@ -150,3 +150,4 @@ MIGRATION_ASSUMED_BANDWIDTH_MIB_S = int(os.environ.get("MIGRATION_ASSUMED_BANDWI
 # A worker writes a task's heartbeat every monitor tick; this much silence means it is gone.
 MIGRATION_WORKER_LOST_AFTER_SECONDS = float(os.environ.get("MIGRATION_WORKER_LOST_AFTER", "30"))
 MIGRATION_HOUSEKEEPING_INTERVAL_SECONDS = float(os.environ.get("MIGRATION_HOUSEKEEPING_INTERVAL", "2"))
+EVACUATION_INTERVAL_SECONDS = float(os.environ.get("EVACUATION_INTERVAL", "3"))

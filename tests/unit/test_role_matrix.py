@@ -7,7 +7,7 @@ from django.urls import URLPattern, get_resolver, reverse
 
 from core.roles import Role
 from migrations_app.choices import TaskState
-from migrations_app.models import MigrationBatch, MigrationTask
+from migrations_app.models import Evacuation, MigrationBatch, MigrationTask
 from tests.factories import HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +30,11 @@ VIEWS = {
     "batch-detail": ("get", Role.VIEWER),
     "batch-progress": ("get", Role.VIEWER),
     "audit-log": ("get", Role.ADMINISTRATOR),
+    "maintenance-plan": ("get", Role.ADMINISTRATOR),
+    "maintenance-exit": ("post", Role.ADMINISTRATOR),
+    "evacuation-detail": ("get", Role.VIEWER),
+    "evacuation-progress": ("get", Role.VIEWER),
+    "evacuation-abort": ("post", Role.ADMINISTRATOR),
 }
 PERSONAS = {"viewer": Role.VIEWER, "operator": Role.OPERATOR, "administrator": Role.ADMINISTRATOR}
 
@@ -42,7 +47,8 @@ def objects(monkeypatch):
     task = MigrationTask.objects.create(vm=vm, source=vm.host, destination=HostFactory(), batch=batch)
     task.transition(TaskState.CHECKING)
     task.transition(TaskState.WAITING, "Waiting for a slot.")
-    return {"vm": vm, "task": task, "batch": batch}
+    evacuation = Evacuation.objects.create(host=vm.host, batch=MigrationBatch.objects.create())
+    return {"vm": vm, "task": task, "batch": batch, "evacuation": evacuation}
 
 
 def url_of(name: str, objects: dict) -> str:
@@ -50,7 +56,9 @@ def url_of(name: str, objects: dict) -> str:
     args = {
         "host-detail": [vm.host.pk], "host-sync": [vm.host.pk], "vm-detail": [vm.pk], "vm-migrate": [vm.pk],
         "task-detail": [task.pk], "task-progress": [task.pk], "task-cancel": [task.pk], "task-force-complete": [task.pk],
-        "batch-detail": [batch.pk], "batch-progress": [batch.pk],
+        "batch-detail": [batch.pk], "batch-progress": [batch.pk], "maintenance-plan": [vm.host.pk], "maintenance-exit": [vm.host.pk],
+        "evacuation-detail": [objects["evacuation"].pk], "evacuation-progress": [objects["evacuation"].pk],
+        "evacuation-abort": [objects["evacuation"].pk],
     }.get(name, [])
     url = reverse(name, args=args)
     return f"{url}?vm={vm.pk}" if name == "migration-wizard" else url

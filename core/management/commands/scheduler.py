@@ -6,11 +6,12 @@ from django.core.management.base import BaseCommand
 
 from inventory.jobs import enqueue_sync_all
 from migrations_app.jobs import housekeeping_job
+from migrations_app.maintenance import advance_all as advance_evacuations
 from core.scheduler import PeriodicTask, run_periodic
 
 
 class Command(BaseCommand):
-    help = "Periodic work: queue inventory syncs; finalise orphaned migrations and hand out free slots."
+    help = "Periodic work: queue inventory syncs; finalise orphaned migrations and hand out free slots; move evacuations on."
 
     def handle(self, *args, **options):
         stop = threading.Event()
@@ -21,6 +22,8 @@ class Command(BaseCommand):
             # In this process, not a queue: when every worker is busy migrating, waiting tasks
             # must still get the slots that free up.
             PeriodicTask("migration housekeeping", settings.MIGRATION_HOUSEKEEPING_INTERVAL_SECONDS, housekeeping_job),
+            # Retries, stops, or closes each host whose VMs are moving off it for maintenance.
+            PeriodicTask("evacuations", settings.EVACUATION_INTERVAL_SECONDS, advance_evacuations),
         ]
         self.stdout.write(f"scheduler: inventory sync every {settings.INVENTORY_SYNC_INTERVAL_SECONDS:g} s")
         run_periodic(tasks, stop)

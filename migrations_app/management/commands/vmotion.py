@@ -4,10 +4,11 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from migrations_app import assistant, services
+from core.roles import Role
+from migrations_app import assistant, maintenance, services
 from migrations_app.check_report import CheckReport
-from migrations_app.choices import Priority, TaskState
-from migrations_app.models import MigrationTask
+from migrations_app.choices import EvacuationState, Priority, TaskState
+from migrations_app.models import Evacuation, MigrationTask
 from migrations_app.options import DEFAULT_MAX_DOWNTIME_MS
 from migrations_app.presenters import task_summary
 
@@ -15,7 +16,7 @@ PRIORITIES = {priority.label.lower(): priority for priority in Priority}
 
 
 class Command(BaseCommand):
-    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete."
+    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance."
 
     def add_arguments(self, parser):
         common = argparse.ArgumentParser(add_help=False)
@@ -44,6 +45,11 @@ class Command(BaseCommand):
         tasks.add_argument("--limit", type=int, default=20)
         for name in ("cancel", "force-complete", "show"):
             commands.add_parser(name, parents=[common]).add_argument("task_id", type=int)
+        maintenance = commands.add_parser("maintenance", parents=[common], help="plan, enter, abort or exit a host's maintenance")
+        maintenance.add_argument("action", choices=["plan", "enter", "abort", "exit"])
+        maintenance.add_argument("host", help="host name")
+        maintenance.add_argument("--user", help="record it as done by this vmotion user (an Administrator)")
+        maintenance.add_argument("--wait", action="store_true", help="with enter: follow the evacuation until it ends")
 
     def run_from_argv(self, argv):
         self.as_json = "--json" in argv
@@ -139,6 +145,55 @@ class Command(BaseCommand):
         self.stdout.write(services.force_complete(task))
         self._json(_task_fields(task))
 
+    def do_maintenance(self, action, host, user, wait, **_):
+        target = services.find_host(host)
+        actor = services.find_user_with_role(user, Role.ADMINISTRATOR) if user else None
+        if action == "plan":
+            self._show_plan(maintenance.plan(target))
+        elif action == "enter":
+            evacuation = maintenance.enter(target, requested_by=actor)
+            self.stdout.write(f"evacuation #{evacuation.pk}: {target.name} is entering maintenance")
+            if wait:
+                evacuation = self._follow_evacuation(evacuation)
+                if evacuation.state != EvacuationState.COMPLETED:
+                    self.fail(evacuation.message)
+            self._json(_evacuation_fields(evacuation))
+        elif action == "abort":
+            evacuation = Evacuation.objects.filter(host=target, state=EvacuationState.RUNNING).first()
+            if evacuation is None:
+                self.fail(f"No evacuation of {target.name} is running.")
+            self.stdout.write(maintenance.abort(evacuation, actor=actor))
+            self._json(_evacuation_fields(evacuation))
+        else:
+            self.stdout.write(maintenance.exit_maintenance(target, actor=actor))
+            self._json({"host": target.name, "state": target.state})
+
+    def _show_plan(self, plan) -> None:
+        for item in plan.moves:
+            if item.destination is None:
+                self.stdout.write(f"  {item.vm.name:<20} nowhere to go: {item.move.blocked_reason}")
+                continue
+            forecast = item.forecast.forecast if item.forecast else None
+            expected = f"about {forecast.prediction.total_ms / 1000:.0f} s, {forecast.prediction.downtime_ms} ms pause" if forecast else "no forecast"
+            self.stdout.write(f"  {item.vm.name:<20} -> {item.destination.name:<16} {expected}; {'; '.join(item.move.chosen.reasons)}")
+        if plan.predicted_total_ms is not None:
+            self.stdout.write(f"the whole evacuation: about {plan.predicted_total_ms / 1000:.0f} s under the current limits")
+        self._json({
+            "host": plan.host.name,
+            "moves": [{"vm": item.vm.name, "destination": item.destination.name if item.destination else None,
+                       "blocked_by": item.move.blocked_reason or None} for item in plan.moves],
+            "predicted_total_ms": plan.predicted_total_ms,
+        })
+
+    def _follow_evacuation(self, evacuation):
+        while True:
+            maintenance.advance(evacuation)  # as the scheduler does, in case none runs
+            evacuation.refresh_from_db()
+            if evacuation.state != EvacuationState.RUNNING:
+                self.stdout.write(evacuation.message)
+                return evacuation
+            time.sleep(1)
+
     def _json(self, fields: dict) -> None:
         if self.as_json:
             self.stdout.write(json.dumps(fields))
@@ -175,6 +230,10 @@ def _placement_fields(choice) -> dict:
         "reasons": list(choice.reasons),
         "blocked_by": None if choice.eligible else {"check": choice.blocked_by.name, "message": choice.blocked_by.message},
     }
+
+
+def _evacuation_fields(evacuation: Evacuation) -> dict:
+    return {"evacuation": evacuation.pk, "host": evacuation.host.name, "state": evacuation.state, "message": evacuation.message}
 
 
 def _task_fields(task: MigrationTask) -> dict:

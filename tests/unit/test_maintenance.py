@@ -1,0 +1,175 @@
+"""Maintenance mode's decisions against the database: the plan, entering, retries, stops,
+abort and exit. The hosts' libvirt is the test driver; the lab tests move real guests."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from inventory.choices import HostState, PowerState
+from migrations_app import assistant, maintenance
+from migrations_app.check_rules import ok
+from migrations_app.choices import EvacuationState, TaskState
+from migrations_app.errors import MigrationRequestError
+from migrations_app.models import Evacuation, MigrationTask
+from tests.factories import HostFactory, VirtualMachineFactory
+
+pytestmark = pytest.mark.django_db
+GIB = 1024**3
+TEST_GUEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the guest libvirt's test driver defines
+
+
+def host(name: str, **fields):
+    return HostFactory(name=name, uri="test:///default", last_seen=timezone.now(), last_error="", **fields)
+
+
+@pytest.fixture
+def hosts():
+    return host("kvm1"), host("kvm2", memory_free_bytes=8 * GIB), host("kvm3", memory_free_bytes=8 * GIB)
+
+
+@pytest.fixture(autouse=True)
+def cpus_compatible(monkeypatch):
+    """Only one of these VMs is a guest the test driver knows; libvirt's CPU comparison of
+    real guests is the lab's to test."""
+    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", lambda vm, source, destination: ok("cpu_compatible", "compatible"))
+
+
+@pytest.fixture
+def no_libvirt_sync(monkeypatch):
+    """The inventory stays as each test sets it: the test driver's own guest is not these VMs."""
+    monkeypatch.setattr("migrations_app.maintenance.sync.sync_host", lambda host: None)
+
+
+def test_the_plan_spreads_the_vms_measures_them_and_names_the_one_with_nowhere_to_go(hosts):
+    kvm1, kvm2, kvm3 = hosts
+    VirtualMachineFactory(name="app-1", host=kvm1, uuid=TEST_GUEST_UUID, memory_bytes=4 * GIB)
+    VirtualMachineFactory(name="app-2", host=kvm1, memory_bytes=4 * GIB)
+    VirtualMachineFactory(name="huge", host=kvm1, memory_bytes=32 * GIB)
+    VirtualMachineFactory(name="off", host=kvm1, power_state=PowerState.SHUT_OFF)
+
+    plan = maintenance.plan(kvm1)
+
+    placed = {item.vm.name: item.destination.name for item in plan.placed}
+    assert sorted(placed) == ["app-1", "app-2"] and sorted(placed.values()) == ["kvm2", "kvm3"]
+    assert [item.vm.name for item in plan.unplaceable] == ["huge"]
+    assert "the VM needs 32.0 GiB" in plan.unplaceable[0].move.blocked_reason
+    assert plan.moves[0].forecast.forecast.prediction.total_ms > 0  # app-1 is the test driver's guest, measured
+    assert plan.predicted_total_ms is None  # app-2 could not be measured: no total is claimed
+
+
+def test_entering_closes_the_host_and_submits_one_batch_that_the_assistant_respects(hosts, no_libvirt_sync):
+    kvm1, kvm2, kvm3 = hosts
+    for name in ("app-1", "app-2"):
+        VirtualMachineFactory(name=name, host=kvm1, memory_bytes=2 * GIB)
+
+    evacuation = maintenance.enter(kvm1)
+
+    kvm1.refresh_from_db()
+    assert kvm1.state == HostState.ENTERING_MAINTENANCE and evacuation.state == EvacuationState.RUNNING
+    assert sorted(evacuation.batch.tasks.values_list("vm__name", flat=True)) == ["app-1", "app-2"]
+    elsewhere = VirtualMachineFactory(name="web", host=kvm2)
+    blocked = next(p for p in assistant.recommend(elsewhere) if p.host.name == "kvm1")
+    assert blocked.blocked_by.message == "kvm1 is entering maintenance: it takes no new VMs."
+
+
+@pytest.mark.parametrize("state, last_error, why", [
+    (HostState.MAINTENANCE, "", "already in maintenance"),
+    (HostState.CONNECTED, "connection refused", "does not answer"),
+])
+def test_entering_a_closed_or_silent_host_is_refused_and_changes_nothing(hosts, state, last_error, why):
+    kvm1 = hosts[0]
+    kvm1.state, kvm1.last_error = state, last_error
+    kvm1.save()
+    VirtualMachineFactory(host=kvm1)
+
+    with pytest.raises(MigrationRequestError, match=why):
+        maintenance.enter(kvm1)
+
+    assert not Evacuation.objects.exists() and not MigrationTask.objects.exists()
+
+
+def test_once_every_vm_has_left_the_host_is_in_maintenance(hosts, no_libvirt_sync):
+    kvm1, kvm2, _ = hosts
+    vm = VirtualMachineFactory(name="app-1", host=kvm1)
+    evacuation = maintenance.enter(kvm1)
+    task = evacuation.batch.tasks.get()
+    task.transition(TaskState.CHECKING)
+    task.transition(TaskState.MIGRATING)
+    task.transition(TaskState.SUCCEEDED, "moved")
+    vm.host = task.destination  # what the inventory reads after the move
+    vm.save()
+
+    maintenance.advance(evacuation)
+
+    kvm1.refresh_from_db()
+    evacuation.refresh_from_db()
+    assert kvm1.state == HostState.MAINTENANCE
+    assert evacuation.state == EvacuationState.COMPLETED and "1 moved" in evacuation.message
+
+
+def test_a_failed_move_is_retried_after_a_growing_wait_and_stops_after_the_last_attempt(hosts, no_libvirt_sync):
+    kvm1 = hosts[0]
+    VirtualMachineFactory(name="app-1", host=kvm1)
+    evacuation = maintenance.enter(kvm1)
+
+    for attempt in range(1, maintenance.MAX_ATTEMPTS + 1):
+        task = evacuation.batch.tasks.order_by("-pk").first()
+        task.transition(TaskState.FAILED, error=f"app-1 still runs on kvm1: failure {attempt}.")
+        maintenance.advance(evacuation)
+        assert evacuation.batch.tasks.count() == attempt  # the wait has not passed yet
+        MigrationTask.objects.filter(pk=task.pk).update(finished_at=timezone.now() - timedelta(minutes=10))
+        maintenance.advance(evacuation)
+
+    evacuation.refresh_from_db()
+    kvm1.refresh_from_db()
+    assert evacuation.batch.tasks.count() == maintenance.MAX_ATTEMPTS
+    assert evacuation.state == EvacuationState.STOPPED
+    assert f"app-1 could not move after {maintenance.MAX_ATTEMPTS} attempts: app-1 still runs on kvm1: failure 3" in evacuation.message
+    assert kvm1.state == HostState.ENTERING_MAINTENANCE
+
+
+def test_a_vm_with_nowhere_to_go_stops_the_evacuation_with_the_reason(hosts, no_libvirt_sync):
+    kvm1 = hosts[0]
+    VirtualMachineFactory(name="huge", host=kvm1, memory_bytes=32 * GIB)
+
+    evacuation = maintenance.enter(kvm1)
+
+    evacuation.refresh_from_db()
+    assert evacuation.state == EvacuationState.STOPPED
+    assert evacuation.message.startswith("Stopped: Nowhere to go for huge:")
+    assert "kvm1 stays entering maintenance" in evacuation.message
+
+
+def test_abort_cancels_the_queued_moves_and_exit_returns_the_host_to_service(hosts, no_libvirt_sync, administrator):
+    kvm1 = hosts[0]
+    VirtualMachineFactory(name="app-1", host=kvm1)
+    evacuation = maintenance.enter(kvm1)
+
+    message = maintenance.abort(evacuation, actor=administrator)
+
+    assert evacuation.state == EvacuationState.ABORTED and "1 queued move cancelled" in message
+    assert evacuation.batch.tasks.get().state == TaskState.CANCELLED
+    kvm1.refresh_from_db()
+    assert kvm1.state == HostState.ENTERING_MAINTENANCE
+    maintenance.exit_maintenance(kvm1, actor=administrator)
+    kvm1.refresh_from_db()
+    assert kvm1.state == HostState.CONNECTED
+
+
+def test_an_administrator_sees_the_plan_confirms_and_follows_the_evacuation(client_as, administrator, hosts, no_libvirt_sync):
+    kvm1 = hosts[0]
+    VirtualMachineFactory(name="app-1", host=kvm1, uuid=TEST_GUEST_UUID)
+    client = client_as(administrator)
+
+    page = client.get(reverse("maintenance-plan", args=[kvm1.pk])).content.decode()
+    assert 'data-testid="planned-destination"' in page and "The whole evacuation: about" in page
+    assert not Evacuation.objects.exists()
+
+    response = client.post(reverse("maintenance-plan", args=[kvm1.pk]), {"predicted_total_ms": "9000"})
+    evacuation = Evacuation.objects.get()
+    assert response["Location"] == evacuation.get_absolute_url() and evacuation.predicted_total_ms == 9000
+    page = client.get(evacuation.get_absolute_url()).content.decode()
+    assert "Evacuating" in page and "app-1" in page and 'hx-trigger="every 1s"' in page
+    assert "Exit maintenance" in client.get(kvm1.get_absolute_url()).content.decode()
