@@ -135,6 +135,7 @@ def abort(evacuation: Evacuation, *, actor=None) -> str:
 
 def exit_maintenance(host: Host, *, actor=None) -> str:
     """Return the host to service; an evacuation still running is aborted first."""
+    host.refresh_from_db()
     if host.state not in CLOSED_HOST_STATES:
         raise MigrationRequestError(f"{host.name} is not in maintenance.")
     running = Evacuation.objects.filter(host=host, state=EvacuationState.RUNNING).first()
