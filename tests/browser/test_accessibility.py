@@ -7,7 +7,7 @@ import pytest
 
 from inventory.models import Host, VirtualMachine
 from migrations_app.choices import TaskState
-from migrations_app.models import MigrationBatch, MigrationTask
+from migrations_app.models import Evacuation, MigrationBatch, MigrationTask
 
 from .conftest import sign_in
 
@@ -36,6 +36,7 @@ def test_no_page_has_a_serious_accessibility_violation(page, app_server, lab_inv
     batch = MigrationBatch.objects.create(reason="an example batch")
     MigrationTask.objects.filter(pk=task.pk).update(batch=batch)
     wizard = f"/migrate/?vm={vm.pk}"
+    evacuation = Evacuation.objects.create(host=vm.host, batch=batch, state="stopped", message="Stopped: an example evacuation.")
     options = "options=1&priority=2&max_downtime_ms=300&allow_auto_converge=on"
     sign_in(page, app_server, "administrator")
     paths = {
@@ -49,6 +50,8 @@ def test_no_page_has_a_serious_accessibility_violation(page, app_server, lab_inv
         "wizard: options with an error": f"{wizard}&step=confirm&options=1&priority=2&max_downtime_ms=0",
         "wizard: confirm": f"{wizard}&step=confirm&{options}",
         "batch": batch.get_absolute_url(),
+        "maintenance plan": f"/hosts/{vm.host_id}/maintenance/",
+        "evacuation": evacuation.get_absolute_url(),
         "task history": "/tasks/",
         "task": task.get_absolute_url(),
         "audit": "/audit/",
