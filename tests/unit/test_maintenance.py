@@ -1,9 +1,13 @@
 """Maintenance mode's decisions against the database: the plan, entering, retries, stops,
 abort and exit. The hosts' libvirt is the test driver; the lab tests move real guests."""
 
+import json
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -173,3 +177,32 @@ def test_an_administrator_sees_the_plan_confirms_and_follows_the_evacuation(clie
     page = client.get(evacuation.get_absolute_url()).content.decode()
     assert "Evacuating" in page and "app-1" in page and 'hx-trigger="every 1s"' in page
     assert "Exit maintenance" in client.get(kvm1.get_absolute_url()).content.decode()
+
+
+def test_the_cli_plans_enters_and_exits_with_json_lines(hosts, no_libvirt_sync, administrator):
+    kvm1 = hosts[0]
+    VirtualMachineFactory(name="app-1", host=kvm1, uuid=TEST_GUEST_UUID)
+    out = StringIO()
+
+    call_command("vmotion", "maintenance", "plan", "kvm1", "--json", stdout=out)
+    plan = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert plan["host"] == "kvm1" and plan["moves"][0]["vm"] == "app-1" and plan["moves"][0]["destination"] in ("kvm2", "kvm3")
+    assert plan["predicted_total_ms"] > 0
+
+    out = StringIO()
+    call_command("vmotion", "maintenance", "enter", "kvm1", "--user", "administrator", "--json", stdout=out)
+    entered = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert entered["state"] == "running" and Evacuation.objects.get().requested_by == administrator
+
+    out = StringIO()
+    call_command("vmotion", "maintenance", "exit", "kvm1", "--json", stdout=out)
+    assert json.loads(out.getvalue().strip().splitlines()[-1]) == {"host": "kvm1", "state": "connected"}
+    assert Evacuation.objects.get().state == EvacuationState.ABORTED
+
+
+def test_the_cli_refuses_an_operator_and_an_unknown_host(hosts, operator):
+    with pytest.raises(CommandError, match="does not have the Administrator role"):
+        call_command("vmotion", "maintenance", "enter", "kvm1", "--user", "operator", stdout=StringIO())
+    with pytest.raises(CommandError, match="No host named 'kvm9'"):
+        call_command("vmotion", "maintenance", "plan", "kvm9", stdout=StringIO())
+    assert not Evacuation.objects.exists()
