@@ -47,6 +47,28 @@ class EvacuationState(models.TextChoices):
     ABORTED = "aborted", "Aborted"
 
 
+class ScheduleAction(models.TextChoices):
+    MOVE = "move", "Move VMs"
+    EVACUATE = "evacuate", "Evacuate a host (enter maintenance)"
+
+
+class RecurrenceKind(models.TextChoices):
+    ONCE = "once", "Once"
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly"
+    CRON = "cron", "Cron expression"
+
+
+class ScheduleRunState(models.TextChoices):
+    # Its migrations were submitted and some have not ended yet.
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    # Nothing could be submitted: a VM or host it names is gone, or nothing could move.
+    FAILED = "failed", "Failed"
+    # Its time passed while no scheduler ran, beyond the grace period: it did not run.
+    MISSED = "missed", "Missed"
+
+
 class Priority(models.IntegerChoices):
     # Lower sorts first: slots go by priority, then first come first served.
     HIGH = 1, "High"

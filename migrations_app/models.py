@@ -9,10 +9,14 @@ from django.utils import timezone
 from hypervisor.job import JobSample
 from inventory.models import Host, VirtualMachine
 
-from .choices import ACTIVE_STATES, ALLOWED_TRANSITIONS, FINAL_STATES, EvacuationState, EventKind, Priority, TaskState
+from .choices import (
+    ACTIVE_STATES, ALLOWED_TRANSITIONS, FINAL_STATES, EvacuationState, EventKind, Priority, RecurrenceKind, ScheduleAction,
+    ScheduleRunState, TaskState,
+)
 from .options import DEFAULT_MAX_DOWNTIME_MS, MigrationOptions
 from .policy import ConvergenceInputs
 from .progress import SampleFigures
+from .recurrence import Recurrence
 
 
 class InvalidTransition(Exception):
@@ -294,3 +298,77 @@ class ProgressSample(models.Model):
             max_downtime_ms=max_downtime_ms,
             throttle_percent=sample.auto_converge_throttle,
         )
+
+
+class Schedule(models.Model):
+    """Migrations that run by themselves at set times: VMs to move, or a host to evacuate."""
+
+    name = models.CharField(max_length=200)
+    action = models.CharField(max_length=16, choices=ScheduleAction.choices, default=ScheduleAction.MOVE)
+    # By name, so that a VM or host deleted since makes a run fail with that reason.
+    vm_names = models.JSONField(default=list, blank=True, help_text="MOVE: the VMs to move")
+    destination_name = models.CharField(max_length=200, blank=True, help_text="MOVE: empty lets the assistant choose for each VM")
+    host_name = models.CharField(max_length=200, blank=True, help_text="EVACUATE: the host to put in maintenance")
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    max_downtime_ms = models.PositiveIntegerField(default=DEFAULT_MAX_DOWNTIME_MS)
+    bandwidth_mib_s = models.PositiveIntegerField(null=True, blank=True)
+    allow_post_copy = models.BooleanField(default=False)
+    allow_auto_converge = models.BooleanField(default=True)
+    reason = models.CharField(max_length=500, blank=True)
+
+    recurrence = models.CharField(max_length=16, choices=RecurrenceKind.choices, default=RecurrenceKind.ONCE)
+    time_zone = models.CharField(max_length=64, default="UTC", help_text="The creator's: times of day and cron fields are read in it")
+    run_at = models.DateTimeField(null=True, blank=True)
+    time_of_day = models.TimeField(null=True, blank=True)
+    weekday = models.PositiveSmallIntegerField(null=True, blank=True, help_text="0 is Monday")
+    cron = models.CharField(max_length=100, blank=True)
+    window_minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Moves still queued this long after the start are cancelled")
+
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["next_run_at", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("schedule-detail", args=[self.pk])
+
+    def when(self) -> Recurrence:
+        return Recurrence(self.recurrence, self.time_zone, self.run_at, self.time_of_day, self.weekday, self.cron)
+
+    def options(self) -> MigrationOptions:
+        return MigrationOptions(
+            priority=self.priority, max_downtime_ms=self.max_downtime_ms, bandwidth_mib_s=self.bandwidth_mib_s,
+            allow_post_copy=self.allow_post_copy, allow_auto_converge=self.allow_auto_converge,
+            reason=self.reason or f"Schedule {self.name}",
+        )
+
+    def last_run(self) -> "ScheduleRun | None":
+        return self.runs.order_by("-due_at").first()
+
+
+class ScheduleRun(models.Model):
+    """One due time of a schedule. Unique per schedule and time: the claim that makes a run
+    fire once however many schedulers run."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="runs")
+    due_at = models.DateTimeField()
+    state = models.CharField(max_length=16, choices=ScheduleRunState.choices, default=ScheduleRunState.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    window_ends_at = models.DateTimeField(null=True, blank=True)
+    result = models.TextField(blank=True)
+    batch = models.ForeignKey(MigrationBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    evacuation = models.ForeignKey(Evacuation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-due_at"]
+        constraints = [models.UniqueConstraint(fields=["schedule", "due_at"], name="one_run_per_due_time")]
+
+    def __str__(self) -> str:
+        return f"{self.schedule} at {self.due_at:%Y-%m-%d %H:%M} UTC"

@@ -101,7 +101,7 @@ def submit_migration(
 
 @dataclass(frozen=True)
 class Refusal:
-    vm: VirtualMachine
+    vm: VirtualMachine | None  # None: the VM is gone from the inventory
     reason: str
 
 
