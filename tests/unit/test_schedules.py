@@ -1,10 +1,14 @@
 """Schedules against the database: validation, exactly-once runs, missed runs, attribution,
 a VM gone since, and migration windows. The lab runs them with real schedulers and workers."""
 
+import json
 import threading
 from datetime import time, timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
@@ -149,3 +153,35 @@ def test_two_schedulers_at_the_same_moment_fire_a_due_run_once(inventory, operat
         thread.join()
 
     assert ScheduleRun.objects.count() == 1 and MigrationTask.objects.count() == 2
+
+
+def test_the_cli_adds_lists_disables_enables_shows_and_deletes_a_schedule(inventory, operator):
+    def vmotion(*args) -> dict:
+        out = StringIO()
+        call_command("vmotion", "schedule", *args, "--json", stdout=out)
+        return json.loads(out.getvalue().strip().splitlines()[-1])
+
+    added = vmotion("add", "weekend", "--vm", "app-1", "--vm", "app-2", "--weekly", "sunday", "02:00", "--tz", "Europe/Paris",
+                    "--window", "60", "--user", "operator")
+    assert added["when"] == "every Sunday at 02:00 (Europe/Paris)" and added["enabled"]
+    assert [item["name"] for item in vmotion("list")["schedules"]] == ["weekend"]
+    assert vmotion("disable", str(added["schedule"]))["enabled"] is False
+    assert vmotion("enable", str(added["schedule"]))["next_run_at"] == added["next_run_at"]
+    assert vmotion("show", str(added["schedule"]))["last_run"] is None
+    vmotion("delete", str(added["schedule"]))
+    assert not Schedule.objects.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--vm", "app-1", "--cron", "0 25 * * *"], "not a valid cron expression"),
+    (["--vm", "app-1", "--at", "2020-01-01 02:00"], "is in the past"),
+    (["--vm", "app-1", "--weekly", "someday", "02:00"], "not a day of the week"),
+    (["--vm", "app-1", "--daily", "02:00", "--tz", "Mars/Olympus"], "Unknown time zone"),
+    (["--evacuate", "kvm1", "--daily", "02:00"], "Administrator role"),
+])
+def test_the_cli_refuses_bad_schedules_with_a_json_error(inventory, operator, args, message):
+    out = StringIO()
+    with pytest.raises(CommandError, match=message):
+        call_command("vmotion", "schedule", "add", "bad", *args, "--user", "operator", "--json", stdout=out)
+    assert message in json.loads(out.getvalue().strip().splitlines()[-1])["error"]
+    assert not Schedule.objects.exists()

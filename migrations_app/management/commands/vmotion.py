@@ -1,14 +1,16 @@
 import argparse
 import json
 import time
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from core.roles import Role
-from migrations_app import assistant, maintenance, services
+from migrations_app import assistant, maintenance, recurrence, schedules, services
 from migrations_app.check_report import CheckReport
-from migrations_app.choices import EvacuationState, Priority, TaskState
-from migrations_app.models import Evacuation, MigrationTask
+from migrations_app.choices import EvacuationState, Priority, RecurrenceKind, ScheduleAction, TaskState
+from migrations_app.models import Evacuation, MigrationTask, Schedule
 from migrations_app.options import DEFAULT_MAX_DOWNTIME_MS
 from migrations_app.presenters import task_summary
 
@@ -16,7 +18,7 @@ PRIORITIES = {priority.label.lower(): priority for priority in Priority}
 
 
 class Command(BaseCommand):
-    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance."
+    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, schedule."
 
     def add_arguments(self, parser):
         common = argparse.ArgumentParser(add_help=False)
@@ -50,6 +52,30 @@ class Command(BaseCommand):
         maintenance.add_argument("host", help="host name")
         maintenance.add_argument("--user", help="record it as done by this vmotion user (an Administrator)")
         maintenance.add_argument("--wait", action="store_true", help="with enter: follow the evacuation until it ends")
+        schedule = commands.add_parser("schedule", help="scheduled migrations: add, list, show, enable, disable, delete")
+        schedule_commands = schedule.add_subparsers(dest="schedule_command", required=True)
+        add = schedule_commands.add_parser("add", parents=[common], help="a schedule that moves VMs or evacuates a host")
+        add.add_argument("name")
+        what = add.add_mutually_exclusive_group(required=True)
+        what.add_argument("--vm", action="append", dest="vms", help="a VM to move (repeat for a batch)")
+        what.add_argument("--evacuate", metavar="HOST", help="put this host in maintenance")
+        add.add_argument("--to", dest="destination", default="", help="destination host (default: the assistant's choice per VM)")
+        when = add.add_mutually_exclusive_group(required=True)
+        when.add_argument("--at", help="once, at 'YYYY-MM-DD HH:MM' in --tz")
+        when.add_argument("--daily", metavar="HH:MM")
+        when.add_argument("--weekly", nargs=2, metavar=("DAY", "HH:MM"), help="e.g. sunday 02:00")
+        when.add_argument("--cron", help="five cron fields, e.g. '0 2 * * 1-5'")
+        add.add_argument("--tz", default="UTC", help="time zone of --at, --daily, --weekly and --cron (default UTC)")
+        add.add_argument("--window", type=int, metavar="MINUTES", help="cancel the moves still queued this long after the start")
+        add.add_argument("--priority", choices=PRIORITIES, default=Priority.NORMAL.label.lower())
+        add.add_argument("--max-downtime", type=int, default=DEFAULT_MAX_DOWNTIME_MS)
+        add.add_argument("--bandwidth", type=int)
+        add.add_argument("--post-copy", action="store_true")
+        add.add_argument("--reason", default="")
+        add.add_argument("--user", required=True, help="the vmotion user the runs are done for (an Operator; an Administrator to evacuate)")
+        schedule_commands.add_parser("list", parents=[common])
+        for name in ("show", "enable", "disable", "delete"):
+            schedule_commands.add_parser(name, parents=[common]).add_argument("schedule_id", type=int)
 
     def run_from_argv(self, argv):
         self.as_json = "--json" in argv
@@ -168,6 +194,66 @@ class Command(BaseCommand):
             self.stdout.write(maintenance.exit_maintenance(target, actor=actor))
             self._json({"host": target.name, "state": target.state})
 
+    def do_schedule(self, schedule_command, **options):
+        getattr(self, f"_schedule_{schedule_command}")(**options)
+
+    def _schedule_add(self, name, vms, evacuate, destination, at, daily, weekly, cron, tz, window, priority, max_downtime, bandwidth, post_copy, reason, user, **_):
+        try:
+            zone = recurrence.zone(tz)
+            fields = _when_fields(at, daily, weekly, cron, zone)
+        except (ValueError, recurrence.RecurrenceError) as error:
+            self.fail(str(error))
+        created = schedules.create(Schedule(
+            name=name, action=ScheduleAction.EVACUATE if evacuate else ScheduleAction.MOVE, vm_names=vms or [],
+            destination_name=destination, host_name=evacuate or "", time_zone=tz, window_minutes=window,
+            priority=PRIORITIES[priority], max_downtime_ms=max_downtime, bandwidth_mib_s=bandwidth, allow_post_copy=post_copy,
+            reason=reason, created_by=services.find_user_with_role(user, Role.OPERATOR), **fields,
+        ))
+        self.stdout.write(f"schedule #{created.pk} {created.name}: {created.when().describe()}, next run {_local(created.next_run_at, tz)}")
+        self._json(_schedule_fields(created))
+
+    def _schedule_list(self, **_):
+        every = list(Schedule.objects.all())
+        for item in every:
+            state = "enabled" if item.enabled else "disabled"
+            self.stdout.write(f"#{item.pk:<4} {item.name:<24} {state:<9} {item.when().describe():<40} next {_local(item.next_run_at, item.time_zone)}")
+        self._json({"schedules": [_schedule_fields(item) for item in every]})
+
+    def _schedule_show(self, schedule_id, **_):
+        item = self._schedule(schedule_id)
+        self.stdout.write(f"#{item.pk} {item.name}: {item.when().describe()}, next run {_local(item.next_run_at, item.time_zone)}")
+        for run in item.runs.all()[:20]:
+            self.stdout.write(f"  {_local(run.due_at, item.time_zone)}  {run.get_state_display():<8} {run.result}")
+        self._json(_schedule_fields(item))
+
+    def _schedule_enable(self, schedule_id, **_):
+        item = self._schedule(schedule_id)
+        item.enabled = True
+        item.next_run_at = item.when().next_after(timezone.now())  # a run missed while disabled is not caught up
+        item.save(update_fields=["enabled", "next_run_at"])
+        self.stdout.write(f"schedule #{item.pk} enabled, next run {_local(item.next_run_at, item.time_zone)}")
+        self._json(_schedule_fields(item))
+
+    def _schedule_disable(self, schedule_id, **_):
+        item = self._schedule(schedule_id)
+        item.enabled = False
+        item.save(update_fields=["enabled"])
+        self.stdout.write(f"schedule #{item.pk} disabled")
+        self._json(_schedule_fields(item))
+
+    def _schedule_delete(self, schedule_id, **_):
+        item = self._schedule(schedule_id)
+        fields = _schedule_fields(item)
+        item.delete()
+        self.stdout.write(f"schedule #{schedule_id} deleted")
+        self._json(fields)
+
+    def _schedule(self, schedule_id: int) -> Schedule:
+        item = Schedule.objects.filter(pk=schedule_id).first()
+        if item is None:
+            self.fail(f"No schedule #{schedule_id}.")
+        return item
+
     def _show_plan(self, plan) -> None:
         for item in plan.moves:
             if item.destination is None:
@@ -229,6 +315,34 @@ def _placement_fields(choice) -> dict:
         "eligible": choice.eligible,
         "reasons": list(choice.reasons),
         "blocked_by": None if choice.eligible else {"check": choice.blocked_by.name, "message": choice.blocked_by.message},
+    }
+
+
+def _when_fields(at, daily, weekly, cron, zone) -> dict:
+    """The recurrence fields from the command line; raises ValueError on a malformed time."""
+    if at:
+        return {"recurrence": RecurrenceKind.ONCE, "run_at": datetime.strptime(at, "%Y-%m-%d %H:%M").replace(tzinfo=zone)}
+    if daily:
+        return {"recurrence": RecurrenceKind.DAILY, "time_of_day": datetime.strptime(daily, "%H:%M").time()}
+    if weekly:
+        day, moment = weekly
+        names = [name.lower() for name in recurrence.WEEKDAYS]
+        if day.lower() not in names:
+            raise ValueError(f"{day!r} is not a day of the week.")
+        return {"recurrence": RecurrenceKind.WEEKLY, "weekday": names.index(day.lower()), "time_of_day": datetime.strptime(moment, "%H:%M").time()}
+    return {"recurrence": RecurrenceKind.CRON, "cron": cron}
+
+
+def _local(moment, tz: str) -> str:
+    return moment.astimezone(recurrence.zone(tz)).strftime("%Y-%m-%d %H:%M %Z") if moment else "none"
+
+
+def _schedule_fields(item: Schedule) -> dict:
+    last = item.last_run()
+    return {
+        "schedule": item.pk, "name": item.name, "action": item.action, "enabled": item.enabled, "when": item.when().describe(),
+        "next_run_at": item.next_run_at.isoformat() if item.next_run_at else None,
+        "last_run": {"due_at": last.due_at.isoformat(), "state": last.state, "result": last.result} if last else None,
     }
 
 
