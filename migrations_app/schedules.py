@@ -63,6 +63,14 @@ def validate(schedule: Schedule) -> None:
         raise MigrationRequestError(f"No host named {schedule.destination_name!r}.")
 
 
+def set_enabled(schedule: Schedule, enabled: bool) -> None:
+    """Enabling again starts from the next run: runs missed while disabled are not caught up."""
+    schedule.enabled = enabled
+    if enabled:
+        schedule.next_run_at = schedule.when().next_after(timezone.now())
+    schedule.save(update_fields=["enabled", "next_run_at"])
+
+
 def fire_due(now=None) -> list[ScheduleRun]:
     """Claim and run every due schedule; returns the runs this call claimed."""
     now = now or timezone.now()

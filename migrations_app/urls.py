@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import maintenance_views, views
+from . import maintenance_views, schedule_views, views
 
 urlpatterns = [
     path("tasks/", views.task_list, name="task-list"),
@@ -19,4 +19,10 @@ urlpatterns = [
     path("evacuations/<int:pk>/", maintenance_views.evacuation_detail, name="evacuation-detail"),
     path("evacuations/<int:pk>/progress/", maintenance_views.evacuation_progress, name="evacuation-progress"),
     path("evacuations/<int:pk>/abort/", maintenance_views.evacuation_abort, name="evacuation-abort"),
+    path("schedules/", schedule_views.schedule_list, name="schedule-list"),
+    path("schedules/new/", schedule_views.schedule_new, name="schedule-new"),
+    path("schedules/<int:pk>/", schedule_views.schedule_detail, name="schedule-detail"),
+    path("schedules/<int:pk>/enable/", schedule_views.schedule_enable, name="schedule-enable"),
+    path("schedules/<int:pk>/disable/", schedule_views.schedule_disable, name="schedule-disable"),
+    path("schedules/<int:pk>/delete/", schedule_views.schedule_delete, name="schedule-delete"),
 ]

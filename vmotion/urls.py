@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from core import views as core_views
 from core.admin_site import restrict_admin_to_administrators
 
 restrict_admin_to_administrators(admin.site)
@@ -10,6 +11,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("preferences/", core_views.preferences, name="preferences"),
     path("", include("migrations_app.urls")),
     path("", include("inventory.urls")),
 ]

@@ -4,7 +4,6 @@ import time
 from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from core.roles import Role
 from migrations_app import assistant, maintenance, recurrence, schedules, services
@@ -228,16 +227,13 @@ class Command(BaseCommand):
 
     def _schedule_enable(self, schedule_id, **_):
         item = self._schedule(schedule_id)
-        item.enabled = True
-        item.next_run_at = item.when().next_after(timezone.now())  # a run missed while disabled is not caught up
-        item.save(update_fields=["enabled", "next_run_at"])
+        schedules.set_enabled(item, True)
         self.stdout.write(f"schedule #{item.pk} enabled, next run {_local(item.next_run_at, item.time_zone)}")
         self._json(_schedule_fields(item))
 
     def _schedule_disable(self, schedule_id, **_):
         item = self._schedule(schedule_id)
-        item.enabled = False
-        item.save(update_fields=["enabled"])
+        schedules.set_enabled(item, False)
         self.stdout.write(f"schedule #{item.pk} disabled")
         self._json(_schedule_fields(item))
 

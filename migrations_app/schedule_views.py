@@ -1,0 +1,68 @@
+"""Schedules in the browser: the list with next and last runs, a new schedule, one schedule's
+runs, enable, disable and delete."""
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from core.roles import Role, role_required
+
+from . import schedules
+from .errors import MigrationRequestError
+from .models import Schedule
+from .schedule_forms import ScheduleForm
+
+
+@role_required(Role.VIEWER)
+def schedule_list(request: HttpRequest) -> HttpResponse:
+    items = Schedule.objects.select_related("created_by").order_by("-enabled", "next_run_at", "name")
+    return render(request, "migrations_app/schedule_list.html", {"schedules": items})
+
+
+@role_required(Role.OPERATOR)
+def schedule_new(request: HttpRequest) -> HttpResponse:
+    form = ScheduleForm(request.POST or None, initial=request.GET or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = schedules.create(form.schedule(request.user))
+        except MigrationRequestError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.info(request, f"Schedule “{created.name}” created; it runs {created.when().describe()}.")
+            return redirect(created)
+    return render(request, "migrations_app/schedule_new.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@role_required(Role.VIEWER)
+def schedule_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(Schedule.objects.select_related("created_by"), pk=pk)
+    runs = item.runs.select_related("batch", "evacuation")[:50]
+    return render(request, "migrations_app/schedule_detail.html", {"schedule": item, "runs": runs})
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def schedule_enable(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(Schedule, pk=pk)
+    schedules.set_enabled(item, True)
+    messages.info(request, f"Schedule “{item.name}” enabled.")
+    return redirect(item)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def schedule_disable(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(Schedule, pk=pk)
+    schedules.set_enabled(item, False)
+    messages.info(request, f"Schedule “{item.name}” disabled.")
+    return redirect(item)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(Schedule, pk=pk)
+    item.delete()
+    messages.info(request, f"Schedule “{item.name}” deleted.")
+    return redirect("schedule-list")

@@ -1,0 +1,59 @@
+"""Schedules in the browser's terms: entered and shown in each operator's own time zone."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.urls import reverse
+
+from migrations_app.models import Schedule
+from tests.factories import HostFactory, VirtualMachineFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def paris_operator(client_as, operator):
+    client = client_as(operator)
+    response = client.post(reverse("preferences"), {"time_zone": "Europe/Paris"})
+    assert response.status_code == 302
+    return client
+
+
+def test_a_schedule_is_entered_and_shown_in_the_operators_time_zone_and_stored_in_utc(paris_operator):
+    VirtualMachineFactory(name="app-1", host=HostFactory(name="kvm1"))
+
+    response = paris_operator.post(reverse("schedule-new"), {
+        "name": "firmware", "action": "move", "vm_names": "app-1", "recurrence": "once", "run_at": "2027-01-15T02:00",
+        "priority": "2", "max_downtime_ms": "300",
+    })
+
+    created = Schedule.objects.get()
+    assert response["Location"] == created.get_absolute_url()
+    assert created.next_run_at == datetime(2027, 1, 15, 1, 0, tzinfo=UTC) and created.time_zone == "Europe/Paris"
+    page = paris_operator.get(reverse("schedule-list")).content.decode()
+    assert "2027-01-15 02:00 CET" in page and "Europe/Paris" in page
+
+
+def test_a_bad_cron_expression_comes_back_with_the_error_and_creates_nothing(paris_operator):
+    VirtualMachineFactory(name="app-1")
+
+    response = paris_operator.post(reverse("schedule-new"), {
+        "name": "bad", "action": "move", "vm_names": "app-1", "recurrence": "cron", "cron": "0 25 * * *",
+        "priority": "2", "max_downtime_ms": "300",
+    })
+
+    assert response.status_code == 400 and "is not a valid cron expression" in response.content.decode()
+    assert not Schedule.objects.exists()
+
+
+def test_disable_enable_and_delete_from_the_schedule_page(client_as, operator):
+    VirtualMachineFactory(name="app-1")
+    item = Schedule.objects.create(name="nightly", vm_names=["app-1"], recurrence="daily", time_of_day="02:00", created_by=operator)
+    client = client_as(operator)
+
+    client.post(reverse("schedule-disable", args=[item.pk]))
+    assert not Schedule.objects.get().enabled
+    client.post(reverse("schedule-enable", args=[item.pk]))
+    assert Schedule.objects.get().enabled and Schedule.objects.get().next_run_at is not None
+    client.post(reverse("schedule-delete", args=[item.pk]))
+    assert not Schedule.objects.exists()
