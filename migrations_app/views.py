@@ -100,7 +100,12 @@ def migration_wizard(request: HttpRequest) -> HttpResponse:
         messages.info(request, "Tick the VMs to move, then choose “Migrate selected…”.")
         return redirect("vm-list")
     submit_error = ""
-    if request.method == "POST" and wizard.step == "confirm":
+    if request.method == "POST" and wizard.step == "confirm" and data.get("when") == "at":
+        try:
+            return redirect(wizard.as_schedule(request.user))
+        except services.MigrationRequestError as error:
+            submit_error = str(error)
+    elif request.method == "POST" and wizard.step == "confirm":
         try:
             batch, tasks = services.submit_batch(
                 wizard.moves(), wizard.options(), requested_by=request.user, without_refused="without_refused" in data

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django import forms
 from django.conf import settings
 from django.http import Http404, QueryDict
+from django.utils import timezone
 
 from inventory.models import Host, VirtualMachine
 
-from . import assistant, placement_plan
+from . import assistant, placement_plan, schedules
+from .choices import RecurrenceKind, ScheduleAction
+from .errors import MigrationRequestError
 from .forecast import MoveForecast, forecast_moves
 from .forms import MigrationOptionsForm
+from .models import Schedule
 from .options import MigrationOptions
 from .placement import Placement
 from .services import Refusal, refusals_of
@@ -134,6 +139,27 @@ class Wizard:
         doable = [(vm, destination) for vm, destination in moves if vm.pk not in refused]
         forecasts = dict(zip([vm.pk for vm, _ in doable], forecast_moves(doable, self.options())))
         return [ReviewRow(vm, destination, refused.get(vm.pk), forecasts.get(vm.pk)) for vm, destination in moves]
+
+    def as_schedule(self, user) -> Schedule:
+        """The confirm step's "run at": these moves as a one-off schedule, checked again at its
+        time. Each VM goes to the host chosen here when they all go to one, otherwise to the
+        host the assistant ranks best at that time. Raises MigrationRequestError."""
+        field = forms.DateTimeField()
+        try:
+            run_at = field.clean(self.data.get("run_at", ""))
+            window = forms.IntegerField(required=False, min_value=1).clean(self.data.get("window_minutes", ""))
+        except forms.ValidationError as error:
+            raise MigrationRequestError(f"When to run: {' '.join(error.messages)}") from error
+        destinations = {destination.name for _, destination in self.moves() if destination is not None}
+        options = self.options()
+        names = [vm.name for vm in self.vms]
+        return schedules.create(Schedule(
+            name=f"Move {', '.join(names[:3])}{' and more' if len(names) > 3 else ''}", action=ScheduleAction.MOVE, vm_names=names,
+            destination_name=destinations.pop() if len(destinations) == 1 else "", recurrence=RecurrenceKind.ONCE, run_at=run_at,
+            time_zone=timezone.get_current_timezone_name(), window_minutes=window, priority=options.priority,
+            max_downtime_ms=options.max_downtime_ms, bandwidth_mib_s=options.bandwidth_mib_s, allow_post_copy=options.allow_post_copy,
+            allow_auto_converge=options.allow_auto_converge, reason=options.reason, created_by=user,
+        ))
 
     def hidden_fields(self) -> list[tuple[str, str]]:
         """What the steps before the current one chose, for its form to carry on."""

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inventory.choices import HostState, PowerState
-from migrations_app.models import MigrationBatch, MigrationTask
+from migrations_app.models import MigrationBatch, MigrationTask, Schedule
 from tests.factories import HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db
@@ -165,3 +165,25 @@ def test_a_viewer_cannot_open_or_submit_the_wizard(client_as, viewer, vm):
     assert wizard(client, vm).status_code == 403
     assert client.post(reverse("migration-wizard"), {"vm": vm.pk, f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options()}).status_code == 403
     assert not MigrationTask.objects.exists()
+
+
+def test_run_at_turns_the_moves_into_a_one_off_schedule_and_submits_nothing_now(client_as, operator, vm):
+    kvm2 = host("kvm2")
+    data = {"vm": vm.pk, f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options(), "when": "at", "run_at": "2030-01-15T02:00", "window_minutes": "30"}
+
+    response = client_as(operator).post(reverse("migration-wizard"), data)
+
+    schedule = Schedule.objects.get()
+    assert response["Location"] == schedule.get_absolute_url()
+    assert (schedule.vm_names, schedule.destination_name, schedule.window_minutes, schedule.recurrence) == (["web-01"], "kvm2", 30, "once")
+    assert not MigrationTask.objects.exists()
+
+
+def test_run_at_in_the_past_comes_back_with_the_reason(client_as, operator, vm):
+    kvm2 = host("kvm2")
+    data = {"vm": vm.pk, f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options(), "when": "at", "run_at": "2020-01-15T02:00"}
+
+    response = client_as(operator).post(reverse("migration-wizard"), data)
+
+    assert response.status_code == 400 and "is in the past" in response.content.decode()
+    assert not Schedule.objects.exists() and not MigrationTask.objects.exists()
