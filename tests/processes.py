@@ -34,12 +34,17 @@ def start_worker(index: int = 0, **extra_env: str) -> subprocess.Popen:
 
 
 def start_inventory_worker(index: int = 0, **extra_env: str) -> subprocess.Popen:
-    return start_manage("rqworker", "inventory", log_name=f"inventory-worker{index}", **extra_env)
+    return start_manage(
+        "rqworker", "inventory", "--worker-class", "inventory.worker.InventoryWorker", log_name=f"inventory-worker{index}", **extra_env
+    )
 
 
-def start_scheduler(**extra_env: str) -> subprocess.Popen:
-    timing = {"INVENTORY_SYNC_INTERVAL": "30", "MIGRATION_HOUSEKEEPING_INTERVAL": "0.5", "MIGRATION_WORKER_LOST_AFTER": "10"}
-    return start_manage("scheduler", log_name="scheduler", **{**timing, **extra_env})
+def start_scheduler(index: int = 0, **extra_env: str) -> subprocess.Popen:
+    timing = {
+        "INVENTORY_SYNC_INTERVAL": "30", "MIGRATION_HOUSEKEEPING_INTERVAL": "0.5", "MIGRATION_WORKER_LOST_AFTER": "10",
+        "EVACUATION_INTERVAL": "1", "SCHEDULE_INTERVAL": "1",
+    }
+    return start_manage("scheduler", log_name=f"scheduler{index or ''}", **{**timing, **extra_env})
 
 
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
