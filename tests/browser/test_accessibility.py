@@ -7,7 +7,7 @@ import pytest
 
 from inventory.models import Host, VirtualMachine
 from migrations_app.choices import TaskState
-from migrations_app.models import Evacuation, MigrationBatch, MigrationTask
+from migrations_app.models import Evacuation, MigrationBatch, MigrationTask, Schedule, ScheduleRun
 
 from .conftest import sign_in
 
@@ -36,6 +36,8 @@ def test_no_page_has_a_serious_accessibility_violation(page, app_server, lab_inv
     batch = MigrationBatch.objects.create(reason="an example batch")
     MigrationTask.objects.filter(pk=task.pk).update(batch=batch)
     wizard = f"/migrate/?vm={vm.pk}"
+    schedule = Schedule.objects.create(name="nightly", vm_names=["lab-vm1"], recurrence="daily", time_of_day="02:00")
+    ScheduleRun.objects.create(schedule=schedule, due_at=task.created_at, state="missed", result="Missed: an example.")
     evacuation = Evacuation.objects.create(host=vm.host, batch=batch, state="stopped", message="Stopped: an example evacuation.")
     options = "options=1&priority=2&max_downtime_ms=300&allow_auto_converge=on"
     sign_in(page, app_server, "administrator")
@@ -52,6 +54,11 @@ def test_no_page_has_a_serious_accessibility_violation(page, app_server, lab_inv
         "batch": batch.get_absolute_url(),
         "maintenance plan": f"/hosts/{vm.host_id}/maintenance/",
         "evacuation": evacuation.get_absolute_url(),
+        "schedules": "/schedules/",
+        "new schedule": "/schedules/new/",
+        "new schedule with an error": "/schedules/new/?name=x&recurrence=cron&cron=bad",
+        "schedule": schedule.get_absolute_url(),
+        "preferences": "/preferences/",
         "task history": "/tasks/",
         "task": task.get_absolute_url(),
         "audit": "/audit/",
