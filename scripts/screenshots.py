@@ -6,7 +6,10 @@ pages to docs/ for the README:
 - the wizard's destination step, with one host put in maintenance (through the admin site)
   so it shows disabled with its reason, and the confirm step with the forecast;
 - a migration's task page while memory moves, then waits for the bar to reach 100%;
-- a batch of two VMs on its batch page until both have ended.
+- a batch of two VMs on its batch page until both have ended;
+- a host put into maintenance: its plan, then its evacuation followed to the end, then back
+  in service;
+- a schedule created for the next minute, which then runs by itself.
 
 It puts the host back in service at the end and fails loudly if any step does not show what
 it should.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
@@ -95,6 +99,47 @@ def tour(page: Page, args: argparse.Namespace) -> None:
     expect(page.get_by_test_id("batch-task-state")).to_have_text(["Succeeded", "Succeeded"])
     shoot(page, out / "batch.png")
     print(f"batch of {', '.join(args.batch)}: both succeeded")
+    maintenance_tour(page, url, out)
+    schedule_tour(page, url, out, args.vm)
+
+
+def maintenance_tour(page: Page, url: str, out: Path) -> None:
+    """The host with the most guests goes into maintenance, then back in service."""
+    page.goto(f"{url}/")
+    cards = page.locator("article.host")
+    counts = {cards.nth(i).get_attribute("data-host"): cards.nth(i).locator("h3").inner_text() for i in range(cards.count())}
+    host = max(counts, key=lambda name: int(re.match(r"\d+", counts[name]).group()) if re.match(r"\d+", counts[name]) else 0)
+    page.click(f'article.host[data-host="{host}"] h2 a')
+    page.click("text=Enter maintenance…")
+    expect(page.get_by_test_id("evacuation-forecast")).to_be_visible()
+    shoot(page, out / "maintenance-plan.png")
+    page.click("button:has-text('Enter maintenance and move')")
+    expect(page.get_by_test_id("evacuation-state")).to_have_text("Completed", timeout=240_000)
+    shoot(page, out / "evacuation.png")
+    print(f"{host}: evacuated, {page.get_by_test_id('evacuation-message').inner_text()}")
+    page.click(f"a:text-is('{host}')")
+    page.click("button:has-text('Exit maintenance')")
+    expect(page.locator(".messages")).to_contain_text("is back in service")
+
+
+def schedule_tour(page: Page, url: str, out: Path, vm: str) -> None:
+    """A schedule for the next minute but one runs by itself while the page waits."""
+    page.goto(f"{url}/schedules/new/")
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)  # the admin's zone is UTC
+    page.fill("input[name=name]", f"Move {vm} at {start:%H:%M}")
+    page.fill("input[name=vm_names]", vm)
+    page.fill("input[name=run_at]", start.strftime("%Y-%m-%dT%H:%M"))
+    page.fill("input[name=window_minutes]", "10")
+    page.click("button:has-text('Create the schedule')")
+    expect(page.get_by_test_id("next-run")).to_contain_text(f"{start:%Y-%m-%d %H:%M}")
+    for _ in range(60):
+        page.wait_for_timeout(5_000)
+        page.reload()
+        if page.get_by_test_id("run-state").count() and page.get_by_test_id("run-state").first.inner_text() == "Done":
+            break
+    expect(page.get_by_test_id("run-state").first).to_have_text("Done")
+    shoot(page, out / "schedule.png")
+    print(f"schedule at {start:%H:%M} UTC: {page.locator('[data-testid=schedule-runs] tbody tr td').nth(2).inner_text()}")
 
 
 def host_names(page: Page, url: str) -> list[str]:
