@@ -16,7 +16,7 @@ class ScheduleForm(forms.Form):
     destination_name = forms.CharField(label="To host", required=False, help_text="Empty: the assistant chooses for each VM at run time")
     host_name = forms.CharField(label="Host to evacuate", required=False)
     recurrence = forms.ChoiceField(choices=RecurrenceKind.choices, initial=RecurrenceKind.ONCE)
-    run_at = forms.DateTimeField(label="Once at", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    run_at = forms.DateTimeField(label="Once at", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
     time_of_day = forms.TimeField(label="Daily or weekly at", required=False, widget=forms.TimeInput(attrs={"type": "time"}))
     weekday = forms.TypedChoiceField(label="Weekly on", required=False, coerce=int, empty_value=None, choices=[("", "—"), *enumerate(WEEKDAYS)])
     cron = forms.CharField(label="Cron expression", required=False, help_text="Five fields, e.g. 0 2 * * 1-5")
@@ -27,15 +27,19 @@ class ScheduleForm(forms.Form):
     allow_post_copy = forms.BooleanField(label="Allow post-copy", required=False)
     reason = forms.CharField(max_length=500, required=False)
 
-    def schedule(self, user) -> Schedule:
-        """The unsaved schedule; `schedules.create` validates what the form cannot."""
+    @classmethod
+    def initial_of(cls, schedule: Schedule) -> dict:
+        """An existing schedule's values, to edit it."""
+        initial = {name: getattr(schedule, name) for name in cls.base_fields if name != "vm_names"}
+        return {**initial, "vm_names": " ".join(schedule.vm_names)}
+
+    def schedule(self, user, schedule: Schedule | None = None) -> Schedule:
+        """The schedule with the form's values, unsaved (a new one unless `schedule` is given);
+        `schedules.create` and `schedules.update` validate what the form cannot."""
         data = self.cleaned_data
-        names = [name for name in data["vm_names"].replace(",", " ").split() if name]
-        return Schedule(
-            name=data["name"], action=data["action"], vm_names=names, destination_name=data["destination_name"].strip(),
-            host_name=data["host_name"].strip(), recurrence=data["recurrence"], run_at=data["run_at"],
-            time_of_day=data["time_of_day"], weekday=data["weekday"], cron=data["cron"].strip(),
-            time_zone=timezone.get_current_timezone_name(), window_minutes=data["window_minutes"],
-            priority=data["priority"], max_downtime_ms=data["max_downtime_ms"], bandwidth_mib_s=data["bandwidth_mib_s"],
-            allow_post_copy=data["allow_post_copy"], reason=data["reason"], created_by=user,
-        )
+        schedule = schedule or Schedule(created_by=user)
+        for name in self.base_fields:
+            setattr(schedule, name, data[name].strip() if isinstance(data[name], str) else data[name])
+        schedule.vm_names = [name for name in data["vm_names"].replace(",", " ").split() if name]
+        schedule.time_zone = timezone.get_current_timezone_name()
+        return schedule

@@ -34,6 +34,21 @@ def schedule_new(request: HttpRequest) -> HttpResponse:
     return render(request, "migrations_app/schedule_new.html", {"form": form}, status=400 if form.errors else 200)
 
 
+@role_required(Role.OPERATOR)
+def schedule_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(Schedule, pk=pk)
+    form = ScheduleForm(request.POST or None, initial=ScheduleForm.initial_of(item))
+    if request.method == "POST" and form.is_valid():
+        try:
+            schedules.update(form.schedule(request.user, Schedule.objects.get(pk=item.pk)), request.user)
+        except MigrationRequestError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.info(request, f"Schedule “{item.name}” saved.")
+            return redirect(item)
+    return render(request, "migrations_app/schedule_new.html", {"form": form, "schedule": item}, status=400 if form.errors else 200)
+
+
 @role_required(Role.VIEWER)
 def schedule_detail(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(Schedule.objects.select_related("created_by"), pk=pk)

@@ -10,6 +10,7 @@ next run is the first one after now: never a burst of catch-up runs.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -26,12 +27,24 @@ from .models import InvalidTransition, MigrationBatch, MigrationTask, Schedule, 
 from .recurrence import RecurrenceError
 from .services import Refusal, refusals_of, submit_migration
 
+log = logging.getLogger(__name__)
+
 
 def create(schedule: Schedule) -> Schedule:
     """Validate and save a new schedule (unsaved in, saved out). Raises MigrationRequestError
     and saves nothing when anything is wrong."""
     validate(schedule)
     schedule.next_run_at = schedule.when().next_after(timezone.now())
+    schedule.save()
+    return schedule
+
+
+def update(schedule: Schedule, editor) -> Schedule:
+    """Save an edited schedule; its next run follows from the new times."""
+    if not has_role(editor, Role.ADMINISTRATOR if schedule.action == ScheduleAction.EVACUATE else Role.OPERATOR):
+        raise MigrationRequestError("You may not edit this schedule: its action needs a role you do not have.")
+    validate(schedule)
+    schedule.next_run_at = schedule.when().next_after(timezone.now()) if schedule.enabled else schedule.next_run_at
     schedule.save()
     return schedule
 
@@ -115,6 +128,9 @@ def _carry_out(run: ScheduleRun) -> None:
             _move(run)
     except MigrationRequestError as error:
         _finish(run, ScheduleRunState.FAILED, str(error))
+    except Exception as error:  # a run must end with a reason, and the scheduler must go on
+        log.exception("schedule run %s failed", run.pk)
+        _finish(run, ScheduleRunState.FAILED, f"The run failed unexpectedly: {error}")
 
 
 def _evacuate(run: ScheduleRun) -> None:

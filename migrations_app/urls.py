@@ -22,6 +22,7 @@ urlpatterns = [
     path("schedules/", schedule_views.schedule_list, name="schedule-list"),
     path("schedules/new/", schedule_views.schedule_new, name="schedule-new"),
     path("schedules/<int:pk>/", schedule_views.schedule_detail, name="schedule-detail"),
+    path("schedules/<int:pk>/edit/", schedule_views.schedule_edit, name="schedule-edit"),
     path("schedules/<int:pk>/enable/", schedule_views.schedule_enable, name="schedule-enable"),
     path("schedules/<int:pk>/disable/", schedule_views.schedule_disable, name="schedule-disable"),
     path("schedules/<int:pk>/delete/", schedule_views.schedule_delete, name="schedule-delete"),

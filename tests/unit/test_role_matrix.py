@@ -38,6 +38,7 @@ VIEWS = {
     "schedule-list": ("get", Role.VIEWER),
     "schedule-new": ("get", Role.OPERATOR),
     "schedule-detail": ("get", Role.VIEWER),
+    "schedule-edit": ("get", Role.OPERATOR),
     "schedule-enable": ("post", Role.OPERATOR),
     "schedule-disable": ("post", Role.OPERATOR),
     "schedule-delete": ("post", Role.OPERATOR),
@@ -68,7 +69,7 @@ def url_of(name: str, objects: dict) -> str:
         "evacuation-detail": [objects["evacuation"].pk], "evacuation-progress": [objects["evacuation"].pk],
         "evacuation-abort": [objects["evacuation"].pk], "schedule-detail": [objects["schedule"].pk],
         "schedule-enable": [objects["schedule"].pk], "schedule-disable": [objects["schedule"].pk],
-        "schedule-delete": [objects["schedule"].pk],
+        "schedule-delete": [objects["schedule"].pk], "schedule-edit": [objects["schedule"].pk],
     }.get(name, [])
     url = reverse(name, args=args)
     return f"{url}?vm={vm.pk}" if name == "migration-wizard" else url

@@ -1,6 +1,7 @@
 """Schedules in the browser's terms: entered and shown in each operator's own time zone."""
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
@@ -57,3 +58,22 @@ def test_disable_enable_and_delete_from_the_schedule_page(client_as, operator):
     assert Schedule.objects.get().enabled and Schedule.objects.get().next_run_at is not None
     client.post(reverse("schedule-delete", args=[item.pk]))
     assert not Schedule.objects.exists()
+
+
+def test_an_edit_moves_the_next_run_and_bad_values_change_nothing(paris_operator, operator):
+    VirtualMachineFactory(name="app-1")
+    item = Schedule.objects.create(name="nightly", vm_names=["app-1"], recurrence="daily", time_of_day="02:00",
+                                   time_zone="Europe/Paris", created_by=operator)
+    form = {"name": "nightly", "action": "move", "vm_names": "app-1", "recurrence": "daily", "time_of_day": "03:30",
+            "priority": "2", "max_downtime_ms": "300"}
+
+    assert "02:00" in paris_operator.get(reverse("schedule-edit", args=[item.pk])).content.decode()
+    refused = paris_operator.post(reverse("schedule-edit", args=[item.pk]), {**form, "vm_names": "ghost"})
+    assert refused.status_code == 400 and "No VM named ghost" in refused.content.decode()
+    assert Schedule.objects.get().vm_names == ["app-1"]
+
+    paris_operator.post(reverse("schedule-edit", args=[item.pk]), form)
+
+    edited = Schedule.objects.get()
+    assert edited.time_of_day.strftime("%H:%M") == "03:30"
+    assert edited.next_run_at.astimezone(ZoneInfo("Europe/Paris")).strftime("%H:%M") == "03:30"
