@@ -59,18 +59,19 @@ def schedule_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @role_required(Role.OPERATOR)
 def schedule_enable(request: HttpRequest, pk: int) -> HttpResponse:
-    item = get_object_or_404(Schedule, pk=pk)
-    schedules.set_enabled(item, True)
-    messages.info(request, f"Schedule “{item.name}” enabled.")
-    return redirect(item)
+    return _set_enabled(request, pk, True)
 
 
 @require_POST
 @role_required(Role.OPERATOR)
 def schedule_disable(request: HttpRequest, pk: int) -> HttpResponse:
+    return _set_enabled(request, pk, False)
+
+
+def _set_enabled(request: HttpRequest, pk: int, enabled: bool) -> HttpResponse:
     item = get_object_or_404(Schedule, pk=pk)
-    schedules.set_enabled(item, False)
-    messages.info(request, f"Schedule “{item.name}” disabled.")
+    schedules.set_enabled(item, enabled)
+    messages.info(request, f"Schedule “{item.name}” {'enabled' if enabled else 'disabled'}.")
     return redirect(item)
 
 
