@@ -149,6 +149,14 @@ class VirtualMachine(models.Model):
     persistent = models.BooleanField(default=False, help_text="Defined on its host, not only running there")
     last_seen = models.DateTimeField(null=True, blank=True)
 
+    # Its load at the last sync: CPU demand in cores (vCPU busy time per second) and the
+    # memory its QEMU process holds. cpu_time_ns and load_sampled_at are what the next
+    # sync measures the CPU demand against.
+    cpu_cores_used = models.FloatField("CPU demand (cores)", null=True, blank=True)
+    memory_in_use_bytes = models.BigIntegerField(null=True, blank=True)
+    cpu_time_ns = models.BigIntegerField(null=True, blank=True)
+    load_sampled_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["name"]
         verbose_name = "virtual machine"
@@ -162,6 +170,19 @@ class VirtualMachine(models.Model):
     @property
     def is_active(self) -> bool:
         return self.power_state in ACTIVE_POWER_STATES
+
+
+class VmLoadSample(models.Model):
+    """A VM's load at one sync: the short history that balancing reads trends from."""
+
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.CASCADE, related_name="load_samples")
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField()
+    cpu_cores_used = models.FloatField()
+    memory_in_use_bytes = models.BigIntegerField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["vm", "-at"], name="vm_load_newest_first"), models.Index(fields=["host", "at"], name="host_load_by_time")]
 
 
 class VirtualDisk(models.Model):

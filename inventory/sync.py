@@ -7,7 +7,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 from auditlog.registry import auditlog
@@ -30,6 +30,7 @@ from .models import (
     VirtualDisk,
     VirtualMachine,
     VirtualNic,
+    VmLoadSample,
 )
 
 log = logging.getLogger(__name__)
@@ -176,13 +177,14 @@ def _apply_domains(host, domains, mounts, attachments, now) -> None:
         disks[disk.vm_id][disk.target] = disk
     for nic in VirtualNic.objects.filter(vm__in=known.values()).order_by():
         nics[nic.vm_id][nic.mac] = nic
-    new_disks, new_nics, seen = [], [], []
+    new_disks, new_nics, seen, sightings = [], [], [], []
     for domain in domains:
         vm = known.get(domain.uuid.lower())
         if vm is None:
             vm = VirtualMachine(uuid=domain.uuid, name=domain.name)
         elif not _belongs_here(vm, host, domain):
             continue  # a leftover definition; the VM runs on the host the inventory names
+        was_here = vm.host_id == host.pk
         values = {
             "name": domain.name,
             "host_id": host.pk,
@@ -201,6 +203,7 @@ def _apply_domains(host, domains, mounts, attachments, now) -> None:
         else:
             _save_changes(vm, values)
         seen.append(vm.pk)
+        sightings.append((vm, domain, was_here))
         new_disks += _apply_disks(vm, domain.disks, mounts, disks[vm.pk])
         new_nics += _apply_nics(vm, domain.nics, attachments, nics[vm.pk])
     # Disks and NICs keep no audit trail: a new VM's are written in one insert each.
@@ -208,9 +211,42 @@ def _apply_domains(host, domains, mounts, attachments, now) -> None:
     VirtualNic.objects.bulk_create(new_nics)
     # Seen now: a metric every sync rewrites, so one update for all and no audit entry.
     VirtualMachine.objects.filter(pk__in=seen).update(last_seen=now)
+    _record_load(host, sightings, now)
     if here.difference(seen):  # read again: another host's sync may have just taken one over
         for vm in VirtualMachine.objects.filter(host=host).exclude(power_state=PowerState.MISSING).exclude(pk__in=seen):
             _save_changes(vm, {"power_state": PowerState.MISSING})
+
+
+def _record_load(host: Host, sightings: list[tuple[VirtualMachine, DomainFacts, bool]], now) -> None:
+    """Each running VM's CPU demand since the last sync and its memory in use, on the VM and
+    in its short history; history older than LOAD_HISTORY_MINUTES goes. Metrics, so written
+    in bulk and kept out of the audit trail."""
+    measured, samples = [], []
+    for vm, domain, was_here in sightings:
+        if domain.cpu_time_ns is None:
+            continue
+        # After a move the counter starts again in the new QEMU process: measure from the next sync.
+        cores = cpu_demand(vm.cpu_time_ns, vm.load_sampled_at, domain.cpu_time_ns, now) if was_here else None
+        vm.cpu_cores_used, vm.memory_in_use_bytes = cores, domain.memory_in_use_bytes
+        vm.cpu_time_ns, vm.load_sampled_at = domain.cpu_time_ns, now
+        measured.append(vm)
+        if cores is not None:
+            samples.append(VmLoadSample(vm=vm, host=host, at=now, cpu_cores_used=cores, memory_in_use_bytes=domain.memory_in_use_bytes))
+    if measured:
+        VirtualMachine.objects.bulk_update(measured, ["cpu_cores_used", "memory_in_use_bytes", "cpu_time_ns", "load_sampled_at"])
+    VmLoadSample.objects.bulk_create(samples)
+    VmLoadSample.objects.filter(host=host, at__lt=now - timedelta(minutes=settings.LOAD_HISTORY_MINUTES)).delete()
+
+
+def cpu_demand(previous_ns: int | None, previous_at, current_ns: int, now) -> float | None:
+    """Cores' worth of vCPU busy time per second between two samples; None without a usable
+    earlier sample (none yet, or a counter that started again)."""
+    if previous_ns is None or previous_at is None:
+        return None
+    seconds = (now - previous_at).total_seconds()
+    if seconds <= 0 or current_ns < previous_ns:
+        return None
+    return round((current_ns - previous_ns) / 1e9 / seconds, 3)
 
 
 def _belongs_here(vm: VirtualMachine, host: Host, domain: DomainFacts) -> bool:

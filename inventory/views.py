@@ -10,6 +10,7 @@ from core.pagination import page_of
 
 from . import jobs, queries
 from .filtersets import HostFilterForm, VmFilterForm
+from .load import host_load
 from .models import Host, VirtualMachine
 
 
@@ -30,7 +31,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @role_required(Role.VIEWER)
 def host_detail(request: HttpRequest, pk: int) -> HttpResponse:
     host = get_object_or_404(queries.hosts_with_vms(), pk=pk)
-    context = {"host": host, "mounts": queries.mounts_of(host), "networks": host.network_attachments.select_related("network")}
+    context = {
+        "host": host, "load": host_load(host.cpu_count, host.memory_total_bytes, host.vms.all()),
+        "mounts": queries.mounts_of(host), "networks": host.network_attachments.select_related("network"),
+    }
     return render_page_or_partial(request, "inventory/host_detail.html", "inventory/_host_summary.html", context)
 
 

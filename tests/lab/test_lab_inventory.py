@@ -80,3 +80,18 @@ def test_host_metrics_come_from_libvirt(lab_inventory):
         assert host.cpu_count > 0 and host.memory_total_bytes > host.memory_free_bytes > 0
         assert host.cpu_utilisation is not None
         assert host.libvirt_version.startswith("11.")
+
+
+def test_a_guest_that_rewrites_its_memory_shows_more_cpu_demand_than_idle_ones(lab_inventory):
+    hosts = list(Host.objects.all())
+    time.sleep(2)  # a second sample, two seconds after the one lab_inventory took
+    for host in hosts:
+        sync.sync_host(host)
+
+    running = {vm.name: vm for vm in VirtualMachine.objects.filter(power_state=PowerState.RUNNING)}
+    assert all(vm.cpu_cores_used is not None and vm.memory_in_use_bytes > 32 * 1024**2 for vm in running.values()), {
+        name: (vm.cpu_cores_used, vm.memory_in_use_bytes) for name, vm in running.items()
+    }
+    idle = sorted(vm.cpu_cores_used for name, vm in running.items() if name != "lab-vm4")
+    busy = running["lab-vm4"].cpu_cores_used
+    assert busy > 0.2 and busy > 2 * idle[len(idle) // 2], (busy, idle)
