@@ -1,0 +1,130 @@
+"""Balancing recommendations for one cluster, like DRS: moves that even out the hosts' load,
+each with the spread before and after. Pure: plain facts in, recommendations out.
+
+A host's load is its running VMs' demand against its capacity, for CPU and for memory; the
+cluster's spread is the standard deviation of the hosts' CPU shares plus that of their memory
+shares. Each round picks, greedily, the move that lowers the spread most, as long as it lowers
+it by at least the threshold's minimum, up to `max_moves`. Every move passes the same checks
+as the migration assistant. Hosts in or entering maintenance neither give nor take VMs, and a
+VM moved within the cooldown stays put: together with the minimum gain, no round undoes the
+last one's moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from statistics import pstdev
+
+from .placement import HostFacts, VmFacts, place
+
+# Minimum drop of the spread for a move, by threshold: 1 is conservative (only big
+# imbalances are worth a migration), 5 aggressive.
+MIN_GAIN_BY_THRESHOLD = {1: 0.20, 2: 0.10, 3: 0.05, 4: 0.02, 5: 0.01}
+
+
+@dataclass(frozen=True)
+class VmDemand:
+    facts: VmFacts  # what the placement checks read (host_id is where it runs)
+    vm_id: int
+    cpu_cores: float
+    memory_bytes: int  # in use
+
+
+@dataclass(frozen=True)
+class HostSupply:
+    facts: HostFacts
+    cpu_cores: int
+    memory_total_bytes: int
+
+
+@dataclass(frozen=True)
+class BalanceSettings:
+    threshold: int = 3
+    max_moves: int = 4
+    reserve_bytes: int = 512 * 1024**2
+
+    def __post_init__(self) -> None:
+        if self.threshold not in MIN_GAIN_BY_THRESHOLD:
+            raise ValueError(f"The threshold goes from 1 (conservative) to 5 (aggressive), not {self.threshold}.")
+        if self.max_moves < 1:
+            raise ValueError("A round makes at least one move.")
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    vm: VmDemand
+    source_id: int
+    destination_id: int
+    spread_before: float
+    spread_after: float
+    reasons: tuple[str, ...]
+
+
+def spread(vms: Sequence[VmDemand], hosts: Sequence[HostSupply]) -> float:
+    """Standard deviation of the hosts' CPU shares plus that of their memory shares."""
+    if len(hosts) < 2:
+        return 0.0
+    cpu, memory = _shares(vms, hosts)
+    return round(pstdev(cpu.values()) + pstdev(memory.values()), 4)
+
+
+def recommend(
+    vms: Sequence[VmDemand], hosts: Sequence[HostSupply], settings: BalanceSettings, cooling: frozenset[int] = frozenset()
+) -> list[Recommendation]:
+    """The moves, in order, that even out the cluster; `cooling` holds the VMs moved recently."""
+    open_hosts = [host for host in hosts if host.facts.reachable and not host.facts.in_maintenance]
+    placed = list(vms)
+    moves: list[Recommendation] = []
+    arriving: dict[int, int] = {}  # memory of the VMs this round sends to each host
+    for _ in range(settings.max_moves):
+        before = spread(placed, open_hosts)
+        best = _best_move(placed, open_hosts, settings, cooling | {move.vm.vm_id for move in moves}, before, arriving)
+        if best is None or before - best[1] < MIN_GAIN_BY_THRESHOLD[settings.threshold]:
+            break
+        (index, destination), after = best
+        vm = placed[index]
+        moves.append(Recommendation(vm, vm.facts.host_id, destination.facts.id, before, after, _reasons(vm, destination, before, after)))
+        placed[index] = replace(vm, facts=replace(vm.facts, host_id=destination.facts.id))
+        arriving[destination.facts.id] = arriving.get(destination.facts.id, 0) + vm.facts.memory_bytes
+    return moves
+
+
+def _best_move(placed, hosts, settings, frozen, before, arriving):
+    by_id = {host.facts.id: host for host in hosts}
+    best = None
+    for index, vm in enumerate(placed):
+        if vm.vm_id in frozen or vm.facts.host_id not in by_id:
+            continue  # cooling down, or on a host that neither gives nor takes
+        for destination in hosts:
+            if destination.facts.id == vm.facts.host_id:
+                continue
+            facts = replace(destination.facts, incoming_memory_bytes=destination.facts.incoming_memory_bytes + arriving.get(destination.facts.id, 0))
+            if not place(vm.facts, facts, settings.reserve_bytes).eligible:
+                continue
+            moved = placed[:index] + [replace(vm, facts=replace(vm.facts, host_id=destination.facts.id))] + placed[index + 1:]
+            after = spread(moved, hosts)
+            if after < before and (best is None or after < best[1]):
+                best = ((index, destination), after)
+    return best
+
+
+def _shares(vms, hosts) -> tuple[dict[int, float], dict[int, float]]:
+    cpu = {host.facts.id: 0.0 for host in hosts}
+    memory = dict(cpu)
+    for vm in vms:
+        if vm.facts.host_id in cpu:
+            cpu[vm.facts.host_id] += vm.cpu_cores
+            memory[vm.facts.host_id] += vm.memory_bytes
+    for host in hosts:
+        cpu[host.facts.id] = cpu[host.facts.id] / host.cpu_cores if host.cpu_cores else 0.0
+        memory[host.facts.id] = memory[host.facts.id] / host.memory_total_bytes if host.memory_total_bytes else 0.0
+    return cpu, memory
+
+
+def _reasons(vm: VmDemand, destination: HostSupply, before: float, after: float) -> tuple[str, ...]:
+    return (
+        f"{vm.facts.name} uses {vm.cpu_cores:.2f} cores and {vm.memory_bytes / 1024**3:.1f} GiB",
+        f"{destination.facts.name} has room for it",
+        f"the cluster's load spread drops from {before:.3f} to {after:.3f}",
+    )

@@ -1,0 +1,87 @@
+"""Balancing as a pure function: table-driven cases of capacity, thresholds, cooldown,
+no undo, and hosts in maintenance."""
+
+from dataclasses import replace
+
+import pytest
+
+from migrations_app.balancing import BalanceSettings, HostSupply, VmDemand, recommend, spread
+from migrations_app.check_rules import ok
+from migrations_app.placement import GIB, HostFacts, VmFacts
+
+HOST = HostFacts(
+    id=0, name="", reachable=True, last_error="", in_maintenance=False, state_label="Connected", cluster_id=1,
+    cluster_name="prod", cpu_baseline="EPYC", memory_total_bytes=64 * GIB, memory_free_bytes=48 * GIB, cpu_utilisation=20.0,
+    datastores=frozenset(), networks=frozenset(),
+)
+
+
+def host(id: int, **changes) -> HostSupply:
+    return HostSupply(replace(HOST, id=id, name=f"kvm{id}", **changes), cpu_cores=8, memory_total_bytes=64 * GIB)
+
+
+def vm(id: int, on: int, cores: float, memory_gib: float = 2) -> VmDemand:
+    facts = VmFacts(name=f"vm{id}", memory_bytes=4 * GIB, host_id=on, host_name=f"kvm{on}", cluster_id=1, runs=ok("vm_runs", "runs"))
+    return VmDemand(facts, id, cores, int(memory_gib * GIB))
+
+
+def moves(result) -> list[tuple[str, int, int]]:
+    return [(r.vm.facts.name, r.source_id, r.destination_id) for r in result]
+
+
+def test_a_loaded_host_gives_a_busy_vm_to_the_idle_host_and_says_by_how_much_the_spread_drops():
+    vms = [vm(1, on=1, cores=4), vm(2, on=1, cores=3), vm(3, on=2, cores=0.5)]
+
+    [move] = recommend(vms, [host(1), host(2)], BalanceSettings(max_moves=1))
+
+    assert (move.source_id, move.destination_id) == (1, 2) and move.vm.facts.name in ("vm1", "vm2")
+    assert move.spread_after < move.spread_before == spread(vms, [host(1), host(2)])
+    assert any("spread drops from" in reason for reason in move.reasons)
+
+
+@pytest.mark.parametrize("threshold, expected", [(1, 0), (2, 0), (4, 1), (5, 1)])
+def test_the_threshold_decides_whether_a_small_imbalance_is_worth_a_move(threshold, expected):
+    vms = [vm(1, on=1, cores=1.2), vm(2, on=1, cores=0.4), vm(3, on=2, cores=0.5)]
+
+    assert len(recommend(vms, [host(1), host(2)], BalanceSettings(threshold=threshold, max_moves=1))) == expected
+
+
+def test_a_balanced_cluster_gets_no_recommendation_and_a_round_never_undoes_itself():
+    vms = [vm(1, on=1, cores=2), vm(2, on=2, cores=2)]
+    assert recommend(vms, [host(1), host(2)], BalanceSettings(threshold=5)) == []
+
+    uneven = [vm(1, on=1, cores=4), vm(2, on=1, cores=4), vm(3, on=1, cores=1), vm(4, on=2, cores=1)]
+    result = recommend(uneven, [host(1), host(2)], BalanceSettings(threshold=5, max_moves=4))
+    assert result and len({r.vm.vm_id for r in result}) == len(result)  # no VM moved twice, so none moved back
+    assert all(later.spread_before == earlier.spread_after for earlier, later in zip(result, result[1:]))
+
+
+def test_a_vm_in_its_cooldown_stays_and_another_moves_instead():
+    vms = [vm(1, on=1, cores=4), vm(2, on=1, cores=3), vm(3, on=2, cores=0.5)]
+
+    result = recommend(vms, [host(1), host(2)], BalanceSettings(max_moves=1), cooling=frozenset({1}))
+
+    assert moves(result) == [("vm2", 1, 2)]
+
+
+def test_hosts_in_or_entering_maintenance_neither_give_nor_take():
+    vms = [vm(1, on=1, cores=4), vm(2, on=1, cores=3), vm(3, on=3, cores=6), vm(4, on=3, cores=1)]
+    hosts = [host(1), host(2, in_maintenance=True), host(3)]
+
+    result = recommend(vms, hosts, BalanceSettings(threshold=5))
+
+    assert all(r.destination_id != 2 and r.source_id != 2 for r in result)
+
+
+def test_a_host_without_the_memory_for_it_is_never_the_destination():
+    vms = [vm(1, on=1, cores=4), vm(2, on=1, cores=3)]
+    full = host(2, memory_free_bytes=2 * GIB)
+
+    assert recommend(vms, [host(1), full], BalanceSettings(threshold=5)) == []
+
+
+def test_out_of_range_settings_are_refused():
+    with pytest.raises(ValueError, match="from 1 .* to 5"):
+        BalanceSettings(threshold=6)
+    with pytest.raises(ValueError, match="at least one move"):
+        BalanceSettings(max_moves=0)
