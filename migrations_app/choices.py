@@ -69,6 +69,12 @@ class ScheduleRunState(models.TextChoices):
     MISSED = "missed", "Missed"
 
 
+class AutomationLevel(models.TextChoices):
+    OFF = "off", "Off"
+    MANUAL = "manual", "Manual: recommend only"
+    AUTOMATIC = "automatic", "Automatic: apply every interval"
+
+
 class Priority(models.IntegerChoices):
     # Lower sorts first: slots go by priority, then first come first served.
     HIGH = 1, "High"

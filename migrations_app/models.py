@@ -1,16 +1,17 @@
 import dataclasses
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from hypervisor.job import JobSample
-from inventory.models import Host, VirtualMachine
+from inventory.models import Cluster, Host, VirtualMachine
 
 from .choices import (
-    ACTIVE_STATES, ALLOWED_TRANSITIONS, FINAL_STATES, EvacuationState, EventKind, Priority, RecurrenceKind, ScheduleAction,
+    ACTIVE_STATES, AutomationLevel, ALLOWED_TRANSITIONS, FINAL_STATES, EvacuationState, EventKind, Priority, RecurrenceKind, ScheduleAction,
     ScheduleRunState, TaskState,
 )
 from .options import DEFAULT_MAX_DOWNTIME_MS, MigrationOptions
@@ -372,3 +373,26 @@ class ScheduleRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule} at {self.due_at:%Y-%m-%d %H:%M} UTC"
+
+
+class BalancingPolicy(models.Model):
+    """How a cluster keeps its load even: off, recommendations only, or applied by the scheduler."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="balancing")
+    level = models.CharField(max_length=16, choices=AutomationLevel.choices, default=AutomationLevel.MANUAL)
+    threshold = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1), MaxValueValidator(5)], help_text="1 conservative to 5 aggressive")
+    max_moves = models.PositiveSmallIntegerField("moves per round", default=2, validators=[MinValueValidator(1), MaxValueValidator(20)])
+    interval_minutes = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1), MaxValueValidator(1440)])
+    cooldown_minutes = models.PositiveSmallIntegerField(default=30, validators=[MaxValueValidator(1440)], help_text="A VM moved this recently stays put")
+    last_round_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "balancing policies"
+
+    def __str__(self) -> str:
+        return f"{self.cluster}: {self.get_level_display()}"
+
+    @classmethod
+    def of(cls, cluster: Cluster) -> "BalancingPolicy":
+        policy, _ = cls.objects.get_or_create(cluster=cluster)
+        return policy

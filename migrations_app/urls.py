@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import maintenance_views, schedule_views, views
+from . import balance_views, maintenance_views, schedule_views, views
 
 urlpatterns = [
     path("tasks/", views.task_list, name="task-list"),
@@ -19,6 +19,9 @@ urlpatterns = [
     path("evacuations/<int:pk>/", maintenance_views.evacuation_detail, name="evacuation-detail"),
     path("evacuations/<int:pk>/progress/", maintenance_views.evacuation_progress, name="evacuation-progress"),
     path("evacuations/<int:pk>/abort/", maintenance_views.evacuation_abort, name="evacuation-abort"),
+    path("clusters/<int:pk>/", balance_views.cluster_detail, name="cluster-detail"),
+    path("clusters/<int:pk>/policy/", balance_views.cluster_policy, name="cluster-policy"),
+    path("clusters/<int:pk>/apply/", balance_views.cluster_apply, name="cluster-apply"),
     path("schedules/", schedule_views.schedule_list, name="schedule-list"),
     path("schedules/new/", schedule_views.schedule_new, name="schedule-new"),
     path("schedules/<int:pk>/", schedule_views.schedule_detail, name="schedule-detail"),

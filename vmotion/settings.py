@@ -154,6 +154,7 @@ MIGRATION_HOUSEKEEPING_INTERVAL_SECONDS = float(os.environ.get("MIGRATION_HOUSEK
 EVACUATION_INTERVAL_SECONDS = float(os.environ.get("EVACUATION_INTERVAL", "3"))
 # How long each VM's load history (one sample per inventory sync) is kept.
 LOAD_HISTORY_MINUTES = int(os.environ.get("LOAD_HISTORY_MINUTES", "30"))
+BALANCING_INTERVAL_SECONDS = float(os.environ.get("BALANCING_INTERVAL", "10"))
 SCHEDULE_INTERVAL_SECONDS = float(os.environ.get("SCHEDULE_INTERVAL", "5"))
 # A run whose time passed while no scheduler ran still fires this late, once; later it is missed.
 SCHEDULE_GRACE_SECONDS = float(os.environ.get("SCHEDULE_GRACE", "600"))

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 
 from inventory.jobs import enqueue_sync_all
 from migrations_app.jobs import housekeeping_job
+from migrations_app.balance import automatic_rounds as balance_clusters
 from migrations_app.maintenance import advance_all as advance_evacuations
 from migrations_app.schedules import tick as run_schedules
 from core.scheduler import PeriodicTask, run_periodic
@@ -27,6 +28,8 @@ class Command(BaseCommand):
             PeriodicTask("evacuations", settings.EVACUATION_INTERVAL_SECONDS, advance_evacuations),
             # Due schedules fire here, once however many schedulers run; windows close here.
             PeriodicTask("schedules", settings.SCHEDULE_INTERVAL_SECONDS, run_schedules),
+            # Clusters in automatic balancing; each policy says how often it acts.
+            PeriodicTask("balancing", settings.BALANCING_INTERVAL_SECONDS, balance_clusters),
         ]
         self.stdout.write(f"scheduler: inventory sync every {settings.INVENTORY_SYNC_INTERVAL_SECONDS:g} s")
         run_periodic(tasks, stop)

@@ -1,0 +1,110 @@
+"""Balancing a cluster from the inventory: the facts `balancing.recommend` ranks, read in a
+fixed number of queries; applying a recommendation as an ordinary migration task; and the
+scheduler's automatic rounds. One authority: a cluster with an evacuation running, or with
+migrations still under way, gets no automatic round."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from inventory.choices import ACTIVE_POWER_STATES
+from inventory.load import HostLoad, host_load
+from inventory.models import Cluster, Host, VirtualDisk, VirtualMachine, VirtualNic
+
+from . import assistant, check_rules, placement
+from .balancing import BalanceSettings, HostSupply, Recommendation, VmDemand, recommend, spread
+from .checks import check_vm_runs
+from .choices import ACTIVE_STATES, AutomationLevel, EvacuationState, EventKind, TaskState
+from .errors import MigrationRequestError
+from .models import BalancingPolicy, Evacuation, MigrationTask
+from .options import MigrationOptions
+from .services import submit_migration
+
+
+@dataclass(frozen=True)
+class ClusterBalance:
+    cluster: Cluster
+    policy: BalancingPolicy
+    hosts: list[tuple[Host, HostLoad]]
+    spread: float
+    recommendations: list[Recommendation]
+    vms: dict[int, VirtualMachine]
+
+
+def cluster_balance(cluster: Cluster) -> ClusterBalance:
+    policy = BalancingPolicy.of(cluster)
+    hosts = list(Host.objects.filter(cluster=cluster).order_by("name"))
+    vms = list(
+        VirtualMachine.objects.filter(host__in=hosts, power_state__in=ACTIVE_POWER_STATES)
+        .exclude(migration_tasks__state__in=ACTIVE_STATES)  # moving already
+        .select_related("host")
+        .prefetch_related(Prefetch("disks", VirtualDisk.objects.select_related("datastore")), Prefetch("nics", VirtualNic.objects.select_related("network")))
+    )
+    facts = {fact.id: fact for fact in assistant.host_facts() if fact.cluster_id == cluster.pk}
+    supplies = [HostSupply(facts[host.pk], host.cpu_count, host.memory_total_bytes) for host in hosts if host.pk in facts]
+    demands = [_demand(vm) for vm in vms]
+    choices = BalanceSettings(threshold=policy.threshold, max_moves=policy.max_moves, reserve_bytes=settings.MIGRATION_MEMORY_RESERVE_BYTES)
+    moves = recommend(demands, supplies, choices, cooling=_cooling(vms, policy))
+    loads = [(host, host_load(host.cpu_count, host.memory_total_bytes, [vm for vm in vms if vm.host_id == host.pk])) for host in hosts]
+    return ClusterBalance(cluster, policy, loads, spread(demands, supplies), moves, {vm.pk: vm for vm in vms})
+
+
+def _demand(vm: VirtualMachine) -> VmDemand:
+    """The VM's facts from what was prefetched: no query per VM."""
+    disks = tuple(check_rules.DiskOnDatastore(d.target, d.source, d.datastore_id, d.datastore.name if d.datastore else "") for d in vm.disks.all())
+    nics = tuple(check_rules.NicOnNetwork(n.network_id, n.network.name if n.network else n.network_name) for n in vm.nics.all())
+    facts = placement.VmFacts(
+        name=vm.name, memory_bytes=vm.memory_bytes, host_id=vm.host_id, host_name=vm.host.name,
+        cluster_id=vm.host.cluster_id, runs=check_vm_runs(vm), disks=disks, nics=nics,
+    )
+    return VmDemand(facts, vm.pk, vm.cpu_cores_used or 0.0, vm.memory_in_use_bytes or 0)
+
+
+def _cooling(vms: list[VirtualMachine], policy: BalancingPolicy) -> frozenset[int]:
+    since = timezone.now() - timedelta(minutes=policy.cooldown_minutes)
+    moved = MigrationTask.objects.filter(vm__in=vms, state=TaskState.SUCCEEDED, finished_at__gte=since)
+    return frozenset(moved.values_list("vm_id", flat=True))
+
+
+def apply(balance: ClusterBalance, recommendation: Recommendation, *, requested_by=None, automatic: bool = False) -> MigrationTask:
+    vm = balance.vms[recommendation.vm.vm_id]
+    destination = Host.objects.get(pk=recommendation.destination_id)
+    why = f"Balancing cluster {balance.cluster.name}: load spread {recommendation.spread_before:.3f} -> {recommendation.spread_after:.3f}"
+    task = submit_migration(vm, destination, MigrationOptions(reason=why), requested_by=requested_by)
+    if automatic:
+        task.log(EventKind.INFO, f"Automatic balancing of cluster {balance.cluster.name} (threshold {balance.policy.threshold}): {'; '.join(recommendation.reasons)}.")
+    return task
+
+
+def automatic_rounds() -> int:
+    """Apply the recommendations of every automatic cluster whose interval has passed; how many moves."""
+    applied = 0
+    now = timezone.now()
+    for policy in BalancingPolicy.objects.select_related("cluster").filter(level=AutomationLevel.AUTOMATIC):
+        if policy.last_round_at and now < policy.last_round_at + timedelta(minutes=policy.interval_minutes):
+            continue
+        policy.last_round_at = now
+        policy.save(update_fields=["last_round_at"])
+        if _busy(policy.cluster):
+            continue
+        balance = cluster_balance(policy.cluster)
+        for recommendation in balance.recommendations:
+            try:
+                apply(balance, recommendation, automatic=True)
+                applied += 1
+            except MigrationRequestError:
+                break  # the inventory moved on; the next round sees it
+    return applied
+
+
+def _busy(cluster: Cluster) -> bool:
+    """An evacuation or migrations under way in the cluster: balancing waits for them."""
+    hosts = Host.objects.filter(cluster=cluster)
+    if Evacuation.objects.filter(host__in=hosts, state=EvacuationState.RUNNING).exists():
+        return True
+    return MigrationTask.objects.filter(state__in=ACTIVE_STATES, source__in=hosts).exists()

@@ -1,0 +1,79 @@
+"""Balancing a cluster from the inventory: the page, Apply, the policy, and automatic rounds."""
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from migrations_app import balance
+from migrations_app.check_rules import ok
+from migrations_app.choices import TaskState
+from migrations_app.models import BalancingPolicy, MigrationTask
+from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
+
+pytestmark = pytest.mark.django_db
+GIB = 1024**3
+
+
+@pytest.fixture(autouse=True)
+def cpus_compatible(monkeypatch):
+    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", lambda vm, source, destination: ok("cpu_compatible", "compatible"))
+
+
+@pytest.fixture
+def cluster():
+    cluster = ClusterFactory(name="prod")
+    now = timezone.now()
+    busy, idle = (HostFactory(name=name, cluster=cluster, uri="test:///default", last_seen=now, last_error="", cpu_count=4) for name in ("busy", "idle"))
+    for index, cores in enumerate((3.0, 2.5)):
+        VirtualMachineFactory(name=f"app-{index}", host=busy, cpu_cores_used=cores, memory_in_use_bytes=GIB)
+    VirtualMachineFactory(name="quiet", host=idle, cpu_cores_used=0.1, memory_in_use_bytes=GIB)
+    return cluster
+
+
+def test_the_cluster_page_shows_the_load_and_a_recommendation_that_applies_as_a_task(client_as, operator, cluster):
+    client = client_as(operator)
+
+    page = client.get(reverse("cluster-detail", args=[cluster.pk])).content.decode()
+
+    assert "busy → idle" in page and "spread drops from" in page
+    state = balance.cluster_balance(cluster)
+    [first, *_] = state.recommendations
+    response = client.post(reverse("cluster-apply", args=[cluster.pk]), {"vm": first.vm.vm_id, "to": first.destination_id})
+    task = MigrationTask.objects.get()
+    assert response.status_code == 302 and task.destination.name == "idle" and task.requested_by == operator
+    assert task.reason.startswith("Balancing cluster prod: load spread")
+
+
+def test_a_recommendation_that_no_longer_holds_is_refused_and_changes_nothing(client_as, operator, cluster):
+    response = client_as(operator).post(reverse("cluster-apply", args=[cluster.pk]), {"vm": "999", "to": "1"}, follow=True)
+
+    assert "no longer holds" in response.content.decode() and not MigrationTask.objects.exists()
+
+
+def test_policy_values_out_of_range_get_a_field_error(client_as, administrator, cluster):
+    response = client_as(administrator).post(reverse("cluster-policy", args=[cluster.pk]), {
+        "level": "automatic", "threshold": "9", "max_moves": "2", "interval_minutes": "5", "cooldown_minutes": "30",
+    })
+
+    assert response.status_code == 400 and 'data-testid="field-error-threshold"' in response.content.decode()
+    assert BalancingPolicy.of(cluster).level == "manual"
+
+
+def test_an_automatic_round_applies_then_waits_for_its_moves_and_never_moves_a_vm_back(cluster):
+    BalancingPolicy.objects.update_or_create(cluster=cluster, defaults={"level": "automatic", "max_moves": 1, "interval_minutes": 1})
+
+    assert balance.automatic_rounds() == 1
+    task = MigrationTask.objects.get()
+    assert task.destination.name == "idle" and "Automatic balancing of cluster prod" in task.events.last().message
+
+    BalancingPolicy.objects.update(last_round_at=None)
+    assert balance.automatic_rounds() == 0  # its migration is under way: the cluster waits
+
+    task.transition(TaskState.CHECKING)
+    task.transition(TaskState.MIGRATING)
+    task.transition(TaskState.SUCCEEDED, "moved")
+    task.vm.host = task.destination
+    task.vm.save()
+    BalancingPolicy.objects.update(last_round_at=None)
+    balance.automatic_rounds()
+    assert not MigrationTask.objects.filter(vm=task.vm).exclude(pk=task.pk).exists()  # in its cooldown, it stays
