@@ -1,6 +1,10 @@
 """Balancing a cluster from the inventory: the page, Apply, the policy, and automatic rounds."""
 
+import json
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -77,3 +81,12 @@ def test_an_automatic_round_applies_then_waits_for_its_moves_and_never_moves_a_v
     BalancingPolicy.objects.update(last_round_at=None)
     balance.automatic_rounds()
     assert not MigrationTask.objects.filter(vm=task.vm).exclude(pk=task.pk).exists()  # in its cooldown, it stays
+
+
+def test_the_cli_shows_the_recommendations_and_applies_them_with_json(cluster, operator):
+    out = StringIO()
+    call_command("vmotion", "balance", "prod", "--apply", "--user", "operator", "--json", stdout=out)
+
+    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert result["recommendations"] and result["recommendations"][0]["to"] == "idle"
+    assert len(result["tasks"]) == len(result["recommendations"]) == MigrationTask.objects.count()

@@ -6,7 +6,8 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError
 
 from core.roles import Role
-from migrations_app import assistant, maintenance, recurrence, schedules, services
+from inventory.models import Cluster
+from migrations_app import assistant, balance, maintenance, recurrence, schedules, services
 from migrations_app.check_report import CheckReport
 from migrations_app.choices import EvacuationState, Priority, RecurrenceKind, ScheduleAction, TaskState
 from migrations_app.models import Evacuation, MigrationTask, Schedule
@@ -17,7 +18,7 @@ PRIORITIES = {priority.label.lower(): priority for priority in Priority}
 
 
 class Command(BaseCommand):
-    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, schedule."
+    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, schedule, balance."
 
     def add_arguments(self, parser):
         common = argparse.ArgumentParser(add_help=False)
@@ -51,6 +52,10 @@ class Command(BaseCommand):
         maintenance.add_argument("host", help="host name")
         maintenance.add_argument("--user", help="record it as done by this vmotion user (an Administrator)")
         maintenance.add_argument("--wait", action="store_true", help="with enter: follow the evacuation until it ends")
+        balance_parser = commands.add_parser("balance", parents=[common], help="a cluster's load and balancing recommendations")
+        balance_parser.add_argument("cluster", help="cluster name")
+        balance_parser.add_argument("--apply", action="store_true", help="submit every recommendation")
+        balance_parser.add_argument("--user", help="record the moves as requested by this vmotion user (an Operator)")
         schedule = commands.add_parser("schedule", help="scheduled migrations: add, list, show, enable, disable, delete")
         schedule_commands = schedule.add_subparsers(dest="schedule_command", required=True)
         add = schedule_commands.add_parser("add", parents=[common], help="a schedule that moves VMs or evacuates a host")
@@ -192,6 +197,32 @@ class Command(BaseCommand):
         else:
             self.stdout.write(maintenance.exit_maintenance(target, actor=actor))
             self._json({"host": target.name, "state": target.state})
+
+    def do_balance(self, cluster, apply, user, **_):
+        found = Cluster.objects.filter(name=cluster).first()
+        if found is None:
+            self.fail(f"No cluster named {cluster!r}; known clusters: {', '.join(Cluster.objects.values_list('name', flat=True)) or 'none'}.")
+        state = balance.cluster_balance(found)
+        names = {host.pk: host.name for host, _ in state.hosts}
+        for host, load in state.hosts:
+            self.stdout.write(f"  {host.name:<20} CPU {load.cpu_cores_used:6.2f} of {load.cpu_cores} cores  memory in use {load.memory_in_use_bytes / 1024**3:6.1f} GiB  {load.running_vms} running")
+        self.stdout.write(f"load spread {state.spread:.3f}")
+        for r in state.recommendations:
+            self.stdout.write(f"  move {r.vm.facts.name} {r.vm.facts.host_name} -> {names[r.destination_id]}: spread {r.spread_before:.3f} -> {r.spread_after:.3f}")
+        if not state.recommendations:
+            self.stdout.write(f"no move is worth a migration at threshold {state.policy.threshold}")
+        tasks = []
+        if apply:
+            requester = services.find_operator(user) if user else None
+            tasks = [balance.apply(state, r, requested_by=requester) for r in state.recommendations]
+            for task in tasks:
+                self.stdout.write(f"task #{task.pk} queued: {task.vm.name} {task.source.name} -> {task.destination.name}")
+        self._json({
+            "cluster": found.name, "spread": state.spread,
+            "hosts": [{"host": host.name, "cpu_cores_used": load.cpu_cores_used, "cpu_cores": load.cpu_cores, "memory_in_use_bytes": load.memory_in_use_bytes} for host, load in state.hosts],
+            "recommendations": [{"vm": r.vm.facts.name, "from": r.vm.facts.host_name, "to": names[r.destination_id], "spread_before": r.spread_before, "spread_after": r.spread_after} for r in state.recommendations],
+            "tasks": [task.pk for task in tasks],
+        })
 
     def do_schedule(self, schedule_command, **options):
         getattr(self, f"_schedule_{schedule_command}")(**options)
