@@ -78,11 +78,21 @@ def _allocate(limits: MigrationLimits, extra: MigrationTask | None = None) -> tu
     granted: set[int] = set()
     decisions: dict[int, SlotDecision] = {}
     position = 0
+    # A task that waits for one of its hosts keeps its place on the other: a task of lower
+    # priority must not take the slot there that it needs once its full host frees up.
+    kept_out: list[tuple[int, int]] = []  # (host, priority of the task keeping it)
+    kept_in: list[tuple[int, int]] = []
     for task in in_line:
-        full = _full_limit(limits, task, outgoing, incoming, running)
+        out_here = outgoing + Counter(host for host, priority in kept_out if priority < task.priority)
+        in_here = incoming + Counter(host for host, priority in kept_in if priority < task.priority)
+        full = _full_limit(limits, task, out_here, in_here, running)
         if full:
             position += 1
             decisions[task.pk] = SlotDecision(False, position, full)
+            if out_here[task.source_id] >= limits.max_outgoing_per_host:
+                kept_in.append((task.destination_id, task.priority))
+            elif in_here[task.destination_id] >= limits.max_incoming_per_host:
+                kept_out.append((task.source_id, task.priority))
             continue
         if task.state == TaskState.WAITING or (extra is not None and task.pk == extra.pk):
             granted.add(task.pk)

@@ -184,12 +184,13 @@ def test_migrations_submitted_at_once_respect_the_limits_and_high_priority_goes_
         assert len(running) <= 2
         assert max([sum(1 for s, _ in running if s == h.pk) for h in hosts]) <= 1
         assert max([sum(1 for _, d in running if d == h.pk) for h in hosts]) <= 1
-    # No low-priority task got a slot between the urgent one's arrival and its own slot. (When
-    # each starts copying after that also depends on its worker's one-second measurement of
-    # the guest, so two tasks granted together may start in either order.)
+    # No low-priority task took a slot the urgent one needed between its arrival and its own
+    # slot. A low-priority task between other hosts may go first while the urgent one's host
+    # is busy: a slot nobody ahead can use is not left idle.
     overtaken = [t for t in tasks if t.slot_granted_at > urgent.created_at]
     assert overtaken, "every low-priority task had a slot before the urgent one arrived"
-    assert all(urgent.slot_granted_at <= t.slot_granted_at for t in overtaken)
+    ahead = [t for t in overtaken if t.slot_granted_at < urgent.slot_granted_at]
+    assert not [t for t in ahead if t.source_id == urgent.source_id or t.destination_id == urgent.destination_id], ahead
 
 
 def test_a_worker_killed_mid_migration_is_reconciled_with_libvirt(lab, lab_inventory, home_hosts):

@@ -71,6 +71,25 @@ def test_slots_respect_per_host_limits_and_go_by_priority_then_age():
     assert low.slot_granted_at is None
 
 
+def test_a_waiting_task_keeps_its_place_on_its_other_host_while_lower_priority_work_elsewhere_goes_on():
+    MigrationLimits.objects.update_or_create(pk=1, defaults={"max_outgoing_per_host": 1, "max_incoming_per_host": 1, "max_concurrent": 8})
+    busy, wanted, elsewhere, other = HostFactory(), HostFactory(), HostFactory(), HostFactory()
+    running = make_task(VirtualMachineFactory(host=busy), other, state=TaskState.MIGRATING)
+    running.slot_granted_at = running.created_at
+    running.save()
+    urgent = make_task(VirtualMachineFactory(host=busy), wanted, state=TaskState.WAITING, priority=Priority.HIGH)
+    same_destination = make_task(VirtualMachineFactory(host=elsewhere), wanted, state=TaskState.WAITING, priority=Priority.LOW)
+    unrelated = make_task(VirtualMachineFactory(host=elsewhere), HostFactory(), state=TaskState.WAITING, priority=Priority.LOW)
+
+    # The urgent task waits for its busy source; the slot on its destination stays its own,
+    # while a task between other hosts goes ahead.
+    assert [t.pk for t in slots.grant_waiting_slots()] == [unrelated.pk]
+    running.transition(TaskState.SUCCEEDED)
+    assert [t.pk for t in slots.grant_waiting_slots()] == [urgent.pk]
+    same_destination.refresh_from_db()
+    assert same_destination.slot_granted_at is None
+
+
 def test_the_global_limit_caps_every_host_together():
     MigrationLimits.objects.update_or_create(pk=1, defaults={"max_outgoing_per_host": 5, "max_incoming_per_host": 5, "max_concurrent": 1})
     first = make_task(state=TaskState.WAITING)
