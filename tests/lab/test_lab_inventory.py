@@ -94,4 +94,5 @@ def test_a_guest_that_rewrites_its_memory_shows_more_cpu_demand_than_idle_ones(l
     }
     idle = sorted(vm.cpu_cores_used for name, vm in running.items() if name != "lab-vm4")
     busy = running["lab-vm4"].cpu_cores_used
-    assert busy > 0.2 and busy > 2 * idle[len(idle) // 2], (busy, idle)
+    # Under emulation on a shared machine the absolute figures vary; the ranking does not.
+    assert busy > idle[-1] and busy > 2 * idle[len(idle) // 2], (busy, idle)
