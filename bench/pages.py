@@ -35,6 +35,8 @@ REQUESTS = 20
 PAGE_BUDGET_S = 60
 PAGE_TARGET_MS = 150
 ASSISTANT_TARGET_MS = 100
+EVACUATION_PLAN_TARGET_MS = 1000
+BALANCING_TARGET_MS = 2000
 GIB = 1024**3
 
 
@@ -176,7 +178,33 @@ def main(argv: list[str]) -> int:
     times = timed(lambda: assistant.recommend(vm))
     p95 = percentile(times, 0.95)
     print(f"{'assistant, one VM':<24} {len(times):>3} {percentile(times, 0.5):8.0f} {p95:8.0f} {'-':>8}  {'met' if p95 <= ASSISTANT_TARGET_MS else 'NOT MET'} (p95 <= {ASSISTANT_TARGET_MS} ms, over {Host.objects.count()} hosts)")
+    measure_cluster_work(host)
     return 0
+
+
+def measure_cluster_work(host) -> None:
+    """An evacuation plan for a host running 200 VMs, and balancing recommendations for a
+    64-host cluster of about 1,000 VMs with their CPU demand."""
+    from inventory.models import Cluster, Host, VirtualMachine
+    from migrations_app import balance, maintenance
+
+    rng = random.Random(11)
+    others = VirtualMachine.objects.exclude(host=host).order_by("pk").values_list("pk", flat=True)[: 200 - host.vms.count()]
+    VirtualMachine.objects.filter(pk__in=list(others)).update(host=host)
+    times = timed(lambda: maintenance.plan(host, measure=False), budget_s=120)
+    p95 = percentile(times, 0.95)
+    print(f"{'evacuation plan, 200 VMs':<24} {len(times):>3} {percentile(times, 0.5):8.0f} {p95:8.0f} {'-':>8}  {'met' if p95 <= EVACUATION_PLAN_TARGET_MS else 'NOT MET'} (p95 <= {EVACUATION_PLAN_TARGET_MS} ms)", flush=True)
+
+    cluster = Cluster.objects.create(name="balance-bench", cpu_baseline_model="EPYC")
+    members = list(Host.objects.exclude(pk=host.pk).order_by("pk").values_list("pk", flat=True)[:64])
+    Host.objects.filter(pk__in=members).update(cluster=cluster)
+    for vm in VirtualMachine.objects.filter(host_id__in=members):
+        vm.cpu_cores_used, vm.memory_in_use_bytes = round(rng.uniform(0.05, 2.0), 3), rng.randint(1, 8) * GIB
+        vm.save(update_fields=["cpu_cores_used", "memory_in_use_bytes"])
+    vms = VirtualMachine.objects.filter(host_id__in=members).count()
+    times = timed(lambda: balance.cluster_balance(cluster), budget_s=120)
+    p95 = percentile(times, 0.95)
+    print(f"{'balancing, 64 hosts':<24} {len(times):>3} {percentile(times, 0.5):8.0f} {p95:8.0f} {'-':>8}  {'met' if p95 <= BALANCING_TARGET_MS else 'NOT MET'} (p95 <= {BALANCING_TARGET_MS} ms, {vms} VMs)")
 
 
 if __name__ == "__main__":
