@@ -4,18 +4,21 @@ number of queries however many hosts there are, ranked by `placement.rank`."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Sum
+from django.db.models import BooleanField, Count, ExpressionWrapper, Prefetch, Q, Sum, prefetch_related_objects
 
 from inventory.choices import CLOSED_HOST_STATES, HostState
-from inventory.models import DatastoreMount, Host, NetworkAttachment, VirtualMachine
+from inventory.models import DatastoreMount, Host, NetworkAttachment, VirtualDisk, VirtualMachine, VirtualNic
 
-from . import placement
-from .checks import check_vm_runs, disks_of, nics_of
+from . import placement, placement_plan
+from .check_rules import DiskOnDatastore, NicOnNetwork
+from .checks import check_vm_runs
 from .choices import ACTIVE_STATES
 from .models import MigrationTask
+from .placement_plan import PlannedMove
 
 
 def recommend(vm: VirtualMachine) -> list[placement.Placement]:
@@ -24,16 +27,41 @@ def recommend(vm: VirtualMachine) -> list[placement.Placement]:
 
 
 def vm_facts(vm: VirtualMachine) -> placement.VmFacts:
-    return placement.VmFacts(
-        name=vm.name,
-        memory_bytes=vm.memory_bytes,
-        host_id=vm.host_id,
-        host_name=vm.host.name if vm.host else "",
-        cluster_id=vm.host.cluster_id if vm.host else None,
-        runs=check_vm_runs(vm),
-        disks=tuple(disks_of(vm)),
-        nics=tuple(nics_of(vm)),
+    return vm_facts_many([vm])[0]
+
+
+def vm_facts_many(vms: list[VirtualMachine]) -> list[placement.VmFacts]:
+    """`vm_facts` for many VMs, their disks and NICs read in two queries for all of them."""
+    prefetch_related_objects(
+        vms, Prefetch("disks", VirtualDisk.objects.select_related("datastore")), Prefetch("nics", VirtualNic.objects.select_related("network"))
     )
+    return [
+        placement.VmFacts(
+            name=vm.name,
+            memory_bytes=vm.memory_bytes,
+            host_id=vm.host_id,
+            host_name=vm.host.name if vm.host else "",
+            cluster_id=vm.host.cluster_id if vm.host else None,
+            runs=check_vm_runs(vm),
+            disks=tuple(DiskOnDatastore(d.target, d.source, d.datastore_id, d.datastore.name if d.datastore else "") for d in vm.disks.all()),
+            nics=tuple(NicOnNetwork(n.network_id, n.network.name if n.network else n.network_name) for n in vm.nics.all()),
+        )
+        for vm in vms
+    ]
+
+
+@dataclass(frozen=True)
+class Move:
+    vm: VirtualMachine
+    planned: PlannedMove
+    destination: Host | None  # None when no host can take the VM
+
+
+def plan_moves(vms: list[VirtualMachine], preferred: Sequence[int | None] = ()) -> list[Move]:
+    """A destination for each VM, spread by load (`placement_plan.plan`), with the hosts read."""
+    planned = placement_plan.plan(vm_facts_many(vms), host_facts(), settings.MIGRATION_MEMORY_RESERVE_BYTES, preferred)
+    hosts = Host.objects.in_bulk([move.chosen.host.id for move in planned if move.chosen])
+    return [Move(vm, move, hosts.get(move.chosen.host.id) if move.chosen else None) for vm, move in zip(vms, planned)]
 
 
 # The same judgement as `Host.is_reachable`, made in SQL.

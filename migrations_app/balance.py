@@ -9,16 +9,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Prefetch
 from django.utils import timezone
 
 from inventory.choices import ACTIVE_POWER_STATES
 from inventory.load import HostLoad, host_load
-from inventory.models import Cluster, Host, VirtualDisk, VirtualMachine, VirtualNic
+from inventory.models import Cluster, Host, VirtualMachine
 
-from . import assistant, check_rules, placement
+from . import assistant
 from .balancing import BalanceSettings, HostSupply, Recommendation, VmDemand, recommend, spread
-from .checks import check_vm_runs
 from .choices import ACTIVE_STATES, AutomationLevel, EvacuationState, EventKind, TaskState
 from .errors import MigrationRequestError
 from .models import BalancingPolicy, Evacuation, MigrationTask
@@ -43,26 +41,14 @@ def cluster_balance(cluster: Cluster) -> ClusterBalance:
         VirtualMachine.objects.filter(host__in=hosts, power_state__in=ACTIVE_POWER_STATES)
         .exclude(migration_tasks__state__in=ACTIVE_STATES)  # moving already
         .select_related("host")
-        .prefetch_related(Prefetch("disks", VirtualDisk.objects.select_related("datastore")), Prefetch("nics", VirtualNic.objects.select_related("network")))
     )
     facts = {fact.id: fact for fact in assistant.host_facts() if fact.cluster_id == cluster.pk}
     supplies = [HostSupply(facts[host.pk], host.cpu_count, host.memory_total_bytes) for host in hosts if host.pk in facts]
-    demands = [_demand(vm) for vm in vms]
+    demands = [VmDemand(facts, vm.pk, vm.cpu_cores_used or 0.0, vm.memory_in_use_bytes or 0) for vm, facts in zip(vms, assistant.vm_facts_many(vms))]
     choices = BalanceSettings(threshold=policy.threshold, max_moves=policy.max_moves, reserve_bytes=settings.MIGRATION_MEMORY_RESERVE_BYTES)
     moves = recommend(demands, supplies, choices, cooling=_cooling(vms, policy))
     loads = [(host, host_load(host.cpu_count, host.memory_total_bytes, [vm for vm in vms if vm.host_id == host.pk])) for host in hosts]
     return ClusterBalance(cluster, policy, loads, spread(demands, supplies), moves, {vm.pk: vm for vm in vms})
-
-
-def _demand(vm: VirtualMachine) -> VmDemand:
-    """The VM's facts from what was prefetched: no query per VM."""
-    disks = tuple(check_rules.DiskOnDatastore(d.target, d.source, d.datastore_id, d.datastore.name if d.datastore else "") for d in vm.disks.all())
-    nics = tuple(check_rules.NicOnNetwork(n.network_id, n.network.name if n.network else n.network_name) for n in vm.nics.all())
-    facts = placement.VmFacts(
-        name=vm.name, memory_bytes=vm.memory_bytes, host_id=vm.host_id, host_name=vm.host.name,
-        cluster_id=vm.host.cluster_id, runs=check_vm_runs(vm), disks=disks, nics=nics,
-    )
-    return VmDemand(facts, vm.pk, vm.cpu_cores_used or 0.0, vm.memory_in_use_bytes or 0)
 
 
 def _cooling(vms: list[VirtualMachine], policy: BalancingPolicy) -> frozenset[int]:

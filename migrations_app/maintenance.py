@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -65,12 +64,7 @@ def running_vms(host: Host) -> list[VirtualMachine]:
 def plan(host: Host, *, measure: bool = True, options: MigrationOptions | None = None) -> EvacuationPlan:
     """Where each VM running on `host` would go, spread by load; with `measure`, each guest is
     measured for the forecast of the whole evacuation under the current limits."""
-    vms = running_vms(host)
-    moves = placement_plan.plan(
-        [assistant.vm_facts(vm) for vm in vms], assistant.host_facts(), settings.MIGRATION_MEMORY_RESERVE_BYTES
-    )
-    destinations = Host.objects.in_bulk([move.chosen.host.id for move in moves if move.chosen])
-    planned = [PlannedEvacuation(vm, move, destinations.get(move.chosen.host.id) if move.chosen else None) for vm, move in zip(vms, moves)]
+    planned = [PlannedEvacuation(move.vm, move.planned, move.destination) for move in assistant.plan_moves(running_vms(host))]
     if not measure or not any(item.destination for item in planned):
         return EvacuationPlan(host, planned, None)
     placed = [item for item in planned if item.destination]
@@ -190,17 +184,17 @@ def _retry_or_stop(evacuation: Evacuation, remaining: list[VirtualMachine], move
         due.append(vm)
     if not due:
         return
-    moves = placement_plan.plan([assistant.vm_facts(vm) for vm in due], assistant.host_facts(), settings.MIGRATION_MEMORY_RESERVE_BYTES)
-    stuck = [(vm, move) for vm, move in zip(due, moves) if move.chosen is None]
+    moves = assistant.plan_moves(due)
+    stuck = [move for move in moves if move.destination is None]
     if stuck:
-        names = "; ".join(f"{vm.name}: {move.blocked_reason}" for vm, move in stuck)
+        names = "; ".join(f"{move.vm.name}: {move.planned.blocked_reason}" for move in stuck)
         _stop(evacuation, moved, f"Nowhere to go for {names}")
         return
-    destinations = Host.objects.in_bulk([move.chosen.host.id for move in moves])
     options = MigrationOptions(reason=evacuation.batch.reason or f"Evacuating {evacuation.host.name} for maintenance")
-    for vm, move in zip(due, moves):
+    for move in moves:
+        vm = move.vm
         try:
-            task = submit_migration(vm, destinations[move.chosen.host.id], options, requested_by=evacuation.requested_by, batch=evacuation.batch)
+            task = submit_migration(vm, move.destination, options, requested_by=evacuation.requested_by, batch=evacuation.batch)
         except MigrationRequestError as error:
             _stop(evacuation, moved, str(error))
             return

@@ -20,7 +20,7 @@ from django.utils import timezone
 from core.roles import Role, has_role
 from inventory.models import Host, VirtualMachine
 
-from . import assistant, maintenance, placement_plan
+from . import assistant, maintenance
 from .choices import ACTIVE_STATES, EventKind, RecurrenceKind, ScheduleAction, ScheduleRunState, TaskState
 from .errors import MigrationRequestError
 from .models import InvalidTransition, MigrationBatch, MigrationTask, Schedule, ScheduleRun
@@ -155,38 +155,30 @@ def _move(run: ScheduleRun) -> None:
     if destination is not None:
         moves = [(vm, destination) for vm in vms]
     else:
-        planned = placement_plan.plan([assistant.vm_facts(vm) for vm in vms], assistant.host_facts(), settings.MIGRATION_MEMORY_RESERVE_BYTES)
-        hosts = Host.objects.in_bulk([move.chosen.host.id for move in planned if move.chosen])
-        moves = [(vm, hosts.get(move.chosen.host.id) if move.chosen else None) for vm, move in zip(vms, planned)]
+        moves = [(move.vm, move.destination) for move in assistant.plan_moves(vms)]
     refusals = refusals_of(moves) + [Refusal(None, f"{name} is no longer in the inventory.") for name in gone]
     refused = {refusal.vm.pk for refusal in refusals if refusal.vm is not None}
-    batch = None
     options = schedule.options()
     who = schedule.created_by.get_username() if schedule.created_by else "a deleted user"
     submitted = []
-    with transaction.atomic():
+    with transaction.atomic():  # nothing submitted: the batch goes too
+        batch = MigrationBatch.objects.create(requested_by=schedule.created_by, reason=options.reason)
         for vm, target in moves:
             if vm.pk in refused:
                 continue
             try:
-                if batch is None:
-                    batch = _batch_for(run, options)
                 task = submit_migration(vm, target, options, requested_by=schedule.created_by, batch=batch)
             except MigrationRequestError as error:
                 refusals.append(Refusal(vm, str(error)))
                 continue
             task.log(EventKind.INFO, f"Requested by schedule “{schedule.name}” (#{schedule.pk}), created by {who}.")
             submitted.append(task)
-    reasons = " ".join(refusal.reason for refusal in refusals)
-    if not submitted:
-        raise MigrationRequestError(f"Nothing could move. {reasons}".strip())
+        reasons = " ".join(refusal.reason for refusal in refusals)
+        if not submitted:
+            raise MigrationRequestError(f"Nothing could move. {reasons}".strip())
+    run.batch = batch
     run.result = f"{len(submitted)} of {len(schedule.vm_names)} submitted." + (f" Not moved: {reasons}" if reasons else "")
     run.save(update_fields=["batch", "result"])
-
-
-def _batch_for(run: ScheduleRun, options) -> MigrationBatch:
-    run.batch = MigrationBatch.objects.create(requested_by=run.schedule.created_by, reason=options.reason)
-    return run.batch
 
 
 def settle(now=None) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django import forms
-from django.conf import settings
 from django.http import Http404, QueryDict
 from django.utils import timezone
 
@@ -39,6 +38,7 @@ class VmChoice:
     move: placement_plan.PlannedMove
     error: str  # why the host the operator picked cannot be used
     shown: tuple[Placement, ...]
+    destination: Host | None
 
     @property
     def chosen_id(self) -> int | None:
@@ -101,11 +101,8 @@ class Wizard:
 
     def _plan(self) -> list[VmChoice]:
         picked = [self._picked(vm) for vm in self.vms]
-        moves = placement_plan.plan(
-            [assistant.vm_facts(vm) for vm in self.vms], assistant.host_facts(), settings.MIGRATION_MEMORY_RESERVE_BYTES,
-            [host_id for host_id, _ in picked],
-        )
-        return [self._choice(vm, move, *pick) for vm, move, pick in zip(self.vms, moves, picked)]
+        moves = assistant.plan_moves(self.vms, [host_id for host_id, _ in picked])
+        return [self._choice(move, *pick) for move, pick in zip(moves, picked)]
 
     def _picked(self, vm: VirtualMachine) -> tuple[int | None, str]:
         value = self.data.get(f"to-{vm.pk}", "")
@@ -115,12 +112,13 @@ class Wizard:
             return None, "Choose one of the hosts listed."
         return int(value), ""
 
-    def _choice(self, vm: VirtualMachine, move: placement_plan.PlannedMove, picked: int | None, error: str) -> VmChoice:
+    def _choice(self, planned: assistant.Move, picked: int | None, error: str) -> VmChoice:
+        move = planned.planned
         if picked is not None and (move.chosen is None or move.chosen.host.id != picked):
             refused = next((p for p in move.ranking if p.host.id == picked), None)
             error = refused.blocked_by.message if refused else "Choose one of the hosts listed."
         shown = move.ranking if self.show_all else _shortlist(move)
-        return VmChoice(vm, move, error, tuple(shown))
+        return VmChoice(planned.vm, move, error, tuple(shown), planned.destination)
 
     # The options and confirm steps.
 
@@ -128,8 +126,7 @@ class Wizard:
         return self.options_form.options()
 
     def moves(self) -> list[tuple[VirtualMachine, Host | None]]:
-        hosts = Host.objects.in_bulk([choice.chosen_id for choice in self.choices if choice.chosen_id])
-        return [(choice.vm, hosts.get(choice.chosen_id)) for choice in self.choices]
+        return [(choice.vm, choice.destination) for choice in self.choices]
 
     def review(self) -> list[ReviewRow]:
         """Every move checked in full and, for those that pass, the forecast: the guest is
