@@ -57,9 +57,12 @@ class Move:
     destination: Host | None  # None when no host can take the VM
 
 
-def plan_moves(vms: list[VirtualMachine], preferred: Sequence[int | None] = ()) -> list[Move]:
-    """A destination for each VM, spread by load (`placement_plan.plan`), with the hosts read."""
-    planned = placement_plan.plan(vm_facts_many(vms), host_facts(), settings.MIGRATION_MEMORY_RESERVE_BYTES, preferred)
+def plan_moves(vms: list[VirtualMachine], preferred: Sequence[int | None] = (), every_host: bool = False) -> list[Move]:
+    """A destination for each VM, spread by load (`placement_plan.plan`), with the hosts read;
+    `every_host` ranks the hosts that cannot take a VM too, for a page that lists them."""
+    planned = placement_plan.plan(
+        vm_facts_many(vms), host_facts(), settings.MIGRATION_MEMORY_RESERVE_BYTES, preferred, every_host=every_host
+    )
     hosts = Host.objects.in_bulk([move.chosen.host.id for move in planned if move.chosen])
     return [Move(vm, move, hosts.get(move.chosen.host.id) if move.chosen else None) for vm, move in zip(vms, planned)]
 

@@ -100,6 +100,10 @@ def checks(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> list[CheckResult
     ]
 
 
+# The checks in the order `_first_failure` judges them.
+CHECK_ORDER = ("vm_runs", "destination_connected", "destination_open", "storage_shared", "networks_present", "memory_free")
+
+
 def _first_failure(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> CheckResult | None:
     """The first of `checks` that fails, judged in the same order, with only its sentence
     written: ranking thousands of hosts would otherwise spend most of its time writing

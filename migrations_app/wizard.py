@@ -101,7 +101,7 @@ class Wizard:
 
     def _plan(self) -> list[VmChoice]:
         picked = [self._picked(vm) for vm in self.vms]
-        moves = assistant.plan_moves(self.vms, [host_id for host_id, _ in picked])
+        moves = assistant.plan_moves(self.vms, [host_id for host_id, _ in picked], every_host=True)
         return [self._choice(move, *pick) for move, pick in zip(moves, picked)]
 
     def _picked(self, vm: VirtualMachine) -> tuple[int | None, str]:
