@@ -2,10 +2,11 @@
 
 from auditlog.registry import auditlog
 
-from .models import BalancingPolicy, Evacuation, MigrationLimits, MigrationTask, Schedule
+from .models import AffinityRule, BalancingPolicy, Evacuation, MigrationLimits, MigrationTask, Schedule
 
 auditlog.register(MigrationTask, include_fields=["state", "cancel_requested", "force_complete_requested", "destination", "priority", "error"])
 auditlog.register(MigrationLimits)
 auditlog.register(Evacuation, include_fields=["state", "message"])
 auditlog.register(Schedule, exclude_fields=["next_run_at"])
 auditlog.register(BalancingPolicy, exclude_fields=["last_round_at"])  # who created, edited, enabled or deleted it
+auditlog.register(AffinityRule)  # who made or deleted a rule

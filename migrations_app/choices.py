@@ -92,3 +92,14 @@ class EventKind(models.TextChoices):
     POLICY = "policy", "Convergence policy"
     OPERATOR = "operator", "Operator action"
     INFO = "info", "Information"
+
+
+class RuleKind(models.TextChoices):
+    TOGETHER = "together", "Keep VMs together"
+    APART = "apart", "Keep VMs apart"
+    ON_HOSTS = "on_hosts", "Run VMs on hosts"
+
+
+class RuleStrength(models.TextChoices):
+    MUST = "must", "Must"
+    SHOULD = "should", "Should"

@@ -11,8 +11,8 @@ from hypervisor.job import JobSample
 from inventory.models import Cluster, Host, VirtualMachine
 
 from .choices import (
-    ACTIVE_STATES, AutomationLevel, ALLOWED_TRANSITIONS, FINAL_STATES, EvacuationState, EventKind, Priority, RecurrenceKind, ScheduleAction,
-    ScheduleRunState, TaskState,
+    ACTIVE_STATES, AutomationLevel, ALLOWED_TRANSITIONS, FINAL_STATES, EvacuationState, EventKind, Priority, RecurrenceKind, RuleKind,
+    RuleStrength, ScheduleAction, ScheduleRunState, TaskState,
 )
 from .options import DEFAULT_MAX_DOWNTIME_MS, MigrationOptions
 from .policy import ConvergenceInputs
@@ -396,3 +396,48 @@ class BalancingPolicy(models.Model):
     def of(cls, cluster: Cluster) -> "BalancingPolicy":
         policy, _ = cls.objects.get_or_create(cluster=cluster)
         return policy
+
+
+class AffinityRule(models.Model):
+    """Which VMs of a cluster run together, apart, or only on some hosts; "must" blocks a move
+    that breaks it, "should" only weighs against one."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="affinity_rules")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=RuleKind.choices)
+    strength = models.CharField(max_length=8, choices=RuleStrength.choices, default=RuleStrength.MUST)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "name"], name="affinity_rule_name_unique_in_cluster")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_strength_display().lower()}: {self.get_kind_display().lower()})"
+
+    @property
+    def must(self) -> bool:
+        return self.strength == RuleStrength.MUST
+
+
+class AffinityRuleVm(models.Model):
+    """A VM a rule names. The name is kept so a rule naming a VM since deleted shows it as stale."""
+
+    rule = models.ForeignKey(AffinityRule, on_delete=models.CASCADE, related_name="members")
+    vm = models.ForeignKey(VirtualMachine, null=True, on_delete=models.SET_NULL, related_name="affinity_memberships")
+    vm_name = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["vm_name"]
+
+
+class AffinityRuleHost(models.Model):
+    """A host a "run on hosts" rule allows; the name is kept for the same reason."""
+
+    rule = models.ForeignKey(AffinityRule, on_delete=models.CASCADE, related_name="hosts")
+    host = models.ForeignKey(Host, null=True, on_delete=models.SET_NULL, related_name="+")
+    host_name = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["host_name"]
