@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0007_affinity_rules'),
+        ('inventory', '0006_vm_load'),
         ('migrations_app', '0007_balancing_policy'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
