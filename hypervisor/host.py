@@ -10,6 +10,7 @@ from typing import TypeVar
 import libvirt
 
 from .connection import with_connection
+from .cpu import arch_of, features_of
 from .datastore_keys import datastore_source_key
 from .states import DomainPower, is_incoming_copy, power_of
 
@@ -29,6 +30,8 @@ class HostFacts:
     cpu_times: dict[str, int]
     libvirt_version: str
     hypervisor_version: str
+    # Every feature its CPU has (its model's and the extra ones); None where libvirt cannot tell.
+    cpu_features: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,18 @@ class DomainFacts:
     cpu_time_ns: int | None = None
     memory_in_use_bytes: int | None = None
     nics: tuple[NicFacts, ...] = ()
+    # The features its CPU definition asks for, for a definition that names a model (custom
+    # mode); None for host-model, host-passthrough and the hypervisor's default.
+    cpu_features: tuple[str, ...] | None = None
+    # libvirt's ID of the running instance (new at each start); None when it does not run.
+    instance_id: int | None = None
+
+
+@dataclass(frozen=True)
+class CpuBaseline:
+    model: str
+    xml: str  # a guest <cpu> element that asks for exactly this CPU
+    features: tuple[str, ...] | None
 
 
 @dataclass(frozen=True)
@@ -96,20 +111,41 @@ def read_host(uri: str, timeout: float) -> HostSnapshot:
     return with_connection(uri, timeout, _read_snapshot)
 
 
-def baseline_cpu(uri: str, host_cpu_xmls: list[str], timeout: float) -> tuple[str, str]:
-    """The CPU every given host can offer, computed by libvirt on `uri`: (model, XML)."""
+def baseline_cpu(uri: str, host_cpu_xmls: list[str], timeout: float) -> CpuBaseline:
+    """The CPU every given host can offer, computed by libvirt on `uri`."""
 
-    def compute(conn: libvirt.virConnect) -> tuple[str, str]:
+    def compute(conn: libvirt.virConnect) -> CpuBaseline:
         xml = conn.baselineCPU(host_cpu_xmls, libvirt.VIR_CONNECT_BASELINE_CPU_MIGRATABLE)
         model = ET.fromstring(xml).findtext("model", default="")
-        return model, xml
+        return CpuBaseline(model, xml, _sorted(features_of(conn, xml, arch_of(host_cpu_xmls[0]))))
 
     return with_connection(uri, timeout, compute)
 
 
+def read_host_cpu(uri: str, timeout: float) -> tuple[str, str, tuple[str, ...] | None]:
+    """A host's CPU alone, for judging it before it joins a cluster: (model, XML, features)."""
+
+    def read(conn: libvirt.virConnect) -> tuple[str, str, tuple[str, ...] | None]:
+        host_cpu = ET.fromstring(conn.getCapabilities()).find("host/cpu")
+        if host_cpu is None:
+            return "", "", None
+        cpu_xml = ET.tostring(host_cpu, encoding="unicode")
+        return host_cpu.findtext("model", default=""), cpu_xml, _sorted(features_of(conn, cpu_xml, arch_of(cpu_xml)))
+
+    return with_connection(uri, timeout, read)
+
+
 def _read_snapshot(conn: libvirt.virConnect) -> HostSnapshot:
     load = _domain_load(conn)
-    domains = (_domain_facts(dom) for dom in conn.listAllDomains(0))
+    expanded: dict[tuple[str, str], tuple[str, ...] | None] = {}
+
+    def cpu_features(cpu_xml: str, arch: str) -> tuple[str, ...] | None:
+        # VMs of one host mostly share a handful of CPU definitions: expand each once.
+        if (cpu_xml, arch) not in expanded:
+            expanded[cpu_xml, arch] = _sorted(features_of(conn, cpu_xml, arch))
+        return expanded[cpu_xml, arch]
+
+    domains = (_domain_facts(dom, cpu_features) for dom in conn.listAllDomains(0))
     return HostSnapshot(
         facts=_host_facts(conn),
         pools=tuple(_pool_facts(pool) for pool in conn.listAllStoragePools(0)),
@@ -158,7 +194,12 @@ def _host_facts(conn: libvirt.virConnect) -> HostFacts:
         cpu_times=dict(_optional(lambda: conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS, 0), {})),
         libvirt_version=_version_string(conn.getLibVersion()),
         hypervisor_version=_version_string(conn.getVersion()),
+        cpu_features=_sorted(features_of(conn, cpu_xml, arch_of(cpu_xml))) if cpu_xml else None,
     )
+
+
+def _sorted(features: frozenset[str] | None) -> tuple[str, ...] | None:
+    return tuple(sorted(features)) if features is not None else None
 
 
 def _optional(call: Callable[[], T], default: T) -> T:
@@ -201,7 +242,7 @@ def _network_facts(network: libvirt.virNetwork) -> NetworkFacts:
     return NetworkFacts(name=network.name(), bridge=bridge, active=bool(network.isActive()))
 
 
-def _domain_facts(dom: libvirt.virDomain) -> DomainFacts | None:
+def _domain_facts(dom: libvirt.virDomain, cpu_features: Callable[[str, str], tuple[str, ...] | None]) -> DomainFacts | None:
     try:
         state, reason = dom.state(0)
         persistent = bool(dom.isPersistent())
@@ -216,14 +257,21 @@ def _domain_facts(dom: libvirt.virDomain) -> DomainFacts | None:
             return None
         raise
     cpu = root.find("cpu")
+    cpu_mode = cpu.get("mode", "") if cpu is not None else ""
+    names_model = cpu is not None and cpu_mode in ("", "custom") and bool(cpu.findtext("model"))
+    os_type = root.find("os/type")
+    arch = os_type.get("arch", "") if os_type is not None else ""
+    instance_id = dom.ID()  # read from the handle listAllDomains returned: no call to the host
     return DomainFacts(
         uuid=dom.UUIDString(),
         name=dom.name(),
         power=power_of(state),
         vcpus=int(root.findtext("vcpu", default="0")),
         memory_bytes=_memory_bytes(root.find("memory")),
-        cpu_mode=cpu.get("mode", "") if cpu is not None else "",
+        cpu_mode=cpu_mode,
         cpu_model=cpu.findtext("model", default="") if cpu is not None else "",
+        cpu_features=cpu_features(ET.tostring(cpu, encoding="unicode"), arch or "x86_64") if names_model else None,
+        instance_id=instance_id if instance_id >= 0 else None,
         persistent=persistent,
         disks=tuple(_disk_facts(disk) for disk in root.findall("devices/disk[@device='disk']")),
         nics=tuple(_nic_facts(nic) for nic in root.findall("devices/interface")),

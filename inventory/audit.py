@@ -8,11 +8,12 @@ from auditlog.registry import auditlog
 
 from .models import Cluster, Datastore, Host, Network, VirtualMachine
 
-auditlog.register(Cluster, exclude_fields=["cpu_baseline_updated", "cpu_baseline_inputs"])
+# Feature lists are long and follow from the CPU models, which the trail does record.
+auditlog.register(Cluster, exclude_fields=["cpu_baseline_updated", "cpu_baseline_inputs", "cpu_baseline_features", "cpu_named_features"])
 auditlog.register(
     Host,
-    exclude_fields=["memory_free_bytes", "cpu_utilisation", "cpu_times", "last_seen", "last_sync"],
+    exclude_fields=["memory_free_bytes", "cpu_utilisation", "cpu_times", "last_seen", "last_sync", "cpu_features"],
 )
 auditlog.register(Datastore, exclude_fields=["capacity_bytes", "available_bytes"])
 auditlog.register(Network)
-auditlog.register(VirtualMachine, exclude_fields=["last_seen", "cpu_cores_used", "memory_in_use_bytes", "cpu_time_ns", "load_sampled_at"])
+auditlog.register(VirtualMachine, exclude_fields=["last_seen", "cpu_cores_used", "memory_in_use_bytes", "cpu_time_ns", "load_sampled_at", "cpu_features"])

@@ -18,6 +18,13 @@ class HostState(models.TextChoices):
 CLOSED_HOST_STATES = frozenset({HostState.MAINTENANCE, HostState.ENTERING_MAINTENANCE})
 
 
+class ClusterCpuMode(models.TextChoices):
+    # libvirt's baseline of the members' CPUs, recomputed when they change.
+    COMPUTED = "computed", "Computed from its hosts"
+    # A CPU model an administrator chose, older than the hosts' so that older hosts may join.
+    NAMED = "named", "A named CPU model"
+
+
 class PowerState(models.TextChoices):
     RUNNING = "running", "Running"
     PAUSED = "paused", "Paused"

@@ -1,7 +1,9 @@
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 
-from .choices import ACTIVE_POWER_STATES, DatastoreKind, HostState, PowerState
+from .choices import ACTIVE_POWER_STATES, ClusterCpuMode, DatastoreKind, HostState, PowerState
+from .cpu_compat import Baseline, HostCpu, VmCpu, join_refusal
 
 
 class Cluster(models.Model):
@@ -16,12 +18,31 @@ class Cluster(models.Model):
     cpu_baseline_error = models.TextField(blank=True)
     cpu_baseline_inputs = models.CharField(max_length=64, blank=True, help_text="Hash of the host CPUs it was computed from")
     cpu_baseline_updated = models.DateTimeField(null=True, blank=True)
+    cpu_baseline_features = models.JSONField(null=True, blank=True, help_text="Every feature of the computed baseline, as libvirt lists them")
+    # What VMs are held to: the computed baseline, or an older model an administrator named.
+    cpu_mode = models.CharField("CPU baseline", max_length=16, choices=ClusterCpuMode.choices, default=ClusterCpuMode.COMPUTED)
+    cpu_named_model = models.CharField("named CPU model", max_length=100, blank=True)
+    cpu_named_features = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("cluster-detail", args=[self.pk])
+
+    @property
+    def cpu_baseline(self) -> Baseline:
+        """The baseline in effect: the computed one or the named model."""
+        if self.cpu_mode == ClusterCpuMode.NAMED:
+            return Baseline(self.cpu_named_model, _feature_set(self.cpu_named_features), named=True)
+        return Baseline(self.cpu_baseline_model, _feature_set(self.cpu_baseline_features))
+
+
+def _feature_set(features: list[str] | None) -> frozenset[str] | None:
+    return frozenset(features) if features is not None else None
 
 
 class Host(models.Model):
@@ -41,6 +62,7 @@ class Host(models.Model):
     cpu_count = models.PositiveIntegerField("CPUs", default=0)
     cpu_mhz = models.PositiveIntegerField("CPU MHz", default=0)
     cpu_xml = models.TextField("host CPU (libvirt XML)", blank=True)
+    cpu_features = models.JSONField("CPU features", null=True, blank=True, help_text="Every feature of its CPU, as libvirt lists them")
     memory_total_bytes = models.BigIntegerField(default=0)
     memory_free_bytes = models.BigIntegerField(default=0)
     cpu_utilisation = models.FloatField("CPU %", null=True, blank=True)
@@ -69,6 +91,22 @@ class Host(models.Model):
     @property
     def is_reachable(self) -> bool:
         return self.last_seen is not None and not self.last_error
+
+    @property
+    def cpu(self) -> HostCpu:
+        return HostCpu(self.name, self.cpu_model, _feature_set(self.cpu_features))
+
+    def would_join(self, cluster_id: int | None) -> bool:
+        """Whether saving it with this cluster puts it into a cluster it is not in yet."""
+        stored = Host.objects.filter(pk=self.pk).values_list("cluster_id", flat=True).first() if self.pk else None
+        return cluster_id is not None and cluster_id != stored
+
+    def clean(self) -> None:
+        """A host whose CPU lacks some of a cluster's baseline cannot join it."""
+        if self.would_join(self.cluster_id):
+            refusal = join_refusal(self.cpu, self.cluster.name, self.cluster.cpu_baseline)
+            if refusal:
+                raise ValidationError({"cluster": refusal})
 
 
 class Datastore(models.Model):
@@ -147,6 +185,10 @@ class VirtualMachine(models.Model):
     cpu_mode = models.CharField("CPU mode", max_length=32, blank=True)
     cpu_model = models.CharField("CPU model", max_length=100, blank=True)
     persistent = models.BooleanField(default=False, help_text="Defined on its host, not only running there")
+    cpu_features = models.JSONField("CPU features", null=True, blank=True, help_text="Every feature its CPU model asks for; empty for host-model and host-passthrough")
+    cpu_pending_instance_id = models.IntegerField(
+        null=True, blank=True, help_text="libvirt's ID of the running instance that keeps its old CPU until it is powered off and started again",
+    )
     last_seen = models.DateTimeField(null=True, blank=True)
 
     # Its load at the last sync: CPU demand in cores (vCPU busy time per second) and the
@@ -170,6 +212,10 @@ class VirtualMachine(models.Model):
     @property
     def is_active(self) -> bool:
         return self.power_state in ACTIVE_POWER_STATES
+
+    @property
+    def cpu(self) -> VmCpu:
+        return VmCpu(self.name, self.cpu_mode, self.cpu_model, _feature_set(self.cpu_features), restart_pending=self.cpu_pending_instance_id is not None)
 
 
 class VmLoadSample(models.Model):

@@ -20,6 +20,7 @@ from hypervisor import HypervisorError, host as hypervisor_host
 from hypervisor.host import DiskFacts, DomainFacts, HostFacts, HostSnapshot, NetworkFacts, NicFacts, PoolFacts
 
 from .choices import ACTIVE_POWER_STATES, CLOSED_HOST_STATES, DatastoreKind, HostState, PowerState
+from .cpu_compat import restart_pending_after
 from .models import (
     Cluster,
     Datastore,
@@ -89,6 +90,7 @@ def _apply_host_facts(host: Host, facts: HostFacts, now: datetime) -> None:
         "cpu_count": facts.cpu_count,
         "cpu_mhz": facts.cpu_mhz,
         "cpu_xml": facts.cpu_xml,
+        "cpu_features": _listed_or_none(facts.cpu_features),
         "memory_total_bytes": facts.memory_total_bytes,
         "memory_free_bytes": facts.memory_free_bytes,
         "cpu_utilisation": cpu_utilisation(host.cpu_times, facts.cpu_times),
@@ -193,6 +195,8 @@ def _apply_domains(host, domains, mounts, attachments, now) -> None:
             "memory_bytes": domain.memory_bytes,
             "cpu_mode": domain.cpu_mode,
             "cpu_model": domain.cpu_model,
+            "cpu_features": _listed_or_none(domain.cpu_features),
+            "cpu_pending_instance_id": restart_pending_after(vm.cpu_pending_instance_id, domain.instance_id, moved=vm.pk is not None and not was_here),
             "persistent": domain.persistent,
         }
         if vm.pk is None:
@@ -328,7 +332,7 @@ def refresh_cluster_baseline(cluster: Cluster) -> None:
     if reachable is None:
         return
     try:
-        model, xml = hypervisor_host.baseline_cpu(
+        baseline = hypervisor_host.baseline_cpu(
             reachable.uri, [h.cpu_xml for h in members], settings.LIBVIRT_CALL_TIMEOUT_SECONDS
         )
     except HypervisorError as error:
@@ -337,13 +341,18 @@ def refresh_cluster_baseline(cluster: Cluster) -> None:
     _save_changes(
         cluster,
         {
-            "cpu_baseline_model": model,
-            "cpu_baseline_xml": xml,
+            "cpu_baseline_model": baseline.model,
+            "cpu_baseline_xml": baseline.xml,
+            "cpu_baseline_features": _listed_or_none(baseline.features),
             "cpu_baseline_error": "",
             "cpu_baseline_inputs": inputs,
             "cpu_baseline_updated": timezone.now(),
         },
     )
+
+
+def _listed_or_none(features: tuple[str, ...] | None) -> list[str] | None:
+    return list(features) if features is not None else None
 
 
 def _save_changes(instance, values: dict) -> list[str]:

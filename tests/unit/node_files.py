@@ -17,6 +17,7 @@ class DomainSpec:
     disk_path: str = "/srv/nfs1/disk.qcow2"
     mac: str = "52:54:00:00:00:01"
     network: str = "prod"
+    cpu: str = ""  # a <cpu> element, or none: the hypervisor's default
 
 
 @dataclass
@@ -44,6 +45,7 @@ def _domain_xml(d: DomainSpec) -> str:
     return f"""<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
     <name>{d.name}</name><uuid>{d.uuid}</uuid><memory unit='MiB'>{d.memory_mib}</memory><vcpu>{d.vcpus}</vcpu>
     <os><type>hvm</type></os>
+    {d.cpu}
     <devices>
       <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{d.disk_path}'/><target dev='vda' bus='virtio'/></disk>
       <interface type='network'><mac address='{d.mac}'/><source network='{d.network}'/><model type='virtio'/></interface>
