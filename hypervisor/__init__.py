@@ -6,7 +6,8 @@ act on. Its modules, by what they serve:
 
 - `connection`: opening connections, and a timeout on every call;
 - `host`: what the inventory reads from a host (`read_host`, `baseline_cpu`);
-- `guest`: one domain's state and the calls a migration makes on it;
+- `cpu`: CPU models and their features, as libvirt's CPU map has them;
+- `guest`: one domain's state, the calls a migration makes on it, and its next boot's CPU;
 - `migration`: starting a peer-to-peer live migration in its own thread;
 - `job`: libvirt's job statistics mapped once to `JobSample`.
 """

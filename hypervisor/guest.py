@@ -14,12 +14,18 @@ from typing import TypeVar
 
 import libvirt
 
-from .connection import Connection, describe
+from .connection import Connection, describe, with_connection
+from .cpu import features_of
 from .errors import HypervisorError
 from .job import JobSample
 from .states import DomainState, domain_state_of, is_post_copy, job_is_active
 
 T = TypeVar("T")
+
+# Namespaces a definition may carry, under the prefixes libvirt writes, so a redefinition
+# reads as the original did.
+ET.register_namespace("qemu", "http://libvirt.org/schemas/domain/qemu/1.0")
+ET.register_namespace("test", "http://libvirt.org/schemas/domain/test/1.0")
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,13 @@ class DomainCpu:
     virt_type: str  # "kvm" or "qemu" (plain emulation)
     arch: str
     machine: str
+
+
+@dataclass(frozen=True)
+class CpuOffer:
+    compatible: bool
+    detail: str  # libvirt's words when it refuses
+    missing: tuple[str, ...] = ()  # features the guest's CPU asks for that the host's CPU lacks
 
 
 class Guest:
@@ -132,11 +145,12 @@ class Guest:
         return self.connection.call(undefine, "undefining the domain")
 
 
-def offers_cpu(connection: Connection, cpu: DomainCpu) -> tuple[bool, str]:
+def offers_cpu(connection: Connection, cpu: DomainCpu) -> CpuOffer:
     """Whether this host's hypervisor can give a guest its CPU, for the guest's own
-    virtualisation type (plain emulation offers more than KVM would): (ok, detail)."""
+    virtualisation type (plain emulation offers more than KVM would); when it cannot, the
+    features that stand in the way."""
 
-    def compare(conn: libvirt.virConnect) -> tuple[bool, str]:
+    def compare(conn: libvirt.virConnect) -> CpuOffer:
         try:
             result = conn.compareHypervisorCPU(
                 None, cpu.arch or None, cpu.machine or None, cpu.virt_type or None, cpu.xml,
@@ -144,11 +158,58 @@ def offers_cpu(connection: Connection, cpu: DomainCpu) -> tuple[bool, str]:
             )
         except libvirt.libvirtError as error:
             if error.get_error_code() == libvirt.VIR_ERR_CPU_INCOMPATIBLE:
-                return False, describe(error)
+                return CpuOffer(False, describe(error), _missing_features(conn, cpu))
             raise
-        return result != libvirt.VIR_CPU_COMPARE_INCOMPATIBLE, ""
+        if result == libvirt.VIR_CPU_COMPARE_INCOMPATIBLE:
+            return CpuOffer(False, "", _missing_features(conn, cpu))
+        return CpuOffer(True, "")
 
     return connection.call(compare, "comparing CPUs")
+
+
+def _missing_features(conn: libvirt.virConnect, cpu: DomainCpu) -> tuple[str, ...]:
+    """The guest's CPU features that this host's CPU lacks; empty when libvirt cannot expand either."""
+    host_cpu = ET.fromstring(conn.getCapabilities()).find("host/cpu")
+    arch = cpu.arch or "x86_64"
+    wanted = features_of(conn, cpu.xml, arch)
+    offered = features_of(conn, ET.tostring(host_cpu, encoding="unicode"), arch) if host_cpu is not None else None
+    if wanted is None or offered is None:
+        return ()
+    return tuple(sorted(wanted - offered))
+
+
+def set_next_boot_cpu(uri: str, uuid: str, cpu_xml: str, timeout: float) -> int | None:
+    """Give the domain's persistent definition this <cpu> (its model, vendor and features),
+    keeping the topology, NUMA cells and cache it had. A running domain keeps the CPU it
+    started with until it is powered off and started again: returns that running instance's
+    ID, or None when the domain does not run."""
+
+    def redefine(conn: libvirt.virConnect) -> int | None:
+        dom = conn.lookupByUUIDString(uuid)
+        if not dom.isPersistent():
+            raise HypervisorError(f"{dom.name()} is transient: it has no definition for its next boot to change.")
+        # SECURE keeps the console passwords, which a definition read without it would lose.
+        root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
+        root_cpu = root.find("cpu")
+        wanted = ET.fromstring(cpu_xml)
+        if root_cpu is not None:
+            kept = [child for child in root_cpu if child.tag in ("topology", "numa", "cache")]
+            wanted.extend(kept)
+            root.remove(root_cpu)
+        root.insert(_cpu_position(root), wanted)
+        conn.defineXML(ET.tostring(root, encoding="unicode"))
+        return dom.ID() if dom.isActive() else None
+
+    return with_connection(uri, timeout, redefine)
+
+
+def _cpu_position(root: ET.Element) -> int:
+    """libvirt accepts <cpu> anywhere; after <features> (or <os>) is where it writes it."""
+    names = [child.tag for child in root]
+    for anchor in ("features", "os"):
+        if anchor in names:
+            return names.index(anchor) + 1
+    return len(names)
 
 
 def domain_state(uri: str, uuid: str, timeout: float) -> DomainState:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from inventory.cpu_compat import listed
+
 from .check_report import CheckResult, CheckStatus
 from .policy import GIB
 
@@ -55,6 +57,14 @@ def destination_open(name: str, in_maintenance: bool, state_label: str) -> Check
     if in_maintenance:
         return fail("destination_open", f"{name} is {state_label.lower()}: it takes no new VMs.")
     return ok("destination_open", f"{name} accepts VMs.")
+
+
+def cpu_offered(destination_name: str, model: str, compatible: bool, missing: Sequence[str], detail: str) -> CheckResult:
+    """libvirt's answer on the destination; a refusal names the features that block the move."""
+    if compatible:
+        return ok("cpu_compatible", f"{destination_name} can offer {model}.")
+    reason = f"its CPU lacks {listed(missing)}, which the VM's CPU uses" if missing else detail or "the CPUs are incompatible"
+    return fail("cpu_compatible", f"{destination_name} cannot offer {model}: {reason}. Set the VM's CPU to the cluster's baseline (on the cluster's page).")
 
 
 def storage_shared(source_name: str, destination_name: str, disks: Sequence[DiskOnDatastore], mounted: Collection[int]) -> CheckResult:

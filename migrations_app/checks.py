@@ -69,13 +69,11 @@ def check_cpu_compatible(vm: VirtualMachine, source: Host, destination: Host) ->
         if not cpu.xml:
             return ok("cpu_compatible", "The VM uses the hypervisor's default CPU, which every host offers.")
         with Connection(destination.uri, timeout) as connection:
-            compatible, detail = offers_cpu(connection, cpu)
+            offer = offers_cpu(connection, cpu)
     except HypervisorError as error:
         return fail("cpu_compatible", f"Could not compare the VM's CPU with {destination.name}: {error}")
     model = vm.cpu_model or vm.cpu_mode or "its CPU"
-    if not compatible:
-        return fail("cpu_compatible", f"{destination.name} cannot offer {model}: {detail or 'the CPUs are incompatible'}. Use the cluster's CPU baseline for the VM.")
-    return ok("cpu_compatible", f"{destination.name} can offer {model}.")
+    return rules.cpu_offered(destination.name, model, offer.compatible, offer.missing, offer.detail)
 
 
 def check_storage_shared(vm: VirtualMachine, destination: Host) -> CheckResult:
