@@ -1,11 +1,13 @@
 from django.contrib import admin, messages
 
 from . import jobs
+from .forms import HostForm
 from .models import Cluster, Datastore, DatastoreMount, Host, Network, NetworkAttachment, VirtualDisk, VirtualMachine, VirtualNic
 
 
 class HostInline(admin.TabularInline):
     model = Host
+    form = HostForm
     fields = ["name", "uri", "state"]
     readonly_fields = ["state"]
     extra = 0
@@ -14,15 +16,17 @@ class HostInline(admin.TabularInline):
 
 @admin.register(Cluster)
 class ClusterAdmin(admin.ModelAdmin):
-    list_display = ["name", "cpu_baseline_model", "cpu_baseline_updated"]
+    list_display = ["name", "cpu_mode", "cpu_named_model", "cpu_baseline_model", "cpu_baseline_updated"]
     search_fields = ["name"]
-    readonly_fields = ["cpu_baseline_model", "cpu_baseline_xml", "cpu_baseline_error", "cpu_baseline_updated"]
-    exclude = ["cpu_baseline_inputs"]
+    # The baseline mode is chosen on the cluster's page, which checks the model against libvirt.
+    readonly_fields = ["cpu_mode", "cpu_named_model", "cpu_baseline_model", "cpu_baseline_xml", "cpu_baseline_error", "cpu_baseline_updated"]
+    exclude = ["cpu_baseline_inputs", "cpu_baseline_features", "cpu_named_features"]
     inlines = [HostInline]
 
 
 @admin.register(Host)
 class HostAdmin(admin.ModelAdmin):
+    form = HostForm
     list_display = ["name", "state", "cluster", "uri", "cpu_model", "cpu_count", "cpu_utilisation", "last_seen", "last_error"]
     list_filter = ["state", "cluster"]
     search_fields = ["name", "uri", "hostname"]

@@ -46,6 +46,9 @@ VIEWS = {
     "cluster-detail": ("get", Role.VIEWER),
     "cluster-policy": ("post", Role.ADMINISTRATOR),
     "cluster-apply": ("post", Role.OPERATOR),  # every signed-in user's own
+    "cluster-cpu": ("get", Role.VIEWER),
+    "cluster-cpu-mode": ("post", Role.ADMINISTRATOR),
+    "vm-cpu-baseline": ("post", Role.OPERATOR),
 }
 PERSONAS = {"viewer": Role.VIEWER, "operator": Role.OPERATOR, "administrator": Role.ADMINISTRATOR}
 
@@ -75,6 +78,7 @@ def url_of(name: str, objects: dict) -> str:
         "schedule-enable": [objects["schedule"].pk], "schedule-disable": [objects["schedule"].pk],
         "schedule-delete": [objects["schedule"].pk], "cluster-detail": [objects["cluster"].pk],
         "cluster-policy": [objects["cluster"].pk], "cluster-apply": [objects["cluster"].pk], "schedule-edit": [objects["schedule"].pk],
+        "cluster-cpu": [objects["cluster"].pk], "cluster-cpu-mode": [objects["cluster"].pk], "vm-cpu-baseline": [vm.pk],
     }.get(name, [])
     url = reverse(name, args=args)
     return f"{url}?vm={vm.pk}" if name == "migration-wizard" else url

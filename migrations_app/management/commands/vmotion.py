@@ -1,11 +1,15 @@
 import argparse
 import json
 import time
+from contextlib import nullcontext
 from datetime import datetime
 
+from auditlog.context import set_actor
 from django.core.management.base import BaseCommand, CommandError
 
 from core.roles import Role
+from inventory import cpu_baseline
+from inventory.choices import ClusterCpuMode
 from inventory.models import Cluster
 from migrations_app import assistant, balance, maintenance, recurrence, schedules, services
 from migrations_app.check_report import CheckReport
@@ -18,7 +22,7 @@ PRIORITIES = {priority.label.lower(): priority for priority in Priority}
 
 
 class Command(BaseCommand):
-    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, schedule, balance."
+    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, schedule, balance, cluster cpu."
 
     def add_arguments(self, parser):
         common = argparse.ArgumentParser(add_help=False)
@@ -56,6 +60,14 @@ class Command(BaseCommand):
         balance_parser.add_argument("cluster", help="cluster name")
         balance_parser.add_argument("--apply", action="store_true", help="submit every recommendation")
         balance_parser.add_argument("--user", help="record the moves as requested by this vmotion user (an Operator)")
+        cluster_parser = commands.add_parser("cluster", help="a cluster's settings: cpu")
+        cluster_commands = cluster_parser.add_subparsers(dest="cluster_command", required=True)
+        cluster_cpu = cluster_commands.add_parser("cpu", parents=[common], help="the CPU baseline and the VMs above it; set it with --model or --computed")
+        cluster_cpu.add_argument("cluster", help="cluster name")
+        baseline_choice = cluster_cpu.add_mutually_exclusive_group()
+        baseline_choice.add_argument("--model", help="hold the VMs to this libvirt CPU model, e.g. Nehalem")
+        baseline_choice.add_argument("--computed", action="store_true", help="hold the VMs to the baseline computed from the hosts")
+        cluster_cpu.add_argument("--user", help="record the change as made by this vmotion user (an Administrator)")
         schedule = commands.add_parser("schedule", help="scheduled migrations: add, list, show, enable, disable, delete")
         schedule_commands = schedule.add_subparsers(dest="schedule_command", required=True)
         add = schedule_commands.add_parser("add", parents=[common], help="a schedule that moves VMs or evacuates a host")
@@ -222,6 +234,35 @@ class Command(BaseCommand):
             "hosts": [{"host": host.name, "cpu_cores_used": load.cpu_cores_used, "cpu_cores": load.cpu_cores, "memory_in_use_bytes": load.memory_in_use_bytes} for host, load in state.hosts],
             "recommendations": [{"vm": r.vm.facts.name, "from": r.vm.facts.host_name, "to": names[r.destination_id], "spread_before": r.spread_before, "spread_after": r.spread_after} for r in state.recommendations],
             "tasks": [task.pk for task in tasks],
+        })
+
+    def do_cluster(self, cluster_command, **options):
+        getattr(self, f"_cluster_{cluster_command}")(**options)
+
+    def _cluster_cpu(self, cluster, model, computed, user, **_):
+        found = Cluster.objects.filter(name=cluster).first()
+        if found is None:
+            self.fail(f"No cluster named {cluster!r}; known clusters: {', '.join(Cluster.objects.values_list('name', flat=True)) or 'none'}.")
+        if model is not None or computed:
+            actor = services.find_user_with_role(user, Role.ADMINISTRATOR) if user else None
+            try:
+                with set_actor(actor) if actor else nullcontext():
+                    self.stdout.write(cpu_baseline.set_cpu_baseline(found, ClusterCpuMode.COMPUTED if computed else ClusterCpuMode.NAMED, model or ""))
+            except cpu_baseline.CpuBaselineError as error:
+                self.fail(str(error))
+        report = cpu_baseline.cluster_cpu_report(found)
+        source = "named by an administrator" if report.baseline.named else "computed from the hosts"
+        self.stdout.write(f"{found.name}: CPU baseline {report.baseline.model or 'none yet'} ({source})")
+        groups = {"above the baseline": report.exceeding, "waiting for a restart": report.restart_pending, "not judged": report.unknown}
+        for title, rows in groups.items():
+            for row in rows:
+                self.stdout.write(f"  {title}: {row.vm.name} on {row.vm.host.name}: {row.verdict.reason}")
+        if not report.exceeding:
+            self.stdout.write("no VM is above the baseline")
+        self._json({
+            "cluster": found.name, "mode": found.cpu_mode, "baseline": report.baseline.model, "computed": found.cpu_baseline_model,
+            **{key: [{"vm": row.vm.name, "host": row.vm.host.name, "reason": row.verdict.reason, "above_baseline": list(row.verdict.above_baseline)} for row in rows]
+               for key, rows in zip(("exceeding", "restart_pending", "unknown"), groups.values())},
         })
 
     def do_schedule(self, schedule_command, **options):
