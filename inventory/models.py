@@ -75,6 +75,12 @@ class Host(models.Model):
     last_sync = models.DateTimeField(null=True, blank=True, help_text="When a sync last tried")
     last_error = models.TextField(blank=True, help_text="Why the last sync failed; empty when it succeeded")
 
+    # Marked as failing, by an administrator or a health rule (inventory/degradation.py);
+    # cleared only by an administrator. degraded_by says who or what, as the pages show it.
+    degraded_reason = models.CharField(max_length=500, blank=True)
+    degraded_by = models.CharField(max_length=200, blank=True, help_text="e.g. administrator alice, vmotion CLI, health rule 'slow libvirt'")
+    degraded_since = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["name"]
 
@@ -91,6 +97,10 @@ class Host(models.Model):
     @property
     def is_reachable(self) -> bool:
         return self.last_seen is not None and not self.last_error
+
+    @property
+    def is_degraded(self) -> bool:
+        return self.degraded_since is not None
 
     @property
     def cpu(self) -> HostCpu:
@@ -229,6 +239,21 @@ class VmLoadSample(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["vm", "-at"], name="vm_load_newest_first"), models.Index(fields=["host", "at"], name="host_load_by_time")]
+
+
+class HostHealthSample(models.Model):
+    """One inventory read of a host: whether libvirt answered, how long the read took, and
+    the host's memory then. The short history that the health rules judge."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="health_samples")
+    at = models.DateTimeField()
+    ok = models.BooleanField(help_text="libvirt answered")
+    latency_ms = models.PositiveIntegerField(null=True, help_text="How long the read took, answered or not")
+    memory_free_bytes = models.BigIntegerField(null=True)
+    memory_total_bytes = models.BigIntegerField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["host", "at"], name="host_health_by_time")]
 
 
 class VirtualDisk(models.Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from django.utils import timezone
 from hypervisor import HypervisorError, host as hypervisor_host
 from hypervisor.host import DiskFacts, DomainFacts, HostFacts, HostSnapshot, NetworkFacts, NicFacts, PoolFacts
 
+from . import health_history
 from .choices import ACTIVE_POWER_STATES, CLOSED_HOST_STATES, DatastoreKind, HostState, PowerState
 from .cpu_compat import restart_pending_after
 from .models import (
@@ -57,13 +59,24 @@ def sync_all_hosts() -> list[SyncOutcome]:
 
 def sync_host(host: Host) -> SyncOutcome:
     timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
+    started = time.monotonic()  # how long libvirt takes to answer is part of the host's health
     try:
         snapshot = hypervisor_host.read_host(host.uri, timeout)
     except HypervisorError as error:
+        health_history.record(host, ok=False, latency_ms=_ms_since(started), at=timezone.now())
         mark_unreachable(host, str(error))
         return SyncOutcome(host=host.name, reachable=False, error=str(error))
-    apply_snapshot(host, snapshot, timezone.now())
+    latency_ms, now = _ms_since(started), timezone.now()
+    apply_snapshot(host, snapshot, now)
+    health_history.record(
+        host, ok=True, latency_ms=latency_ms, at=now,
+        memory_free_bytes=snapshot.facts.memory_free_bytes, memory_total_bytes=snapshot.facts.memory_total_bytes,
+    )
     return SyncOutcome(host=host.name, reachable=True, vms_seen=len(snapshot.domains))
+
+
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
 
 
 def mark_unreachable(host: Host, reason: str) -> None:

@@ -155,6 +155,11 @@ EVACUATION_INTERVAL_SECONDS = float(os.environ.get("EVACUATION_INTERVAL", "3"))
 # How long each VM's load history (one sample per inventory sync) is kept.
 LOAD_HISTORY_MINUTES = int(os.environ.get("LOAD_HISTORY_MINUTES", "30"))
 BALANCING_INTERVAL_SECONDS = float(os.environ.get("BALANCING_INTERVAL", "10"))
+# How often the health rules judge each host's recent reads (and a refused automatic
+# evacuation is tried again), and how long each host's health history is kept: at least
+# the longest window a rule may look at (60 min).
+HEALTH_INTERVAL_SECONDS = float(os.environ.get("HEALTH_INTERVAL", "30"))
+HEALTH_HISTORY_MINUTES = int(os.environ.get("HEALTH_HISTORY_MINUTES", "60"))
 SCHEDULE_INTERVAL_SECONDS = float(os.environ.get("SCHEDULE_INTERVAL", "5"))
 # A run whose time passed while no scheduler ran still fires this late, once; later it is missed.
 SCHEDULE_GRACE_SECONDS = float(os.environ.get("SCHEDULE_GRACE", "600"))
