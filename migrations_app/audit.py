@@ -2,7 +2,7 @@
 
 from auditlog.registry import auditlog
 
-from .models import AffinityRule, BalancingPolicy, Evacuation, MigrationLimits, MigrationTask, Schedule
+from .models import AffinityRule, BalancingPolicy, Evacuation, MigrationLimits, MigrationTask, ProactivePolicy, Schedule
 
 auditlog.register(MigrationTask, include_fields=["state", "cancel_requested", "force_complete_requested", "destination", "priority", "error"])
 auditlog.register(MigrationLimits)
@@ -10,3 +10,4 @@ auditlog.register(Evacuation, include_fields=["state", "message"])
 auditlog.register(Schedule, exclude_fields=["next_run_at"])
 auditlog.register(BalancingPolicy, exclude_fields=["last_round_at"])  # who created, edited, enabled or deleted it
 auditlog.register(AffinityRule)  # who made or deleted a rule
+auditlog.register(ProactivePolicy)  # who set a cluster's health rules and whether failing hosts are evacuated

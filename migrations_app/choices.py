@@ -75,6 +75,17 @@ class AutomationLevel(models.TextChoices):
     AUTOMATIC = "automatic", "Automatic: apply every interval"
 
 
+class ProactiveLevel(models.TextChoices):
+    """What a cluster does about a degraded host (one that failing health rules or an
+    administrator marked)."""
+
+    OFF = "off", "Off: no health rules"
+    # The host is marked degraded and its pages recommend evacuating it; nothing moves.
+    RECOMMEND = "recommend", "Recommend: mark the host, move nothing"
+    # The host enters maintenance by itself, exactly as an administrator would put it there.
+    EVACUATE = "evacuate", "Evacuate: enter maintenance automatically"
+
+
 class Priority(models.IntegerChoices):
     # Lower sorts first: slots go by priority, then first come first served.
     HIGH = 1, "High"

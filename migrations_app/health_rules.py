@@ -48,9 +48,6 @@ class Finding:
     rule: str
     detail: str  # e.g. "free memory 3% < 5% for 10 min"
 
-    def sentence(self, host_name: str) -> str:
-        return f"health rule '{self.rule}' fired on {host_name}: {self.detail}"
-
 
 def evaluate(samples: Sequence[HealthSample], thresholds: HealthThresholds, now: datetime) -> Finding | None:
     """The first rule, in the order of RULES, that the samples (in any order) fire."""

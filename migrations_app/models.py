@@ -11,9 +11,10 @@ from hypervisor.job import JobSample
 from inventory.models import Cluster, Host, VirtualMachine
 
 from .choices import (
-    ACTIVE_STATES, AutomationLevel, ALLOWED_TRANSITIONS, FINAL_STATES, EvacuationState, EventKind, Priority, RecurrenceKind, RuleKind,
-    RuleStrength, ScheduleAction, ScheduleRunState, TaskState,
+    ACTIVE_STATES, AutomationLevel, ALLOWED_TRANSITIONS, FINAL_STATES, EvacuationState, EventKind, Priority, ProactiveLevel, RecurrenceKind,
+    RuleKind, RuleStrength, ScheduleAction, ScheduleRunState, TaskState,
 )
+from .health_rules import HealthThresholds
 from .options import DEFAULT_MAX_DOWNTIME_MS, MigrationOptions
 from .policy import ConvergenceInputs
 from .progress import SampleFigures
@@ -441,3 +442,72 @@ class AffinityRuleHost(models.Model):
 
     class Meta:
         ordering = ["host_name"]
+
+
+# The rules' windows stay within the health history that the inventory keeps (HEALTH_HISTORY_MINUTES).
+HEALTH_WINDOW_MAX_MINUTES = 60
+
+
+class ProactivePolicy(models.Model):
+    """What a cluster does about failing hosts: the health rules' thresholds, and whether a
+    degraded host is only marked (and its evacuation recommended) or evacuated by itself."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="proactive_policy")
+    level = models.CharField(max_length=16, choices=ProactiveLevel.choices, default=ProactiveLevel.OFF)
+    slow_latency_ms = models.PositiveIntegerField(
+        "slow read (ms)", default=2000, validators=[MinValueValidator(50), MaxValueValidator(60_000)], help_text="A libvirt read slower than this is slow",
+    )
+    slow_samples = models.PositiveSmallIntegerField(
+        "slow reads in a row", default=3, validators=[MinValueValidator(1), MaxValueValidator(20)], help_text="This many make the rule 'slow libvirt' fire",
+    )
+    failed_reads = models.PositiveSmallIntegerField(
+        "failed reads", default=3, validators=[MinValueValidator(1), MaxValueValidator(50)], help_text="This many within the window make 'failing calls' fire",
+    )
+    failed_window_minutes = models.PositiveSmallIntegerField(
+        "failed reads window (min)", default=5, validators=[MinValueValidator(1), MaxValueValidator(HEALTH_WINDOW_MAX_MINUTES)],
+    )
+    memory_free_percent = models.PositiveSmallIntegerField(
+        "free memory below (%)", default=5, validators=[MinValueValidator(1), MaxValueValidator(50)], help_text="Of the host's total memory",
+    )
+    memory_minutes = models.PositiveSmallIntegerField(
+        "memory pressure for (min)", default=10, validators=[MinValueValidator(1), MaxValueValidator(HEALTH_WINDOW_MAX_MINUTES)],
+        help_text="This long without a read above the limit makes 'memory pressure' fire",
+    )
+
+    class Meta:
+        verbose_name_plural = "proactive policies"
+
+    def __str__(self) -> str:
+        return f"{self.cluster}: {self.get_level_display()}"
+
+    @classmethod
+    def of(cls, cluster: Cluster) -> "ProactivePolicy":
+        policy, _ = cls.objects.get_or_create(cluster=cluster)
+        return policy
+
+    @property
+    def thresholds(self) -> HealthThresholds:
+        return HealthThresholds(
+            slow_latency_ms=self.slow_latency_ms, slow_samples=self.slow_samples, failed_reads=self.failed_reads,
+            failed_window_minutes=self.failed_window_minutes, memory_free_percent=self.memory_free_percent, memory_minutes=self.memory_minutes,
+        )
+
+
+class ProactiveRefusal(models.Model):
+    """A degraded host that its cluster's policy could not evacuate (maintenance refused it,
+    typically because the host does not answer): why, how often and when it last tried. The
+    scheduler tries again; the row goes once an evacuation starts or the host is restored."""
+
+    host = models.OneToOneField(Host, on_delete=models.CASCADE, related_name="proactive_refusal")
+    degraded_since = models.DateTimeField(help_text="The degradation it is about")
+    attempts = models.PositiveIntegerField(default=1)
+    last_tried_at = models.DateTimeField(default=timezone.now)
+    message = models.TextField()
+
+    def __str__(self) -> str:
+        return f"{self.host}: {self.message}"
+
+    @property
+    def is_current(self) -> bool:
+        """About the host's present degradation, not an earlier one since restored."""
+        return self.degraded_since == self.host.degraded_since

@@ -91,9 +91,3 @@ def test_the_order_of_the_samples_does_not_matter():
 ])
 def test_the_thresholds_come_from_the_policy(thresholds, samples, expected):
     assert evaluate(samples, thresholds, NOW).detail == expected
-
-
-def test_the_sentence_names_the_rule_and_the_host():
-    finding = Finding(MEMORY_PRESSURE, "free memory 3% < 5% for 10 min")
-
-    assert finding.sentence("kvm2") == "health rule 'memory pressure' fired on kvm2: free memory 3% < 5% for 10 min"

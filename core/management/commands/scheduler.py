@@ -8,12 +8,13 @@ from inventory.jobs import enqueue_sync_all
 from migrations_app.jobs import housekeeping_job
 from migrations_app.balance import automatic_rounds as balance_clusters
 from migrations_app.maintenance import advance_all as advance_evacuations
+from migrations_app.proactive import tick as judge_host_health
 from migrations_app.schedules import tick as run_schedules
 from core.scheduler import PeriodicTask, run_periodic
 
 
 class Command(BaseCommand):
-    help = "Periodic work: queue inventory syncs; finalise orphaned migrations and hand out free slots; move evacuations on."
+    help = "Periodic work: queue inventory syncs; finalise orphaned migrations and hand out free slots; move evacuations on; judge hosts' health."
 
     def handle(self, *args, **options):
         stop = threading.Event()
@@ -30,6 +31,8 @@ class Command(BaseCommand):
             PeriodicTask("schedules", settings.SCHEDULE_INTERVAL_SECONDS, run_schedules),
             # Clusters in automatic balancing; each policy says how often it acts.
             PeriodicTask("balancing", settings.BALANCING_INTERVAL_SECONDS, balance_clusters),
+            # Health rules mark failing hosts degraded; each cluster's policy says whether they are evacuated.
+            PeriodicTask("host health", settings.HEALTH_INTERVAL_SECONDS, judge_host_health),
         ]
         self.stdout.write(f"scheduler: inventory sync every {settings.INVENTORY_SYNC_INTERVAL_SECONDS:g} s")
         run_periodic(tasks, stop)
