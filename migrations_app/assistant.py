@@ -13,7 +13,7 @@ from django.db.models import BooleanField, Count, ExpressionWrapper, Prefetch, Q
 from inventory.choices import CLOSED_HOST_STATES, HostState
 from inventory.models import DatastoreMount, Host, NetworkAttachment, VirtualDisk, VirtualMachine, VirtualNic
 
-from . import placement, placement_plan
+from . import affinity_rules, placement, placement_plan
 from .check_rules import DiskOnDatastore, NicOnNetwork
 from .checks import check_vm_runs
 from .choices import ACTIVE_STATES
@@ -23,7 +23,9 @@ from .placement_plan import PlannedMove
 
 def recommend(vm: VirtualMachine) -> list[placement.Placement]:
     """Every other host for `vm`, best first; the hosts that cannot take it last, with why."""
-    return placement.rank(vm_facts(vm), host_facts(exclude_tasks_of=vm), settings.MIGRATION_MEMORY_RESERVE_BYTES)
+    facts = vm_facts(vm)
+    where = affinity_rules.where_they_run(facts.rules)
+    return placement.rank(facts, host_facts(exclude_tasks_of=vm), settings.MIGRATION_MEMORY_RESERVE_BYTES, where=where)
 
 
 def vm_facts(vm: VirtualMachine) -> placement.VmFacts:
@@ -31,10 +33,12 @@ def vm_facts(vm: VirtualMachine) -> placement.VmFacts:
 
 
 def vm_facts_many(vms: list[VirtualMachine]) -> list[placement.VmFacts]:
-    """`vm_facts` for many VMs, their disks and NICs read in two queries for all of them."""
+    """`vm_facts` for many VMs, their disks, NICs and affinity rules read in four queries for
+    all of them."""
     prefetch_related_objects(
         vms, Prefetch("disks", VirtualDisk.objects.select_related("datastore")), Prefetch("nics", VirtualNic.objects.select_related("network"))
     )
+    rules = affinity_rules.rules_by_vm(vm.pk for vm in vms)
     return [
         placement.VmFacts(
             name=vm.name,
@@ -45,6 +49,8 @@ def vm_facts_many(vms: list[VirtualMachine]) -> list[placement.VmFacts]:
             runs=check_vm_runs(vm),
             disks=tuple(DiskOnDatastore(d.target, d.source, d.datastore_id, d.datastore.name if d.datastore else "") for d in vm.disks.all()),
             nics=tuple(NicOnNetwork(n.network_id, n.network.name if n.network else n.network_name) for n in vm.nics.all()),
+            id=vm.pk,
+            rules=rules.get(vm.pk, ()),
         )
         for vm in vms
     ]
@@ -60,9 +66,9 @@ class Move:
 def plan_moves(vms: list[VirtualMachine], preferred: Sequence[int | None] = (), every_host: bool = False) -> list[Move]:
     """A destination for each VM, spread by load (`placement_plan.plan`), with the hosts read;
     `every_host` ranks the hosts that cannot take a VM too, for a page that lists them."""
-    planned = placement_plan.plan(
-        vm_facts_many(vms), host_facts(), settings.MIGRATION_MEMORY_RESERVE_BYTES, preferred, every_host=every_host
-    )
+    facts = vm_facts_many(vms)
+    where = affinity_rules.where_they_run({rule for vm in facts for rule in vm.rules})
+    planned = placement_plan.plan(facts, host_facts(), settings.MIGRATION_MEMORY_RESERVE_BYTES, preferred, every_host=every_host, where=where)
     hosts = Host.objects.in_bulk([move.chosen.host.id for move in planned if move.chosen])
     return [Move(vm, move, hosts.get(move.chosen.host.id) if move.chosen else None) for vm, move in zip(vms, planned)]
 

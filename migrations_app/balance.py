@@ -15,10 +15,11 @@ from inventory.choices import ACTIVE_POWER_STATES
 from inventory.load import HostLoad, host_load
 from inventory.models import Cluster, Host, VirtualMachine
 
-from . import assistant
+from . import affinity_rules, assistant
 from .balancing import BalanceSettings, HostSupply, Recommendation, VmDemand, recommend, spread
 from .choices import ACTIVE_STATES, AutomationLevel, EvacuationState, EventKind, TaskState
 from .errors import MigrationRequestError
+from .forecast import MoveForecast, forecast_moves
 from .models import BalancingPolicy, Evacuation, MigrationTask
 from .options import MigrationOptions
 from .services import submit_migration
@@ -46,9 +47,19 @@ def cluster_balance(cluster: Cluster) -> ClusterBalance:
     supplies = [HostSupply(facts[host.pk], host.cpu_count, host.memory_total_bytes) for host in hosts if host.pk in facts]
     demands = [VmDemand(facts, vm.pk, vm.cpu_cores_used or 0.0, vm.memory_in_use_bytes or 0) for vm, facts in zip(vms, assistant.vm_facts_many(vms))]
     choices = BalanceSettings(threshold=policy.threshold, max_moves=policy.max_moves, reserve_bytes=settings.MIGRATION_MEMORY_RESERVE_BYTES)
-    moves = recommend(demands, supplies, choices, cooling=_cooling(vms, policy))
+    named = {rule for demand in demands for rule in demand.facts.rules}
+    elsewhere = affinity_rules.where_they_run(named)
+    moves = recommend(demands, supplies, choices, cooling=_cooling(vms, policy), elsewhere=elsewhere)
     loads = [(host, host_load(host.cpu_count, host.memory_total_bytes, [vm for vm in vms if vm.host_id == host.pk])) for host in hosts]
     return ClusterBalance(cluster, policy, loads, spread(demands, supplies), moves, {vm.pk: vm for vm in vms})
+
+
+def forecast_recommendations(balance: ClusterBalance) -> dict[int, MoveForecast]:
+    """Each recommended move's predicted time and pause, the guests measured in parallel."""
+    hosts = {host.pk: host for host, _ in balance.hosts}
+    moves = [(balance.vms[r.vm.vm_id], hosts[r.destination_id]) for r in balance.recommendations]
+    forecasts = forecast_moves(moves, MigrationOptions()) if moves else []
+    return {r.vm.vm_id: forecast for r, forecast in zip(balance.recommendations, forecasts)}
 
 
 def _cooling(vms: list[VirtualMachine], policy: BalancingPolicy) -> frozenset[int]:

@@ -1,5 +1,5 @@
-"""A cluster's balance in the browser: each host's load, the spread, the recommendations
-with Apply, and the automation settings."""
+"""A cluster's page: each host's load, the spread, the recommendations with their forecast
+and Apply, the affinity rules with their violations and fixes, and the automation settings."""
 
 from django import forms
 from django.contrib import messages
@@ -10,9 +10,10 @@ from django.views.decorators.http import require_POST
 from core.roles import Role, role_required
 from inventory.models import Cluster
 
-from . import balance
+from . import affinity_rules, balance, rule_fixes
 from .errors import MigrationRequestError
 from .models import BalancingPolicy
+from .rule_forms import RuleForm
 
 
 class BalancingPolicyForm(forms.ModelForm):
@@ -23,10 +24,22 @@ class BalancingPolicyForm(forms.ModelForm):
 
 @role_required(Role.VIEWER)
 def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    cluster = get_object_or_404(Cluster, pk=pk)
+    return cluster_page(request, get_object_or_404(Cluster, pk=pk))
+
+
+def cluster_page(request: HttpRequest, cluster: Cluster, *, form=None, rule_form=None, status: int = 200) -> HttpResponse:
+    """The page, with a form that came back with errors in place of the empty one."""
     state = balance.cluster_balance(cluster)
-    form = BalancingPolicyForm(instance=state.policy)
-    return render(request, "migrations_app/cluster_detail.html", {"balance": state, "form": form})
+    rules = affinity_rules.cluster_rules(cluster)
+    forecasts = balance.forecast_recommendations(state)
+    context = {
+        "balance": state,
+        "recommendations": [(r, forecasts.get(r.vm.vm_id)) for r in state.recommendations],
+        "form": form or BalancingPolicyForm(instance=state.policy),
+        "rules": [(status, rule_fixes.fix_for(status.violation) if status.violation else []) for status in rules],
+        "rule_form": rule_form or RuleForm(cluster),
+    }
+    return render(request, "migrations_app/cluster_detail.html", context, status=status)
 
 
 @require_POST
@@ -38,8 +51,7 @@ def cluster_policy(request: HttpRequest, pk: int) -> HttpResponse:
         form.save()
         messages.info(request, f"Balancing of {cluster.name}: {form.instance.get_level_display().lower()}.")
         return redirect("cluster-detail", pk=pk)
-    state = balance.cluster_balance(cluster)
-    return render(request, "migrations_app/cluster_detail.html", {"balance": state, "form": form}, status=400)
+    return cluster_page(request, cluster, form=form, status=400)
 
 
 @require_POST

@@ -5,18 +5,19 @@ A host's load is its running VMs' demand against its capacity, for CPU and for m
 cluster's spread is the standard deviation of the hosts' CPU shares plus that of their memory
 shares. Each round picks, greedily, the move that lowers the spread most, as long as it lowers
 it by at least the threshold's minimum, up to `max_moves`. Every move passes the same checks
-as the migration assistant. Hosts in or entering maintenance neither give nor take VMs, and a
-VM moved within the cooldown stays put: together with the minimum gain, no round undoes the
-last one's moves.
+as the migration assistant, affinity rules included: balancing breaks neither a "must" nor a
+"should" rule. Hosts in or entering maintenance neither give nor take VMs, and a VM moved
+within the cooldown stays put: together with the minimum gain, no round undoes the last
+one's moves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from statistics import pstdev
 
-from .placement import HostFacts, VmFacts, place
+from .placement import NOWHERE, HostFacts, VmFacts, place
 
 # Minimum drop of the spread for a move, by threshold: 1 is conservative (only big
 # imbalances are worth a migration), 5 aggressive.
@@ -70,16 +71,21 @@ def spread(vms: Sequence[VmDemand], hosts: Sequence[HostSupply]) -> float:
 
 
 def recommend(
-    vms: Sequence[VmDemand], hosts: Sequence[HostSupply], settings: BalanceSettings, cooling: frozenset[int] = frozenset()
+    vms: Sequence[VmDemand],
+    hosts: Sequence[HostSupply],
+    settings: BalanceSettings,
+    cooling: frozenset[int] = frozenset(),
+    elsewhere: Mapping[int, int] = NOWHERE,
 ) -> list[Recommendation]:
-    """The moves, in order, that even out the cluster; `cooling` holds the VMs moved recently."""
+    """The moves, in order, that even out the cluster; `cooling` holds the VMs moved recently,
+    `elsewhere` the host of each VM the rules name that is not among `vms` (on its way somewhere)."""
     open_hosts = [host for host in hosts if host.facts.reachable and not host.facts.in_maintenance]
     placed = list(vms)
     moves: list[Recommendation] = []
     arriving: dict[int, int] = {}  # memory of the VMs this round sends to each host
     for _ in range(settings.max_moves):
         before = spread(placed, open_hosts)
-        best = _best_move(placed, open_hosts, settings, cooling | {move.vm.vm_id for move in moves}, before, arriving)
+        best = _best_move(placed, open_hosts, settings, cooling | {move.vm.vm_id for move in moves}, before, arriving, elsewhere)
         if best is None or before - best[1] < MIN_GAIN_BY_THRESHOLD[settings.threshold]:
             break
         (index, destination), after = best
@@ -90,8 +96,9 @@ def recommend(
     return moves
 
 
-def _best_move(placed, hosts, settings, frozen, before, arriving):
+def _best_move(placed, hosts, settings, frozen, before, arriving, elsewhere):
     by_id = {host.facts.id: host for host in hosts}
+    where = {**elsewhere, **{vm.vm_id: vm.facts.host_id for vm in placed}}
     best = None
     for index, vm in enumerate(placed):
         if vm.vm_id in frozen or vm.facts.host_id not in by_id:
@@ -100,7 +107,8 @@ def _best_move(placed, hosts, settings, frozen, before, arriving):
             if destination.facts.id == vm.facts.host_id:
                 continue
             facts = replace(destination.facts, incoming_memory_bytes=destination.facts.incoming_memory_bytes + arriving.get(destination.facts.id, 0))
-            if not place(vm.facts, facts, settings.reserve_bytes).eligible:
+            placement = place(vm.facts, facts, settings.reserve_bytes, where=where)
+            if not placement.eligible or placement.soft_breaches:
                 continue
             moved = placed[:index] + [replace(vm, facts=replace(vm.facts, host_id=destination.facts.id))] + placed[index + 1:]
             after = spread(moved, hosts)

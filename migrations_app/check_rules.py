@@ -110,3 +110,19 @@ def memory_free(destination_name: str, free_bytes: int, incoming_bytes: int, vm_
 def memory_fits(free_bytes: int, incoming_bytes: int, vm_memory_bytes: int, reserve_bytes: int) -> bool:
     """Whether the VM and the reserve fit in what is free once migrations on their way have arrived."""
     return free_bytes - incoming_bytes >= vm_memory_bytes + reserve_bytes
+
+
+def affinity_kept(destination_name: str, broken: Sequence) -> CheckResult:
+    """`broken`: the affinity breaches (`affinity.Breach`) the move would make."""
+    hard = [breach for breach in broken if breach.rule.must]
+    if hard:
+        return affinity(hard[0].message, must=True)
+    if broken:
+        return affinity("; ".join(breach.message for breach in broken), must=False)
+    return ok("affinity", f"Every affinity rule holds with the VM on {destination_name}.")
+
+
+def affinity(message: str, *, must: bool) -> CheckResult:
+    if must:
+        return fail("affinity", f"The move breaks {message}.")
+    return warn("affinity", f"The move breaks {message}; a \"should\" rule, so it may go ahead.")

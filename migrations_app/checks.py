@@ -3,6 +3,8 @@ an operator can act on. Run at submission and again by the worker just before mi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.conf import settings
 from django.db.models import Sum
 
@@ -12,14 +14,20 @@ from hypervisor.guest import Guest, offers_cpu
 from inventory.choices import CLOSED_HOST_STATES, PowerState
 from inventory.models import DatastoreMount, Host, NetworkAttachment, VirtualMachine
 
+from . import affinity_rules
 from . import check_rules as rules
+from .affinity import breaches
 from .check_report import CheckReport, CheckResult
 from .check_rules import fail, ok, warn
 from .choices import ACTIVE_STATES
 from .models import MigrationTask
 
 
-def preflight(vm: VirtualMachine, destination: Host, *, exclude_task_id: int | None = None) -> CheckReport:
+def preflight(
+    vm: VirtualMachine, destination: Host, *, exclude_task_id: int | None = None, planned: Mapping[int, int] | None = None
+) -> CheckReport:
+    """`planned` (VM id to host id): the other moves submitted with this one, which the
+    affinity rules count as made."""
     source = vm.host
     results = [check_vm_runs(vm), check_distinct_hosts(source, destination)]
     if source is None or source == destination:
@@ -32,6 +40,7 @@ def preflight(vm: VirtualMachine, destination: Host, *, exclude_task_id: int | N
         check_storage_shared(vm, destination),
         check_networks_present(vm, destination),
         check_memory_free(vm, destination, exclude_task_id),
+        check_affinity(vm, destination, planned),
     ]
     return CheckReport(tuple(results))
 
@@ -96,6 +105,12 @@ def check_memory_free(vm: VirtualMachine, destination: Host, exclude_task_id: in
     )
     reserve = settings.MIGRATION_MEMORY_RESERVE_BYTES
     return rules.memory_free(destination.name, destination.memory_free_bytes, incoming, vm.memory_bytes, reserve)
+
+
+def check_affinity(vm: VirtualMachine, destination: Host, planned: Mapping[int, int] | None = None) -> CheckResult:
+    vm_rules = affinity_rules.rules_by_vm([vm.pk]).get(vm.pk, ())
+    where = affinity_rules.where_they_run(vm_rules, planned)
+    return rules.affinity_kept(destination.name, breaches(vm.pk, destination.pk, destination.name, vm_rules, where))
 
 
 def disks_of(vm: VirtualMachine) -> list[rules.DiskOnDatastore]:

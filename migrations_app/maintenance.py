@@ -28,7 +28,7 @@ from .evacuation_time import TimedMove, evacuation_ms
 from .forecast import MoveForecast, forecast_moves
 from .models import Evacuation, MigrationBatch, MigrationLimits, MigrationTask
 from .options import MigrationOptions
-from .services import cancel_task, submit_migration
+from .services import cancel_task, planned_of, submit_migration
 
 MAX_ATTEMPTS = 3  # per VM: a move that fails this often stops the evacuation
 RETRY_AFTER = timedelta(seconds=15)  # before the second attempt; doubled before each further one
@@ -103,9 +103,11 @@ def enter(host: Host, *, requested_by=None, options: MigrationOptions | None = N
             host=host, batch=batch, requested_by=requested_by, predicted_total_ms=predicted_total_ms,
             message=f"Moving the VMs off {host.name}.",
         )
-        for item in plan(host, measure=False).placed:
+        placed = plan(host, measure=False).placed
+        planned = planned_of([(item.vm, item.destination) for item in placed])
+        for item in placed:
             try:
-                submit_migration(item.vm, item.destination, options, requested_by=requested_by, batch=batch)
+                submit_migration(item.vm, item.destination, options, requested_by=requested_by, batch=batch, planned=planned)
             except MigrationRequestError:
                 pass  # nothing was created for it: advance() plans it again and stops with the reason
     advance(evacuation)
@@ -191,10 +193,11 @@ def _retry_or_stop(evacuation: Evacuation, remaining: list[VirtualMachine], move
         _stop(evacuation, moved, f"Nowhere to go for {names}")
         return
     options = MigrationOptions(reason=evacuation.batch.reason or f"Evacuating {evacuation.host.name} for maintenance")
+    planned = planned_of([(move.vm, move.destination) for move in moves])
     for move in moves:
         vm = move.vm
         try:
-            task = submit_migration(vm, move.destination, options, requested_by=evacuation.requested_by, batch=evacuation.batch)
+            task = submit_migration(vm, move.destination, options, requested_by=evacuation.requested_by, batch=evacuation.batch, planned=planned)
         except MigrationRequestError as error:
             _stop(evacuation, moved, str(error))
             return

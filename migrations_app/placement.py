@@ -5,14 +5,18 @@ the CLI, maintenance plans and balancing all rank through `rank`.
 
 The score (0-100, higher is better) weighs what an operator weighs: memory left after the
 move, CPU load, migrations already running to and from the host, and the same cluster as
-the VM (its CPU baseline, so the CPU check at submission will pass).
+the VM (its CPU baseline, so the CPU check at submission will pass). A host where the VM would
+break a "must" affinity rule is blocked with the rule named; a "should" rule it would break
+costs points.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import check_rules as rules
+from .affinity import RuleFacts, breaches
 from .check_report import CheckResult, CheckStatus
 from .policy import GIB
 
@@ -27,6 +31,8 @@ class VmFacts:
     runs: CheckResult  # whether it runs where it can be moved from
     disks: tuple[rules.DiskOnDatastore, ...] = ()
     nics: tuple[rules.NicOnNetwork, ...] = ()
+    id: int | None = None
+    rules: tuple[RuleFacts, ...] = ()  # the affinity rules naming it
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Weights:
     quiet: float = 10  # all of it for a host no migration uses...
     per_migration: float = 5  # ...less this for each migration to or from it
     same_cluster: float = 10
+    should_rule: float = 40  # taken off for each "should" rule the move would break
 
 
 WEIGHTS = Weights()
@@ -68,26 +75,41 @@ class Placement:
     score: float
     reasons: tuple[str, ...]
     blocked_by: CheckResult | None  # the first check the host fails; None when it can take the VM
+    soft_breaches: tuple[str, ...] = ()  # the "should" rules the move would break
 
     @property
     def eligible(self) -> bool:
         return self.blocked_by is None
 
 
-def rank(vm: VmFacts, hosts: list[HostFacts], reserve_bytes: int, weights: Weights = WEIGHTS) -> list[Placement]:
-    """Every host but the VM's own: those that can take it first, best score first."""
-    placements = [place(vm, host, reserve_bytes, weights) for host in hosts if host.id != vm.host_id]
+NOWHERE: Mapping[int, int] = {}
+
+
+def rank(vm: VmFacts, hosts: list[HostFacts], reserve_bytes: int, weights: Weights = WEIGHTS, where: Mapping[int, int] = NOWHERE) -> list[Placement]:
+    """Every host but the VM's own: those that can take it first, best score first. `where`
+    holds the host of each VM the VM's affinity rules name (see `affinity`)."""
+    placements = [place(vm, host, reserve_bytes, weights, where) for host in hosts if host.id != vm.host_id]
     return sorted(placements, key=lambda p: (not p.eligible, -p.score, p.host.name))
 
 
-def place(vm: VmFacts, host: HostFacts, reserve_bytes: int, weights: Weights = WEIGHTS) -> Placement:
+def place(vm: VmFacts, host: HostFacts, reserve_bytes: int, weights: Weights = WEIGHTS, where: Mapping[int, int] = NOWHERE) -> Placement:
     blocked_by = _first_failure(vm, host, reserve_bytes)
     points, reasons = zip(_memory(vm, host, weights), _cpu(host, weights), _traffic(host, weights), _cluster(vm, host, weights))
     score = 0.0 if blocked_by else round(sum(points), 1)
-    return Placement(host, score, reasons, blocked_by)
+    soft: tuple[str, ...] = ()
+    if vm.rules and blocked_by is None:
+        broken = breaches(vm.id, host.id, host.name, vm.rules, where)
+        hard = [breach for breach in broken if breach.rule.must]
+        if hard:
+            blocked_by, score = rules.affinity(hard[0].message, must=True), 0.0
+        else:
+            soft = tuple(breach.message for breach in broken)
+            score = round(max(score - weights.should_rule * len(soft), 0.0), 1)
+            reasons += tuple(f"breaks {message}" for message in soft)
+    return Placement(host, score, reasons, blocked_by, soft)
 
 
-def checks(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> list[CheckResult]:
+def checks(vm: VmFacts, host: HostFacts, reserve_bytes: int, where: Mapping[int, int] = NOWHERE) -> list[CheckResult]:
     """The pre-flight checks that can be judged from the inventory alone; libvirt's CPU
     comparison runs when the migration is submitted."""
     return [
@@ -97,11 +119,12 @@ def checks(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> list[CheckResult
         rules.storage_shared(vm.host_name, host.name, vm.disks, host.datastores),
         rules.networks_present(host.name, vm.nics, host.networks),
         rules.memory_free(host.name, host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes),
+        rules.affinity_kept(host.name, breaches(vm.id, host.id, host.name, vm.rules, where) if vm.rules else []),
     ]
 
 
-# The checks in the order `_first_failure` judges them.
-CHECK_ORDER = ("vm_runs", "destination_connected", "destination_open", "storage_shared", "networks_present", "memory_free")
+# The checks in the order `place` judges them.
+CHECK_ORDER = ("vm_runs", "destination_connected", "destination_open", "storage_shared", "networks_present", "memory_free", "affinity")
 
 
 def _first_failure(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> CheckResult | None:

@@ -6,10 +6,10 @@ plan through `plan`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from .placement import CHECK_ORDER, WEIGHTS, HostFacts, Placement, VmFacts, Weights, rank
+from .placement import CHECK_ORDER, NOWHERE, WEIGHTS, HostFacts, Placement, VmFacts, Weights, rank
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ def plan(
     preferred: Sequence[int | None] = (),
     weights: Weights = WEIGHTS,
     every_host: bool = False,
+    where: Mapping[int, int] = NOWHERE,
 ) -> list[PlannedMove]:
     """One move per VM, in order. `preferred[i]` is the host id an operator picked for VM i:
     it is kept when that host can take the VM, otherwise the best host is chosen.
@@ -45,15 +46,22 @@ def plan(
     cannot, each with its reason, for a page that shows them. Without it a plan for 200 VMs
     among 2,500 hosts ranks each VM among the few dozen hosts that share its datastores and
     networks instead of all of them. A VM no host can take is always ranked against every
-    host, so its plan says why."""
+    host, so its plan says why.
+
+    `where` holds the host of each VM the batch's affinity rules name. The batch's own VMs
+    count as unplaced until their turn, then where they are planned to go: two VMs kept
+    together leave a host for the same one, and two kept apart for different ones."""
     facts = {host.id: host for host in hosts}
     reach = _Reach(hosts)
+    placed = dict(where)
+    for vm in vms:
+        placed.pop(vm.id, None)
     moves = []
     for index, vm in enumerate(vms):
         candidates = list(facts.values()) if every_host else [facts[id] for id in reach.hosts_for(vm)]
-        ranking = tuple(rank(vm, candidates, reserve_bytes, weights))
+        ranking = tuple(rank(vm, candidates, reserve_bytes, weights, placed))
         if not every_host and not (ranking and ranking[0].eligible):
-            ranking = tuple(rank(vm, list(facts.values()), reserve_bytes, weights))
+            ranking = tuple(rank(vm, list(facts.values()), reserve_bytes, weights, placed))
         wanted = preferred[index] if index < len(preferred) else None
         chosen = next((p for p in ranking if p.host.id == wanted and p.eligible), None)
         if chosen is None:
@@ -61,6 +69,8 @@ def plan(
         moves.append(PlannedMove(vm, ranking, chosen))
         if chosen is not None:
             _count_move(facts, vm, chosen.host.id)
+        if vm.id is not None:
+            placed[vm.id] = chosen.host.id if chosen is not None else vm.host_id
     return moves
 
 

@@ -25,7 +25,7 @@ from .choices import ACTIVE_STATES, EventKind, RecurrenceKind, ScheduleAction, S
 from .errors import MigrationRequestError
 from .models import InvalidTransition, MigrationBatch, MigrationTask, Schedule, ScheduleRun
 from .recurrence import RecurrenceError
-from .services import Refusal, refusals_of, submit_migration
+from .services import Refusal, planned_of, refusals_of, submit_migration
 
 log = logging.getLogger(__name__)
 
@@ -161,13 +161,14 @@ def _move(run: ScheduleRun) -> None:
     options = schedule.options()
     who = schedule.created_by.get_username() if schedule.created_by else "a deleted user"
     submitted = []
+    planned = planned_of([(vm, target) for vm, target in moves if vm.pk not in refused])
     with transaction.atomic():  # nothing submitted: the batch goes too
         batch = MigrationBatch.objects.create(requested_by=schedule.created_by, reason=options.reason)
         for vm, target in moves:
             if vm.pk in refused:
                 continue
             try:
-                task = submit_migration(vm, target, options, requested_by=schedule.created_by, batch=batch)
+                task = submit_migration(vm, target, options, requested_by=schedule.created_by, batch=batch, planned=planned)
             except MigrationRequestError as error:
                 refusals.append(Refusal(vm, str(error)))
                 continue

@@ -3,6 +3,7 @@ force-complete. Bad input raises MigrationRequestError and changes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -22,7 +23,7 @@ from .options import MigrationOptions
 
 __all__ = [
     "BatchRefused", "MigrationOptions", "MigrationRequestError", "Refusal", "cancel_task", "check_migration", "force_complete",
-    "refusals_of", "submit_batch", "submit_migration",
+    "planned_of", "refusals_of", "submit_batch", "submit_migration",
 ]
 
 
@@ -65,13 +66,21 @@ def check_migration(vm: VirtualMachine, destination: Host) -> CheckReport:
 
 
 def submit_migration(
-    vm: VirtualMachine, destination: Host, options: MigrationOptions, *, requested_by=None, batch: MigrationBatch | None = None
+    vm: VirtualMachine,
+    destination: Host,
+    options: MigrationOptions,
+    *,
+    requested_by=None,
+    batch: MigrationBatch | None = None,
+    planned: Mapping[int, int] | None = None,
 ) -> MigrationTask:
+    """`planned`: every move of the plan this one belongs to (VM id to host id), so affinity
+    rules judge the VMs that leave together by where they are all going."""
     options.validate()
     active = MigrationTask.objects.filter(vm=vm, state__in=ACTIVE_STATES).first()
     if active is not None:
         raise MigrationRequestError(f"{vm.name} already has an active migration, task #{active.pk} ({active.get_state_display().lower()}).")
-    report = preflight(vm, destination)
+    report = preflight(vm, destination, planned=planned)
     if not report.passed:
         raise MigrationRequestError(f"{vm.name} cannot move to {destination.name}: {report.summary()}", report)
     try:
@@ -118,13 +127,14 @@ def refusals_of(moves: list[tuple[VirtualMachine, Host | None]]) -> list[Refusal
     """The moves that cannot be made now, each with the reason: no destination, an active
     migration already, or a failing pre-flight check."""
     refusals = []
+    planned = planned_of(moves)
     for vm, destination in moves:
         active = MigrationTask.objects.filter(vm=vm, state__in=ACTIVE_STATES).first()
         if destination is None:
             refusals.append(Refusal(vm, f"No host can take {vm.name}."))
         elif active is not None:
             refusals.append(Refusal(vm, f"{vm.name} already has an active migration, task #{active.pk}."))
-        elif not (report := preflight(vm, destination)).passed:
+        elif not (report := preflight(vm, destination, planned=planned)).passed:
             refusals.append(Refusal(vm, f"{vm.name} cannot move to {destination.name}: {report.summary()}"))
     return refusals
 
@@ -144,8 +154,13 @@ def submit_batch(
         raise MigrationRequestError("None of these VMs can move now; nothing was submitted.")
     with transaction.atomic():  # a check that fails meanwhile submits none of them
         batch = MigrationBatch.objects.create(requested_by=requested_by, reason=options.reason) if len(moves) > 1 else None
-        tasks = [submit_migration(vm, destination, options, requested_by=requested_by, batch=batch) for vm, destination in doable]
+        planned = planned_of(doable)
+        tasks = [submit_migration(vm, destination, options, requested_by=requested_by, batch=batch, planned=planned) for vm, destination in doable]
     return batch, tasks
+
+
+def planned_of(moves: list[tuple[VirtualMachine, Host | None]]) -> dict[int, int]:
+    return {vm.pk: destination.pk for vm, destination in moves if destination is not None}
 
 
 def cancel_task(task: MigrationTask, *, actor=None) -> str:

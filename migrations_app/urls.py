@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import balance_views, maintenance_views, schedule_views, views
+from . import balance_views, maintenance_views, rule_views, schedule_views, views
 
 urlpatterns = [
     path("tasks/", views.task_list, name="task-list"),
@@ -22,6 +22,9 @@ urlpatterns = [
     path("clusters/<int:pk>/", balance_views.cluster_detail, name="cluster-detail"),
     path("clusters/<int:pk>/policy/", balance_views.cluster_policy, name="cluster-policy"),
     path("clusters/<int:pk>/apply/", balance_views.cluster_apply, name="cluster-apply"),
+    path("clusters/<int:pk>/rules/", rule_views.rule_add, name="rule-add"),
+    path("rules/<int:pk>/delete/", rule_views.rule_delete, name="rule-delete"),
+    path("rules/<int:pk>/fix/", rule_views.rule_fix, name="rule-fix"),
     path("schedules/", schedule_views.schedule_list, name="schedule-list"),
     path("schedules/new/", schedule_views.schedule_new, name="schedule-new"),
     path("schedules/<int:pk>/", schedule_views.schedule_detail, name="schedule-detail"),

@@ -85,3 +85,19 @@ def test_out_of_range_settings_are_refused():
         BalanceSettings(threshold=6)
     with pytest.raises(ValueError, match="at least one move"):
         BalanceSettings(max_moves=0)
+
+
+@pytest.mark.parametrize("must", [True, False])
+def test_balancing_breaks_no_affinity_rule_must_or_should(must):
+    from migrations_app.affinity import RuleFacts
+    from migrations_app.choices import RuleKind
+
+    # vm1 and vm2 load kvm1; vm3, kept apart from both, idles on kvm2: moving either there
+    # would even the load but break the rule.
+    apart = RuleFacts(1, "apart", RuleKind.APART, must, ((1, "vm1"), (2, "vm2"), (3, "vm3")))
+    vms = [vm(1, on=1, cores=4), vm(2, on=1, cores=3), vm(3, on=2, cores=0.5)]
+    vms = [replace(v, facts=replace(v.facts, id=v.vm_id, rules=(apart,))) for v in vms]
+    assert recommend(vms, [host(1), host(2)], BalanceSettings(max_moves=2)) == []
+    # With a third host free of the rule's VMs, the busy VM goes there instead.
+    moved = moves(recommend(vms, [host(1), host(2), host(3)], BalanceSettings(max_moves=1)))
+    assert [destination for _, _, destination in moved] == [3]

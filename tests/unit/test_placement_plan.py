@@ -62,3 +62,41 @@ def test_a_vm_on_a_local_disk_has_nowhere_to_go_and_the_reason_names_the_disk():
 def test_with_no_other_host_the_plan_says_so():
     (move,) = plan([VM], [replace(HOST, id=VM.host_id, name="kvm1")], RESERVE)
     assert move.blocked_reason == "No other host is known for Web-01."
+
+
+def test_an_evacuation_sends_vms_kept_apart_to_different_hosts_and_vms_kept_together_to_one():
+    from migrations_app.affinity import RuleFacts
+    from migrations_app.choices import RuleKind
+
+    apart = RuleFacts(1, "web-apart", RuleKind.APART, True, ((1, "web1"), (2, "web2")))
+    together = RuleFacts(2, "app-db", RuleKind.TOGETHER, True, ((3, "app"), (4, "db")))
+    vms = [vm("web1", id=1, rules=(apart,)), vm("web2", id=2, rules=(apart,)), vm("app", id=3, rules=(together,)), vm("db", id=4, rules=(together,))]
+    # Two small hosts: memory alone would spread them one by one.
+    hosts = [host(2, "kvm2", memory_free_bytes=20 * GIB), host(3, "kvm3", memory_free_bytes=20 * GIB)]
+    where = {1: 1, 2: 1, 3: 1, 4: 1}  # all on kvm1, the host being evacuated
+    web1, web2, app, db = plan(vms, hosts, RESERVE, where=where)
+    assert web1.chosen.host.id != web2.chosen.host.id
+    assert app.chosen.host.id == db.chosen.host.id
+
+
+def test_a_must_rule_that_cannot_be_met_blocks_the_move_with_the_rule_named():
+    from migrations_app.affinity import RuleFacts
+    from migrations_app.choices import RuleKind
+
+    apart = RuleFacts(1, "web-apart", RuleKind.APART, True, ((1, "web1"), (2, "web2"), (3, "web3")))
+    vms = [vm("web1", id=1, rules=(apart,))]
+    # web2 and web3 run on the only two other hosts.
+    (move,) = plan(vms, [host(2, "kvm2"), host(3, "kvm3")], RESERVE, where={1: 1, 2: 2, 3: 3})
+    assert move.chosen is None
+    assert "rule 'web-apart'" in move.blocked_reason and "already on" in move.blocked_reason
+
+
+def test_a_should_rule_costs_points_but_does_not_block():
+    from migrations_app.affinity import RuleFacts
+    from migrations_app.choices import RuleKind
+
+    apart = RuleFacts(1, "web-apart", RuleKind.APART, False, ((1, "web1"), (2, "web2")))
+    (move,) = plan([vm("web1", id=1, rules=(apart,))], [host(2, "kvm2", memory_free_bytes=60 * GIB), host(3, "kvm3")], RESERVE, where={2: 2})
+    assert move.chosen.host.name == "kvm3"
+    broken = next(p for p in move.ranking if p.host.name == "kvm2")
+    assert broken.eligible and broken.soft_breaches and any("breaks rule 'web-apart'" in r for r in broken.reasons)

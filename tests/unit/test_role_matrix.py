@@ -6,8 +6,8 @@ import pytest
 from django.urls import URLPattern, get_resolver, reverse
 
 from core.roles import Role
-from migrations_app.choices import TaskState
-from migrations_app.models import Evacuation, MigrationBatch, MigrationTask, Schedule
+from migrations_app.choices import RuleKind, TaskState
+from migrations_app.models import AffinityRule, Evacuation, MigrationBatch, MigrationTask, Schedule
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +46,9 @@ VIEWS = {
     "cluster-detail": ("get", Role.VIEWER),
     "cluster-policy": ("post", Role.ADMINISTRATOR),
     "cluster-apply": ("post", Role.OPERATOR),  # every signed-in user's own
+    "rule-add": ("post", Role.ADMINISTRATOR),
+    "rule-delete": ("post", Role.ADMINISTRATOR),
+    "rule-fix": ("post", Role.OPERATOR),
     "cluster-cpu": ("get", Role.VIEWER),
     "cluster-cpu-mode": ("post", Role.ADMINISTRATOR),
     "vm-cpu-baseline": ("post", Role.OPERATOR),
@@ -64,7 +67,8 @@ def objects(monkeypatch):
     evacuation = Evacuation.objects.create(host=vm.host, batch=MigrationBatch.objects.create())
     schedule = Schedule.objects.create(name="nightly", vm_names=["web-01"])
     cluster = ClusterFactory(name="prod")
-    return {"vm": vm, "task": task, "batch": batch, "evacuation": evacuation, "schedule": schedule, "cluster": cluster}
+    rule = AffinityRule.objects.create(cluster=cluster, name="apart", kind=RuleKind.APART)
+    return {"vm": vm, "task": task, "batch": batch, "evacuation": evacuation, "schedule": schedule, "cluster": cluster, "rule": rule}
 
 
 def url_of(name: str, objects: dict) -> str:
@@ -78,6 +82,7 @@ def url_of(name: str, objects: dict) -> str:
         "schedule-enable": [objects["schedule"].pk], "schedule-disable": [objects["schedule"].pk],
         "schedule-delete": [objects["schedule"].pk], "cluster-detail": [objects["cluster"].pk],
         "cluster-policy": [objects["cluster"].pk], "cluster-apply": [objects["cluster"].pk], "schedule-edit": [objects["schedule"].pk],
+        "rule-add": [objects["cluster"].pk], "rule-delete": [objects["rule"].pk], "rule-fix": [objects["rule"].pk],
         "cluster-cpu": [objects["cluster"].pk], "cluster-cpu-mode": [objects["cluster"].pk], "vm-cpu-baseline": [vm.pk],
     }.get(name, [])
     url = reverse(name, args=args)

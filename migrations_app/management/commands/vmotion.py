@@ -11,10 +11,10 @@ from core.roles import Role
 from inventory import cpu_baseline
 from inventory.choices import ClusterCpuMode
 from inventory.models import Cluster
-from migrations_app import assistant, balance, maintenance, recurrence, schedules, services
+from migrations_app import affinity_rules, assistant, balance, maintenance, recurrence, rule_fixes, schedules, services
 from migrations_app.check_report import CheckReport
-from migrations_app.choices import EvacuationState, Priority, RecurrenceKind, ScheduleAction, TaskState
-from migrations_app.models import Evacuation, MigrationTask, Schedule
+from migrations_app.choices import EvacuationState, Priority, RecurrenceKind, RuleKind, RuleStrength, ScheduleAction, TaskState
+from migrations_app.models import AffinityRule, Evacuation, MigrationTask, Schedule
 from migrations_app.options import DEFAULT_MAX_DOWNTIME_MS
 from migrations_app.presenters import task_summary
 
@@ -22,7 +22,7 @@ PRIORITIES = {priority.label.lower(): priority for priority in Priority}
 
 
 class Command(BaseCommand):
-    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, schedule, balance, cluster cpu."
+    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, schedule, balance, rules, cluster cpu."
 
     def add_arguments(self, parser):
         common = argparse.ArgumentParser(add_help=False)
@@ -60,6 +60,23 @@ class Command(BaseCommand):
         balance_parser.add_argument("cluster", help="cluster name")
         balance_parser.add_argument("--apply", action="store_true", help="submit every recommendation")
         balance_parser.add_argument("--user", help="record the moves as requested by this vmotion user (an Operator)")
+        rules_parser = commands.add_parser("rules", help="a cluster's affinity rules: list, add, delete, fix")
+        rule_commands = rules_parser.add_subparsers(dest="rules_command", required=True)
+        rules_list = rule_commands.add_parser("list", parents=[common], help="the rules, the stale ones and what breaks them now")
+        rule_add = rule_commands.add_parser("add", parents=[common], help="a rule: VMs kept together, kept apart, or run on some hosts")
+        rule_add.add_argument("name", help="rule name, unique in the cluster")
+        rule_add.add_argument("--kind", required=True, choices=RuleKind.values)
+        rule_add.add_argument("--should", action="store_true", help="weigh against breaking it instead of blocking (a must rule by default)")
+        rule_add.add_argument("--vm", action="append", required=True, dest="vms", help="a VM of the rule (repeat)")
+        rule_add.add_argument("--host", action="append", default=[], dest="hosts", help="with --kind on_hosts: a host the VMs may run on (repeat)")
+        rule_delete = rule_commands.add_parser("delete", parents=[common], help="delete a rule")
+        rule_fix = rule_commands.add_parser("fix", parents=[common], help="submit the moves that end a rule's violation")
+        for each in (rules_list, rule_add, rule_delete, rule_fix):
+            each.add_argument("--cluster", required=True, help="cluster name")
+        for each in (rule_delete, rule_fix):
+            each.add_argument("name", help="rule name")
+        for each in (rule_add, rule_delete, rule_fix):
+            each.add_argument("--user", help="record it as done by this vmotion user (an Administrator; an Operator for fix)")
         cluster_parser = commands.add_parser("cluster", help="a cluster's settings: cpu")
         cluster_commands = cluster_parser.add_subparsers(dest="cluster_command", required=True)
         cluster_cpu = cluster_commands.add_parser("cpu", parents=[common], help="the CPU baseline and the VMs above it; set it with --model or --computed")
@@ -236,6 +253,61 @@ class Command(BaseCommand):
             "tasks": [task.pk for task in tasks],
         })
 
+    def do_rules(self, rules_command, cluster, **options):
+        found = self._cluster(cluster)
+        getattr(self, f"_rules_{rules_command}")(found, **options)
+
+    def _rules_list(self, cluster, **_):
+        statuses = affinity_rules.cluster_rules(cluster)
+        for status in statuses:
+            stale = f" [stale: {', '.join(status.stale)} gone]" if status.stale else ""
+            now = f"VIOLATED: {status.violation.message}" if status.violation else "holds"
+            self.stdout.write(f"  {status.rule.name:<20} {status.facts.describe()}{stale}: {now}")
+        if not statuses:
+            self.stdout.write(f"cluster {cluster.name} has no affinity rule")
+        self._json({"cluster": cluster.name, "rules": [_rule_fields(status) for status in statuses]})
+
+    def _rules_add(self, cluster, name, kind, should, vms, hosts, user, **_):
+        actor = services.find_user_with_role(user, Role.ADMINISTRATOR) if user else None
+        machines = [services.find_vm(vm) for vm in vms]
+        targets = [services.find_host(host) for host in hosts]
+        with set_actor(actor) if actor else nullcontext():
+            rule = affinity_rules.add_rule(cluster, name, kind, RuleStrength.SHOULD if should else RuleStrength.MUST, machines, targets, created_by=actor)
+        self.stdout.write(f"rule {rule.name!r} added: {affinity_rules.facts_of(rule).describe()}")
+        self._json({"cluster": cluster.name, "rule": rule.name, "kind": rule.kind, "strength": rule.strength})
+
+    def _rules_delete(self, cluster, name, user, **_):
+        actor = services.find_user_with_role(user, Role.ADMINISTRATOR) if user else None
+        with set_actor(actor) if actor else nullcontext():
+            self.stdout.write(affinity_rules.delete_rule(self._rule(cluster, name)))
+        self._json({"cluster": cluster.name, "deleted": name})
+
+    def _rules_fix(self, cluster, name, user, **_):
+        rule = self._rule(cluster, name)
+        status = next(status for status in affinity_rules.cluster_rules(cluster) if status.rule.pk == rule.pk)
+        tasks = []
+        if status.violation is None:
+            self.stdout.write(f"rule {rule.name!r} holds: nothing to fix")
+        else:
+            requester = services.find_operator(user) if user else None
+            _, tasks = rule_fixes.apply_fix(status.violation, requested_by=requester)
+            for task in tasks:
+                self.stdout.write(f"task #{task.pk} queued: {task.vm.name} {task.source.name} -> {task.destination.name}")
+        self._json({"cluster": cluster.name, "rule": rule.name, "tasks": [task.pk for task in tasks]})
+
+    def _rule(self, cluster: Cluster, name: str) -> AffinityRule:
+        rule = AffinityRule.objects.filter(cluster=cluster, name=name).first()
+        if rule is None:
+            known = ", ".join(AffinityRule.objects.filter(cluster=cluster).values_list("name", flat=True)) or "none"
+            self.fail(f"Cluster {cluster.name} has no rule named {name!r}; its rules: {known}.")
+        return rule
+
+    def _cluster(self, name: str) -> Cluster:
+        found = Cluster.objects.filter(name=name).first()
+        if found is None:
+            self.fail(f"No cluster named {name!r}; known clusters: {', '.join(Cluster.objects.values_list('name', flat=True)) or 'none'}.")
+        return found
+
     def do_cluster(self, cluster_command, **options):
         getattr(self, f"_cluster_{cluster_command}")(**options)
 
@@ -368,6 +440,13 @@ class Command(BaseCommand):
             if task.is_final:
                 return task
             time.sleep(0.5)
+
+
+def _rule_fields(status) -> dict:
+    return {
+        "rule": status.rule.name, "kind": status.rule.kind, "strength": status.rule.strength, "describe": status.facts.describe(),
+        "stale": list(status.stale), "violation": status.violation.message if status.violation else None,
+    }
 
 
 def _checks(report: CheckReport | None) -> list[dict]:
