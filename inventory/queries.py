@@ -21,13 +21,13 @@ def hosts_with_vms() -> QuerySet[Host]:
 
 
 def hosts_for_dashboard() -> QuerySet[Host]:
-    """Hosts that need someone first (unreachable, then in maintenance), then by name."""
+    """Hosts that need someone first (unreachable, then degraded or in maintenance), then by name."""
     return (
         Host.objects.select_related("cluster")
         .annotate(
             attention=Case(
                 When(Q(state=HostState.DISCONNECTED) | ~Q(last_error=""), then=Value(0)),
-                When(state__in=CLOSED_HOST_STATES, then=Value(1)),
+                When(Q(state__in=CLOSED_HOST_STATES) | Q(degraded_since__isnull=False), then=Value(1)),
                 default=Value(2),
                 output_field=IntegerField(),
             )

@@ -8,7 +8,7 @@ from core.roles import Role, role_required
 
 from core.pagination import page_of
 
-from . import jobs, queries
+from . import health_history, jobs, queries
 from .filtersets import HostFilterForm, VmFilterForm
 from .load import host_load
 from .models import Host, VirtualMachine
@@ -34,6 +34,7 @@ def host_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "host": host, "load": host_load(host.cpu_count, host.memory_total_bytes, host.vms.all()),
         "mounts": queries.mounts_of(host), "networks": host.network_attachments.select_related("network"),
+        "health": health_history.summary(host),
     }
     return render_page_or_partial(request, "inventory/host_detail.html", "inventory/_host_summary.html", context)
 

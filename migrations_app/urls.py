@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import balance_views, maintenance_views, rule_views, schedule_views, views
+from . import balance_views, health_views, maintenance_views, rule_views, schedule_views, views
 
 urlpatterns = [
     path("tasks/", views.task_list, name="task-list"),
@@ -16,6 +16,8 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit-log"),
     path("hosts/<int:pk>/maintenance/", maintenance_views.maintenance_plan, name="maintenance-plan"),
     path("hosts/<int:pk>/maintenance/exit/", maintenance_views.maintenance_exit, name="maintenance-exit"),
+    path("hosts/<int:pk>/degrade/", health_views.host_degrade, name="host-degrade"),
+    path("hosts/<int:pk>/restore/", health_views.host_restore, name="host-restore"),
     path("evacuations/<int:pk>/", maintenance_views.evacuation_detail, name="evacuation-detail"),
     path("evacuations/<int:pk>/progress/", maintenance_views.evacuation_progress, name="evacuation-progress"),
     path("evacuations/<int:pk>/abort/", maintenance_views.evacuation_abort, name="evacuation-abort"),
@@ -25,6 +27,7 @@ urlpatterns = [
     path("clusters/<int:pk>/rules/", rule_views.rule_add, name="rule-add"),
     path("rules/<int:pk>/delete/", rule_views.rule_delete, name="rule-delete"),
     path("rules/<int:pk>/fix/", rule_views.rule_fix, name="rule-fix"),
+    path("clusters/<int:pk>/health-policy/", health_views.cluster_health_policy, name="cluster-health-policy"),
     path("schedules/", schedule_views.schedule_list, name="schedule-list"),
     path("schedules/new/", schedule_views.schedule_new, name="schedule-new"),
     path("schedules/<int:pk>/", schedule_views.schedule_detail, name="schedule-detail"),
