@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.roles import Role
 from inventory import cpu_baseline
+from inventory import degradation
 from inventory.choices import ClusterCpuMode
 from inventory.models import Cluster
 from migrations_app import affinity_rules, assistant, balance, maintenance, recurrence, rule_fixes, schedules, services
@@ -22,7 +23,7 @@ PRIORITIES = {priority.label.lower(): priority for priority in Priority}
 
 
 class Command(BaseCommand):
-    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, schedule, balance, rules, cluster cpu."
+    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, host, schedule, balance, rules, cluster cpu."
 
     def add_arguments(self, parser):
         common = argparse.ArgumentParser(add_help=False)
@@ -56,6 +57,15 @@ class Command(BaseCommand):
         maintenance.add_argument("host", help="host name")
         maintenance.add_argument("--user", help="record it as done by this vmotion user (an Administrator)")
         maintenance.add_argument("--wait", action="store_true", help="with enter: follow the evacuation until it ends")
+        host_parser = commands.add_parser("host", help="mark a failing host degraded, or restore it")
+        host_commands = host_parser.add_subparsers(dest="host_command", required=True)
+        degrade = host_commands.add_parser("degrade", parents=[common], help="mark a host degraded; its cluster's proactive policy decides what follows")
+        degrade.add_argument("host", help="host name")
+        degrade.add_argument("--reason", required=True, help="why it is failing, for the pages and the audit trail")
+        restore = host_commands.add_parser("restore", parents=[common], help="clear a host's degraded mark")
+        restore.add_argument("host", help="host name")
+        for each in (degrade, restore):
+            each.add_argument("--user", help="record it as done by this vmotion user (an Administrator)")
         balance_parser = commands.add_parser("balance", parents=[common], help="a cluster's load and balancing recommendations")
         balance_parser.add_argument("cluster", help="cluster name")
         balance_parser.add_argument("--apply", action="store_true", help="submit every recommendation")
@@ -226,6 +236,23 @@ class Command(BaseCommand):
         else:
             self.stdout.write(maintenance.exit_maintenance(target, actor=actor))
             self._json({"host": target.name, "state": target.state})
+
+    def do_host(self, host_command, host, user, reason=None, **_):
+        target = services.find_host(host)
+        actor = services.find_user_with_role(user, Role.ADMINISTRATOR) if user else None
+        try:
+            with set_actor(actor) if actor else nullcontext():
+                if host_command == "degrade":
+                    by = f"{degradation.by_administrator(actor)} with the vmotion CLI" if actor else degradation.BY_CLI
+                    target = degradation.mark_degraded(target, reason, by)
+                    self.stdout.write(f"{target.name} is marked degraded: {degradation.describe(target)}")
+                else:
+                    self.stdout.write(degradation.restore(target))
+                    target.refresh_from_db()
+        except degradation.DegradationError as error:
+            self.fail(str(error))
+        self._json({"host": target.name, "degraded": target.is_degraded, "reason": target.degraded_reason, "by": target.degraded_by,
+                    "since": target.degraded_since.isoformat() if target.degraded_since else None})
 
     def do_balance(self, cluster, apply, user, **_):
         found = Cluster.objects.filter(name=cluster).first()
