@@ -8,9 +8,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import BooleanField, Count, ExpressionWrapper, Prefetch, Q, Sum, prefetch_related_objects
+from django.db.models import BooleanField, Case, Count, ExpressionWrapper, F, Prefetch, Q, Sum, When, prefetch_related_objects
 
-from inventory.choices import CLOSED_HOST_STATES, HostState
+from inventory.choices import CLOSED_HOST_STATES, ClusterCpuMode, HostState
 from inventory.models import DatastoreMount, Host, NetworkAttachment, VirtualDisk, VirtualMachine, VirtualNic
 
 from . import affinity_rules, placement, placement_plan
@@ -76,6 +76,8 @@ def plan_moves(vms: list[VirtualMachine], preferred: Sequence[int | None] = (), 
 # The same judgement as `Host.is_reachable`, made in SQL.
 _REACHABLE = ExpressionWrapper(Q(last_seen__isnull=False) & Q(last_error=""), output_field=BooleanField())
 _NO_IDS: frozenset[int] = frozenset()
+# The cluster's baseline in effect, as `Cluster.baseline` chooses it.
+_BASELINE = Case(When(cluster__cpu_mode=ClusterCpuMode.NAMED, then=F("cluster__cpu_named_model")), default=F("cluster__cpu_baseline_model"))
 
 
 def host_facts(exclude_tasks_of: VirtualMachine | None = None) -> list[placement.HostFacts]:
@@ -89,8 +91,8 @@ def host_facts(exclude_tasks_of: VirtualMachine | None = None) -> list[placement
     state_labels = dict(HostState.choices)
     # Plain rows, not model instances: building thousands of Hosts would cost more than ranking them.
     # `Host.is_reachable` is judged by the database, so no timestamp is parsed per host.
-    rows = Host.objects.order_by("name").annotate(reachable=_REACHABLE).values_list(
-        "pk", "name", "reachable", "last_error", "state", "cluster_id", "cluster__name", "cluster__cpu_baseline_model",
+    rows = Host.objects.order_by("name").annotate(reachable=_REACHABLE, baseline=_BASELINE).values_list(
+        "pk", "name", "reachable", "last_error", "state", "cluster_id", "cluster__name", "baseline",
         "memory_total_bytes", "memory_free_bytes", "cpu_utilisation",
     )
     no_tasks = {}

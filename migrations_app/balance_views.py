@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.roles import Role, role_required
+from inventory.cpu_views import cpu_section
 from inventory.models import Cluster
 
 from . import affinity_rules, balance, rule_fixes
@@ -38,6 +39,7 @@ def cluster_page(request: HttpRequest, cluster: Cluster, *, form=None, rule_form
         "form": form or BalancingPolicyForm(instance=state.policy),
         "rules": [(status, rule_fixes.fix_for(status.violation) if status.violation else []) for status in rules],
         "rule_form": rule_form or RuleForm(cluster),
+        "cpu": cpu_section(cluster),
     }
     return render(request, "migrations_app/cluster_detail.html", context, status=status)
 

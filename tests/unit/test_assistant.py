@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from inventory.choices import HostState
+from inventory.choices import ClusterCpuMode, HostState
 from inventory.models import Datastore, DatastoreMount, Network, NetworkAttachment, VirtualDisk, VirtualNic
 from migrations_app import assistant
 from migrations_app.models import MigrationTask
@@ -75,3 +75,11 @@ def test_the_cli_ranks_with_reasons_and_ends_with_json(inventory):
     assert result["vm"] == "Web-01"
     assert [c["host"] for c in result["candidates"]] == ["kvm2", "kvm3", "kvm4", "kvm5"]
     assert result["candidates"][3]["blocked_by"] == {"check": "destination_open", "message": "kvm5 is in maintenance: it takes no new VMs."}
+
+
+def test_a_named_cpu_baseline_is_the_one_the_reasons_quote(db):
+    cluster = ClusterFactory(name="old", cpu_baseline_model="EPYC", cpu_mode=ClusterCpuMode.NAMED, cpu_named_model="Westmere")
+    vm = VirtualMachineFactory(host=HostFactory(cluster=cluster))
+    HostFactory(name="peer", cluster=cluster)
+    (peer,) = [p for p in assistant.recommend(vm) if p.host.name == "peer"]
+    assert "same cluster old, CPU baseline Westmere" in peer.reasons
