@@ -42,7 +42,7 @@ def start_inventory_worker(index: int = 0, **extra_env: str) -> subprocess.Popen
 def start_scheduler(index: int = 0, **extra_env: str) -> subprocess.Popen:
     timing = {
         "INVENTORY_SYNC_INTERVAL": "30", "MIGRATION_HOUSEKEEPING_INTERVAL": "0.5", "MIGRATION_WORKER_LOST_AFTER": "10",
-        "EVACUATION_INTERVAL": "1", "SCHEDULE_INTERVAL": "1", "HEALTH_INTERVAL": "1",
+        "EVACUATION_INTERVAL": "1", "SCHEDULE_INTERVAL": "1", "HEALTH_INTERVAL": "1", "BALANCING_INTERVAL": "1",
     }
     return start_manage("scheduler", log_name=f"scheduler{index or ''}", **{**timing, **extra_env})
 
