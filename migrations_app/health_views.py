@@ -17,9 +17,8 @@ from core.roles import Role, role_required
 from inventory import degradation
 from inventory.models import Cluster, Host
 
-from . import balance, proactive
-from .balance_views import BalancingPolicyForm
-from .models import BalancingPolicy, ProactivePolicy
+from . import proactive
+from .models import ProactivePolicy
 
 
 class ProactivePolicyForm(forms.ModelForm):
@@ -42,6 +41,13 @@ def cluster_health(cluster: Cluster, form: ProactivePolicyForm | None = None) ->
     return ClusterHealth(cluster, policy, form or ProactivePolicyForm(instance=policy), proactive.degraded_hosts(cluster, policy))
 
 
+@role_required(Role.VIEWER)
+def cluster_health_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """The section on a page of its own."""
+    cluster = get_object_or_404(Cluster, pk=pk)
+    return render(request, "migrations_app/cluster_health.html", {"health": cluster_health(cluster)})
+
+
 @require_POST
 @role_required(Role.ADMINISTRATOR)
 def cluster_health_policy(request: HttpRequest, pk: int) -> HttpResponse:
@@ -51,13 +57,9 @@ def cluster_health_policy(request: HttpRequest, pk: int) -> HttpResponse:
         form.save()
         messages.info(request, f"Proactive policy of {cluster.name}: {form.instance.get_level_display().lower()}.")
         return redirect("cluster-detail", pk=pk)
-    # The cluster page again, with the errors beside the fields and nothing saved.
-    context = {
-        "balance": balance.cluster_balance(cluster),
-        "form": BalancingPolicyForm(instance=BalancingPolicy.of(cluster)),
-        "health": cluster_health(cluster, form),
-    }
-    return render(request, "migrations_app/cluster_detail.html", context, status=400)
+    # The errors beside the fields, nothing saved. The section's own page, not the cluster
+    # page, so that this module needs nothing of the cluster page's other sections.
+    return render(request, "migrations_app/cluster_health.html", {"health": cluster_health(cluster, form)}, status=400)
 
 
 @require_POST

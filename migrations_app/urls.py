@@ -27,6 +27,7 @@ urlpatterns = [
     path("clusters/<int:pk>/rules/", rule_views.rule_add, name="rule-add"),
     path("rules/<int:pk>/delete/", rule_views.rule_delete, name="rule-delete"),
     path("rules/<int:pk>/fix/", rule_views.rule_fix, name="rule-fix"),
+    path("clusters/<int:pk>/health/", health_views.cluster_health_page, name="cluster-health"),
     path("clusters/<int:pk>/health-policy/", health_views.cluster_health_policy, name="cluster-health-policy"),
     path("schedules/", schedule_views.schedule_list, name="schedule-list"),
     path("schedules/new/", schedule_views.schedule_new, name="schedule-new"),

@@ -149,12 +149,21 @@ def test_an_out_of_range_value_gets_a_field_error_and_changes_nothing(client_as,
 
     response = client_as(administrator).post(reverse("cluster-health-policy", args=[kvm1.cluster.pk]), fields)
 
-    assert response.status_code == 400
+    assert response.status_code == 400 and f'data-testid="field-error-{field}"' in response.content.decode()
     health = response.context["health"]
     assert list(health.form.errors) == [field] and health.policy.level == ProactiveLevel.OFF
     assert ProactivePolicy.objects.get(pk=before.pk).level == ProactiveLevel.OFF
     section = render_to_string("migrations_app/_cluster_health.html", {"health": health, "can_administer": True})
     assert f'data-testid="field-error-{field}"' in section
+
+
+def test_the_sections_own_page_shows_the_policy_and_the_degraded_hosts(client_as, viewer, kvm1):
+    degradation.mark_degraded(kvm1, "fan failing", degradation.BY_CLI)
+
+    page = client_as(viewer).get(reverse("cluster-health", args=[kvm1.cluster.pk])).content.decode()
+
+    assert "kvm1 was marked degraded by vmotion CLI: fan failing" in page and "The cluster&#x27;s proactive policy is off" in page
+    assert 'data-testid="proactive-policy"' in page and "Off: no health rules." in page
 
 
 def test_the_section_lists_the_degraded_hosts_and_shows_the_policy_to_viewers(kvm1):

@@ -49,6 +49,7 @@ VIEWS = {
     "rule-add": ("post", Role.ADMINISTRATOR),
     "rule-delete": ("post", Role.ADMINISTRATOR),
     "rule-fix": ("post", Role.OPERATOR),
+    "cluster-health": ("get", Role.VIEWER),
     "cluster-health-policy": ("post", Role.ADMINISTRATOR),
     "host-degrade": ("post", Role.ADMINISTRATOR),
     "host-restore": ("post", Role.ADMINISTRATOR),
@@ -86,7 +87,7 @@ def url_of(name: str, objects: dict) -> str:
         "schedule-delete": [objects["schedule"].pk], "cluster-detail": [objects["cluster"].pk],
         "cluster-policy": [objects["cluster"].pk], "cluster-apply": [objects["cluster"].pk], "schedule-edit": [objects["schedule"].pk],
         "rule-add": [objects["cluster"].pk], "rule-delete": [objects["rule"].pk], "rule-fix": [objects["rule"].pk],
-        "cluster-health-policy": [objects["cluster"].pk], "host-degrade": [vm.host.pk], "host-restore": [vm.host.pk],
+        "cluster-health": [objects["cluster"].pk], "cluster-health-policy": [objects["cluster"].pk], "host-degrade": [vm.host.pk], "host-restore": [vm.host.pk],
         "cluster-cpu": [objects["cluster"].pk], "cluster-cpu-mode": [objects["cluster"].pk], "vm-cpu-baseline": [vm.pk],
     }.get(name, [])
     url = reverse(name, args=args)
