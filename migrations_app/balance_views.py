@@ -13,6 +13,7 @@ from inventory.models import Cluster
 
 from . import affinity_rules, balance, rule_fixes
 from .errors import MigrationRequestError
+from .health_views import cluster_health
 from .models import BalancingPolicy
 from .rule_forms import RuleForm
 
@@ -40,6 +41,7 @@ def cluster_page(request: HttpRequest, cluster: Cluster, *, form=None, rule_form
         "rules": [(status, rule_fixes.fix_for(status.violation) if status.violation else []) for status in rules],
         "rule_form": rule_form or RuleForm(cluster),
         "cpu": cpu_section(cluster),
+        "health": cluster_health(cluster),
     }
     return render(request, "migrations_app/cluster_detail.html", context, status=status)
 

@@ -9,7 +9,12 @@ pages to docs/ for the README:
 - a batch of two VMs on its batch page until both have ended;
 - a host put into maintenance: its plan, then its evacuation followed to the end, then back
   in service;
-- a schedule created for the next minute, which then runs by itself.
+- a schedule created for the next minute, which then runs by itself;
+- the cluster page once the maintenance tour has left a host idle: an aggressive threshold,
+  the recommendation that moves a guest to it with the spread before and after and the
+  forecast, applied and followed to the end; an anti-affinity rule added;
+- a host marked degraded under the "evacuate" proactive policy, emptied by itself, then
+  restored and back in service.
 
 It puts the host back in service at the end and fails loudly if any step does not show what
 it should.
@@ -99,12 +104,14 @@ def tour(page: Page, args: argparse.Namespace) -> None:
     expect(page.get_by_test_id("batch-task-state")).to_have_text(["Succeeded", "Succeeded"])
     shoot(page, out / "batch.png")
     print(f"batch of {', '.join(args.batch)}: both succeeded")
-    maintenance_tour(page, url, out)
+    idle = maintenance_tour(page, url, out)
+    cluster_tour(page, url, out, idle)
+    proactive_tour(page, url, out)
     schedule_tour(page, url, out, args.vm)
 
 
-def maintenance_tour(page: Page, url: str, out: Path) -> None:
-    """The host with the most guests goes into maintenance, then back in service."""
+def maintenance_tour(page: Page, url: str, out: Path) -> str:
+    """The host with the most guests goes into maintenance, then back in service: it idles."""
     page.goto(f"{url}/")
     cards = page.locator("article.host")
     counts = {cards.nth(i).get_attribute("data-host"): cards.nth(i).locator("h3").inner_text() for i in range(cards.count())}
@@ -120,6 +127,75 @@ def maintenance_tour(page: Page, url: str, out: Path) -> None:
     page.click(f"a:text-is('{host}')")
     page.click("button:has-text('Exit maintenance')")
     expect(page.locator(".messages")).to_contain_text("is back in service")
+    return host
+
+
+def cluster_tour(page: Page, url: str, out: Path, idle: str) -> None:
+    """The idle host draws a recommendation; applying it moves a guest there live."""
+    page.goto(f"{url}/")
+    page.click(f'article.host[data-host="{idle}"] h2 a')
+    page.click("dt:has-text('Cluster') + dd a")
+    cluster_url = page.url
+    page.select_option("select[name=threshold]", "5")
+    page.click("button:has-text('Save')")
+    recommendation = page.get_by_test_id("recommended-move").first
+    for _ in range(12):  # the inventory measures the guests' demand every sync
+        if recommendation.count():
+            break
+        page.wait_for_timeout(5_000)
+        page.goto(cluster_url)
+    expect(recommendation).to_contain_text(f"→ {idle}")
+    expect(page.get_by_test_id("recommendation-forecast").first).to_contain_text("pause")
+    shoot(page, out / "cluster.png")
+    vm = page.locator("[data-testid=recommendations] tbody tr").first.get_attribute("data-vm")
+    page.locator("[data-testid=recommendations] button:has-text('Apply')").first.click()
+    message = page.locator(".messages").inner_text()
+    task = re.search(r"Task #(\d+)", message).group(1)
+    page.goto(f"{url}/tasks/{task}/")
+    expect(page.get_by_test_id("task-state")).to_have_text("Succeeded", timeout=120_000)
+    print(f"balancing: {vm} moved live to {idle}")
+
+    page.goto(cluster_url)
+    others = [name for name in page.locator("[data-host]").evaluate_all("rows => rows.map(r => r.dataset.host)") if name]
+    form = page.get_by_test_id("rule-form")
+    form.locator("input[name=name]").fill("keep-apart")
+    form.locator("select[name=kind]").select_option("apart")
+    form.locator("input[name=vm_names]").fill("lab-vm1 lab-vm2")
+    form.locator("button:has-text('Add rule')").click()
+    expect(page.locator('tr[data-rule="keep-apart"]')).to_be_visible()
+    shoot(page, out / "cluster-rules.png")
+    print(f"rule keep-apart added on a cluster of {', '.join(others)}")
+
+
+def proactive_tour(page: Page, url: str, out: Path) -> None:
+    """Under the "evacuate" policy, a host marked degraded empties by itself."""
+    page.goto(f"{url}/")
+    cards = page.locator("article.host")
+    host = cards.first.get_attribute("data-host")
+    page.click(f'article.host[data-host="{host}"] h2 a')
+    host_url = page.url
+    page.click("dt:has-text('Cluster') + dd a")
+    cluster_url = page.url
+    health = page.get_by_test_id("cluster-health")
+    health.locator("select[name=level]").select_option("evacuate")
+    health.locator("button:has-text('Save the proactive policy')").click()
+    expect(page.locator(".messages")).to_contain_text("evacuate")
+    page.goto(host_url)
+    page.fill("#degraded-reason", "Correctable ECC errors on DIMM 3")
+    page.click("button:has-text('Mark degraded')")
+    evacuation = page.locator("[data-testid=cluster-health] a[href^='/evacuations/']")
+    for _ in range(48):  # the scheduler's health round acts on it
+        page.wait_for_timeout(5_000)
+        page.goto(cluster_url)
+        if evacuation.count():
+            break
+    evacuation.first.click()
+    expect(page.get_by_test_id("evacuation-state")).to_have_text("Completed", timeout=240_000)
+    shoot(page, out / "proactive-evacuation.png")
+    print(f"{host}: degraded and evacuated by itself, {page.get_by_test_id('evacuation-message').inner_text()}")
+    page.click(f"a:text-is('{host}')")
+    page.click("button:has-text('Exit maintenance')")
+    page.click("button:has-text('Restore (no longer degraded)')")
 
 
 def schedule_tour(page: Page, url: str, out: Path, vm: str) -> None:

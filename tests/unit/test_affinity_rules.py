@@ -167,3 +167,9 @@ def test_the_cli_adds_lists_and_deletes_rules_and_refuses_bad_ones(prod, hosts, 
         cli("rules", "delete", "db-web1", "--cluster", "prod")
     with pytest.raises(CommandError, match="No cluster named 'nope'"):
         cli("rules", "list", "--cluster", "nope")
+
+
+def test_the_cluster_page_gathers_load_rules_cpu_and_failing_hosts(prod, hosts, vms, client_as, administrator):
+    page = client_as(administrator).get(reverse("cluster-detail", args=[prod.pk])).content.decode()
+    for section in ('data-testid="cluster-spread"', 'data-testid="affinity-rules"', 'data-testid="cluster-health"', "Save the proactive policy", "CPU"):
+        assert section in page, section
