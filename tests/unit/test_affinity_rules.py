@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from inventory.models import Host, VirtualMachine
 from migrations_app import affinity_rules, assistant, maintenance
-from migrations_app.check_rules import ok
 from migrations_app.choices import RuleKind, RuleStrength
 from migrations_app.errors import MigrationRequestError
 from migrations_app.models import AffinityRule, MigrationTask
@@ -21,13 +20,10 @@ from migrations_app.options import MigrationOptions
 from migrations_app.services import submit_migration
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
+from .test_maintenance import cpus_compatible  # noqa: F401  an autouse fixture: libvirt's CPU comparison is the lab's to test
+
 pytestmark = pytest.mark.django_db
 GIB = 1024**3
-
-
-@pytest.fixture(autouse=True)
-def cpus_compatible(monkeypatch):
-    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", lambda vm, source, destination: ok("cpu_compatible", "compatible"))
 
 
 @pytest.fixture
