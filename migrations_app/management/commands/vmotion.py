@@ -263,8 +263,9 @@ class Command(BaseCommand):
         for host, load in state.hosts:
             self.stdout.write(f"  {host.name:<20} CPU {load.cpu_cores_used:6.2f} of {load.cpu_cores} cores  memory in use {load.memory_in_use_bytes / 1024**3:6.1f} GiB  {load.running_vms} running")
         self.stdout.write(f"load spread {state.spread:.3f}")
+        forecasts = balance.forecast_recommendations(state)
         for r in state.recommendations:
-            self.stdout.write(f"  move {r.vm.facts.name} {r.vm.facts.host_name} -> {names[r.destination_id]}: spread {r.spread_before:.3f} -> {r.spread_after:.3f}")
+            self.stdout.write(f"  move {r.vm.facts.name} {r.vm.facts.host_name} -> {names[r.destination_id]}: spread {r.spread_before:.3f} -> {r.spread_after:.3f}, {_forecast_text(forecasts[r.vm.vm_id])}")
         if not state.recommendations:
             self.stdout.write(f"no move is worth a migration at threshold {state.policy.threshold}")
         tasks = []
@@ -276,7 +277,11 @@ class Command(BaseCommand):
         self._json({
             "cluster": found.name, "spread": state.spread,
             "hosts": [{"host": host.name, "cpu_cores_used": load.cpu_cores_used, "cpu_cores": load.cpu_cores, "memory_in_use_bytes": load.memory_in_use_bytes} for host, load in state.hosts],
-            "recommendations": [{"vm": r.vm.facts.name, "from": r.vm.facts.host_name, "to": names[r.destination_id], "spread_before": r.spread_before, "spread_after": r.spread_after} for r in state.recommendations],
+            "recommendations": [
+                {"vm": r.vm.facts.name, "from": r.vm.facts.host_name, "to": names[r.destination_id], "spread_before": r.spread_before, "spread_after": r.spread_after,
+                 **_forecast_fields(forecasts[r.vm.vm_id])}
+                for r in state.recommendations
+            ],
             "tasks": [task.pk for task in tasks],
         })
 
@@ -467,6 +472,18 @@ class Command(BaseCommand):
             if task.is_final:
                 return task
             time.sleep(0.5)
+
+
+def _forecast_text(move) -> str:
+    if move.forecast is None:
+        return f"no forecast ({move.error})"
+    prediction = move.forecast.prediction
+    return f"about {prediction.total_ms / 1000:.1f} s with a {prediction.downtime_ms} ms pause"
+
+
+def _forecast_fields(move) -> dict:
+    prediction = move.forecast.prediction if move.forecast else None
+    return {"predicted_total_ms": prediction.total_ms if prediction else None, "predicted_downtime_ms": prediction.downtime_ms if prediction else None}
 
 
 def _rule_fields(status) -> dict:
