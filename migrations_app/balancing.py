@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from statistics import pstdev
+from math import sqrt
 
 from .placement import NOWHERE, HostFacts, VmFacts, place
 
@@ -66,8 +66,55 @@ def spread(vms: Sequence[VmDemand], hosts: Sequence[HostSupply]) -> float:
     """Standard deviation of the hosts' CPU shares plus that of their memory shares."""
     if len(hosts) < 2:
         return 0.0
-    cpu, memory = _shares(vms, hosts)
-    return round(pstdev(cpu.values()) + pstdev(memory.values()), 4)
+    return round(_Shares(vms, hosts).spread(), 4)
+
+
+class _Shares:
+    """Each host's CPU and memory share with the sums that give their standard deviations,
+    so the spread after one move is worked out from the two hosts it changes, not all of them."""
+
+    def __init__(self, vms: Sequence[VmDemand], hosts: Sequence[HostSupply]) -> None:
+        self.capacity = {host.facts.id: (host.cpu_cores, host.memory_total_bytes) for host in hosts}
+        cpu = {host_id: 0.0 for host_id in self.capacity}
+        memory = dict(cpu)
+        for vm in vms:
+            if vm.facts.host_id in cpu:
+                cpu[vm.facts.host_id] += vm.cpu_cores
+                memory[vm.facts.host_id] += vm.memory_bytes
+        self.cpu = {id: _share(load, self.capacity[id][0]) for id, load in cpu.items()}
+        self.memory = {id: _share(load, self.capacity[id][1]) for id, load in memory.items()}
+        self.count = len(self.capacity)
+        self.sums = [sum(self.cpu.values()), sum(x * x for x in self.cpu.values()), sum(self.memory.values()), sum(x * x for x in self.memory.values())]
+
+    def spread(self) -> float:
+        cpu_sum, cpu_squares, memory_sum, memory_squares = self.sums
+        return _deviation(cpu_sum, cpu_squares, self.count) + _deviation(memory_sum, memory_squares, self.count)
+
+    def spread_after(self, vm: VmDemand, destination_id: int) -> float:
+        """The spread with `vm` moved from its host to `destination_id`."""
+        source_id = vm.facts.host_id
+        cpu_sum, cpu_squares, memory_sum, memory_squares = self.sums
+        for shares, index, load in ((self.cpu, 0, vm.cpu_cores), (self.memory, 1, vm.memory_bytes)):
+            was_source, was_destination = shares[source_id], shares[destination_id]
+            now_source = was_source - _share(load, self.capacity[source_id][index])
+            now_destination = was_destination + _share(load, self.capacity[destination_id][index])
+            change = now_source + now_destination - was_source - was_destination
+            change_squares = now_source**2 + now_destination**2 - was_source**2 - was_destination**2
+            if index == 0:
+                cpu_sum, cpu_squares = cpu_sum + change, cpu_squares + change_squares
+            else:
+                memory_sum, memory_squares = memory_sum + change, memory_squares + change_squares
+        return _deviation(cpu_sum, cpu_squares, self.count) + _deviation(memory_sum, memory_squares, self.count)
+
+
+def _share(load: float, capacity: float) -> float:
+    return load / capacity if capacity else 0.0
+
+
+def _deviation(total: float, squares: float, count: int) -> float:
+    """The population standard deviation from the sum and the sum of squares."""
+    mean = total / count
+    return sqrt(max(squares / count - mean * mean, 0.0))
 
 
 def recommend(
@@ -97,8 +144,11 @@ def recommend(
 
 
 def _best_move(placed, hosts, settings, frozen, before, arriving, elsewhere):
+    """The eligible move that lowers the spread most: each candidate's spread is worked out
+    first, and only one that would beat the best so far is checked for eligibility."""
     by_id = {host.facts.id: host for host in hosts}
     where = {**elsewhere, **{vm.vm_id: vm.facts.host_id for vm in placed}}
+    shares = _Shares(placed, hosts)
     best = None
     for index, vm in enumerate(placed):
         if vm.vm_id in frozen or vm.facts.host_id not in by_id:
@@ -106,28 +156,14 @@ def _best_move(placed, hosts, settings, frozen, before, arriving, elsewhere):
         for destination in hosts:
             if destination.facts.id == vm.facts.host_id:
                 continue
+            after = round(shares.spread_after(vm, destination.facts.id), 4)
+            if after >= before or (best is not None and after >= best[1]):
+                continue
             facts = replace(destination.facts, incoming_memory_bytes=destination.facts.incoming_memory_bytes + arriving.get(destination.facts.id, 0))
             placement = place(vm.facts, facts, settings.reserve_bytes, where=where)
-            if not placement.eligible or placement.soft_breaches:
-                continue
-            moved = placed[:index] + [replace(vm, facts=replace(vm.facts, host_id=destination.facts.id))] + placed[index + 1:]
-            after = spread(moved, hosts)
-            if after < before and (best is None or after < best[1]):
+            if placement.eligible and not placement.soft_breaches:
                 best = ((index, destination), after)
     return best
-
-
-def _shares(vms, hosts) -> tuple[dict[int, float], dict[int, float]]:
-    cpu = {host.facts.id: 0.0 for host in hosts}
-    memory = dict(cpu)
-    for vm in vms:
-        if vm.facts.host_id in cpu:
-            cpu[vm.facts.host_id] += vm.cpu_cores
-            memory[vm.facts.host_id] += vm.memory_bytes
-    for host in hosts:
-        cpu[host.facts.id] = cpu[host.facts.id] / host.cpu_cores if host.cpu_cores else 0.0
-        memory[host.facts.id] = memory[host.facts.id] / host.memory_total_bytes if host.memory_total_bytes else 0.0
-    return cpu, memory
 
 
 def _reasons(vm: VmDemand, destination: HostSupply, before: float, after: float) -> tuple[str, ...]:

@@ -101,3 +101,23 @@ def test_balancing_breaks_no_affinity_rule_must_or_should(must):
     # With a third host free of the rule's VMs, the busy VM goes there instead.
     moved = moves(recommend(vms, [host(1), host(2), host(3)], BalanceSettings(max_moves=1)))
     assert [destination for _, _, destination in moved] == [3]
+
+
+def test_the_spread_after_a_move_worked_out_from_two_hosts_equals_the_spread_recomputed_from_all():
+    from statistics import pstdev
+
+    from migrations_app.balancing import _Shares
+
+    hosts = [host(1), host(2), host(3, memory_total_bytes=32 * GIB)]
+    hosts[2] = HostSupply(hosts[2].facts, cpu_cores=4, memory_total_bytes=32 * GIB)
+    vms = [vm(1, on=1, cores=3, memory_gib=6), vm(2, on=1, cores=1.5), vm(3, on=2, cores=0.5, memory_gib=12), vm(4, on=3, cores=0.2)]
+    shares = _Shares(vms, hosts)
+    for moving in vms:
+        for destination in (1, 2, 3):
+            if destination == moving.facts.host_id:
+                continue
+            moved = [replace(v, facts=replace(v.facts, host_id=destination)) if v is moving else v for v in vms]
+            recomputed = _Shares(moved, hosts)
+            exact = pstdev(recomputed.cpu.values()) + pstdev(recomputed.memory.values())
+            assert shares.spread_after(moving, destination) == pytest.approx(exact, abs=1e-9)
+            assert spread(moved, hosts) == pytest.approx(exact, abs=1e-4)
