@@ -93,7 +93,7 @@ def host_facts(exclude_tasks_of: VirtualMachine | None = None) -> list[placement
     # `Host.is_reachable` is judged by the database, so no timestamp is parsed per host.
     rows = Host.objects.order_by("name").annotate(reachable=_REACHABLE, baseline=_BASELINE).values_list(
         "pk", "name", "reachable", "last_error", "state", "cluster_id", "cluster__name", "baseline",
-        "memory_total_bytes", "memory_free_bytes", "cpu_utilisation",
+        "memory_total_bytes", "memory_free_bytes", "cpu_utilisation", "degraded_reason", "degraded_since",
     )
     no_tasks = {}
     return [
@@ -102,8 +102,9 @@ def host_facts(exclude_tasks_of: VirtualMachine | None = None) -> list[placement
             name=name,
             reachable=reachable,
             last_error=last_error,
-            in_maintenance=state in CLOSED_HOST_STATES,
-            state_label=state_labels.get(state, state),
+            # A degraded host is closed to new VMs too: they would only have to leave it again.
+            in_maintenance=state in CLOSED_HOST_STATES or degraded_since is not None,
+            state_label=f"degraded ({degraded_reason})" if degraded_since is not None and state not in CLOSED_HOST_STATES else state_labels.get(state, state),
             cluster_id=cluster_id,
             cluster_name=cluster_name or "",
             cpu_baseline=cpu_baseline or "",
@@ -116,7 +117,10 @@ def host_facts(exclude_tasks_of: VirtualMachine | None = None) -> list[placement
             incoming=incoming.get(pk, no_tasks).get("count", 0),
             outgoing=outgoing.get(pk, 0),
         )
-        for pk, name, reachable, last_error, state, cluster_id, cluster_name, cpu_baseline, memory_total, memory_free, cpu_utilisation in rows
+        for (
+            pk, name, reachable, last_error, state, cluster_id, cluster_name, cpu_baseline, memory_total, memory_free, cpu_utilisation,
+            degraded_reason, degraded_since,
+        ) in rows
     ]
 
 

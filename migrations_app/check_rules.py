@@ -55,7 +55,8 @@ def host_connected(name: str, role: str, reachable: bool, last_error: str) -> Ch
 
 def destination_open(name: str, in_maintenance: bool, state_label: str) -> CheckResult:
     if in_maintenance:
-        return fail("destination_open", f"{name} is {state_label.lower()}: it takes no new VMs.")
+        # Only the state's first letter is lowered: a degraded host's label ends with an operator's reason.
+        return fail("destination_open", f"{name} is {state_label[:1].lower()}{state_label[1:]}: it takes no new VMs.")
     return ok("destination_open", f"{name} accepts VMs.")
 
 

@@ -64,7 +64,10 @@ def check_host_connected(host: Host, role: str) -> CheckResult:
 
 
 def check_destination_open(destination: Host) -> CheckResult:
-    return rules.destination_open(destination.name, destination.state in CLOSED_HOST_STATES, destination.get_state_display())
+    closed = destination.state in CLOSED_HOST_STATES
+    if destination.is_degraded and not closed:
+        return rules.destination_open(destination.name, True, f"degraded ({destination.degraded_reason})")
+    return rules.destination_open(destination.name, closed, destination.get_state_display())
 
 
 def check_cpu_compatible(vm: VirtualMachine, source: Host, destination: Host) -> CheckResult:

@@ -6,11 +6,15 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from inventory.choices import ClusterCpuMode, HostState
 from inventory.models import Datastore, DatastoreMount, Network, NetworkAttachment, VirtualDisk, VirtualNic
 from migrations_app import assistant
+from migrations_app.errors import MigrationRequestError
 from migrations_app.models import MigrationTask
+from migrations_app.options import MigrationOptions
+from migrations_app.services import submit_migration
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +87,12 @@ def test_a_named_cpu_baseline_is_the_one_the_reasons_quote(db):
     HostFactory(name="peer", cluster=cluster)
     (peer,) = [p for p in assistant.recommend(vm) if p.host.name == "peer"]
     assert "same cluster old, CPU baseline Westmere" in peer.reasons
+
+
+def test_a_degraded_host_takes_no_new_vm_and_says_why(db):
+    vm = VirtualMachineFactory(host=HostFactory(name="source", uri="test:///default", last_seen=timezone.now(), last_error=""))
+    failing = HostFactory(name="failing", uri="test:///default", last_seen=timezone.now(), last_error="", degraded_since=timezone.now(), degraded_reason="ECC errors on DIMM 3")
+    (ranked,) = [p for p in assistant.recommend(vm) if p.host.name == "failing"]
+    assert ranked.blocked_by.message == "failing is degraded (ECC errors on DIMM 3): it takes no new VMs."
+    with pytest.raises(MigrationRequestError, match=r"failing is degraded \(ECC errors on DIMM 3\): it takes no new VMs"):
+        submit_migration(vm, failing, MigrationOptions())
