@@ -136,8 +136,11 @@ def cluster_tour(page: Page, url: str, out: Path, idle: str) -> None:
     page.click(f'article.host[data-host="{idle}"] h2 a')
     page.click("dt:has-text('Cluster') + dd a")
     cluster_url = page.url
-    page.select_option("select[name=threshold]", "5")
-    page.click("button:has-text('Save')")
+    policy = page.locator("form[action$='/policy/']")
+    policy.locator("input[name=threshold]").fill("5")
+    policy.locator("input[name=cooldown_minutes]").fill("0")  # every guest moved in this walk already
+    policy.locator("button:has-text('Save')").click()
+    expect(page.locator(".messages")).to_contain_text("Balancing of")
     recommendation = page.get_by_test_id("recommended-move").first
     for _ in range(12):  # the inventory measures the guests' demand every sync
         if recommendation.count():
