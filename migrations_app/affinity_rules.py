@@ -117,6 +117,11 @@ class RuleStatus:
     violation: Violation | None
 
 
+def status_of(rule: AffinityRule) -> RuleStatus:
+    """One rule's status, judged among its cluster's rules as the cluster page shows it."""
+    return next(status for status in cluster_rules(rule.cluster) if status.rule.pk == rule.pk)
+
+
 def cluster_rules(cluster: Cluster) -> list[RuleStatus]:
     """Every rule of the cluster, with the members gone from the inventory and what breaks it now."""
     rules = list(AffinityRule.objects.filter(cluster=cluster).prefetch_related("members__vm", "hosts"))

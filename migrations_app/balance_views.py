@@ -34,11 +34,12 @@ def cluster_page(request: HttpRequest, cluster: Cluster, *, form=None, rule_form
     state = balance.cluster_balance(cluster)
     rules = affinity_rules.cluster_rules(cluster)
     forecasts = balance.forecast_recommendations(state)
+    fixes = rule_fixes.fixes_for([status.violation for status in rules if status.violation])
     context = {
         "balance": state,
         "recommendations": [(r, forecasts.get(r.vm.vm_id)) for r in state.recommendations],
         "form": form or BalancingPolicyForm(instance=state.policy),
-        "rules": [(status, rule_fixes.fix_for(status.violation) if status.violation else []) for status in rules],
+        "rules": [(status, fixes.get(status.rule.pk, [])) for status in rules],
         "rule_form": rule_form or RuleForm(cluster),
         "cpu": cpu_section(cluster),
         "health": cluster_health(cluster),

@@ -12,8 +12,18 @@ from .services import submit_batch
 
 
 def fix_for(violation: Violation) -> list[assistant.Move]:
-    vms = list(VirtualMachine.objects.select_related("host", "host__cluster").filter(pk__in=violation.misplaced).order_by("name"))
-    return assistant.plan_moves(vms)
+    return fixes_for([violation])[violation.rule.id]
+
+
+def fixes_for(violations: list[Violation]) -> dict[int, list[assistant.Move]]:
+    """Each violation's moves, planned together: the hosts are read once for all of them, and
+    each fix counts the others' moves."""
+    wanted = {id for violation in violations for id in violation.misplaced}
+    if not wanted:
+        return {violation.rule.id: [] for violation in violations}
+    vms = list(VirtualMachine.objects.select_related("host", "host__cluster").filter(pk__in=wanted).order_by("name"))
+    moves = {move.vm.pk: move for move in assistant.plan_moves(vms)}
+    return {violation.rule.id: sorted((moves[id] for id in violation.misplaced if id in moves), key=lambda move: move.vm.name) for violation in violations}
 
 
 def apply_fix(violation: Violation, *, requested_by=None):

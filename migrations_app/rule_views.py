@@ -49,7 +49,7 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def rule_fix(request: HttpRequest, pk: int) -> HttpResponse:
     """Submit the moves that end the rule's violation, planned afresh."""
     rule = get_object_or_404(AffinityRule, pk=pk)
-    status = next(status for status in affinity_rules.cluster_rules(rule.cluster) if status.rule.pk == rule.pk)
+    status = affinity_rules.status_of(rule)
     if status.violation is None:
         messages.info(request, f"Rule {rule.name!r} holds now: nothing to fix.")
         return redirect("cluster-detail", pk=rule.cluster_id)

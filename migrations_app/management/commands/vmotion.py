@@ -255,9 +255,7 @@ class Command(BaseCommand):
                     "since": target.degraded_since.isoformat() if target.degraded_since else None})
 
     def do_balance(self, cluster, apply, user, **_):
-        found = Cluster.objects.filter(name=cluster).first()
-        if found is None:
-            self.fail(f"No cluster named {cluster!r}; known clusters: {', '.join(Cluster.objects.values_list('name', flat=True)) or 'none'}.")
+        found = self._cluster(cluster)
         state = balance.cluster_balance(found)
         names = {host.pk: host.name for host, _ in state.hosts}
         for host, load in state.hosts:
@@ -316,7 +314,7 @@ class Command(BaseCommand):
 
     def _rules_fix(self, cluster, name, user, **_):
         rule = self._rule(cluster, name)
-        status = next(status for status in affinity_rules.cluster_rules(cluster) if status.rule.pk == rule.pk)
+        status = affinity_rules.status_of(rule)
         tasks = []
         if status.violation is None:
             self.stdout.write(f"rule {rule.name!r} holds: nothing to fix")
@@ -344,9 +342,7 @@ class Command(BaseCommand):
         getattr(self, f"_cluster_{cluster_command}")(**options)
 
     def _cluster_cpu(self, cluster, model, computed, user, **_):
-        found = Cluster.objects.filter(name=cluster).first()
-        if found is None:
-            self.fail(f"No cluster named {cluster!r}; known clusters: {', '.join(Cluster.objects.values_list('name', flat=True)) or 'none'}.")
+        found = self._cluster(cluster)
         if model is not None or computed:
             actor = services.find_user_with_role(user, Role.ADMINISTRATOR) if user else None
             try:
