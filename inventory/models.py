@@ -2,6 +2,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 
+from hypervisor.uris import redact
+
 from .choices import ACTIVE_POWER_STATES, ClusterCpuMode, DatastoreKind, HostState, PowerState
 from .cpu_compat import Baseline, HostCpu, VmCpu, join_refusal
 
@@ -93,6 +95,11 @@ class Host(models.Model):
     @property
     def peer_uri(self) -> str:
         return self.migration_uri or self.uri
+
+    @property
+    def shown_uri(self) -> str:
+        """The libvirt URI as pages, logs and the API show it: without any password."""
+        return redact(self.uri)
 
     @property
     def is_reachable(self) -> bool:
