@@ -21,6 +21,28 @@ class TaskState(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class EndReason(models.TextChoices):
+    """Why a task reached its final state, in a few fixed words: the `reason` of the
+    migrations counter on /metrics, so never free text."""
+
+    # Succeeded.
+    COMPLETED = "completed", "Completed by its worker"
+    RECOVERED = "recovered", "Finished by libvirt after its worker was lost"
+    # Cancelled.
+    OPERATOR = "operator", "Cancelled by an operator"
+    WINDOW_CLOSED = "window_closed", "Its schedule's window closed"
+    # Failed.
+    PREFLIGHT = "preflight", "Refused by the pre-flight checks"
+    VM_MOVED = "vm_moved", "The VM no longer ran on the source"
+    CONVERGENCE_ABORT = "convergence_abort", "Aborted by the convergence policy"
+    LIBVIRT_ERROR = "libvirt_error", "libvirt could not migrate the VM"
+    NOT_ON_DESTINATION = "not_on_destination", "libvirt returned but the VM did not run on the destination"
+    WORKER_LOST = "worker_lost", "Its worker was lost"
+    LOST_CONTACT = "lost_contact", "vmotion lost contact with a host"
+    INTERNAL_ERROR = "internal_error", "vmotion hit an unexpected error"
+    OTHER = "other", "Other"
+
+
 ACTIVE_STATES = (TaskState.QUEUED, TaskState.CHECKING, TaskState.WAITING, TaskState.MIGRATING, TaskState.POST_COPY)
 FINAL_STATES = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
 

@@ -15,7 +15,7 @@ from hypervisor.connection import Connection
 from hypervisor.guest import Guest
 from hypervisor.states import DomainState
 
-from .choices import EventKind, TaskState
+from .choices import EndReason, EventKind, TaskState
 from .models import InvalidTransition, MigrationTask
 from .policy import MIB
 from .verdict import RunsOn, Verdict, judge
@@ -32,14 +32,17 @@ def conclude(
     failure: str = "",
     success_prefix: str = "",
     failure_detail: str = "",
+    failure_reason: str = EndReason.OTHER,
+    success_reason: str = EndReason.COMPLETED,
     held_by: str | None = None,
     overdue: bool = False,
 ) -> bool:
     """End the task as the verdict says; False when libvirt cannot tell yet.
 
     `failure` starts the error of a failed task and `success_prefix` the message of a
-    successful one; `held_by` ends the task only while that worker still holds it;
-    `overdue`: the migration is past its completion timeout (see `verdict.judge`).
+    successful one; `failure_reason` and `success_reason` (EndReason) say why in a word;
+    `held_by` ends the task only while that worker still holds it; `overdue`: the migration
+    is past its completion timeout (see `verdict.judge`).
     """
     verdict = judge(
         on_source, on_destination, post_copy=task.state == TaskState.POST_COPY, cancelled=cancelled, overdue=overdue
@@ -52,11 +55,11 @@ def conclude(
         _undefine_on_source(task)
         task.refresh_from_db(fields=["force_complete_requested"])  # an operator may have set it meanwhile
         message = f"{success_prefix}{where}{_result_summary(task)}.{_slo_note(task)}"
-        finish(task, TaskState.SUCCEEDED, message=message, held_by=held_by)
+        finish(task, TaskState.SUCCEEDED, success_reason, message=message, held_by=held_by)
     elif verdict.outcome == TaskState.CANCELLED:
-        finish(task, TaskState.CANCELLED, message=f"Cancelled by the operator; {where}.", held_by=held_by)
+        finish(task, TaskState.CANCELLED, EndReason.OPERATOR, message=f"Cancelled by the operator; {where}.", held_by=held_by)
     else:
-        finish(task, TaskState.FAILED, error=f"{failure} {where}.".lstrip(), detail=failure_detail, held_by=held_by)
+        finish(task, TaskState.FAILED, failure_reason, error=f"{failure} {where}.".lstrip(), detail=failure_detail, held_by=held_by)
     return True
 
 
@@ -74,9 +77,11 @@ def whereabouts(task: MigrationTask, verdict: Verdict, on_source: DomainState, o
     return f"where {vm} runs is not known yet"
 
 
-def finish(task: MigrationTask, state: str, *, message: str = "", error: str = "", detail: str = "", held_by: str | None = None) -> None:
+def finish(
+    task: MigrationTask, state: str, end_reason: str, *, message: str = "", error: str = "", detail: str = "", held_by: str | None = None
+) -> None:
     try:
-        task.transition(state, message, error=error, error_detail=detail, held_by=held_by)
+        task.transition(state, message, error=error, error_detail=detail, held_by=held_by, end_reason=end_reason)
     except InvalidTransition as refused:
         log.warning("task %s not finished as %s: %s", task.pk, state, refused)
 

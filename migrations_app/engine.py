@@ -23,7 +23,7 @@ from inventory.models import Host
 from . import policy, slots
 from .check_report import CheckStatus
 from .checks import preflight
-from .choices import EventKind, TaskState
+from .choices import EndReason, EventKind, TaskState
 from .conclusion import conclude, finish
 from .forecast import POLICY, expected_link_bytes_s, forecast
 from .models import InvalidTransition, MigrationTask, ProgressSample
@@ -61,7 +61,10 @@ def run_task(task_id: int, queue_granted: QueueTasks) -> None:
             # libvirt may still be moving the VM: only libvirt can say where it ends up.
             hand_to_recovery(task, f"vmotion hit an unexpected error while the VM was moving ({error!r}).", None)
         else:
-            finish(task, TaskState.FAILED, error="vmotion hit an unexpected error; the VM was not moved by it.", detail=repr(error))
+            finish(
+                task, TaskState.FAILED, EndReason.INTERNAL_ERROR,
+                error="vmotion hit an unexpected error; the VM was not moved by it.", detail=repr(error),
+            )
 
 
 def _check_then_migrate(task: MigrationTask, queue_granted: QueueTasks) -> None:
@@ -73,7 +76,7 @@ def _check_then_migrate(task: MigrationTask, queue_granted: QueueTasks) -> None:
     task.destination.refresh_from_db()
     if task.vm.host_id != task.source_id:
         where = task.vm.host.name if task.vm.host else "no known host"
-        finish(task, TaskState.FAILED, error=f"{task.vm.name} now runs on {where}, not on {task.source.name} as when it was submitted.")
+        finish(task, TaskState.FAILED, EndReason.VM_MOVED, error=f"{task.vm.name} now runs on {where}, not on {task.source.name} as when it was submitted.")
         return
     report = preflight(task.vm, task.destination, exclude_task_id=task.pk)
     task.beat()
@@ -81,11 +84,11 @@ def _check_then_migrate(task: MigrationTask, queue_granted: QueueTasks) -> None:
         if result.status != CheckStatus.OK:
             task.log(EventKind.CHECK, f"{CheckStatus(result.status).label}: {result.message}")
     if not report.passed:
-        finish(task, TaskState.FAILED, error=report.summary())
+        finish(task, TaskState.FAILED, EndReason.PREFLIGHT, error=report.summary())
         return
     task.log(EventKind.CHECK, f"All {len(report.results)} pre-flight checks passed.")
     if MigrationTask.objects.filter(pk=task.pk, cancel_requested=True).exists():
-        finish(task, TaskState.CANCELLED, message="Cancelled before it started; nothing moved.")
+        finish(task, TaskState.CANCELLED, EndReason.OPERATOR, message="Cancelled before it started; nothing moved.")
         return
     if task.slot_granted_at is None:
         decision, also_granted = slots.request_slot(task)
@@ -178,17 +181,19 @@ def _end(task: MigrationTask, run: MigrationRun, monitor: ConvergenceMonitor, ca
     """End the task by where libvirt says the VM runs now, not by what the call returned."""
     uuid, timeout = str(task.vm.uuid), settings.LIBVIRT_CALL_TIMEOUT_SECONDS
     if monitor.abort_reason:
-        failure = monitor.abort_reason
+        failure, failure_reason = monitor.abort_reason, EndReason.CONVERGENCE_ABORT
     elif run.error is not None:
-        failure = f"libvirt could not migrate the VM ({run.error})."
+        failure, failure_reason = f"libvirt could not migrate the VM ({run.error}).", EndReason.LIBVIRT_ERROR
     else:
         failure = "libvirt reported success but the VM does not run on the destination:"
+        failure_reason = EndReason.NOT_ON_DESTINATION
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
         on_source = domain_state(task.source.uri, uuid, timeout)
         on_destination = domain_state(task.destination.uri, uuid, timeout)
         ended = conclude(
-            task, on_source, on_destination, cancelled=cancelled, failure=failure, failure_detail=str(run.error or "")
+            task, on_source, on_destination, cancelled=cancelled,
+            failure=failure, failure_detail=str(run.error or ""), failure_reason=failure_reason,
         )
         silent = DomainState.UNREACHABLE in (on_source, on_destination)
         if ended or silent or time.monotonic() > deadline:

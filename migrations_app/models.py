@@ -1,4 +1,5 @@
 import dataclasses
+from functools import partial
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -11,14 +12,15 @@ from hypervisor.job import JobSample
 from inventory.models import Cluster, Host, VirtualMachine
 
 from .choices import (
-    ACTIVE_STATES, AutomationLevel, ALLOWED_TRANSITIONS, FINAL_STATES, EvacuationState, EventKind, Priority, ProactiveLevel, RecurrenceKind,
-    RuleKind, RuleStrength, ScheduleAction, ScheduleRunState, TaskState,
+    ACTIVE_STATES, AutomationLevel, ALLOWED_TRANSITIONS, FINAL_STATES, EndReason, EvacuationState, EventKind, Priority, ProactiveLevel,
+    RecurrenceKind, RuleKind, RuleStrength, ScheduleAction, ScheduleRunState, TaskState,
 )
 from .health_rules import HealthThresholds
 from .options import DEFAULT_MAX_DOWNTIME_MS, MigrationOptions
 from .policy import ConvergenceInputs
 from .progress import SampleFigures
 from .recurrence import Recurrence
+from .signals import task_ended
 
 
 class InvalidTransition(Exception):
@@ -174,11 +176,13 @@ class MigrationTask(models.Model):
         )
 
     def transition(
-        self, to: str, message: str = "", *, error: str = "", error_detail: str = "", actor=None, held_by: str | None = None
+        self, to: str, message: str = "", *, error: str = "", error_detail: str = "", actor=None, held_by: str | None = None,
+        end_reason: str = EndReason.OTHER,
     ) -> None:
         """The one way a task changes state: checked against the machine, saved, on the timeline
         and in the audit trail. Raises InvalidTransition when the row moved on meanwhile, or
-        when `held_by` is given and that worker no longer holds the task."""
+        when `held_by` is given and that worker no longer holds the task. `end_reason` (an
+        EndReason) says why a final state was reached; `task_ended` tells it once committed."""
         with transaction.atomic():
             current, worker = MigrationTask.objects.select_for_update().values_list("state", "worker").get(pk=self.pk)
             if to not in ALLOWED_TRANSITIONS[current]:
@@ -199,6 +203,13 @@ class MigrationTask(models.Model):
             if to in FINAL_STATES:
                 self.finished_at = now
                 fields.append("finished_at")
+                # After the commit: a rolled-back end is no end, and a final state has no way
+                # out, so each task is told once. robust: what listens never fails the task.
+                ended = partial(
+                    task_ended.send, sender=MigrationTask, task_id=self.pk, state=to, end_reason=end_reason,
+                    post_copy=current == TaskState.POST_COPY,
+                )
+                transaction.on_commit(ended, robust=True)
             if error or error_detail:
                 self.error, self.error_detail = error, error_detail
                 fields += ["error", "error_detail"]

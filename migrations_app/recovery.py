@@ -23,7 +23,7 @@ from inventory import sync
 from inventory.models import Host
 
 from . import policy
-from .choices import EventKind, TaskState
+from .choices import EndReason, EventKind, TaskState
 from .conclusion import conclude
 from .models import MigrationTask
 
@@ -94,14 +94,14 @@ def reconcile(task: MigrationTask) -> bool:
         return False
     on_destination = domain_state(task.destination.uri, uuid, timeout)
     log.info("task %s: worker %s gone; %s is %s on %s and %s on %s", task.pk, task.worker or "-", task.vm.name, on_source, task.source.name, on_destination, task.destination.name)
-    cause = (
-        "vmotion lost contact with a host during the migration"
-        if task.worker == HANDED_TO_RECOVERY
-        else "Worker lost: the worker running this migration stopped"
-    )
+    if task.worker == HANDED_TO_RECOVERY:
+        cause, reason = "vmotion lost contact with a host during the migration", EndReason.LOST_CONTACT
+    else:
+        cause, reason = "Worker lost: the worker running this migration stopped", EndReason.WORKER_LOST
     ended = conclude(
         task, on_source, on_destination, cancelled=task.cancel_requested,
-        failure=f"{cause}.", success_prefix=f"{cause}, but libvirt finished it: ", held_by=task.worker, overdue=_overdue(task),
+        failure=f"{cause}.", success_prefix=f"{cause}, but libvirt finished it: ", failure_reason=reason,
+        success_reason=EndReason.RECOVERED, held_by=task.worker, overdue=_overdue(task),
     )
     if ended:
         for host in (task.source, task.destination):

@@ -21,7 +21,7 @@ from core.roles import Role, has_role
 from inventory.models import Host, VirtualMachine
 
 from . import assistant, maintenance
-from .choices import ACTIVE_STATES, EventKind, RecurrenceKind, ScheduleAction, ScheduleRunState, TaskState
+from .choices import ACTIVE_STATES, EndReason, EventKind, RecurrenceKind, ScheduleAction, ScheduleRunState, TaskState
 from .errors import MigrationRequestError
 from .models import InvalidTransition, MigrationBatch, MigrationTask, Schedule, ScheduleRun
 from .recurrence import RecurrenceError
@@ -207,7 +207,10 @@ def _close_window(run: ScheduleRun) -> None:
     closed_at = timezone.localtime(run.window_ends_at)
     for task in run.batch.tasks.filter(state__in=(TaskState.QUEUED, TaskState.WAITING)):
         try:
-            task.transition(TaskState.CANCELLED, f"The migration window of schedule “{run.schedule.name}” closed at {closed_at:%H:%M}; nothing moved.")
+            task.transition(
+                TaskState.CANCELLED, f"The migration window of schedule “{run.schedule.name}” closed at {closed_at:%H:%M}; nothing moved.",
+                end_reason=EndReason.WINDOW_CLOSED,
+            )
         except InvalidTransition:
             pass  # a worker started it meanwhile: a running migration finishes
 

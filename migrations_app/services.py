@@ -16,7 +16,7 @@ from inventory.models import Host, VirtualMachine
 from . import jobs
 from .check_report import CheckReport
 from .checks import preflight
-from .choices import ACTIVE_STATES, EventKind, Priority, TaskState
+from .choices import ACTIVE_STATES, EndReason, EventKind, Priority, TaskState
 from .errors import MigrationRequestError
 from .models import InvalidTransition, MigrationBatch, MigrationTask
 from .options import MigrationOptions
@@ -171,7 +171,7 @@ def cancel_task(task: MigrationTask, *, actor=None) -> str:
         raise MigrationRequestError(f"Task #{task.pk} is in post-copy: {task.vm.name} already runs on {task.destination.name} and the migration can only finish.")
     if task.state in (TaskState.QUEUED, TaskState.WAITING):
         try:
-            task.transition(TaskState.CANCELLED, "Cancelled before it started; nothing moved.", actor=actor)
+            task.transition(TaskState.CANCELLED, "Cancelled before it started; nothing moved.", actor=actor, end_reason=EndReason.OPERATOR)
             return f"Task #{task.pk} cancelled; it never started."
         except InvalidTransition:
             task.refresh_from_db()  # a worker took it meanwhile: ask that worker instead
