@@ -7,3 +7,4 @@ class MigrationsAppConfig(AppConfig):
 
     def ready(self):
         from . import audit  # noqa: F401  registers the models with django-auditlog
+        from . import metrics  # noqa: F401  records each task's end

@@ -59,11 +59,20 @@ def _locked_limits() -> MigrationLimits:
     return MigrationLimits.objects.select_for_update().get(pk=1)
 
 
+def slots_in_use() -> tuple[Counter, Counter]:
+    """The slots held now, by host id: outgoing (as source) and incoming (as destination)."""
+    holders = _holders()
+    return Counter(holders.values_list("source_id", flat=True)), Counter(holders.values_list("destination_id", flat=True))
+
+
+def _holders():
+    # A slot is held from its grant until the task reaches a final state.
+    return MigrationTask.objects.filter(state__in=ACTIVE_STATES, slot_granted_at__isnull=False)
+
+
 def _allocate(limits: MigrationLimits, extra: MigrationTask | None = None) -> tuple[set[int], dict[int, SlotDecision]]:
-    holders = MigrationTask.objects.filter(state__in=ACTIVE_STATES, slot_granted_at__isnull=False)
-    outgoing = Counter(holders.values_list("source_id", flat=True))
-    incoming = Counter(holders.values_list("destination_id", flat=True))
-    running = holders.count()
+    outgoing, incoming = slots_in_use()
+    running = sum(outgoing.values())
 
     # Tasks still queued or being checked stand in line too: they cannot take a slot yet, but
     # a lower-priority task must not take the one they are about to ask for.

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import balance_views, health_views, maintenance_views, rule_views, schedule_views, views
+from . import balance_views, health_views, maintenance_views, metrics_views, rule_views, schedule_views, views
 
 urlpatterns = [
     path("tasks/", views.task_list, name="task-list"),
@@ -36,4 +36,6 @@ urlpatterns = [
     path("schedules/<int:pk>/enable/", schedule_views.schedule_enable, name="schedule-enable"),
     path("schedules/<int:pk>/disable/", schedule_views.schedule_disable, name="schedule-disable"),
     path("schedules/<int:pk>/delete/", schedule_views.schedule_delete, name="schedule-delete"),
+    # Where Prometheus looks by default: no trailing slash.
+    path("metrics", metrics_views.metrics, name="metrics"),
 ]

@@ -16,10 +16,15 @@ export DEBUG=1
 export SECURE_COOKIES=0
 export DATABASE_URL="${DATABASE_URL:-sqlite:///$PWD/$state/vmotion.sqlite3}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+# The metric files of every process below, for one scrape of /metrics to add up: emptied
+# here, when the whole demo starts, and never by one process.
+export PROMETHEUS_MULTIPROC_DIR="$PWD/$state/metrics"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 manage=(.venv/bin/python manage.py)
 # The same settings for commands typed in another shell: `source .demo/env`.
 cat > "$state/env" <<EOT
-export SECRET_KEY='$SECRET_KEY' DEBUG=1 SECURE_COOKIES=0 DATABASE_URL='$DATABASE_URL' REDIS_URL='$REDIS_URL'
+export SECRET_KEY='$SECRET_KEY' DEBUG=1 SECURE_COOKIES=0 DATABASE_URL='$DATABASE_URL' REDIS_URL='$REDIS_URL' PROMETHEUS_MULTIPROC_DIR='$PROMETHEUS_MULTIPROC_DIR'
 EOT
 
 "${manage[@]}" migrate --no-input -v 0
@@ -68,6 +73,7 @@ cat <<EOT
 vmotion is running: http://127.0.0.1:8000/
   sign in as  admin  /  $(cat "$password_file")
   logs in $state/ (web.log, worker*.log, scheduler.log)
+  metrics:    http://127.0.0.1:8000/metrics (README, "Metrics")
   in another shell:  source $state/env
                      .venv/bin/python manage.py vmotion migrate lab-vm1 --to lab-host2 --wait --json
                      .venv/bin/python manage.py lab status

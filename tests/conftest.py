@@ -1,12 +1,27 @@
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 
+from core import metric_files
 from core.role_groups import sync_role_groups
 from core.roles import Role
 from tests.production_server import AppServer, collect_static, production_server
+
+
+def pytest_configure(config):
+    """The test session is one deployment: one directory of metric files, empty when it
+    starts, shared by the worker, scheduler and web processes the tests start (they inherit
+    the environment). Django is set up before conftests load, so this process switches to
+    the files here, before anything records."""
+    path = tempfile.mkdtemp(prefix="vmotion-test-metrics-")
+    os.environ[metric_files.DIRECTORY_VARIABLE] = path
+    metric_files.use_process_files()
+    config.add_cleanup(lambda: shutil.rmtree(path, ignore_errors=True))
 
 
 def _user_with_role(username: str, role: Role | None) -> User:

@@ -1,4 +1,6 @@
-"""Real worker and scheduler processes for tests, sharing the test's database and Redis."""
+"""Real worker and scheduler processes for tests, sharing the test's database and Redis, and
+the session's directory of metric files (PROMETHEUS_MULTIPROC_DIR, which tests/conftest.py
+sets and every process started here inherits), as a deployment's processes share theirs."""
 
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from core import metric_files
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -163,3 +165,18 @@ HEALTH_HISTORY_MINUTES = int(os.environ.get("HEALTH_HISTORY_MINUTES", "60"))
 SCHEDULE_INTERVAL_SECONDS = float(os.environ.get("SCHEDULE_INTERVAL", "5"))
 # A run whose time passed while no scheduler ran still fires this late, once; later it is missed.
 SCHEDULE_GRACE_SECONDS = float(os.environ.get("SCHEDULE_GRACE", "600"))
+
+# /metrics asks for `Authorization: Bearer <token>` when this is set; open otherwise.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Where every process writes the counters and histograms it records, for one scrape to add
+# up (core/metric_files.py). Empty it when the whole deployment starts; unset, each process
+# counts on its own, which suits one process (runserver) only.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if not os.path.isdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]):
+        raise ImproperlyConfigured(
+            f"PROMETHEUS_MULTIPROC_DIR is {os.environ['PROMETHEUS_MULTIPROC_DIR']!r}, which is not a directory: "
+            "create it, empty, when the deployment starts"
+        )
+    # Here, before any app is loaded: libraries create metrics as they are imported
+    # (django-rq's admin does), and each process's files must be named as vmotion names them.
+    metric_files.use_process_files()

@@ -80,6 +80,14 @@ def test_the_engine_knows_nothing_of_the_queue(graph):
     assert "migrations_app.jobs" not in graph.find_upstream_modules("migrations_app.engine")
 
 
+def test_only_the_metrics_modules_import_prometheus_client_and_the_engine_knows_nothing_of_them(graph):
+    importers = graph.find_modules_that_directly_import("prometheus_client") & product_modules(graph)
+
+    assert importers == {"core.metric_files", "migrations_app.metrics", "migrations_app.metrics_collector", "migrations_app.metrics_views"}
+    upstream = graph.find_upstream_modules("migrations_app.engine")
+    assert "prometheus_client" not in upstream and not {module for module in upstream if "metric" in module}
+
+
 def test_the_lab_needs_no_django(graph):
     lab_modules = {module for module in graph.modules if module.split(".")[0] == "lab"}
     imported = {module.split(".")[0] for lab_module in lab_modules for module in graph.find_modules_directly_imported_by(lab_module)}

@@ -36,6 +36,24 @@ def test_docker_compose_config_accepts_the_file():
     assert "rqworker" in result.stdout and "gunicorn" in result.stdout
 
 
+def test_every_vmotion_service_shares_one_in_memory_directory_of_metric_files():
+    result = subprocess.run(
+        [str(COMPOSE), "-f", str(ROOT / "docker-compose.yml"), "config", "--format", "json"],
+        capture_output=True, text=True, env={"PATH": os.environ["PATH"], "SECRET_KEY": "s3cret"}, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    vmotion_services = {name: service for name, service in config["services"].items() if service.get("image") == "vmotion:latest"}
+
+    assert set(vmotion_services) == {"web", "worker", "inventory-worker", "scheduler"}
+    for name, service in vmotion_services.items():
+        directory = service["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        mounts = [(volume["source"], volume["target"]) for volume in service["volumes"] if volume["type"] == "volume"]
+        assert ("metrics", directory) in mounts, name
+    # tmpfs: empty when the deployment starts, while one service's restart keeps the counts.
+    assert config["volumes"]["metrics"]["driver_opts"]["type"] == "tmpfs"
+
+
 def test_docker_compose_refuses_to_run_without_a_secret_key():
     result = compose_config({})
     assert result.returncode != 0
@@ -50,6 +68,16 @@ def test_settings_refuse_to_start_without_a_secret_key_in_production():
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_settings_refuse_a_metrics_directory_that_does_not_exist(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; from django.conf import settings; settings.INSTALLED_APPS"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "vmotion.settings", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "missing")},
+    )
+    assert result.returncode != 0
+    assert "PROMETHEUS_MULTIPROC_DIR" in result.stderr and "not a directory" in result.stderr
 
 
 def test_the_wheel_holds_the_product_packages_and_nothing_else(tmp_path):

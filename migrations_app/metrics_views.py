@@ -1,0 +1,32 @@
+"""/metrics, for Prometheus: open without a login session, which a scraper has none of;
+with a bearer token when METRICS_TOKEN is set."""
+
+import hmac
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_safe
+from prometheus_client.exposition import choose_encoder
+
+from .metrics_collector import scrape_registry
+
+
+@login_not_required
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    if not _token_accepted(request):
+        return HttpResponse(
+            "/metrics needs the header Authorization: Bearer <the METRICS_TOKEN setting>.\n",
+            status=401, content_type="text/plain; charset=utf-8", headers={"WWW-Authenticate": 'Bearer realm="vmotion metrics"'},
+        )
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return HttpResponse(encoder(scrape_registry()), content_type=content_type)
+
+
+def _token_accepted(request: HttpRequest) -> bool:
+    expected = settings.METRICS_TOKEN
+    if not expected:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())
