@@ -11,21 +11,12 @@ import sys
 import zipfile
 from pathlib import Path
 
-import compose
+from tests.compose import ROOT, compose_config, rendered_config
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = Path(compose.__file__).parent / "docker-compose"
 PRODUCT_PACKAGES = {"vmotion", "core", "hypervisor", "inventory", "migrations_app"}
 NEVER_SHIPPED = {"lab", "devsupport", "tests", "bench"}
 # What the image runs: the packages, manage.py, the pages and their assets, and what pip needs.
 IMAGE_NEEDS = PRODUCT_PACKAGES | {"manage.py", "templates", "static", "pyproject.toml", "README.md"}
-
-
-def compose_config(env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(COMPOSE), "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, env={"PATH": os.environ["PATH"], **env}, timeout=60,
-    )
 
 
 def test_docker_compose_config_accepts_the_file():
@@ -40,6 +31,17 @@ def test_docker_compose_refuses_to_run_without_a_secret_key():
     result = compose_config({})
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_redis_keeps_the_queues_in_an_append_only_file_on_a_volume():
+    config = rendered_config()
+    redis = config["services"]["redis"]
+    command = redis["command"]
+
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--appendfsync") + 1] == "everysec"
+    [data] = [volume for volume in redis["volumes"] if volume["target"] == "/data"]
+    assert data["type"] == "volume" and data["source"] in config["volumes"]
 
 
 def test_settings_refuse_to_start_without_a_secret_key_in_production():
