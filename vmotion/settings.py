@@ -1,7 +1,8 @@
 """Settings come from the environment; the defaults are safe for production.
 
-DEBUG is off, ALLOWED_HOSTS is empty and SECRET_KEY must be given unless DEBUG is on.
-`make demo` sets DEBUG and a throwaway key for a first run on 127.0.0.1.
+DEBUG is off, ALLOWED_HOSTS is empty, SECRET_KEY must be given unless DEBUG is on, and
+unless DEBUG is on the site is served over HTTPS only (HSTS, Secure cookies). `make demo`
+sets DEBUG and a throwaway key for a first run on http://127.0.0.1.
 """
 
 import os
@@ -65,6 +66,9 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Renews a session on its user's activity; an htmx poll whose session ended sends the
+    # whole page to the sign-in page.
+    "core.session_activity.SessionActivityMiddleware",
 ]
 
 ROOT_URLCONF = "vmotion.urls"
@@ -127,10 +131,43 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# --- HTTPS, cookies and sessions (README: "Production deployment and security") ---
+# Browsers reach vmotion over HTTPS, directly or through a TLS-terminating proxy: plain HTTP
+# is redirected, browsers are told to use HTTPS only (HSTS) and cookies travel over HTTPS
+# only. On unless DEBUG. SECURE_COOKIES is this setting's former name and still turns it off.
+HTTPS = env_bool("HTTPS", env_bool("SECURE_COOKIES", not DEBUG))
+# A reverse proxy in front (docker-compose publishes gunicorn on loopback, for one) says in
+# X-Forwarded-Proto which scheme the browser used and in X-Forwarded-For who the browser is.
+# Trusted only when configured: a client that reaches gunicorn directly could send both.
+BEHIND_PROXY = env_bool("BEHIND_PROXY")
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", 365 * 24 * 3600)) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD")
+# Joining the browsers' preload list is the registered domain's owner's decision, taken at
+# hstspreload.org and hard to undo, not something a self-hosted tool decides for them;
+# HSTS_PRELOAD=1 sends the directive. So the check asking for it is silenced.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+# Pages carry the CSRF token in their forms and htmx only reads (no hx-post), so no script
+# needs the cookie: keep it from scripts too.
+CSRF_COOKIE_HTTPONLY = True
+# Lax, not Strict: a link to a task's page from a chat or an e-mail must open signed in;
+# every change is a POST, which Lax keeps from other sites.
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# A session ends SESSION_HOURS after its user last did something (loaded a page, submitted a
+# form); core.session_activity renews it at most once a minute. SESSION_SAVE_EVERY_REQUEST
+# would count htmx's polling (every 1 to 5 s) as activity, so an open dashboard would never
+# let its session end, and each poll would write the session to the database.
+SESSION_COOKIE_AGE = int(float(os.environ.get("SESSION_HOURS", "10")) * 3600)
 
 # --- Content-Security-Policy (django-csp) ---
 # Scripts and styles come from vmotion's own static files only: no inline <script>, event
