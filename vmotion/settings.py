@@ -6,6 +6,7 @@ sets DEBUG and a throwaway key for a first run on http://127.0.0.1.
 """
 
 import os
+from datetime import timedelta
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "django_rq",
     "django_htmx",
     "auditlog",
+    "axes",
     "csp",
     "core",
     "inventory",
@@ -69,6 +71,8 @@ MIDDLEWARE = [
     # Renews a session on its user's activity; an htmx poll whose session ended sends the
     # whole page to the sign-in page.
     "core.session_activity.SessionActivityMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the page that says so.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vmotion.urls"
@@ -113,6 +117,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out username and address before any password check.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -169,6 +175,18 @@ CSRF_COOKIE_SAMESITE = "Lax"
 # let its session end, and each poll would write the session to the database.
 SESSION_COOKIE_AGE = int(float(os.environ.get("SESSION_HOURS", "10")) * 3600)
 
+# --- Login throttling (django-axes) ---
+# After LOGIN_FAILURE_LIMIT failed sign-ins for one username from one address, that pair is
+# refused for LOGIN_COOLOFF_MINUTES (each further try restarts the wait); other users and
+# other addresses are not affected. `manage.py axes_reset` (or the administration's Access
+# attempts) lifts it, and so does `ensure_admin`, for the account whose password it sets.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.login_throttle.client_address"
+AXES_LOCKOUT_CALLABLE = "core.login_throttle.locked_out_page"
+
 # --- Content-Security-Policy (django-csp) ---
 # Scripts and styles come from vmotion's own static files only: no inline <script>, event
 # handler attribute, style attribute or eval (htmx is told so in base.html). Nothing may
@@ -196,7 +214,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # django-axes logs each failed sign-in as a warning; its start and successful sign-ins are noise.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # Memory a destination must keep free beyond the VM it receives.

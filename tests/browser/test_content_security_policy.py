@@ -82,6 +82,7 @@ def every_page(objects: dict) -> dict[str, str]:
         "admin: new host": reverse("admin:inventory_host_add"),
         "admin: cluster": reverse("admin:inventory_cluster_change", args=[objects["cluster"].pk]),
         "admin: users": reverse("admin:auth_user_changelist"),
+        "admin: access attempts": reverse("admin:axes_accessattempt_changelist"),
     }
     return pages
 

@@ -1,6 +1,7 @@
 """The web service as docker-compose runs it (its environment, gunicorn, DEBUG off) behind a
 TLS-terminating proxy: plain HTTP is redirected, HTTPS answers carry HSTS and the
-Content-Security-Policy, and cookies are Secure, HttpOnly and SameSite=Lax."""
+Content-Security-Policy, cookies are Secure, HttpOnly and SameSite=Lax, and login throttling
+tells browsers apart by the address the proxy names."""
 
 from __future__ import annotations
 
@@ -105,3 +106,14 @@ def test_the_csrf_and_session_cookies_are_secure_http_only_and_same_site_lax(com
         assert cookie["secure"] is True and cookie["httponly"] is True and cookie["samesite"] == "Lax"
     assert session["max-age"] == str(10 * 3600)  # SESSION_HOURS' default
     assert browser.request("GET", "/").status == 200
+
+
+def test_login_throttling_locks_out_one_username_at_the_address_the_proxy_names(compose_web, viewer):
+    guesser = ProxiedBrowser(compose_web, address="203.0.113.7")
+    answers = [guesser.sign_in("viewer", f"guess {attempt}").status for attempt in range(5)]
+
+    assert answers == [200, 200, 200, 200, 429]
+    assert "Too many failed sign-ins for viewer from your address" in guesser.sign_in("viewer", PASSWORD).body
+    # The same user from another address (the first X-Forwarded-For entry is the client's
+    # say-so and does not count) still signs in.
+    assert ProxiedBrowser(compose_web, address="203.0.113.8").sign_in("viewer", PASSWORD).status == 302
