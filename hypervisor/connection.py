@@ -1,7 +1,8 @@
 """Connections to libvirt, and a time limit on every call.
 
 A libvirt call to a host that stopped answering can block forever, so each runs in a
-worker thread and the caller gives up after `timeout` seconds.
+worker thread and the caller gives up after `timeout` seconds. A URI can carry a password:
+what these calls say (errors, thread names) names it redacted.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TypeVar
 import libvirt
 
 from .errors import HypervisorError, HypervisorTimeout
+from .uris import redact, redact_text
 
 T = TypeVar("T")
 
@@ -20,8 +22,11 @@ T = TypeVar("T")
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 
-def call_with_timeout(func: Callable[[], T], timeout: float, what: str) -> T:
-    """Run `func`, turning libvirt errors into HypervisorError and a hang into HypervisorTimeout."""
+def call_with_timeout(func: Callable[[], T], timeout: float, what: str, uris: tuple[str, ...] = ()) -> T:
+    """Run `func`, turning libvirt errors into HypervisorError and a hang into HypervisorTimeout.
+
+    `what` names the call in messages; libvirt's message is passed on with `uris` redacted.
+    """
     result: dict[str, object] = {}
 
     def run() -> None:
@@ -39,13 +44,26 @@ def call_with_timeout(func: Callable[[], T], timeout: float, what: str) -> T:
     if "error" in result:
         error = result["error"]
         if isinstance(error, libvirt.libvirtError):
-            raise HypervisorError(describe(error)) from error
+            raise hypervisor_error(error, *uris)
         raise error  # type: ignore[misc]
     return result["value"]  # type: ignore[return-value]
 
 
-def describe(error: libvirt.libvirtError) -> str:
-    return (error.get_error_message() or str(error)).strip()
+def describe(error: libvirt.libvirtError, *uris: str) -> str:
+    """libvirt's message, which may quote a URI it was given, with each of `uris` redacted."""
+    text = (error.get_error_message() or str(error)).strip()
+    for uri in uris:
+        text = redact_text(text, uri)
+    return text
+
+
+def hypervisor_error(error: libvirt.libvirtError, *uris: str) -> HypervisorError:
+    """Our error for libvirt's. Chained to it (for a traceback) unless libvirt's own words held
+    a secret, which a logged traceback would then print."""
+    shown = HypervisorError(describe(error, *uris))
+    if str(shown) == describe(error):
+        shown.__cause__ = error
+    return shown
 
 
 def with_connection(uri: str, timeout: float, work: Callable[[libvirt.virConnect], T]) -> T:
@@ -61,7 +79,7 @@ def with_connection(uri: str, timeout: float, work: Callable[[libvirt.virConnect
             except libvirt.libvirtError:
                 pass
 
-    return call_with_timeout(connect_and_work, timeout, what=f"libvirt at {uri}")
+    return call_with_timeout(connect_and_work, timeout, what=f"libvirt at {redact(uri)}", uris=(uri,))
 
 
 class Connection:
@@ -72,19 +90,22 @@ class Connection:
         self._conn: libvirt.virConnect | None = None
 
     def __enter__(self) -> "Connection":
-        self._conn = call_with_timeout(lambda: libvirt.open(self.uri), self.timeout, what=f"libvirt at {self.uri}")
+        self._conn = call_with_timeout(lambda: libvirt.open(self.uri), self.timeout, what=self._what("libvirt"), uris=(self.uri,))
         return self
 
     def __exit__(self, *exc) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
-                call_with_timeout(conn.close, self.timeout, what=f"libvirt at {self.uri}")
+                call_with_timeout(conn.close, self.timeout, what=self._what("libvirt"), uris=(self.uri,))
             except HypervisorError:
                 pass
 
     def call(self, work: Callable[[libvirt.virConnect], T], what: str, extra_seconds: float = 0) -> T:
         if self._conn is None:
-            raise HypervisorError(f"not connected to {self.uri}")
+            raise HypervisorError(f"not connected to {redact(self.uri)}")
         conn = self._conn
-        return call_with_timeout(lambda: work(conn), self.timeout + extra_seconds, what=f"{what} at {self.uri}")
+        return call_with_timeout(lambda: work(conn), self.timeout + extra_seconds, what=self._what(what), uris=(self.uri,))
+
+    def _what(self, call: str) -> str:
+        return f"{call} at {redact(self.uri)}"

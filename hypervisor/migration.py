@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import libvirt
 
-from .connection import describe
+from .connection import hypervisor_error
 from .errors import HypervisorError
+from .uris import redact_text
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,13 @@ class MigrationRun:
             finally:
                 conn.close()
         except libvirt.libvirtError as error:
-            self.error = HypervisorError(describe(error))
+            # libvirt may quote either URI, and the destination's can carry a password too.
+            self.error = hypervisor_error(error, self.source_uri, self.request.destination_uri)
         except Exception as error:  # never leave the caller waiting on a thread that died silently
-            self.error = HypervisorError(f"migration thread failed: {error!r}")
+            message = f"migration thread failed: {error!r}"
+            for uri in (self.source_uri, self.request.destination_uri):
+                message = redact_text(message, uri)
+            self.error = HypervisorError(message)
         finally:
             self._done.set()
 

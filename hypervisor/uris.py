@@ -1,7 +1,7 @@
 """libvirt URIs as people may see them: a URI can carry a password (in its user part) or a
 secret query parameter, and neither may reach a page, a log or the API."""
 
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
 
 HIDDEN = "********"
 # Query parameters whose value is a secret; libvirt's own (keyfile, pkipath, known_hosts...)
@@ -28,15 +28,55 @@ def redact(uri: str) -> str:
         )
     if (netloc, query) == (parts.netloc, parts.query):
         return uri
-    # Built by hand: urlunsplit drops the "//" of an empty host (qemu:///system).
-    shown = f"{parts.scheme}://{netloc}{parts.path}"
-    return shown + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+    return _join(parts, netloc, query)
 
 
 def redact_text(text: str, uri: str) -> str:
     """`text` (an error message, say) with every occurrence of `uri` redacted."""
     shown = redact(uri)
     return text.replace(uri, shown) if shown != uri else text
+
+
+def restore(edited: str, stored: str) -> str:
+    """`edited`, a redacted URI that an administrator may have changed, with each secret it
+    still shows as asterisks taken back from `stored`: a password left alone is kept, one
+    typed anew replaces it."""
+    if HIDDEN not in edited or not stored:
+        return edited
+    try:
+        parts, old = urlsplit(edited), urlsplit(stored)
+    except ValueError:
+        return edited
+    netloc = parts.netloc
+    old_password = _password(old.netloc)
+    if _password(netloc) == HIDDEN and old_password is not None:
+        user = netloc.rpartition("@")[0].partition(":")[0]
+        netloc = f"{user}:{old_password}@{netloc.rpartition('@')[2]}"
+    return _join(parts, netloc, _restore_query(parts.query, old.query))
+
+
+def _password(netloc: str) -> str | None:
+    """The password of a URI's user part, as written; None when it has none."""
+    userinfo, at, _ = netloc.rpartition("@")
+    _, colon, password = userinfo.partition(":")
+    return password if at and colon else None
+
+
+def _restore_query(query: str, old_query: str) -> str:
+    old_values = dict(part.split("=", 1) for part in old_query.split("&") if "=" in part)
+    restored = []
+    for part in query.split("&") if query else []:
+        key, _, value = part.partition("=")
+        if unquote(value) == HIDDEN and _is_secret(unquote(key)) and key in old_values:
+            part = f"{key}={old_values[key]}"
+        restored.append(part)
+    return "&".join(restored)
+
+
+def _join(parts: SplitResult, netloc: str, query: str) -> str:
+    # Built by hand: urlunsplit drops the "//" of an empty host (qemu:///system).
+    shown = f"{parts.scheme}://{netloc}{parts.path}"
+    return shown + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 def _is_secret(key: str) -> bool:

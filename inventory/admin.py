@@ -27,12 +27,17 @@ class ClusterAdmin(admin.ModelAdmin):
 @admin.register(Host)
 class HostAdmin(admin.ModelAdmin):
     form = HostForm
-    list_display = ["name", "state", "cluster", "uri", "cpu_model", "cpu_count", "cpu_utilisation", "last_seen", "last_error"]
+    list_display = ["name", "state", "cluster", "libvirt_uri", "cpu_model", "cpu_count", "cpu_utilisation", "last_seen", "last_error"]
     list_filter = ["state", "cluster"]
-    search_fields = ["name", "uri", "hostname"]
+    # Not by URI: a search would tell, one guess at a time, whether the password contains a text.
+    search_fields = ["name", "hostname"]
     fields = ["name", "uri", "migration_uri", "cluster", "state", "last_error", "last_seen", "hostname", "cpu_model", "cpu_count", "memory_total_bytes", "memory_free_bytes", "libvirt_version", "hypervisor_version"]
     readonly_fields = ["last_error", "last_seen", "hostname", "cpu_model", "cpu_count", "memory_total_bytes", "memory_free_bytes", "libvirt_version", "hypervisor_version"]
     actions = ["sync_now"]
+
+    @admin.display(description="libvirt URI", ordering="uri")
+    def libvirt_uri(self, host: Host) -> str:
+        return host.shown_uri
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -13,6 +13,9 @@ auditlog.register(Cluster, exclude_fields=["cpu_baseline_updated", "cpu_baseline
 auditlog.register(
     Host,
     exclude_fields=["memory_free_bytes", "cpu_utilisation", "cpu_times", "last_seen", "last_sync", "cpu_features"],
+    # The trail records that a URI changed and how, never a password in it.
+    mask_fields=["uri", "migration_uri"],
+    mask_callable="hypervisor.uris.redact",
 )
 auditlog.register(Datastore, exclude_fields=["capacity_bytes", "available_bytes"])
 auditlog.register(Network)

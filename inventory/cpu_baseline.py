@@ -126,7 +126,7 @@ def read_cpu_before_joining(host: Host) -> None:
         model, xml, features = read_host_cpu(host.uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS)
     except HypervisorError as error:
         raise CpuBaselineError(
-            f"vmotion could not read the CPU of {host.name or host.uri} ({error}), so it cannot tell whether the host offers the cluster's CPU baseline. "
+            f"vmotion could not read the CPU of {host.name or host.shown_uri} ({error}), so it cannot tell whether the host offers the cluster's CPU baseline. "
             "Add the host without a cluster, and choose its cluster once vmotion has read it."
         ) from error
     host.cpu_model, host.cpu_xml = host.cpu_model or model, xml

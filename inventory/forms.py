@@ -3,6 +3,8 @@ baseline) and a cluster's CPU baseline."""
 
 from django import forms
 
+from hypervisor.uris import redact, restore
+
 from . import cpu_baseline
 from .choices import ClusterCpuMode
 from .cpu_compat import NO_MODEL_NAMED
@@ -12,11 +14,32 @@ from .models import Host
 class HostForm(forms.ModelForm):
     """A host's form in the administration, on its own or among a cluster's hosts. A host
     joining a cluster is read from libvirt first when its CPU is not known yet, so that
-    `Host.clean` can judge it against the cluster's baseline."""
+    `Host.clean` can judge it against the cluster's baseline.
+
+    The URIs are shown with any password as asterisks (the page is HTML anyone behind the
+    administrator could read); asterisks left as they are keep the stored secret."""
 
     class Meta:
         model = Host
         fields = "__all__"
+
+    SECRET_URI_FIELDS = ("uri", "migration_uri")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.SECRET_URI_FIELDS:
+            if name in self.fields and self.instance.pk:
+                self.initial[name] = redact(getattr(self.instance, name))
+
+    def clean_uri(self) -> str:
+        return self._restored("uri")
+
+    def clean_migration_uri(self) -> str:
+        return self._restored("migration_uri")
+
+    def _restored(self, name: str) -> str:
+        stored = Host.objects.filter(pk=self.instance.pk).values_list(name, flat=True).first() if self.instance.pk else ""
+        return restore(self.cleaned_data[name], stored or "")
 
     def clean(self):
         data = super().clean()

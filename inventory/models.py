@@ -102,6 +102,11 @@ class Host(models.Model):
         return redact(self.uri)
 
     @property
+    def shown_peer_uri(self) -> str:
+        """The migration URI (or the libvirt URI standing in for it), without any password."""
+        return redact(self.peer_uri)
+
+    @property
     def is_reachable(self) -> bool:
         return self.last_seen is not None and not self.last_error
 

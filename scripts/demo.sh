@@ -13,7 +13,7 @@ mkdir -p "$state"
 [ -f "$state/secret-key" ] || .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(50))" > "$state/secret-key"
 export SECRET_KEY="$(cat "$state/secret-key")"
 export DEBUG=1
-export SECURE_COOKIES=0
+export HTTPS=0
 export DATABASE_URL="${DATABASE_URL:-sqlite:///$PWD/$state/vmotion.sqlite3}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 # The metric files of every process below, for one scrape of /metrics to add up: emptied
@@ -24,7 +24,7 @@ mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 manage=(.venv/bin/python manage.py)
 # The same settings for commands typed in another shell: `source .demo/env`.
 cat > "$state/env" <<EOT
-export SECRET_KEY='$SECRET_KEY' DEBUG=1 SECURE_COOKIES=0 DATABASE_URL='$DATABASE_URL' REDIS_URL='$REDIS_URL' PROMETHEUS_MULTIPROC_DIR='$PROMETHEUS_MULTIPROC_DIR'
+export SECRET_KEY='$SECRET_KEY' DEBUG=1 HTTPS=0 DATABASE_URL='$DATABASE_URL' REDIS_URL='$REDIS_URL' PROMETHEUS_MULTIPROC_DIR='$PROMETHEUS_MULTIPROC_DIR'
 EOT
 
 "${manage[@]}" migrate --no-input -v 0

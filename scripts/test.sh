@@ -10,7 +10,7 @@ export DATABASE_URL="$VMOTION_PG_URL/${TEST_DATABASE_NAME:-vmotion}"
 export REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 export SECRET_KEY="${SECRET_KEY:-test-only-secret-key}"
 export DEBUG=0
-export SECURE_COOKIES=0
+export HTTPS=0
 # The test lab is its own: another directory and network namespace than the demo's.
 export VMOTION_LAB_DIR="${VMOTION_TEST_LAB_DIR:-/var/lib/vmotion-lab-test}"
 export VMOTION_LAB_NETNS="${VMOTION_TEST_LAB_NETNS:-vmotion-test}"

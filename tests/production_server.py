@@ -29,8 +29,8 @@ def server_env(static_root: Path) -> dict[str, str]:
         DEBUG="0",
         STATIC_ROOT=str(static_root),
         ALLOWED_HOSTS="127.0.0.1",
-        # The tests speak plain HTTP to loopback, where a browser would drop Secure cookies.
-        SECURE_COOKIES="0",
+        # The tests speak plain HTTP to loopback: no redirect to HTTPS, no Secure cookies.
+        HTTPS="0",
     )
 
 
@@ -43,9 +43,12 @@ def collect_static(static_root: Path) -> Path:
 
 
 @contextlib.contextmanager
-def production_server(static_root: Path, workdir: Path) -> Iterator[AppServer]:
-    """gunicorn over the static files collected in static_root, on a free loopback port, until the block ends."""
-    env = server_env(static_root)
+def production_server(static_root: Path, workdir: Path, env: dict[str, str] | None = None) -> Iterator[AppServer]:
+    """gunicorn over the static files collected in static_root, on a free loopback port, until the block ends.
+
+    `env`, when given, is gunicorn's whole environment (a deployment's, say) instead of the tests' own.
+    """
+    env = server_env(static_root) if env is None else env
     port = _free_port()
     log_path = workdir / "gunicorn.log"
     process = start_in_session(

@@ -1,10 +1,12 @@
 """Settings come from the environment; the defaults are safe for production.
 
-DEBUG is off, ALLOWED_HOSTS is empty and SECRET_KEY must be given unless DEBUG is on.
-`make demo` sets DEBUG and a throwaway key for a first run on 127.0.0.1.
+DEBUG is off, ALLOWED_HOSTS is empty, SECRET_KEY must be given unless DEBUG is on, and
+unless DEBUG is on the site is served over HTTPS only (HSTS, Secure cookies). `make demo`
+sets DEBUG and a throwaway key for a first run on http://127.0.0.1.
 """
 
 import os
+from datetime import timedelta
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -43,6 +45,8 @@ INSTALLED_APPS = [
     "django_rq",
     "django_htmx",
     "auditlog",
+    "axes",
+    "csp",
     "core",
     "inventory",
     "migrations_app",
@@ -53,6 +57,7 @@ if find_spec("devsupport") is not None:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Serves /static/ itself: gunicorn has no static file handler and DEBUG is off in production.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -65,6 +70,11 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Renews a session on its user's activity; an htmx poll whose session ended sends the
+    # whole page to the sign-in page.
+    "core.session_activity.SessionActivityMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the page that says so.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vmotion.urls"
@@ -109,6 +119,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out username and address before any password check.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -127,10 +139,72 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# --- HTTPS, cookies and sessions (README: "Production deployment and security") ---
+# Browsers reach vmotion over HTTPS, directly or through a TLS-terminating proxy: plain HTTP
+# is redirected, browsers are told to use HTTPS only (HSTS) and cookies travel over HTTPS
+# only. On unless DEBUG. SECURE_COOKIES is this setting's former name and still turns it off.
+HTTPS = env_bool("HTTPS", env_bool("SECURE_COOKIES", not DEBUG))
+# A reverse proxy in front (docker-compose publishes gunicorn on loopback, for one) says in
+# X-Forwarded-Proto which scheme the browser used and in X-Forwarded-For who the browser is.
+# Trusted only when configured: a client that reaches gunicorn directly could send both.
+BEHIND_PROXY = env_bool("BEHIND_PROXY")
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", 365 * 24 * 3600)) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD")
+# Joining the browsers' preload list is the registered domain's owner's decision, taken at
+# hstspreload.org and hard to undo, not something a self-hosted tool decides for them;
+# HSTS_PRELOAD=1 sends the directive. So the check asking for it is silenced.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+# Pages carry the CSRF token in their forms and htmx only reads (no hx-post), so no script
+# needs the cookie: keep it from scripts too.
+CSRF_COOKIE_HTTPONLY = True
+# Lax, not Strict: a link to a task's page from a chat or an e-mail must open signed in;
+# every change is a POST, which Lax keeps from other sites.
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# A session ends SESSION_HOURS after its user last did something (loaded a page, submitted a
+# form); core.session_activity renews it at most once a minute. SESSION_SAVE_EVERY_REQUEST
+# would count htmx's polling (every 1 to 5 s) as activity, so an open dashboard would never
+# let its session end, and each poll would write the session to the database.
+SESSION_COOKIE_AGE = int(float(os.environ.get("SESSION_HOURS", "10")) * 3600)
+
+# --- Login throttling (django-axes) ---
+# After LOGIN_FAILURE_LIMIT failed sign-ins for one username from one address, that pair is
+# refused for LOGIN_COOLOFF_MINUTES (each further try restarts the wait); other users and
+# other addresses are not affected. `manage.py axes_reset` (or the administration's Access
+# attempts) lifts it, and so does `ensure_admin`, for the account whose password it sets.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.login_throttle.client_address"
+AXES_LOCKOUT_CALLABLE = "core.login_throttle.locked_out_page"
+
+# --- Content-Security-Policy (django-csp) ---
+# Scripts and styles come from vmotion's own static files only: no inline <script>, event
+# handler attribute, style attribute or eval (htmx is told so in base.html). Nothing may
+# frame a page, and forms post to vmotion only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 # How often the scheduler re-reads every host, and how long one libvirt call may take.
 INVENTORY_SYNC_INTERVAL_SECONDS = float(os.environ.get("INVENTORY_SYNC_INTERVAL", "30"))
@@ -142,7 +216,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # django-axes logs each failed sign-in as a warning; its start and successful sign-ins are noise.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # Memory a destination must keep free beyond the VM it receives.

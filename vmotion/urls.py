@@ -3,9 +3,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from core import views as core_views
-from core.admin_site import restrict_admin_to_administrators
+from core.admin_site import let_administrators_lift_lockouts, restrict_admin_to_administrators
 
 restrict_admin_to_administrators(admin.site)
+let_administrators_lift_lockouts(admin.site)
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),

@@ -11,21 +11,12 @@ import sys
 import zipfile
 from pathlib import Path
 
-import compose
+from tests.compose import ROOT, compose_config, rendered_config, service_environment
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = Path(compose.__file__).parent / "docker-compose"
 PRODUCT_PACKAGES = {"vmotion", "core", "hypervisor", "inventory", "migrations_app"}
 NEVER_SHIPPED = {"lab", "devsupport", "tests", "bench"}
 # What the image runs: the packages, manage.py, the pages and their assets, and what pip needs.
 IMAGE_NEEDS = PRODUCT_PACKAGES | {"manage.py", "templates", "static", "pyproject.toml", "README.md"}
-
-
-def compose_config(env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(COMPOSE), "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, env={"PATH": os.environ["PATH"], **env}, timeout=60,
-    )
 
 
 def test_docker_compose_config_accepts_the_file():
@@ -58,6 +49,73 @@ def test_docker_compose_refuses_to_run_without_a_secret_key():
     result = compose_config({})
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def deploy_check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`manage.py check --deploy` in exactly this environment, nothing of the test's own."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        capture_output=True, text=True, cwd=ROOT, env={"PATH": os.environ["PATH"], **env}, timeout=120,
+    )
+
+
+def test_the_web_service_passes_the_deployment_checks_in_the_environment_compose_gives_it():
+    env = service_environment("web")
+    assert env["DEBUG"] == "0" and env["BEHIND_PROXY"] == "1"
+
+    result = deploy_check(env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_the_deployment_checks_fail_a_web_service_served_over_plain_http():
+    result = deploy_check({**service_environment("web"), "HTTPS": "0"})
+
+    assert result.returncode != 0
+    for check in ("security.W004", "security.W008", "security.W012", "security.W016"):  # HSTS, redirect, both cookies
+        assert check in result.stderr
+
+
+def test_redis_keeps_the_queues_in_an_append_only_file_on_a_volume():
+    config = rendered_config()
+    redis = config["services"]["redis"]
+    command = redis["command"]
+
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--appendfsync") + 1] == "everysec"
+    [data] = [volume for volume in redis["volumes"] if volume["target"] == "/data"]
+    assert data["type"] == "volume" and data["source"] in config["volumes"]
+
+
+def https_settings(env: dict[str, str]) -> dict:
+    script = (
+        "import json, django; from django.conf import settings; django.setup(); print(json.dumps({name: getattr(settings, name) for name in"
+        " ('SECURE_SSL_REDIRECT', 'SECURE_HSTS_SECONDS', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE')}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "vmotion.settings", **env}, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+PLAIN_HTTP = {"SECURE_SSL_REDIRECT": False, "SECURE_HSTS_SECONDS": 0, "SESSION_COOKIE_SECURE": False, "CSRF_COOKIE_SECURE": False}
+
+
+def test_the_demo_serves_plain_http_on_loopback():
+    assert https_settings({"DEBUG": "1"}) == PLAIN_HTTP
+
+
+def test_secure_cookies_off_the_former_name_of_https_off_still_means_plain_http():
+    assert https_settings({"DEBUG": "0", "SECRET_KEY": "x", "SECURE_COOKIES": "0"}) == PLAIN_HTTP
+
+
+def test_production_defaults_to_https_only():
+    assert https_settings({"DEBUG": "0", "SECRET_KEY": "x"}) == {
+        "SECURE_SSL_REDIRECT": True, "SECURE_HSTS_SECONDS": 31536000, "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
+    }
 
 
 def test_settings_refuse_to_start_without_a_secret_key_in_production():

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from axes.utils import reset as reset_login_failures
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 
@@ -7,7 +8,7 @@ from core.roles import Role
 
 
 class Command(BaseCommand):
-    help = "Create (or reset the password of) an administrator account."
+    help = "Create (or reset the password of) an administrator account, and lift its sign-in lockout."
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
@@ -19,3 +20,6 @@ class Command(BaseCommand):
         user.save()
         user.groups.add(Group.objects.get(name=Role.ADMINISTRATOR.group_name))
         self.stdout.write(f"{'created' if created else 'updated'} administrator {username}")
+        # Setting the password is how an administrator who locked themselves out gets back in.
+        if reset_login_failures(username=username):
+            self.stdout.write(f"cleared the failed sign-ins of {username}: it may sign in at once")
