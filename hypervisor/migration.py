@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import libvirt
 
-from .connection import describe
-from .errors import HypervisorError
+from .connection import describe, open_connection
+from .errors import HypervisorError, migration_failure
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,9 @@ class MigrationRequest:
     auto_converge_initial: int = 20
     auto_converge_increment: int = 10
     post_copy: bool = False
+    # QEMU encrypts the memory stream with TLS (VIR_MIGRATE_TLS), with the certificates in
+    # each host's migrate_tls_x509_cert_dir; libvirt refuses if either host lacks them.
+    tls: bool = False
 
 
 class MigrationRun:
@@ -42,14 +45,16 @@ class MigrationRun:
 
     def _run(self) -> None:
         try:
-            conn = libvirt.open(self.source_uri)
+            conn = open_connection(self.source_uri)
             try:
                 dom = conn.lookupByUUIDString(self.request.uuid)
                 dom.migrateToURI3(self.request.destination_uri, _params(self.request), _flags(self.request))
             finally:
                 conn.close()
+        except HypervisorError as error:
+            self.error = error
         except libvirt.libvirtError as error:
-            self.error = HypervisorError(describe(error))
+            self.error = HypervisorError(migration_failure(describe(error)))
         except Exception as error:  # never leave the caller waiting on a thread that died silently
             self.error = HypervisorError(f"migration thread failed: {error!r}")
         finally:
@@ -69,6 +74,8 @@ def _flags(request: MigrationRequest) -> int:
         flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
     if request.post_copy:
         flags |= libvirt.VIR_MIGRATE_POSTCOPY
+    if request.tls:
+        flags |= libvirt.VIR_MIGRATE_TLS
     return flags
 
 

@@ -11,7 +11,7 @@ from django.db.models import Sum
 from hypervisor import HypervisorError
 from hypervisor.connection import Connection
 from hypervisor.guest import Guest, offers_cpu
-from inventory.choices import CLOSED_HOST_STATES, PowerState
+from inventory.choices import CLOSED_HOST_STATES, MigrationEncryption, PowerState
 from inventory.models import DatastoreMount, Host, NetworkAttachment, VirtualMachine
 
 from . import affinity_rules
@@ -41,6 +41,7 @@ def preflight(
         check_networks_present(vm, destination),
         check_memory_free(vm, destination, exclude_task_id),
         check_affinity(vm, destination, planned),
+        check_encryption(source, destination),
     ]
     return CheckReport(tuple(results))
 
@@ -114,6 +115,26 @@ def check_affinity(vm: VirtualMachine, destination: Host, planned: Mapping[int, 
     vm_rules = affinity_rules.rules_by_vm([vm.pk]).get(vm.pk, ())
     where = affinity_rules.where_they_run(vm_rules, planned)
     return rules.affinity_kept(destination.name, breaches(vm.pk, destination.pk, destination.name, vm_rules, where))
+
+
+def check_encryption(source: Host, destination: Host) -> CheckResult:
+    mode, setter = encryption_setting(source, destination)
+    return rules.encryption(mode, setter, *tls_ends(source, destination))
+
+
+def encryption_setting(source: Host, destination: Host) -> tuple[str, str]:
+    """The migration encryption a move obeys, and whose setting it is. Between clusters the
+    stricter one wins: a VM leaving or entering a cluster that requires encryption moves
+    encrypted."""
+    strictness = list(MigrationEncryption.values)  # off, available, required
+    settings_of = [(host.cluster.migration_encryption, f"cluster {host.cluster.name}") for host in (source, destination) if host.cluster]
+    if not settings_of:
+        return MigrationEncryption.OFF, "hosts outside any cluster"
+    return max(settings_of, key=lambda setting: strictness.index(setting[0]))
+
+
+def tls_ends(source: Host, destination: Host) -> tuple[rules.HostTls, rules.HostTls]:
+    return rules.HostTls(source.name, "source", source.migration_tls), rules.HostTls(destination.name, "destination", destination.migration_tls)
 
 
 def disks_of(vm: VirtualMachine) -> list[rules.DiskOnDatastore]:
