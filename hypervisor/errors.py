@@ -41,7 +41,8 @@ _UNREACHABLE = ("Connection refused", "No route to host", "Connection timed out"
 def connection_failure(uri: str, message: str) -> str:
     """Why libvirt could not open `uri`, as a sentence; libvirt's `message` follows it."""
     target = _target(uri)
-    words = " ".join(redact_text(message, uri).split())  # ssh's stderr spans lines
+    # ssh's stderr spans lines, and frames its warnings in rows of @.
+    words = " ".join(re.sub(r"@{3,}", " ", redact_text(message, uri)).split())
     explanation = _explain_ssh(target, words) if target.transport in ("ssh", "libssh", "libssh2") else None
     if target.transport == "tls":
         explanation = _explain_tls(target, words)

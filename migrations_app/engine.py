@@ -118,7 +118,9 @@ def _migrate(task: MigrationTask) -> None:
         monitor = ConvergenceMonitor(guest, inputs, POLICY, note=lambda message: task.log(EventKind.POLICY, message))
         cancelled = _watch(task, run, guest, monitor)
     _end(task, run, monitor, cancelled)
-    for host in (source, destination):
+    # The destination first: read the other way round, a VM that moved would show as missing
+    # until the destination answered (a second or so over SSH).
+    for host in (destination, source):
         sync.sync_host(Host.objects.get(pk=host.pk))
 
 

@@ -101,7 +101,7 @@ class MigrationTask(models.Model):
     bandwidth_mib_s = models.PositiveIntegerField("bandwidth (MiB/s)", null=True, blank=True, help_text="Empty means uncapped")
     allow_post_copy = models.BooleanField(default=False)
     allow_auto_converge = models.BooleanField(default=True)
-    # Whether the memory stream went over TLS; None until the migration starts.
+    # Whether the migration was started with its memory stream over TLS; None until it starts.
     encrypted = models.BooleanField(null=True, blank=True)
 
     state = models.CharField(max_length=16, choices=TaskState.choices, default=TaskState.QUEUED)
