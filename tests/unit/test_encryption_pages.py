@@ -110,3 +110,14 @@ def test_the_task_page_says_whether_the_stream_was_encrypted(client_as, viewer, 
     page = client_as(viewer).get(reverse("task-detail", args=[task.pk])).content.decode()
 
     assert f'data-testid="task-encrypted">{shown}<' in page
+
+
+def test_the_command_line_says_a_task_was_encrypted():
+    vm = VirtualMachineFactory()
+    task = MigrationTask.objects.create(vm=vm, source=vm.host, destination=HostFactory(), encrypted=True)
+    out = StringIO()
+
+    call_command("vmotion", "show", str(task.pk), "--json", stdout=out)
+
+    assert "encrypted (TLS)" in out.getvalue().splitlines()[0]
+    assert json.loads(out.getvalue().splitlines()[-1])["encrypted"] is True
