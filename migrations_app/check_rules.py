@@ -4,7 +4,7 @@ migration assistant feeds them every host's facts, read in bulk."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from inventory.choices import MigrationEncryption
@@ -137,6 +137,23 @@ def affinity(message: str, *, must: bool) -> CheckResult:
     if must:
         return fail("affinity", f"The move breaks {message}.")
     return warn("affinity", f"The move breaks {message}; a \"should\" rule, so it may go ahead.")
+
+
+# Whose setting applies when neither host is in a cluster.
+NO_CLUSTER = (MigrationEncryption.OFF.value, "hosts outside any cluster")
+
+
+def strictest_encryption(settings: Iterable[tuple[str, str] | None]) -> tuple[str, str]:
+    """Of the (mode, whose setting) of the source's and destination's clusters (None for a
+    host in none), the stricter: a VM leaving or entering a cluster that requires encryption
+    moves encrypted."""
+    strictness = list(MigrationEncryption.values)  # off, available, required
+    given = [setting for setting in settings if setting is not None]
+    return max(given, key=lambda setting: strictness.index(setting[0])) if given else NO_CLUSTER
+
+
+def encryption_refuses(mode: str, source: HostTls, destination: HostTls) -> bool:
+    return mode == MigrationEncryption.REQUIRED and not (source.has_migration_tls and destination.has_migration_tls)
 
 
 def encrypts(mode: str, source: HostTls, destination: HostTls) -> bool:

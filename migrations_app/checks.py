@@ -11,8 +11,8 @@ from django.db.models import Sum
 from hypervisor import HypervisorError
 from hypervisor.connection import Connection
 from hypervisor.guest import Guest, offers_cpu
-from inventory.choices import CLOSED_HOST_STATES, MigrationEncryption, PowerState
-from inventory.models import DatastoreMount, Host, NetworkAttachment, VirtualMachine
+from inventory.choices import CLOSED_HOST_STATES, PowerState
+from inventory.models import Cluster, DatastoreMount, Host, NetworkAttachment, VirtualMachine
 
 from . import affinity_rules
 from . import check_rules as rules
@@ -123,14 +123,13 @@ def check_encryption(source: Host, destination: Host) -> CheckResult:
 
 
 def encryption_setting(source: Host, destination: Host) -> tuple[str, str]:
-    """The migration encryption a move obeys, and whose setting it is. Between clusters the
-    stricter one wins: a VM leaving or entering a cluster that requires encryption moves
-    encrypted."""
-    strictness = list(MigrationEncryption.values)  # off, available, required
-    settings_of = [(host.cluster.migration_encryption, f"cluster {host.cluster.name}") for host in (source, destination) if host.cluster]
-    if not settings_of:
-        return MigrationEncryption.OFF, "hosts outside any cluster"
-    return max(settings_of, key=lambda setting: strictness.index(setting[0]))
+    """The migration encryption a move obeys, and whose setting it is (the stricter of the
+    two hosts' clusters)."""
+    return rules.strictest_encryption(cluster_encryption(host.cluster) for host in (source, destination))
+
+
+def cluster_encryption(cluster: Cluster | None) -> tuple[str, str] | None:
+    return (cluster.migration_encryption, f"cluster {cluster.name}") if cluster else None
 
 
 def tls_ends(source: Host, destination: Host) -> tuple[rules.HostTls, rules.HostTls]:

@@ -2,9 +2,10 @@
 stream goes over TLS, for each cluster setting and each host's migration certificates."""
 
 import pytest
+from django.utils import timezone
 
 from inventory.choices import MigrationEncryption
-from migrations_app import engine
+from migrations_app import assistant, engine
 from migrations_app.check_report import CheckStatus
 from migrations_app.check_rules import HostTls, encrypts, encryption, stream_note
 from migrations_app.checks import check_encryption, encryption_setting
@@ -125,3 +126,21 @@ def test_the_engine_records_its_decision_on_the_task_and_its_timeline(mode, encr
     task.refresh_from_db()
     assert task.encrypted is encrypted
     assert note in task.events.latest("at").message
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("mode", "h3_blocked"), [(REQUIRED, True), (AVAILABLE, False), (OFF, False)])
+def test_the_assistant_blocks_a_host_without_certificates_only_where_encryption_is_required(mode, h3_blocked):
+    cluster = ClusterFactory(name="prod", migration_encryption=mode)
+    seen = timezone.now()
+    vm = VirtualMachineFactory(host=HostFactory(name="h1", cluster=cluster, migration_tls=True, last_seen=seen))
+    HostFactory(name="h2", cluster=cluster, migration_tls=True, last_seen=seen)
+    HostFactory(name="h3", cluster=cluster, migration_tls=False, last_seen=seen)
+
+    ranking = {placement.host.name: placement for placement in assistant.recommend(vm)}
+
+    assert ranking["h2"].eligible
+    assert ranking["h3"].eligible is not h3_blocked
+    if h3_blocked:
+        assert ranking["h3"].blocked_by.name == "encryption"
+        assert "the destination h3 has no migration certificates" in ranking["h3"].blocked_by.message
