@@ -21,7 +21,7 @@ BRIDGE_PREFIX = 24
 NETWORK_NAME = "lab-net"
 POOL_NAME = "lab-datastore"
 
-MAX_HOSTS = 200  # hosts listen on .2 ... .201 of the lab's management network
+MAX_HOSTS = 200  # hosts listen on .2 ... .201 of the lab's management network, 127.0.0.2 ... 127.0.0.201
 # The lab's end of the veth pair that links the root namespace to the lab's: the control plane
 # reaches every host through it (the root namespace's end is named after the subnet).
 MANAGEMENT_LINK = "mgmt0"
@@ -120,6 +120,12 @@ class LabConfig:
         return self.pki_dir / "client"
 
     @property
+    def peer_pki_dir(self) -> Path:
+        """The client certificate a host's libvirtd presents to another's in a peer-to-peer
+        migration (one for all hosts, from the same CA)."""
+        return self.pki_dir / "peer"
+
+    @property
     def ssh_dir(self) -> Path:
         """The control plane's SSH key, the hosts' known keys and the ssh command that uses them."""
         return self.lab_dir / "ssh"
@@ -155,13 +161,14 @@ class LabConfig:
         return root_link_name(self.netns)
 
     def host_address(self, name: str) -> str:
-        """The host's address on the management network: lab-host1 is .2. Its libvirtd, its sshd
-        and its QEMU's incoming migrations listen there."""
+        """The host's address on the management network: lab-host1 is .2. Its libvirtd's TLS
+        listener and its sshd listen there, both of which authenticate whoever connects."""
         return str(self.management_network.network_address + host_index(name) + 1)
 
     def peer_uri(self, name: str) -> str:
-        """How other hosts reach this one (the source of a peer-to-peer migration dials it)."""
-        return f"qemu+tcp://{self.host_address(name)}/system"
+        """How other hosts reach this one (the source of a peer-to-peer migration dials it):
+        over TLS, with the peers' client certificate."""
+        return f"qemu+tls://{self.host_address(name)}/system?pkipath={self.peer_pki_dir}"
 
     def ssh_uri(self, name: str) -> str:
         """How a control plane reaches the host over SSH, as `root` with the lab's key. The
@@ -213,6 +220,13 @@ def host_name(i: int) -> str:
 
 def host_index(name: str) -> int:
     return _index_after(name, "lab-host")
+
+
+def migration_address(name: str) -> str:
+    """Where the host's QEMU takes incoming migration streams: an address of the lab
+    namespace's own loopback (lab-host1 is 127.0.0.2), which nothing outside it reaches, and
+    where the copy runs as fast as the machine allows."""
+    return f"127.0.0.{host_index(name) + 1}"
 
 
 def guest_name(j: int) -> str:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from lab.commands import run_command
-from lab.config import LabConfig
+from lab.config import LabConfig, migration_address
 
 CERTIFICATE_DAYS = 3650
 # What QEMU reads from migrate_tls_x509_cert_dir: the destination serves with server-*, the
@@ -50,11 +50,12 @@ def ensure_lab_credentials(config: LabConfig) -> None:
     if not ca_cert.exists():
         _private_key(ca_key)
         _certtool(["--generate-self-signed", "--load-privkey", str(ca_key)], ca_cert, "cn = vmotion lab CA\nca\ncert_signing_key\n")
-    client = _private_dir(config.client_pki_dir)
-    if not (client / "clientcert.pem").exists():
-        _private_key(client / "clientkey.pem")
-        _issue(config, client / "clientkey.pem", client / "clientcert.pem", "cn = vmotion control plane\ntls_www_client\n")
-    shutil.copyfile(ca_cert, client / "cacert.pem")
+    for directory, common_name in ((config.client_pki_dir, "vmotion control plane"), (config.peer_pki_dir, "lab hosts")):
+        _private_dir(directory)
+        if not (directory / "clientcert.pem").exists():
+            _private_key(directory / "clientkey.pem")
+            _issue(config, directory / "clientkey.pem", directory / "clientcert.pem", f"cn = {common_name}\ntls_www_client\nsigning_key\nencryption_key\n")
+        shutil.copyfile(ca_cert, directory / "cacert.pem")
     _ensure_ssh_client(config)
 
 
@@ -62,13 +63,16 @@ def ensure_host_credentials(config: LabConfig, name: str) -> None:
     """The host's certificate (for its address), its migration certificates (unless the lab
     keeps it without), its SSH host key, and its line in known_hosts."""
     pki = _private_dir(host_pki_dir(config, name))
-    address = config.host_address(name)
+    # Its management address (libvirtd's TLS listener) and its migration address (where QEMU
+    # serves an encrypted incoming stream, and which the sending QEMU checks).
+    addresses = (config.host_address(name), migration_address(name))
     issued_for = pki / "issued-for"
-    if not (pki / "server-cert.pem").exists() or _read(issued_for) != address:
+    if not (pki / "server-cert.pem").exists() or _read(issued_for) != " ".join(addresses):
         _private_key(pki / "server-key.pem")
-        template = f"cn = {name}\nip_address = {address}\ntls_www_server\ntls_www_client\nsigning_key\nencryption_key\n"
+        names = "".join(f"ip_address = {address}\n" for address in addresses)
+        template = f"cn = {name}\n{names}tls_www_server\ntls_www_client\nsigning_key\nencryption_key\n"
         _issue(config, pki / "server-key.pem", pki / "server-cert.pem", template)
-        issued_for.write_text(address)
+        issued_for.write_text(" ".join(addresses))
     shutil.copyfile(config.pki_dir / "ca-cert.pem", pki / "ca-cert.pem")
     _lay_out_migration_tls(config, name)
     _private_dir(host_ssh_dir(config, name))

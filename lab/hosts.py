@@ -23,6 +23,7 @@ from lab.config import (
     POOL_NAME,
     LabConfig,
     LabError,
+    migration_address,
 )
 from lab.credentials import host_pki_dir, host_ssh_dir, host_ssh_key, migration_tls_dir
 from lab.processes import LabProcess, lab_process, process_from_pidfile, stop_processes
@@ -92,14 +93,14 @@ def prepare_host_dir(config: LabConfig, name: str) -> None:
     etc = host_subdir(config, name, "etc")
     if not (etc / "libvirtd.conf").exists():
         _copy_debian_libvirt_config(etc)
-    address = config.host_address(name)
+    address, stream_address = config.host_address(name), migration_address(name)
     pki = host_pki_dir(config, name)
     (etc / "libvirtd.conf").write_text(
+        # Only TLS: the management network reaches the root namespace, so nothing listens there
+        # without authenticating whoever connects (the control plane and the other hosts alike).
         "listen_tls = 1\n"
-        "listen_tcp = 1\n"
+        "listen_tcp = 0\n"
         f'listen_addr = "{address}"\n'
-        "# Lab only: peers inside the lab netns connect without auth; real hosts use TLS or SSH.\n"
-        'auth_tcp = "none"\n'
         "# A client certificate signed by the lab's CA is the authentication, as on a real host.\n"
         'auth_tls = "none"\n'
         f'ca_file = "{pki / "ca-cert.pem"}"\n'
@@ -110,8 +111,8 @@ def prepare_host_dir(config: LabConfig, name: str) -> None:
     )
     (etc / "virtlogd.conf").write_text('log_outputs = "3:file:/var/log/libvirt/virtlogd.log"\n')
     (etc / "qemu.conf").write_text(
-        f'migration_address = "{address}"\n'
-        f'migration_host = "{address}"\n'
+        f'migration_address = "{stream_address}"\n'
+        f'migration_host = "{stream_address}"\n'
         'user = "root"\n'
         'group = "root"\n'
         "dynamic_ownership = 0\n"

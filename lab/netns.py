@@ -1,14 +1,16 @@
 """The lab's network namespace: a management network for the hosts and a bridge for the guests.
 
-The hosts listen on addresses of the lab's management network (a /24 of its own), which a veth
-pair links to the root namespace: the control plane there (web server, workers, tests) reaches
-a host's sshd and libvirt TLS listener as it would a real host's, by address. Why a veth pair
-rather than running each client through `ip netns exec` (an ssh ProxyCommand, libvirt's
-`command=`): libvirt's TLS transport opens its TCP connection itself and has no such hook, so
-only a route reaches it; and one link serves SSH, TLS and any other client alike. The root
-namespace gets one connected route, to the lab's /24 and nothing else, with no forwarding:
-traffic stays between the two namespaces. The pair is created with the namespace and goes
-when the namespace is deleted. Guests talk over the bridge, which nothing routes.
+Each host's sshd and libvirt TLS listener listen on its address of the lab's management
+network (a /24 of its own), which a veth pair links to the root namespace: the control plane
+there (web server, workers, tests) reaches them as it would a real host's, by address. Why a
+veth pair rather than running each client through `ip netns exec` (an ssh ProxyCommand,
+libvirt's `command=`): libvirt's TLS transport opens its TCP connection itself and has no such
+hook, so only a route reaches it; and one link serves SSH and TLS alike. The root namespace
+gets one connected route, to the lab's /24 and nothing else, with no forwarding: traffic stays
+between the two namespaces. Only listeners that authenticate the client are on that network
+(no plain TCP libvirt); migration streams flow over the namespace's own loopback
+(127.0.0.x), which the root namespace cannot reach. The pair is created with the namespace
+and goes when the namespace is deleted. Guests talk over the bridge, which nothing routes.
 """
 
 import ipaddress
