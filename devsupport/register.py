@@ -15,6 +15,7 @@ def register_lab(state: LabState) -> list[SyncOutcome]:
     )
     for lab_host in state.hosts:
         host, _ = Host.objects.get_or_create(name=lab_host.name, defaults={"uri": lab_host.uri, "cluster": cluster})
-        host.uri, host.migration_uri, host.cluster = lab_host.uri, lab_host.peer_uri, cluster
-        host.save(update_fields=["uri", "migration_uri", "cluster"])
+        # The lab knows which of its hosts have migration certificates: it laid them out.
+        host.uri, host.migration_uri, host.cluster, host.migration_tls = lab_host.uri, lab_host.peer_uri, cluster, lab_host.migration_tls
+        host.save(update_fields=["uri", "migration_uri", "cluster", "migration_tls"])
     return sync_all_hosts()

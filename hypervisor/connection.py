@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import libvirt
 
-from .errors import HypervisorError, HypervisorTimeout
+from .errors import HypervisorError, HypervisorTimeout, connection_failure
 from .uris import redact, redact_text
 
 T = TypeVar("T")
@@ -66,11 +66,20 @@ def hypervisor_error(error: libvirt.libvirtError, *uris: str) -> HypervisorError
     return shown
 
 
+def open_connection(uri: str) -> libvirt.virConnect:
+    """libvirt.open, with a refusal (an unknown SSH host key, a certificate from another CA)
+    explained in a sentence an operator can act on."""
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as error:
+        raise HypervisorError(connection_failure(uri, describe(error))) from error
+
+
 def with_connection(uri: str, timeout: float, work: Callable[[libvirt.virConnect], T]) -> T:
     """One connection for one piece of work, closed afterwards."""
 
     def connect_and_work() -> T:
-        conn = libvirt.open(uri)
+        conn = open_connection(uri)
         try:
             return work(conn)
         finally:
@@ -90,7 +99,7 @@ class Connection:
         self._conn: libvirt.virConnect | None = None
 
     def __enter__(self) -> "Connection":
-        self._conn = call_with_timeout(lambda: libvirt.open(self.uri), self.timeout, what=self._what("libvirt"), uris=(self.uri,))
+        self._conn = call_with_timeout(lambda: open_connection(self.uri), self.timeout, what=self._what("libvirt"), uris=(self.uri,))
         return self
 
     def __exit__(self, *exc) -> None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import libvirt
 
-from .connection import hypervisor_error
-from .errors import HypervisorError
+from .connection import describe, open_connection
+from .errors import HypervisorError, migration_failure
 from .uris import redact_text
 
 
@@ -22,6 +22,9 @@ class MigrationRequest:
     auto_converge_initial: int = 20
     auto_converge_increment: int = 10
     post_copy: bool = False
+    # QEMU encrypts the memory stream with TLS (VIR_MIGRATE_TLS), with the certificates in
+    # each host's migrate_tls_x509_cert_dir; libvirt refuses if either host lacks them.
+    tls: bool = False
 
 
 class MigrationRun:
@@ -43,15 +46,17 @@ class MigrationRun:
 
     def _run(self) -> None:
         try:
-            conn = libvirt.open(self.source_uri)
+            conn = open_connection(self.source_uri)
             try:
                 dom = conn.lookupByUUIDString(self.request.uuid)
                 dom.migrateToURI3(self.request.destination_uri, _params(self.request), _flags(self.request))
             finally:
                 conn.close()
+        except HypervisorError as error:
+            self.error = error
         except libvirt.libvirtError as error:
             # libvirt may quote either URI, and the destination's can carry a password too.
-            self.error = hypervisor_error(error, self.source_uri, self.request.destination_uri)
+            self.error = HypervisorError(migration_failure(describe(error, self.source_uri, self.request.destination_uri)))
         except Exception as error:  # never leave the caller waiting on a thread that died silently
             message = f"migration thread failed: {error!r}"
             for uri in (self.source_uri, self.request.destination_uri):
@@ -74,6 +79,8 @@ def _flags(request: MigrationRequest) -> int:
         flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
     if request.post_copy:
         flags |= libvirt.VIR_MIGRATE_POSTCOPY
+    if request.tls:
+        flags |= libvirt.VIR_MIGRATE_TLS
     return flags
 
 

@@ -16,7 +16,7 @@ class HostInline(admin.TabularInline):
 
 @admin.register(Cluster)
 class ClusterAdmin(admin.ModelAdmin):
-    list_display = ["name", "cpu_mode", "cpu_named_model", "cpu_baseline_model", "cpu_baseline_updated"]
+    list_display = ["name", "cpu_mode", "cpu_named_model", "cpu_baseline_model", "cpu_baseline_updated", "migration_encryption"]
     search_fields = ["name"]
     # The baseline mode is chosen on the cluster's page, which checks the model against libvirt.
     readonly_fields = ["cpu_mode", "cpu_named_model", "cpu_baseline_model", "cpu_baseline_xml", "cpu_baseline_error", "cpu_baseline_updated"]
@@ -27,11 +27,11 @@ class ClusterAdmin(admin.ModelAdmin):
 @admin.register(Host)
 class HostAdmin(admin.ModelAdmin):
     form = HostForm
-    list_display = ["name", "state", "cluster", "libvirt_uri", "cpu_model", "cpu_count", "cpu_utilisation", "last_seen", "last_error"]
+    list_display = ["name", "state", "cluster", "libvirt_uri", "migration_tls", "cpu_model", "cpu_count", "cpu_utilisation", "last_seen", "last_error"]
     list_filter = ["state", "cluster"]
     # Not by URI: a search would tell, one guess at a time, whether the password contains a text.
     search_fields = ["name", "hostname"]
-    fields = ["name", "uri", "migration_uri", "cluster", "state", "last_error", "last_seen", "hostname", "cpu_model", "cpu_count", "memory_total_bytes", "memory_free_bytes", "libvirt_version", "hypervisor_version"]
+    fields = ["name", "uri", "migration_uri", "cluster", "migration_tls", "state", "last_error", "last_seen", "hostname", "cpu_model", "cpu_count", "memory_total_bytes", "memory_free_bytes", "libvirt_version", "hypervisor_version"]
     readonly_fields = ["last_error", "last_seen", "hostname", "cpu_model", "cpu_count", "memory_total_bytes", "memory_free_bytes", "libvirt_version", "hypervisor_version"]
     actions = ["sync_now"]
 

@@ -25,6 +25,17 @@ class ClusterCpuMode(models.TextChoices):
     NAMED = "named", "A named CPU model"
 
 
+class MigrationEncryption(models.TextChoices):
+    """Whether a cluster's migrations send the VM's memory over TLS (VIR_MIGRATE_TLS)."""
+
+    # Never: the stream goes in the clear, as on a trusted, isolated migration network.
+    OFF = "off", "Off"
+    # Whenever both hosts have migration certificates; otherwise in the clear, and the task says so.
+    AVAILABLE = "available", "When available"
+    # Always: a move between hosts that cannot encrypt is refused.
+    REQUIRED = "required", "Required"
+
+
 class PowerState(models.TextChoices):
     RUNNING = "running", "Running"
     PAUSED = "paused", "Paused"

@@ -1,12 +1,12 @@
 """Forms that change the inventory: a host's cluster (judged against the cluster's CPU
-baseline) and a cluster's CPU baseline."""
+baseline), a cluster's CPU baseline and its migration encryption."""
 
 from django import forms
 
 from hypervisor.uris import redact, restore
 
 from . import cpu_baseline
-from .choices import ClusterCpuMode
+from .choices import ClusterCpuMode, MigrationEncryption
 from .cpu_compat import NO_MODEL_NAMED
 from .models import Host
 
@@ -65,3 +65,7 @@ class ClusterCpuForm(forms.Form):
         if data.get("mode") == ClusterCpuMode.NAMED and not data.get("model", "").strip():
             self.add_error("model", NO_MODEL_NAMED)
         return data
+
+
+class ClusterEncryptionForm(forms.Form):
+    mode = forms.ChoiceField(label="Migration encryption", choices=MigrationEncryption.choices, widget=forms.RadioSelect)

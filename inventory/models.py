@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from hypervisor.uris import redact
 
-from .choices import ACTIVE_POWER_STATES, ClusterCpuMode, DatastoreKind, HostState, PowerState
+from .choices import ACTIVE_POWER_STATES, ClusterCpuMode, DatastoreKind, HostState, MigrationEncryption, PowerState
 from .cpu_compat import Baseline, HostCpu, VmCpu, join_refusal
 
 
@@ -25,6 +25,10 @@ class Cluster(models.Model):
     cpu_mode = models.CharField("CPU baseline", max_length=16, choices=ClusterCpuMode.choices, default=ClusterCpuMode.COMPUTED)
     cpu_named_model = models.CharField("named CPU model", max_length=100, blank=True)
     cpu_named_features = models.JSONField(null=True, blank=True)
+    migration_encryption = models.CharField(
+        max_length=16, choices=MigrationEncryption.choices, default=MigrationEncryption.OFF,
+        help_text="Whether migrations send the VM's memory over TLS; needs migration certificates on the hosts",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -58,6 +62,13 @@ class Host(models.Model):
     )
     cluster = models.ForeignKey(Cluster, null=True, blank=True, on_delete=models.SET_NULL, related_name="hosts")
     state = models.CharField(max_length=32, choices=HostState.choices, default=HostState.DISCONNECTED)
+    # libvirt has no API that tells whether qemu.conf names migration certificates, so an
+    # administrator declares it; a migration that relies on it and finds them missing fails
+    # with libvirt's refusal explained (hypervisor.errors.migration_failure).
+    migration_tls = models.BooleanField(
+        "migration certificates", default=False,
+        help_text="Its QEMU has certificates for encrypted migration (migrate_tls_x509_cert_dir in qemu.conf)",
+    )
 
     hostname = models.CharField(max_length=255, blank=True)
     cpu_model = models.CharField("CPU model", max_length=100, blank=True)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import cpu_views, views
+from . import cpu_views, encryption_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -11,4 +11,5 @@ urlpatterns = [
     path("vms/<int:pk>/cpu-baseline/", cpu_views.vm_cpu_baseline, name="vm-cpu-baseline"),
     path("clusters/<int:pk>/cpu/", cpu_views.cluster_cpu, name="cluster-cpu"),
     path("clusters/<int:pk>/cpu/mode/", cpu_views.cluster_cpu_mode, name="cluster-cpu-mode"),
+    path("clusters/<int:pk>/encryption/", encryption_views.cluster_encryption_mode, name="cluster-encryption"),
 ]

@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up_command.add_argument("--memory", type=int, default=128, help="guest memory in MiB")
     up_command.add_argument("--dirty-mb", type=int, default=16, help="working set each new guest rewrites, MiB")
     up_command.add_argument("--dirty-rate", type=int, default=1, help="MB/s each new guest rewrites")
+    up_command.add_argument(
+        "--without-migration-tls", action="append", default=[], metavar="HOST",
+        help="give this host no certificates for encrypted migration (repeatable)",
+    )
     commands.add_parser("down", parents=[common], help="stop everything the lab started (idempotent)")
     status_command = commands.add_parser("status", parents=[common], help="hosts and guests")
     status_command.add_argument("--json", action="store_true")
@@ -62,6 +66,7 @@ def config_from(options: Mapping[str, Any]) -> LabConfig:
             guest_count=options["guests"],
             guest_memory_mib=options["memory"],
             default_workload=GuestWorkload(dirty_mb=options["dirty_mb"], dirty_rate=options["dirty_rate"]),
+            hosts_without_migration_tls=frozenset(options.get("without_migration_tls") or ()),
         )
     return LabConfig(**overrides)
 
@@ -71,6 +76,7 @@ def print_state(state: LabState, write: Callable[[str], Any] = print) -> None:
     write(f"accel: {state.accel} ({state.accel_reason})")
     for host in state.hosts:
         daemon = "answers" if host.reachable else ("runs, no answer" if host.daemon_running else "stopped")
-        write(f"  {host.name:<11} {host.address:<10} libvirtd {daemon:<15} {host.uri}  peer {host.peer_uri}")
+        write(f"  {host.name:<11} {host.address:<12} libvirtd {daemon:<15} {host.uri}  peer {host.peer_uri}")
+        write(f"  {'':<11} migration TLS {'yes' if host.migration_tls else 'no'}  ssh {host.ssh_uri}  tls {host.tls_uri}")
     for guest in state.guests:
         write(f"  {guest.name:<11} {guest.ip:<10} {guest.mac}  {guest.state:<9} on {guest.host or '-'}")

@@ -13,16 +13,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lab import guests, hosts, netns
+from lab import credentials, guests, hosts, netns
 from lab.config import (
     LabConfig,
     LabError,
     guest_index,
     guest_ip,
     guest_mac,
-    host_address,
     is_guest_name,
-    peer_uri,
 )
 from lab.guest_image import GuestImage
 from lab.processes import LabProcess, stop_processes
@@ -40,9 +38,12 @@ class HostStatus:
     name: str
     uri: str  # management URI, from the root namespace
     peer_uri: str  # as the other hosts reach it, for peer-to-peer migration
-    address: str
+    address: str  # on the lab's management network, which the root namespace reaches
     daemon_running: bool  # its libvirtd process is alive
     reachable: bool  # its libvirtd answered
+    ssh_uri: str  # the same libvirtd through the host's sshd, from the root namespace
+    tls_uri: str  # the same libvirtd through its TLS listener, from the root namespace
+    migration_tls: bool  # its QEMU has certificates for an encrypted migration stream
 
 
 @dataclass
@@ -87,6 +88,7 @@ def up(config: LabConfig, log: Log = print) -> LabState:
         state["netns"] = config.netns
         started = time.monotonic()
         image = guests.guest_image(config, log)
+        credentials.ensure_lab_credentials(config)
         with ThreadPoolExecutor(max_workers=1) as background:
             # A KVM probe boot can take 15 s (once per lab dir): run it while the hosts start.
             accel_probe = background.submit(guests.detect_accel, config, image)
@@ -120,7 +122,7 @@ def down(config: LabConfig, log: Log = print) -> None:
         # tidies its records of them when it next starts.
         leftover_guests = {**state["qemu"], **_running_guest_processes(config, state)}
         stop_processes([LabProcess.from_dict(p) for p in leftover_guests.values()])
-        for role in ("libvirtd", "virtlogd", "reapers", "anchor"):
+        for role in ("libvirtd", "sshd", "virtlogd", "reapers", "anchor"):
             stop_processes([p for record in state["hosts"].values() for p in _host_processes(record, role)])
         netns.delete_netns(state["netns"])
         config.state_file.unlink(missing_ok=True)
@@ -143,10 +145,13 @@ def status(config: LabConfig) -> LabState:
             HostStatus(
                 name=name,
                 uri=uri,
-                peer_uri=peer_uri(name),
-                address=host_address(name),
+                peer_uri=config.peer_uri(name),
+                address=config.host_address(name),
                 daemon_running=libvirtd is not None and libvirtd.is_alive(),
                 reachable=reachable,
+                ssh_uri=config.ssh_uri(name),
+                tls_uri=config.tls_uri(name),
+                migration_tls=credentials.has_migration_tls(config, name),
             )
         )
     guest_names = set(state["guests"] or config.guest_names())
@@ -200,15 +205,18 @@ def _bring_up_host(config: LabConfig, name: str, state: dict, log: Log) -> None:
     record = state["hosts"].setdefault(name, {})
     # A reaper outlives its daemon while it still has guests' QEMU processes to reap.
     record["reapers"] = [p.to_dict() for p in _host_processes(record, "reapers") if p.is_alive()]
+    netns.add_host_address(config, name)
+    credentials.ensure_host_credentials(config, name)
+    # Daemons read their configuration when they start, so rewriting it disturbs no running one.
+    hosts.prepare_host_dir(config, name)
     anchor = _recorded_process(state, name, "anchor")
     if anchor is None or not anchor.is_alive():
         # Daemons still running from a lost anchor keep working: a new anchor mounts the same
         # directories, and virtlogd must live on, or running guests lose their serial logs.
-        hosts.prepare_host_dir(config, name)
         anchor = hosts.start_anchor(config, name)
         record["anchor"] = anchor.to_dict()
         _save_state(config, state)
-    for program in ("virtlogd", "libvirtd"):
+    for program in hosts.HOST_DAEMONS:
         daemon = _recorded_process(state, name, program)
         if daemon is None or not daemon.is_alive():
             daemon, reaper = hosts.start_daemon(config, name, anchor, program)
@@ -231,7 +239,7 @@ def _require_running_host(config: LabConfig, state: dict, name: str) -> None:
 
 
 def _host_processes(record: dict, role: str) -> list[LabProcess]:
-    """A host's recorded processes in one role: "anchor", "virtlogd", "libvirtd" or "reapers"."""
+    """A host's recorded processes in one role: "anchor", "virtlogd", "libvirtd", "sshd" or "reapers"."""
     recorded = record.get(role, [])
     return [LabProcess.from_dict(p) for p in (recorded if isinstance(recorded, list) else [recorded])]
 

@@ -1,4 +1,5 @@
-"""Lab hosts: one libvirtd (with its virtlogd) per host, each in a mount namespace of its own.
+"""Lab hosts: one libvirtd (with its virtlogd and an sshd) per host, each in a mount namespace
+of its own.
 
 Each host has an anchor process (`sleep infinity`) that holds the host's mount namespace inside
 the lab's network namespace; the daemons are started in it with nsenter, each under a small
@@ -22,8 +23,9 @@ from lab.config import (
     POOL_NAME,
     LabConfig,
     LabError,
-    host_address,
+    migration_address,
 )
+from lab.credentials import host_pki_dir, host_ssh_dir, host_ssh_key, migration_tls_dir
 from lab.processes import LabProcess, lab_process, process_from_pidfile, stop_processes
 
 DAEMON_START_TIMEOUT = 30
@@ -48,7 +50,12 @@ REAPER_PROGRAM = Path(sys.executable).name
 # watchdog (nodedev's shutdown joins a udev thread that is never woken). The lab needs no node
 # devices, so libvirtd loads its drivers from a directory that lacks that one.
 UNWANTED_LIBVIRT_DRIVERS = ("libvirt_driver_nodedev.so",)
-REQUIRED_PROGRAMS = ("ip", "unshare", "nsenter", "virsh", "virtlogd", "libvirtd", "qemu-img", "qemu-system-x86_64")
+REQUIRED_PROGRAMS = (
+    "ip", "unshare", "nsenter", "virsh", "virtlogd", "libvirtd", "qemu-img", "qemu-system-x86_64",
+    "sshd", "ssh", "ssh-keygen", "certtool",
+)  # fmt: skip
+# The daemons of one host, in the order they start.
+HOST_DAEMONS = ("virtlogd", "libvirtd", "sshd")
 
 
 def require_programs() -> None:
@@ -86,20 +93,26 @@ def prepare_host_dir(config: LabConfig, name: str) -> None:
     etc = host_subdir(config, name, "etc")
     if not (etc / "libvirtd.conf").exists():
         _copy_debian_libvirt_config(etc)
-    address = host_address(name)
+    address, stream_address = config.host_address(name), migration_address(name)
+    pki = host_pki_dir(config, name)
     (etc / "libvirtd.conf").write_text(
-        "listen_tls = 0\n"
-        "listen_tcp = 1\n"
+        # Only TLS: the management network reaches the root namespace, so nothing listens there
+        # without authenticating whoever connects (the control plane and the other hosts alike).
+        "listen_tls = 1\n"
+        "listen_tcp = 0\n"
         f'listen_addr = "{address}"\n'
-        "# Lab only: peers inside the lab netns connect without auth; real hosts use TLS or SSH.\n"
-        'auth_tcp = "none"\n'
+        "# A client certificate signed by the lab's CA is the authentication, as on a real host.\n"
+        'auth_tls = "none"\n'
+        f'ca_file = "{pki / "ca-cert.pem"}"\n'
+        f'cert_file = "{pki / "server-cert.pem"}"\n'
+        f'key_file = "{pki / "server-key.pem"}"\n'
         f'host_uuid = "{_host_uuid(config, name)}"\n'
         'log_outputs = "3:file:/var/log/libvirt/libvirtd.log"\n'
     )
     (etc / "virtlogd.conf").write_text('log_outputs = "3:file:/var/log/libvirt/virtlogd.log"\n')
     (etc / "qemu.conf").write_text(
-        f'migration_address = "{address}"\n'
-        f'migration_host = "{address}"\n'
+        f'migration_address = "{stream_address}"\n'
+        f'migration_host = "{stream_address}"\n'
         'user = "root"\n'
         'group = "root"\n'
         "dynamic_ownership = 0\n"
@@ -108,6 +121,31 @@ def prepare_host_dir(config: LabConfig, name: str) -> None:
         'security_driver = "none"\n'
         # The datastore is one directory all hosts see; libvirt cannot detect that on its own.
         f'shared_filesystems = [ "{config.datastore_dir}" ]\n'
+        # Certificates for an encrypted migration stream (VIR_MIGRATE_TLS): empty on a host the
+        # lab keeps without them, which then refuses such a migration as a real one would.
+        f'migrate_tls_x509_cert_dir = "{migration_tls_dir(config, name)}"\n'
+        "migrate_tls_x509_verify = 1\n"
+    )
+    _write_sshd_config(config, name)
+
+
+def _write_sshd_config(config: LabConfig, name: str) -> None:
+    """An sshd on the host's address that lets the control plane's key in as root; the remote
+    end of libvirt's ssh transport (virt-ssh-helper) then finds the host's own libvirt socket,
+    since sshd runs in the host's mount namespace."""
+    (host_ssh_dir(config, name) / "sshd_config").write_text(
+        f"ListenAddress {config.host_address(name)}:22\n"
+        f"HostKey {host_ssh_key(config, name)}\n"
+        f"PidFile {pidfile(config, name, 'sshd')}\n"
+        f"AuthorizedKeysFile {config.ssh_dir / 'authorized_keys'}\n"
+        "PermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\n"
+        "UsePAM no\n"
+        "PrintMotd no\n"
+        # The lab writes the keys itself (mode 0600), and its directory may be anywhere.
+        "StrictModes no\n"
+        "LogLevel VERBOSE\n"
     )
 
 
@@ -133,7 +171,8 @@ def start_anchor(config: LabConfig, name: str) -> LabProcess:
         f"mkdir -p {target} && mount --bind {shlex.quote(str(host_subdir(config, name, key)))} {target}"
         for key, target in LIBVIRT_PATHS.items()
     ]
-    script = "set -e; " + "; ".join(mounts) + "; exec sleep infinity"
+    # /run/sshd: sshd's privilege separation directory, fixed at build time.
+    script = "set -e; " + "; ".join(mounts) + "; mkdir -p /run/sshd; exec sleep infinity"
     anchor_log = config.host_dir(name) / "anchor.log"
     in_own_mount_namespace = ["ip", "netns", "exec", config.netns, "unshare", "-m", "--propagation", "private"]
     with anchor_log.open("w") as log_file:
@@ -159,17 +198,15 @@ def start_anchor(config: LabConfig, name: str) -> LabProcess:
 
 
 def start_daemon(config: LabConfig, name: str, anchor: LabProcess, program: str) -> tuple[LabProcess, LabProcess]:
-    """Start virtlogd or libvirtd, under its reaper, inside the host's namespaces.
+    """Start virtlogd, libvirtd or sshd, under its reaper, inside the host's namespaces.
 
-    Returns (daemon, reaper) once virtlogd wrote its pidfile, or once libvirtd answers.
+    Returns (daemon, reaper) once virtlogd or sshd wrote its pidfile, or once libvirtd answers.
     """
     pid_path = pidfile(config, name, program)
     pid_path.unlink(missing_ok=True)
     log_path = daemon_log(config, name, program)
     log_offset = log_path.stat().st_size if log_path.exists() else 0
-    command = [program, "-d", "-p", str(pid_path)]
-    if program == "libvirtd":
-        command += ["--listen", "-f", str(host_subdir(config, name, "etc") / "libvirtd.conf")]
+    command = _daemon_command(config, name, program)
     start_log = host_subdir(config, name, "log") / f"{program}.start.log"
     environment = {**os.environ, "LIBVIRT_DRIVER_DIR": str(_libvirt_driver_dir(config))}
     with start_log.open("w") as output:
@@ -195,6 +232,18 @@ def start_daemon(config: LabConfig, name: str, anchor: LabProcess, program: str)
     stop_processes([process for process in (daemon, reaper) if process is not None])
     reasons = [_tail(start_log), _errors_logged_since(log_path, log_offset)]
     raise LabError(f"{name}'s {program} did not start: {' | '.join(r for r in reasons if r)}")
+
+
+def _daemon_command(config: LabConfig, name: str, program: str) -> list[str]:
+    pid_path = str(pidfile(config, name, program))
+    if program == "sshd":
+        # sshd re-executes itself, which needs its absolute path; its pidfile is in its config.
+        config_file = host_ssh_dir(config, name) / "sshd_config"
+        return [shutil.which("sshd") or "/usr/sbin/sshd", "-f", str(config_file), "-E", str(daemon_log(config, name, program))]
+    command = [program, "-d", "-p", pid_path]
+    if program == "libvirtd":
+        command += ["--listen", "-f", str(host_subdir(config, name, "etc") / "libvirtd.conf")]
+    return command
 
 
 def _libvirt_driver_dir(config: LabConfig) -> Path:
@@ -241,7 +290,8 @@ def _errors_logged_since(log_path: Path, offset: int, lines: int = 3) -> str:
             new_lines = log_file.read().decode(errors="replace").splitlines()
     except OSError:
         return f"(no log at {log_path})"
-    errors = [line.split(" : ", 1)[-1] for line in new_lines if " error : " in line]
+    # libvirt's "... error : what" lines, and sshd's "error: what" and "fatal: what".
+    errors = [line.split(" : ", 1)[-1] for line in new_lines if " error : " in line or line.startswith(("error:", "fatal:"))]
     return " | ".join(errors[-lines:]) or f"(see {log_path})"
 
 

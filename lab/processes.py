@@ -71,10 +71,12 @@ def stop_processes(processes: list[LabProcess], grace: float = STOP_GRACE_SECOND
 def _program_of(pid: int) -> str | None:
     # A zombie has an empty cmdline, so it counts as gone.
     try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
     except OSError:
         return None
-    return os.path.basename(argv0.decode(errors="replace")) or None
+    # sshd retitles itself the BSD way: "sshd: /usr/sbin/sshd -f ... [listener] ...".
+    program, retitled, _ = argv0.partition(": ")
+    return os.path.basename(program if retitled else argv0) or None
 
 
 def _start_ticks_of(pid: int) -> int | None:

@@ -15,7 +15,7 @@ from inventory.models import DatastoreMount, Host, NetworkAttachment, VirtualDis
 
 from . import affinity_rules, placement, placement_plan
 from .check_rules import DiskOnDatastore, NicOnNetwork
-from .checks import check_vm_runs
+from .checks import check_vm_runs, cluster_encryption
 from .choices import ACTIVE_STATES
 from .models import MigrationTask
 from .placement_plan import PlannedMove
@@ -36,7 +36,8 @@ def vm_facts_many(vms: list[VirtualMachine]) -> list[placement.VmFacts]:
     """`vm_facts` for many VMs, their disks, NICs and affinity rules read in four queries for
     all of them."""
     prefetch_related_objects(
-        vms, Prefetch("disks", VirtualDisk.objects.select_related("datastore")), Prefetch("nics", VirtualNic.objects.select_related("network"))
+        vms, Prefetch("disks", VirtualDisk.objects.select_related("datastore")), Prefetch("nics", VirtualNic.objects.select_related("network")),
+        "host__cluster",  # for the encryption their clusters ask
     )
     rules = affinity_rules.rules_by_vm(vm.pk for vm in vms)
     return [
@@ -46,6 +47,8 @@ def vm_facts_many(vms: list[VirtualMachine]) -> list[placement.VmFacts]:
             host_id=vm.host_id,
             host_name=vm.host.name if vm.host else "",
             cluster_id=vm.host.cluster_id if vm.host else None,
+            migration_tls=vm.host.migration_tls if vm.host else False,
+            encryption=cluster_encryption(vm.host.cluster) if vm.host else None,
             runs=check_vm_runs(vm),
             disks=tuple(DiskOnDatastore(d.target, d.source, d.datastore_id, d.datastore.name if d.datastore else "") for d in vm.disks.all()),
             nics=tuple(NicOnNetwork(n.network_id, n.network.name if n.network else n.network_name) for n in vm.nics.all()),
@@ -94,6 +97,7 @@ def host_facts(exclude_tasks_of: VirtualMachine | None = None) -> list[placement
     rows = Host.objects.order_by("name").annotate(reachable=_REACHABLE, baseline=_BASELINE).values_list(
         "pk", "name", "reachable", "last_error", "state", "cluster_id", "cluster__name", "baseline",
         "memory_total_bytes", "memory_free_bytes", "cpu_utilisation", "degraded_reason", "degraded_since",
+        "migration_tls", "cluster__migration_encryption",
     )
     no_tasks = {}
     return [
@@ -116,10 +120,12 @@ def host_facts(exclude_tasks_of: VirtualMachine | None = None) -> list[placement
             incoming_memory_bytes=incoming.get(pk, no_tasks).get("memory") or 0,
             incoming=incoming.get(pk, no_tasks).get("count", 0),
             outgoing=outgoing.get(pk, 0),
+            migration_tls=migration_tls,
+            encryption=(encryption, f"cluster {cluster_name}") if cluster_id is not None else None,
         )
         for (
             pk, name, reachable, last_error, state, cluster_id, cluster_name, cpu_baseline, memory_total, memory_free, cpu_utilisation,
-            degraded_reason, degraded_since,
+            degraded_reason, degraded_since, migration_tls, encryption,
         ) in rows
     ]
 

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from core.roles import Role, role_required
 from inventory.cpu_views import cpu_section
+from inventory.encryption_views import encryption_section
 from inventory.models import Cluster
 
 from . import affinity_rules, balance, rule_fixes
@@ -42,6 +43,7 @@ def cluster_page(request: HttpRequest, cluster: Cluster, *, form=None, rule_form
         "rules": [(status, fixes.get(status.rule.pk, [])) for status in rules],
         "rule_form": rule_form or RuleForm(cluster),
         "cpu": cpu_section(cluster),
+        "encryption": encryption_section(cluster),
         "health": cluster_health(cluster),
     }
     return render(request, "migrations_app/cluster_detail.html", context, status=status)

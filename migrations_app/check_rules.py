@@ -4,9 +4,10 @@ migration assistant feeds them every host's facts, read in bulk."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from inventory.choices import MigrationEncryption
 from inventory.cpu_compat import listed
 
 from .check_report import CheckResult, CheckStatus
@@ -25,6 +26,15 @@ class DiskOnDatastore:
 class NicOnNetwork:
     network_id: int | None
     network_name: str
+
+
+@dataclass(frozen=True)
+class HostTls:
+    """One end of a migration, as the encryption check sees it."""
+
+    name: str
+    role: str  # "source" or "destination"
+    has_migration_tls: bool  # migration certificates declared on the host
 
 
 def ok(name: str, message: str) -> CheckResult:
@@ -127,3 +137,55 @@ def affinity(message: str, *, must: bool) -> CheckResult:
     if must:
         return fail("affinity", f"The move breaks {message}.")
     return warn("affinity", f"The move breaks {message}; a \"should\" rule, so it may go ahead.")
+
+
+# Whose setting applies when neither host is in a cluster.
+NO_CLUSTER = (MigrationEncryption.OFF.value, "hosts outside any cluster")
+
+
+def strictest_encryption(settings: Iterable[tuple[str, str] | None]) -> tuple[str, str]:
+    """Of the (mode, whose setting) of the source's and destination's clusters (None for a
+    host in none), the stricter: a VM leaving or entering a cluster that requires encryption
+    moves encrypted."""
+    strictness = list(MigrationEncryption.values)  # off, available, required
+    given = [setting for setting in settings if setting is not None]
+    return max(given, key=lambda setting: strictness.index(setting[0])) if given else NO_CLUSTER
+
+
+def encryption_refuses(mode: str, source: HostTls, destination: HostTls) -> bool:
+    return mode == MigrationEncryption.REQUIRED and not (source.has_migration_tls and destination.has_migration_tls)
+
+
+def encrypts(mode: str, source: HostTls, destination: HostTls) -> bool:
+    """Whether the memory stream goes over TLS: never when encryption is off, otherwise when
+    both hosts have migration certificates (a required move without them is refused first)."""
+    return mode != MigrationEncryption.OFF and source.has_migration_tls and destination.has_migration_tls
+
+
+def encryption(mode: str, setter: str, source: HostTls, destination: HostTls) -> CheckResult:
+    """`mode`: a MigrationEncryption value; `setter`: whose setting it is ("cluster lab")."""
+    lacking = [host for host in (source, destination) if not host.has_migration_tls]
+    named = " and ".join(f"the {host.role} {host.name}" for host in lacking)
+    if mode == MigrationEncryption.OFF:
+        return ok("encryption", f"Migration encryption is off in {setter}: the memory stream goes unencrypted.")
+    if not lacking:
+        return ok("encryption", f"Both hosts have migration certificates: the memory stream will be encrypted with TLS ({setter}: {MigrationEncryption(mode).label.lower()}).")
+    verb = "has" if len(lacking) == 1 else "have"
+    if mode == MigrationEncryption.REQUIRED:
+        return fail(
+            "encryption",
+            f"{setter[:1].upper()}{setter[1:]} requires encrypted migration, but {named} {verb} no migration certificates: "
+            f"install them (migrate_tls_x509_cert_dir in qemu.conf) and mark the host as having them, "
+            f"or set the cluster's migration encryption to \"when available\".",
+        )
+    return warn("encryption", f"{named[:1].upper()}{named[1:]} {verb} no migration certificates: the memory stream will go unencrypted ({setter} encrypts when available).")
+
+
+def stream_note(mode: str, setter: str, source: HostTls, destination: HostTls) -> str:
+    """What the task's timeline says about the memory stream when the migration starts."""
+    if encrypts(mode, source, destination):
+        return f"The memory stream is encrypted with TLS ({setter}: {MigrationEncryption(mode).label.lower()})."
+    if mode == MigrationEncryption.OFF:
+        return f"The memory stream is not encrypted: migration encryption is off in {setter}."
+    lacking = " and ".join(host.name for host in (source, destination) if not host.has_migration_tls)
+    return f"The memory stream is not encrypted: {lacking} has no migration certificates ({setter} encrypts when available)."

@@ -12,7 +12,7 @@ from hypervisor import HypervisorError
 from hypervisor.connection import Connection
 from hypervisor.guest import Guest, offers_cpu
 from inventory.choices import CLOSED_HOST_STATES, PowerState
-from inventory.models import DatastoreMount, Host, NetworkAttachment, VirtualMachine
+from inventory.models import Cluster, DatastoreMount, Host, NetworkAttachment, VirtualMachine
 
 from . import affinity_rules
 from . import check_rules as rules
@@ -41,6 +41,7 @@ def preflight(
         check_networks_present(vm, destination),
         check_memory_free(vm, destination, exclude_task_id),
         check_affinity(vm, destination, planned),
+        check_encryption(source, destination),
     ]
     return CheckReport(tuple(results))
 
@@ -114,6 +115,25 @@ def check_affinity(vm: VirtualMachine, destination: Host, planned: Mapping[int, 
     vm_rules = affinity_rules.rules_by_vm([vm.pk]).get(vm.pk, ())
     where = affinity_rules.where_they_run(vm_rules, planned)
     return rules.affinity_kept(destination.name, breaches(vm.pk, destination.pk, destination.name, vm_rules, where))
+
+
+def check_encryption(source: Host, destination: Host) -> CheckResult:
+    mode, setter = encryption_setting(source, destination)
+    return rules.encryption(mode, setter, *tls_ends(source, destination))
+
+
+def encryption_setting(source: Host, destination: Host) -> tuple[str, str]:
+    """The migration encryption a move obeys, and whose setting it is (the stricter of the
+    two hosts' clusters)."""
+    return rules.strictest_encryption(cluster_encryption(host.cluster) for host in (source, destination))
+
+
+def cluster_encryption(cluster: Cluster | None) -> tuple[str, str] | None:
+    return (cluster.migration_encryption, f"cluster {cluster.name}") if cluster else None
+
+
+def tls_ends(source: Host, destination: Host) -> tuple[rules.HostTls, rules.HostTls]:
+    return rules.HostTls(source.name, "source", source.migration_tls), rules.HostTls(destination.name, "destination", destination.migration_tls)
 
 
 def disks_of(vm: VirtualMachine) -> list[rules.DiskOnDatastore]:

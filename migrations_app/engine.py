@@ -20,9 +20,9 @@ from hypervisor.states import DomainState
 from inventory import sync
 from inventory.models import Host
 
-from . import policy, slots
+from . import check_rules, policy, slots
 from .check_report import CheckStatus
-from .checks import preflight
+from .checks import encryption_setting, preflight, tls_ends
 from .choices import EndReason, EventKind, TaskState
 from .conclusion import conclude, finish
 from .forecast import POLICY, expected_link_bytes_s, forecast
@@ -105,6 +105,7 @@ def _migrate(task: MigrationTask) -> None:
         guest = Guest(connection, str(vm.uuid))
         inputs = _predict(task, guest, task.convergence_inputs())
         flags = policy.migration_flags_for(inputs, POLICY)
+        encrypted = _decide_encryption(task)
         request = MigrationRequest(
             uuid=str(vm.uuid),
             destination_uri=destination.peer_uri,
@@ -113,14 +114,28 @@ def _migrate(task: MigrationTask) -> None:
             auto_converge_initial=flags["auto_converge_initial"],
             auto_converge_increment=flags["auto_converge_increment"],
             post_copy=flags["post_copy"],
+            tls=encrypted,
         )
         task.transition(TaskState.MIGRATING, f"Copying {vm.name}'s memory to {destination.name}.")
         run = MigrationRun(source.uri, request).start()
         monitor = ConvergenceMonitor(guest, inputs, POLICY, note=lambda message: task.log(EventKind.POLICY, message))
         cancelled = _watch(task, run, guest, monitor)
     _end(task, run, monitor, cancelled)
-    for host in (source, destination):
+    # The destination first: read the other way round, a VM that moved would show as missing
+    # until the destination answered (a second or so over SSH).
+    for host in (destination, source):
         sync.sync_host(Host.objects.get(pk=host.pk))
+
+
+def _decide_encryption(task: MigrationTask) -> bool:
+    """Whether this migration's stream goes over TLS, recorded on the task and its timeline."""
+    mode, setter = encryption_setting(task.source, task.destination)
+    ends = tls_ends(task.source, task.destination)
+    encrypted = check_rules.encrypts(mode, *ends)
+    MigrationTask.objects.filter(pk=task.pk).update(encrypted=encrypted)
+    task.encrypted = encrypted
+    task.log(EventKind.INFO, check_rules.stream_note(mode, setter, *ends))
+    return encrypted
 
 
 def _predict(task: MigrationTask, guest: Guest, inputs: policy.ConvergenceInputs) -> policy.ConvergenceInputs:

@@ -103,6 +103,8 @@ class MigrationTask(models.Model):
     bandwidth_mib_s = models.PositiveIntegerField("bandwidth (MiB/s)", null=True, blank=True, help_text="Empty means uncapped")
     allow_post_copy = models.BooleanField(default=False)
     allow_auto_converge = models.BooleanField(default=True)
+    # Whether the migration was started with its memory stream over TLS; None until it starts.
+    encrypted = models.BooleanField(null=True, blank=True)
 
     state = models.CharField(max_length=16, choices=TaskState.choices, default=TaskState.QUEUED)
     # Set under the limits lock when the task may use a slot on its hosts; freed by a final state.

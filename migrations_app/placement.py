@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from inventory.choices import MigrationEncryption
+
 from . import check_rules as rules
 from .affinity import RuleFacts, breaches
 from .check_report import CheckResult, CheckStatus
@@ -33,6 +35,8 @@ class VmFacts:
     nics: tuple[rules.NicOnNetwork, ...] = ()
     id: int | None = None
     rules: tuple[RuleFacts, ...] = ()  # the affinity rules naming it
+    migration_tls: bool = False  # its host has migration certificates
+    encryption: tuple[str, str] | None = None  # its host's cluster's migration encryption, and whose
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class HostFacts:
     incoming_memory_bytes: int = 0  # memory of VMs on their way here
     incoming: int = 0  # migrations queued or running to it
     outgoing: int = 0  # migrations queued or running from it
+    migration_tls: bool = False  # it has migration certificates
+    encryption: tuple[str, str] | None = None  # its cluster's migration encryption, and whose
 
 
 @dataclass(frozen=True)
@@ -119,12 +125,13 @@ def checks(vm: VmFacts, host: HostFacts, reserve_bytes: int, where: Mapping[int,
         rules.storage_shared(vm.host_name, host.name, vm.disks, host.datastores),
         rules.networks_present(host.name, vm.nics, host.networks),
         rules.memory_free(host.name, host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes),
+        _encryption(vm, host),
         rules.affinity_kept(host.name, breaches(vm.id, host.id, host.name, vm.rules, where) if vm.rules else []),
     ]
 
 
-# The checks in the order `place` judges them.
-CHECK_ORDER = ("vm_runs", "destination_connected", "destination_open", "storage_shared", "networks_present", "memory_free", "affinity")
+# The checks in the order `place` judges them (affinity is judged last, by `place`).
+CHECK_ORDER = ("vm_runs", "destination_connected", "destination_open", "storage_shared", "networks_present", "memory_free", "encryption", "affinity")
 
 
 def _first_failure(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> CheckResult | None:
@@ -143,7 +150,19 @@ def _first_failure(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> CheckRes
         return rules.networks_present(host.name, vm.nics, host.networks)
     if not rules.memory_fits(host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes):
         return rules.memory_free(host.name, host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes)
+    if not (vm.migration_tls and host.migration_tls) and _encryption_mode(vm, host)[0] != MigrationEncryption.OFF:
+        encryption = _encryption(vm, host)
+        return encryption if encryption.status == CheckStatus.FAIL else None
     return None
+
+
+def _encryption_mode(vm: VmFacts, host: HostFacts) -> tuple[str, str]:
+    return rules.strictest_encryption((vm.encryption, host.encryption))
+
+
+def _encryption(vm: VmFacts, host: HostFacts) -> CheckResult:
+    ends = rules.HostTls(vm.host_name, "source", vm.migration_tls), rules.HostTls(host.name, "destination", host.migration_tls)
+    return rules.encryption(*_encryption_mode(vm, host), *ends)
 
 
 def _memory(vm: VmFacts, host: HostFacts, weights: Weights) -> tuple[float, str]:

@@ -55,6 +55,7 @@ VIEWS = {
     "host-restore": ("post", Role.ADMINISTRATOR),
     "cluster-cpu": ("get", Role.VIEWER),
     "cluster-cpu-mode": ("post", Role.ADMINISTRATOR),
+    "cluster-encryption": ("post", Role.ADMINISTRATOR),
     "vm-cpu-baseline": ("post", Role.OPERATOR),
 }
 PERSONAS = {"viewer": Role.VIEWER, "operator": Role.OPERATOR, "administrator": Role.ADMINISTRATOR}
@@ -89,6 +90,7 @@ def url_of(name: str, objects: dict) -> str:
         "rule-add": [objects["cluster"].pk], "rule-delete": [objects["rule"].pk], "rule-fix": [objects["rule"].pk],
         "cluster-health": [objects["cluster"].pk], "cluster-health-policy": [objects["cluster"].pk], "host-degrade": [vm.host.pk], "host-restore": [vm.host.pk],
         "cluster-cpu": [objects["cluster"].pk], "cluster-cpu-mode": [objects["cluster"].pk], "vm-cpu-baseline": [vm.pk],
+        "cluster-encryption": [objects["cluster"].pk],
     }.get(name, [])
     url = reverse(name, args=args)
     return f"{url}?vm={vm.pk}" if name == "migration-wizard" else url

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.roles import Role
 from inventory import cpu_baseline
 from inventory import degradation
+from inventory import encryption
 from inventory.choices import ClusterCpuMode
 from inventory.models import Cluster
 from migrations_app import affinity_rules, assistant, balance, maintenance, recurrence, rule_fixes, schedules, services
@@ -23,7 +24,7 @@ PRIORITIES = {priority.label.lower(): priority for priority in Priority}
 
 
 class Command(BaseCommand):
-    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, host, schedule, balance, rules, cluster cpu."
+    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, host, schedule, balance, rules, cluster cpu, cluster encryption."
 
     def add_arguments(self, parser):
         common = argparse.ArgumentParser(add_help=False)
@@ -57,14 +58,17 @@ class Command(BaseCommand):
         maintenance.add_argument("host", help="host name")
         maintenance.add_argument("--user", help="record it as done by this vmotion user (an Administrator)")
         maintenance.add_argument("--wait", action="store_true", help="with enter: follow the evacuation until it ends")
-        host_parser = commands.add_parser("host", help="mark a failing host degraded, or restore it")
+        host_parser = commands.add_parser("host", help="mark a failing host degraded, or restore it; declare its migration certificates")
         host_commands = host_parser.add_subparsers(dest="host_command", required=True)
         degrade = host_commands.add_parser("degrade", parents=[common], help="mark a host degraded; its cluster's proactive policy decides what follows")
         degrade.add_argument("host", help="host name")
         degrade.add_argument("--reason", required=True, help="why it is failing, for the pages and the audit trail")
         restore = host_commands.add_parser("restore", parents=[common], help="clear a host's degraded mark")
         restore.add_argument("host", help="host name")
-        for each in (degrade, restore):
+        migration_tls = host_commands.add_parser("migration-tls", parents=[common], help="declare whether the host's QEMU has migration certificates")
+        migration_tls.add_argument("host", help="host name")
+        migration_tls.add_argument("has", choices=["yes", "no"], help="yes: migrate_tls_x509_cert_dir in its qemu.conf holds them")
+        for each in (degrade, restore, migration_tls):
             each.add_argument("--user", help="record it as done by this vmotion user (an Administrator)")
         balance_parser = commands.add_parser("balance", parents=[common], help="a cluster's load and balancing recommendations")
         balance_parser.add_argument("cluster", help="cluster name")
@@ -87,7 +91,7 @@ class Command(BaseCommand):
             each.add_argument("name", help="rule name")
         for each in (rule_add, rule_delete, rule_fix):
             each.add_argument("--user", help="record it as done by this vmotion user (an Administrator; an Operator for fix)")
-        cluster_parser = commands.add_parser("cluster", help="a cluster's settings: cpu")
+        cluster_parser = commands.add_parser("cluster", help="a cluster's settings: cpu, encryption")
         cluster_commands = cluster_parser.add_subparsers(dest="cluster_command", required=True)
         cluster_cpu = cluster_commands.add_parser("cpu", parents=[common], help="the CPU baseline and the VMs above it; set it with --model or --computed")
         cluster_cpu.add_argument("cluster", help="cluster name")
@@ -95,6 +99,10 @@ class Command(BaseCommand):
         baseline_choice.add_argument("--model", help="hold the VMs to this libvirt CPU model, e.g. Nehalem")
         baseline_choice.add_argument("--computed", action="store_true", help="hold the VMs to the baseline computed from the hosts")
         cluster_cpu.add_argument("--user", help="record the change as made by this vmotion user (an Administrator)")
+        cluster_encryption = cluster_commands.add_parser("encryption", parents=[common], help="migration encryption: show it, or set it to off, available or required")
+        cluster_encryption.add_argument("cluster", help="cluster name")
+        cluster_encryption.add_argument("mode", nargs="?", help="off, available (encrypt when both hosts can) or required")
+        cluster_encryption.add_argument("--user", help="record the change as made by this vmotion user (an Administrator)")
         schedule = commands.add_parser("schedule", help="scheduled migrations: add, list, show, enable, disable, delete")
         schedule_commands = schedule.add_subparsers(dest="schedule_command", required=True)
         add = schedule_commands.add_parser("add", parents=[common], help="a schedule that moves VMs or evacuates a host")
@@ -237,9 +245,14 @@ class Command(BaseCommand):
             self.stdout.write(maintenance.exit_maintenance(target, actor=actor))
             self._json({"host": target.name, "state": target.state})
 
-    def do_host(self, host_command, host, user, reason=None, **_):
+    def do_host(self, host_command, host, user, reason=None, has=None, **_):
         target = services.find_host(host)
         actor = services.find_user_with_role(user, Role.ADMINISTRATOR) if user else None
+        if host_command == "migration-tls":
+            with set_actor(actor) if actor else nullcontext():
+                self.stdout.write(encryption.set_migration_tls(target, has == "yes"))
+            self._json({"host": target.name, "migration_tls": target.migration_tls})
+            return
         try:
             with set_actor(actor) if actor else nullcontext():
                 if host_command == "degrade":
@@ -363,6 +376,24 @@ class Command(BaseCommand):
             "cluster": found.name, "mode": found.cpu_mode, "baseline": report.baseline.model, "computed": found.cpu_baseline_model,
             **{key: [{"vm": row.vm.name, "host": row.vm.host.name, "reason": row.verdict.reason, "above_baseline": list(row.verdict.above_baseline)} for row in rows]
                for key, rows in zip(("exceeding", "restart_pending", "unknown"), groups.values())},
+        })
+
+    def _cluster_encryption(self, cluster, mode, user, **_):
+        found = self._cluster(cluster)
+        if mode is not None:
+            actor = services.find_user_with_role(user, Role.ADMINISTRATOR) if user else None
+            try:
+                with set_actor(actor) if actor else nullcontext():
+                    self.stdout.write(encryption.set_migration_encryption(found, mode))
+            except encryption.EncryptionSettingError as error:
+                self.fail(str(error))
+        report = encryption.cluster_encryption(found)
+        self.stdout.write(f"{found.name}: migration encryption {report.mode.label.lower()}. {report.sentence}")
+        self.stdout.write(f"  with migration certificates: {', '.join(report.with_certificates) or 'none'}")
+        self.stdout.write(f"  without: {', '.join(report.without_certificates) or 'none'}")
+        self._json({
+            "cluster": found.name, "encryption": report.mode.value,
+            "with_certificates": list(report.with_certificates), "without_certificates": list(report.without_certificates),
         })
 
     def do_schedule(self, schedule_command, **options):
@@ -551,5 +582,6 @@ def _task_fields(task: MigrationTask) -> dict:
         "max_downtime_ms": task.max_downtime_ms,
         "predicted_total_ms": task.predicted_total_ms,
         "predicted_downtime_ms": task.predicted_downtime_ms,
+        "encrypted": task.encrypted,
         "error": task.error,
     }

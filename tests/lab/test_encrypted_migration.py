@@ -1,0 +1,105 @@
+"""Encrypted migration in the lab: lab-host1 and lab-host2 have migration certificates,
+lab-host3 has none. QEMU itself, asked during the migration, says whether the stream runs
+over TLS (its migration parameter tls-creds names the credentials libvirt gave it)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from inventory.choices import MigrationEncryption
+from inventory.models import Cluster, Host, VirtualMachine
+from lab.commands import virsh
+from migrations_app import services
+from migrations_app.choices import TaskState
+from migrations_app.models import MigrationTask
+from tests.lab.conftest import wait_for_state, where_runs
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
+
+# Slow enough that QEMU can be asked about the stream while it flows.
+BANDWIDTH_MIB_S = 8
+
+
+def require_encryption(mode: MigrationEncryption) -> None:
+    Cluster.objects.filter(name="lab").update(migration_encryption=mode)
+
+
+def submit(vm_name: str, destination: str) -> MigrationTask:
+    vm = VirtualMachine.objects.get(name=vm_name)
+    return services.submit_migration(vm, Host.objects.get(name=destination), services.MigrationOptions(bandwidth_mib_s=BANDWIDTH_MIB_S))
+
+
+def stream_parameters(lab, host_name: str, vm_name: str, timeout: float = 60) -> dict:
+    """QEMU's migration parameters on the source, read while its outgoing migration is active."""
+    uri = next(host.uri for host in lab.hosts if host.name == host_name)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = _qmp(uri, vm_name, "query-migrate")
+        if status.get("status") == "active":
+            return _qmp(uri, vm_name, "query-migrate-parameters")
+        time.sleep(0.1)
+    raise AssertionError(f"{vm_name}'s migration never showed as active on {host_name}")
+
+
+def _qmp(uri: str, vm_name: str, command: str) -> dict:
+    result = virsh(uri, "qemu-monitor-command", vm_name, json.dumps({"execute": command}), check=False)
+    return json.loads(result.stdout)["return"] if result.returncode == 0 else {}
+
+
+def test_required_encryption_moves_the_vm_over_tls_between_hosts_with_certificates(lab, workers, home_hosts):
+    require_encryption(MigrationEncryption.REQUIRED)
+    destination = next(host for host in lab.hosts if host.name == "lab-host2")
+
+    task = submit("lab-vm7", "lab-host2")
+    parameters = stream_parameters(lab, "lab-host1", "lab-vm7")
+    task = wait_for_state(task, [TaskState.SUCCEEDED, TaskState.FAILED], timeout=180)
+
+    assert task.state == TaskState.SUCCEEDED, task.error
+    assert parameters["tls-creds"] and parameters["tls-hostname"] == destination.address, parameters
+    assert task.encrypted is True
+    assert "The memory stream is encrypted with TLS (cluster lab: required)." in [event.message for event in task.events.all()]
+    assert where_runs("lab-vm7") == ["lab-host2"]
+
+
+def test_when_available_a_move_to_a_host_without_certificates_goes_unencrypted_and_says_so(lab, workers, home_hosts):
+    require_encryption(MigrationEncryption.AVAILABLE)
+
+    task = submit("lab-vm7", "lab-host3")
+    parameters = stream_parameters(lab, "lab-host1", "lab-vm7")
+    task = wait_for_state(task, [TaskState.SUCCEEDED, TaskState.FAILED], timeout=180)
+
+    assert task.state == TaskState.SUCCEEDED, task.error
+    assert parameters["tls-creds"] == "", parameters
+    assert task.encrypted is False
+    messages = [event.message for event in task.events.all()]
+    assert "The memory stream is not encrypted: lab-host3 has no migration certificates (cluster lab encrypts when available)." in messages
+    assert where_runs("lab-vm7") == ["lab-host3"]
+
+
+def test_required_encryption_refuses_a_host_without_certificates_and_says_which(lab, lab_inventory):
+    require_encryption(MigrationEncryption.REQUIRED)
+
+    with pytest.raises(services.MigrationRequestError) as refusal:
+        submit("lab-vm7", "lab-host3")
+
+    assert (
+        "Cluster lab requires encrypted migration, but the destination lab-host3 has no migration certificates: "
+        "install them (migrate_tls_x509_cert_dir in qemu.conf) and mark the host as having them"
+    ) in str(refusal.value)
+    assert not MigrationTask.objects.exists()
+    assert where_runs("lab-vm7") == ["lab-host1"]
+
+
+def test_a_host_wrongly_declared_to_have_certificates_fails_with_libvirts_refusal_explained(lab, workers, home_hosts):
+    require_encryption(MigrationEncryption.REQUIRED)
+    Host.objects.filter(name="lab-host3").update(migration_tls=True)  # its qemu.conf names an empty directory
+
+    task = wait_for_state(submit("lab-vm7", "lab-host3"), [TaskState.SUCCEEDED, TaskState.FAILED], timeout=120)
+
+    assert task.state == TaskState.FAILED
+    assert "A host's QEMU lacks its migration certificates" in task.error and "lab-host3/pki/qemu/ca-cert.pem is missing" in task.error, task.error
+    assert task.encrypted is True  # what was asked of libvirt, which refused
+    assert where_runs("lab-vm7") == ["lab-host1"]

@@ -1,0 +1,123 @@
+"""Migration encryption from the cluster page, the host page, the task page and the command
+line: administrators set it, everyone reads it, bad input changes nothing."""
+
+import json
+from io import StringIO
+
+import pytest
+from auditlog.models import LogEntry
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from inventory.choices import MigrationEncryption
+from migrations_app.models import MigrationTask
+from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cluster():
+    cluster = ClusterFactory(name="prod")
+    HostFactory(name="h1", cluster=cluster, migration_tls=True)
+    HostFactory(name="h2", cluster=cluster, migration_tls=True)
+    HostFactory(name="h3", cluster=cluster, migration_tls=False)
+    return cluster
+
+
+def section(page: str) -> str:
+    return page.split('data-testid="cluster-encryption"', 1)[1].split("</section>", 1)[0]
+
+
+def test_the_cluster_page_shows_the_setting_and_which_hosts_have_certificates(client_as, viewer, cluster):
+    page = section(client_as(viewer).get(reverse("cluster-detail", args=[cluster.pk])).content.decode())
+
+    assert "Off: migrations send the VM&#x27;s memory unencrypted." in page
+    assert 'data-testid="hosts-with-certificates">h1, h2<' in page
+    assert 'data-testid="hosts-without-certificates">h3<' in page
+    assert 'data-testid="encryption-form"' not in page
+
+
+def test_an_administrator_requires_encryption_and_is_told_which_hosts_cannot_take_part(client_as, administrator, cluster):
+    client = client_as(administrator)
+    assert 'data-testid="encryption-form"' in section(client.get(reverse("cluster-detail", args=[cluster.pk])).content.decode())
+
+    response = client.post(reverse("cluster-encryption", args=[cluster.pk]), {"mode": "required"}, follow=True)
+
+    cluster.refresh_from_db()
+    assert cluster.migration_encryption == MigrationEncryption.REQUIRED
+    page = response.content.decode()
+    assert "Until they have certificates, no VM can move to or from h3." in page
+    assert "Required: every migration is encrypted with TLS" in section(page)
+    assert LogEntry.objects.get_for_object(cluster).latest("timestamp").actor == administrator
+
+
+def test_a_value_the_setting_does_not_take_changes_nothing(client_as, administrator, cluster):
+    response = client_as(administrator).post(reverse("cluster-encryption", args=[cluster.pk]), {"mode": "sometimes"}, follow=True)
+
+    cluster.refresh_from_db()
+    assert cluster.migration_encryption == MigrationEncryption.OFF
+    assert "Migration encryption of prod is unchanged: choose off, when available or required." in response.content.decode()
+
+
+def test_operators_cannot_change_it(client_as, operator, cluster):
+    response = client_as(operator).post(reverse("cluster-encryption", args=[cluster.pk]), {"mode": "required"})
+
+    cluster.refresh_from_db()
+    assert response.status_code == 403 and cluster.migration_encryption == MigrationEncryption.OFF
+
+
+def test_the_command_line_shows_and_sets_it(cluster, administrator):
+    out = StringIO()
+    call_command("vmotion", "cluster", "encryption", "prod", "available", "--user", "administrator", "--json", stdout=out)
+
+    result = json.loads(out.getvalue().splitlines()[-1])
+    assert result == {"cluster": "prod", "encryption": "available", "with_certificates": ["h1", "h2"], "without_certificates": ["h3"]}
+    assert "prod: migration encryption when available." in out.getvalue()
+    assert LogEntry.objects.get_for_object(cluster).latest("timestamp").actor == administrator
+
+    with pytest.raises(CommandError, match="Migration encryption takes off, available or required, not 'maybe'."):
+        call_command("vmotion", "cluster", "encryption", "prod", "maybe", stdout=StringIO())
+    cluster.refresh_from_db()
+    assert cluster.migration_encryption == MigrationEncryption.AVAILABLE
+
+
+def test_the_command_line_declares_a_hosts_migration_certificates(cluster):
+    out = StringIO()
+    call_command("vmotion", "host", "migration-tls", "h3", "yes", "--json", stdout=out)
+
+    assert json.loads(out.getvalue().splitlines()[-1]) == {"host": "h3", "migration_tls": True}
+    assert "h3 is declared to have migration certificates" in out.getvalue()
+    assert cluster.hosts.get(name="h3").migration_tls
+
+
+def test_the_host_page_says_whether_it_has_migration_certificates(client_as, viewer, cluster):
+    h3 = cluster.hosts.get(name="h3")
+    h3.migration_uri = "qemu+tls://h3/system?pkipath=/etc/vmotion&auth_token=abc"
+    h3.save()
+
+    page = client_as(viewer).get(reverse("host-detail", args=[h3.pk])).content.decode()
+
+    assert 'data-testid="host-migration-tls">none declared: its migrations go unencrypted<' in page
+    assert "abc" not in page and "auth_token=********" in page
+
+
+@pytest.mark.parametrize(("encrypted", "shown"), [(None, "—"), (True, "yes, TLS"), (False, "no")])
+def test_the_task_page_says_whether_the_stream_was_encrypted(client_as, viewer, encrypted, shown):
+    vm = VirtualMachineFactory()
+    task = MigrationTask.objects.create(vm=vm, source=vm.host, destination=HostFactory(), encrypted=encrypted)
+
+    page = client_as(viewer).get(reverse("task-detail", args=[task.pk])).content.decode()
+
+    assert f'data-testid="task-encrypted">{shown}<' in page
+
+
+def test_the_command_line_says_a_task_was_encrypted():
+    vm = VirtualMachineFactory()
+    task = MigrationTask.objects.create(vm=vm, source=vm.host, destination=HostFactory(), encrypted=True)
+    out = StringIO()
+
+    call_command("vmotion", "show", str(task.pk), "--json", stdout=out)
+
+    assert "encrypted (TLS)" in out.getvalue().splitlines()[0]
+    assert json.loads(out.getvalue().splitlines()[-1])["encrypted"] is True
