@@ -13,6 +13,7 @@ from typing import TypeVar
 import libvirt
 
 from .errors import HypervisorError, HypervisorTimeout
+from .uris import redact
 
 T = TypeVar("T")
 
@@ -61,7 +62,7 @@ def with_connection(uri: str, timeout: float, work: Callable[[libvirt.virConnect
             except libvirt.libvirtError:
                 pass
 
-    return call_with_timeout(connect_and_work, timeout, what=f"libvirt at {uri}")
+    return call_with_timeout(connect_and_work, timeout, what=f"libvirt at {redact(uri)}")
 
 
 class Connection:
@@ -72,19 +73,19 @@ class Connection:
         self._conn: libvirt.virConnect | None = None
 
     def __enter__(self) -> "Connection":
-        self._conn = call_with_timeout(lambda: libvirt.open(self.uri), self.timeout, what=f"libvirt at {self.uri}")
+        self._conn = call_with_timeout(lambda: libvirt.open(self.uri), self.timeout, what=f"libvirt at {redact(self.uri)}")
         return self
 
     def __exit__(self, *exc) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
-                call_with_timeout(conn.close, self.timeout, what=f"libvirt at {self.uri}")
+                call_with_timeout(conn.close, self.timeout, what=f"libvirt at {redact(self.uri)}")
             except HypervisorError:
                 pass
 
     def call(self, work: Callable[[libvirt.virConnect], T], what: str, extra_seconds: float = 0) -> T:
         if self._conn is None:
-            raise HypervisorError(f"not connected to {self.uri}")
+            raise HypervisorError(f"not connected to {redact(self.uri)}")
         conn = self._conn
-        return call_with_timeout(lambda: work(conn), self.timeout + extra_seconds, what=f"{what} at {self.uri}")
+        return call_with_timeout(lambda: work(conn), self.timeout + extra_seconds, what=f"{what} at {redact(self.uri)}")
