@@ -1,9 +1,13 @@
 """The filters of every API list (django-filter): ?name=, ?state=, ?host=... A value of the
 wrong type is a 400 that names the filter."""
 
+from datetime import UTC
+
 import django_filters as filters
 from auditlog.models import LogEntry
+from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django_filters.fields import IsoDateTimeField
 
 from inventory.choices import DatastoreKind, HostState, PowerState
 from inventory.models import Cluster, Datastore, Host, Network, VirtualMachine
@@ -11,6 +15,22 @@ from migrations_app.choices import ACTIVE_STATES, EvacuationState, RuleKind, Rul
 from migrations_app.models import AffinityRule, Evacuation, MigrationTask, ProgressSample, Schedule
 
 from .fields import AUDIT_ACTIONS
+
+
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, in UTC: any offset Python takes (up to ±23:59) reaches the database
+    as one it takes too, and a time that has no UTC equivalent is bad input."""
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        try:
+            return moment.astimezone(UTC) if moment is not None else None
+        except OverflowError:
+            raise ValidationError("This time is out of range.", code="invalid") from None
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
 
 
 class ClusterFilter(filters.FilterSet):
@@ -73,8 +93,8 @@ class TaskFilter(filters.FilterSet):
     destination = filters.NumberFilter(field_name="destination_id")
     batch = filters.NumberFilter(field_name="batch_id")
     requested_by = filters.CharFilter(field_name="requested_by__username", lookup_expr="iexact", help_text="A username")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = MigrationTask
@@ -132,8 +152,8 @@ class AuditEntryFilter(filters.FilterSet):
     object_type = filters.CharFilter(method="filter_object_type", help_text="app_label.model (inventory.host) or just the model (host)")
     object_pk = filters.CharFilter()
     object_repr = filters.CharFilter(lookup_expr="icontains", help_text="Part of the object's name")
-    since = filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
-    until = filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="timestamp", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="timestamp", lookup_expr="lt")
 
     class Meta:
         model = LogEntry

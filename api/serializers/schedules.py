@@ -27,6 +27,12 @@ class LocalDateTimeField(serializers.DateTimeField):
         return value
 
 
+@extend_schema_field({"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?$", "example": "02:00"})
+class WallClockTimeField(serializers.TimeField):
+    """A time of day on the schedule's clock, without an offset (OpenAPI's "time" format
+    would demand one)."""
+
+
 class ScheduleRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = ScheduleRun
@@ -46,7 +52,7 @@ class ScheduleSerializer(serializers.ModelSerializer):
     reason = serializers.CharField(max_length=500, default="", allow_blank=True)
     time_zone = serializers.CharField(max_length=64, required=False, help_text="An IANA name such as Europe/Paris; by default the user's time zone (Preferences)")
     run_at = LocalDateTimeField(default=None, allow_null=True, help_text="ONCE: when; without an offset it is read in time_zone")
-    time_of_day = serializers.TimeField(default=None, allow_null=True, help_text="DAILY and WEEKLY: when, in time_zone")
+    time_of_day = WallClockTimeField(default=None, allow_null=True, help_text="DAILY and WEEKLY: when, in time_zone")
     weekday = serializers.IntegerField(default=None, allow_null=True, min_value=0, max_value=6, help_text="WEEKLY: 0 is Monday")
     cron = serializers.CharField(max_length=100, default="", allow_blank=True, help_text="CRON: five fields, e.g. 0 2 * * 1-5, in time_zone")
     window_minutes = serializers.IntegerField(
@@ -106,11 +112,12 @@ class ScheduleDetailSerializer(ScheduleSerializer):
 
 
 def _in_zone(moment: datetime, time_zone: str) -> datetime:
-    """`moment` as an aware time: read in the schedule's zone when it has no offset."""
+    """`moment` in UTC: read in the schedule's zone when it has no offset."""
     local = zone(time_zone)
     aware = timezone.make_aware(moment, local) if timezone.is_naive(moment) else moment
     try:
-        aware.astimezone(UTC).astimezone(local)  # shown in its zone and stored in UTC: both must exist
+        in_utc = aware.astimezone(UTC)
+        in_utc.astimezone(local)  # shown in its zone and stored in UTC: both must exist
     except (OverflowError, ValueError):
         raise serializers.ValidationError({"run_at": "This time is out of range."}) from None
-    return aware
+    return in_utc

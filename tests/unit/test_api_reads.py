@@ -82,6 +82,17 @@ def test_a_filter_of_the_wrong_type_is_a_400_naming_it(api):
         assert response.status_code == 400 and field in response.json()["errors"], (path, response.content)
 
 
+def test_a_time_filter_takes_any_offset_python_takes_and_refuses_a_time_out_of_range(api):
+    vm = VirtualMachineFactory()
+    MigrationTask.objects.create(vm=vm, source=vm.host, destination=HostFactory())
+
+    far_east = api.get("/api/v1/tasks/", {"created_after": "2000-01-01T00:00:00+23:01"})
+    before_year_one = api.get("/api/v1/tasks/", {"created_before": "0001-01-01T00:00:00+01:00"})
+
+    assert far_east.status_code == 200 and far_east.json()["count"] == 1
+    assert before_year_one.status_code == 400 and before_year_one.json()["errors"] == {"created_before": ["This time is out of range."]}
+
+
 def test_lists_are_paginated_and_a_page_past_the_end_is_a_404(api):
     host = HostFactory()
     for number in range(7):

@@ -48,6 +48,13 @@ def test_a_time_with_an_offset_is_taken_as_given_and_a_zone_can_be_named(api):
     created = Schedule.objects.get()
     assert response.status_code == 201 and created.next_run_at == datetime(2027, 1, 14, 21, 0, tzinfo=UTC)
     assert response.json()["description"] == "once at 2027-01-14 16:00 (America/New_York)"
+    assert response.json()["time_of_day"] == "02:00:00"
+
+
+def test_an_offset_the_database_would_not_take_is_stored_in_utc(api):
+    response = api.post("/api/v1/schedules/", nightly(recurrence="once", run_at="2027-01-15T23:30:00+23:01"), format="json")
+
+    assert response.status_code == 201 and Schedule.objects.get().next_run_at == datetime(2027, 1, 15, 0, 29, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("changes, field, why", [
