@@ -1,6 +1,7 @@
 """Hosts, read (Viewer), and maintenance mode (Administrator, as on the host's page):
 the plan, entering, exiting; and the evacuations that entering starts."""
 
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -58,7 +59,7 @@ class HostViewSet(ReadOnlyViewSet):
         reason = body.validated_data.get("reason", "").strip() or f"Evacuating {host.name} for maintenance"
         evacuation = maintenance.enter(host, requested_by=request.user, options=MigrationOptions(reason=reason))
         evacuation = Evacuation.objects.select_related("host", "requested_by", "batch").get(pk=evacuation.pk)
-        headers = {"Location": f"/api/v1/evacuations/{evacuation.pk}/"}
+        headers = {"Location": reverse("api:evacuation-detail", args=[evacuation.pk])}
         return Response(EvacuationSerializer(evacuation).data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
     @extend_schema(summary="Exit maintenance", request=None, responses=HostActionSerializer)

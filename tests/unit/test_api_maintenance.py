@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from inventory.choices import HostState
 from migrations_app.check_rules import ok
-from migrations_app.choices import EvacuationState, TaskState
+from migrations_app.choices import TaskState
 from migrations_app.models import Evacuation, MigrationTask
 from tests.api import token_client
 from tests.factories import HostFactory, VirtualMachineFactory

@@ -10,12 +10,12 @@ import pytest
 from auditlog.models import LogEntry
 from django.contrib.auth.models import Group, User
 from django.db import transaction
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import URLResolver, get_resolver
 from drf_spectacular.generators import SchemaGenerator
 
 from core.roles import Role
-from inventory.models import DatastoreMount, Datastore, NetworkAttachment, Network
-from migrations_app.choices import RuleKind, TaskState
+from inventory.models import Datastore, DatastoreMount, Network, NetworkAttachment
+from migrations_app.choices import RuleKind
 from migrations_app.models import AffinityRule, Evacuation, MigrationBatch, MigrationTask, ProgressSample, Schedule
 from tests.api import token_client
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory

@@ -15,7 +15,7 @@ import compose
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = Path(compose.__file__).parent / "docker-compose"
-PRODUCT_PACKAGES = {"vmotion", "core", "hypervisor", "inventory", "migrations_app"}
+PRODUCT_PACKAGES = {"vmotion", "core", "hypervisor", "inventory", "migrations_app", "api"}
 NEVER_SHIPPED = {"lab", "devsupport", "tests", "bench"}
 # What the image runs: the packages, manage.py, the pages and their assets, and what pip needs.
 IMAGE_NEEDS = PRODUCT_PACKAGES | {"manage.py", "templates", "static", "pyproject.toml", "README.md"}
