@@ -17,6 +17,7 @@ COPY core core
 COPY hypervisor hypervisor
 COPY inventory inventory
 COPY migrations_app migrations_app
+COPY api api
 RUN pip install --no-cache-dir .
 COPY manage.py ./
 COPY templates templates

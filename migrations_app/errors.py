@@ -12,3 +12,17 @@ class MigrationRequestError(Exception):
     def __init__(self, message: str, report: CheckReport | None = None):
         super().__init__(message)
         self.report = report
+
+
+class ActiveMigrationExists(MigrationRequestError):
+    """The VM already has a migration that has not ended: one at a time per VM.
+
+    `task` is that migration, or None when the database refused a racing second one."""
+
+    def __init__(self, message: str, task=None):
+        super().__init__(message)
+        self.task = task
+
+
+class RoleRefused(MigrationRequestError):
+    """The user's role does not allow this request (an evacuation schedule by an Operator, say)."""

@@ -79,6 +79,5 @@ def _set_enabled(request: HttpRequest, pk: int, enabled: bool) -> HttpResponse:
 @role_required(Role.OPERATOR)
 def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(Schedule, pk=pk)
-    item.delete()
-    messages.info(request, f"Schedule “{item.name}” deleted.")
+    messages.info(request, schedules.delete(item))
     return redirect("schedule-list")

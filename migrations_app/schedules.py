@@ -22,7 +22,7 @@ from inventory.models import Host, VirtualMachine
 
 from . import assistant, maintenance
 from .choices import ACTIVE_STATES, EndReason, EventKind, RecurrenceKind, ScheduleAction, ScheduleRunState, TaskState
-from .errors import MigrationRequestError
+from .errors import MigrationRequestError, RoleRefused
 from .models import InvalidTransition, MigrationBatch, MigrationTask, Schedule, ScheduleRun
 from .recurrence import RecurrenceError
 from .services import Refusal, planned_of, refusals_of, submit_migration
@@ -42,7 +42,7 @@ def create(schedule: Schedule) -> Schedule:
 def update(schedule: Schedule, editor) -> Schedule:
     """Save an edited schedule; its next run follows from the new times."""
     if not has_role(editor, Role.ADMINISTRATOR if schedule.action == ScheduleAction.EVACUATE else Role.OPERATOR):
-        raise MigrationRequestError("You may not edit this schedule: its action needs a role you do not have.")
+        raise RoleRefused("You may not edit this schedule: its action needs a role you do not have.")
     validate(schedule)
     schedule.next_run_at = schedule.when().next_after(timezone.now()) if schedule.enabled else schedule.next_run_at
     schedule.save()
@@ -53,7 +53,7 @@ def validate(schedule: Schedule) -> None:
     user = schedule.created_by
     needed = Role.ADMINISTRATOR if schedule.action == ScheduleAction.EVACUATE else Role.OPERATOR
     if user is None or not has_role(user, needed):
-        raise MigrationRequestError(f"Only a user with the {needed.group_name} role may schedule this.")
+        raise RoleRefused(f"Only a user with the {needed.group_name} role may schedule this.")
     if not schedule.name.strip():
         raise MigrationRequestError("A schedule needs a name.")
     try:
@@ -82,6 +82,13 @@ def set_enabled(schedule: Schedule, enabled: bool) -> None:
     if enabled:
         schedule.next_run_at = schedule.when().next_after(timezone.now())
     schedule.save(update_fields=["enabled", "next_run_at"])
+
+
+def delete(schedule: Schedule) -> str:
+    """Remove the schedule and its runs' history; migrations it submitted run on."""
+    name = schedule.name
+    schedule.delete()
+    return f"Schedule “{name}” deleted."
 
 
 def fire_due(now=None) -> list[ScheduleRun]:

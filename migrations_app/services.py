@@ -17,13 +17,14 @@ from . import jobs
 from .check_report import CheckReport
 from .checks import preflight
 from .choices import ACTIVE_STATES, EndReason, EventKind, Priority, TaskState
-from .errors import MigrationRequestError
+from .errors import ActiveMigrationExists, MigrationRequestError
+from .forecast import MoveForecast, forecast_moves
 from .models import InvalidTransition, MigrationBatch, MigrationTask
 from .options import MigrationOptions
 
 __all__ = [
-    "BatchRefused", "MigrationOptions", "MigrationRequestError", "Refusal", "cancel_task", "check_migration", "force_complete",
-    "planned_of", "refusals_of", "submit_batch", "submit_migration",
+    "ActiveMigrationExists", "BatchRefused", "MigrationOptions", "MigrationPreview", "MigrationRequestError", "Refusal", "cancel_task",
+    "check_migration", "force_complete", "planned_of", "preview_migration", "refusals_of", "submit_batch", "submit_migration",
 ]
 
 
@@ -65,6 +66,35 @@ def check_migration(vm: VirtualMachine, destination: Host) -> CheckReport:
     return preflight(vm, destination)
 
 
+@dataclass(frozen=True)
+class MigrationPreview:
+    """What submitting would meet, found without submitting: an active migration of the VM,
+    the pre-flight checks and, when they pass, the forecast of the move."""
+
+    report: CheckReport
+    active: MigrationTask | None
+    forecast: MoveForecast | None  # None unless the move could be submitted now
+
+    @property
+    def passed(self) -> bool:
+        return self.active is None and self.report.passed
+
+    def summary(self) -> str:
+        if self.active is not None:
+            return f"{self.active.vm.name} already has an active migration, task #{self.active.pk} ({self.active.get_state_display().lower()})."
+        return self.report.summary()
+
+
+def preview_migration(vm: VirtualMachine, destination: Host, options: MigrationOptions) -> MigrationPreview:
+    """The checks `submit_migration` makes, and the forecast the wizard shows before its
+    submit (the guest is measured through libvirt); nothing is submitted."""
+    options.validate()
+    active = MigrationTask.objects.select_related("vm").filter(vm=vm, state__in=ACTIVE_STATES).first()
+    report = preflight(vm, destination)
+    doable = active is None and report.passed
+    return MigrationPreview(report, active, forecast_moves([(vm, destination)], options)[0] if doable else None)
+
+
 def submit_migration(
     vm: VirtualMachine,
     destination: Host,
@@ -79,7 +109,7 @@ def submit_migration(
     options.validate()
     active = MigrationTask.objects.filter(vm=vm, state__in=ACTIVE_STATES).first()
     if active is not None:
-        raise MigrationRequestError(f"{vm.name} already has an active migration, task #{active.pk} ({active.get_state_display().lower()}).")
+        raise ActiveMigrationExists(f"{vm.name} already has an active migration, task #{active.pk} ({active.get_state_display().lower()}).", active)
     report = preflight(vm, destination, planned=planned)
     if not report.passed:
         raise MigrationRequestError(f"{vm.name} cannot move to {destination.name}: {report.summary()}", report)
@@ -104,7 +134,7 @@ def submit_migration(
             jobs.enqueue_task(task)
     except IntegrityError as error:
         # The database enforces one active task per VM even when two requests race.
-        raise MigrationRequestError(f"{vm.name} already has an active migration.") from error
+        raise ActiveMigrationExists(f"{vm.name} already has an active migration.") from error
     return task
 
 

@@ -47,9 +47,14 @@ INSTALLED_APPS = [
     "auditlog",
     "axes",
     "csp",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here: the docs page needs no CDN
     "core",
     "inventory",
     "migrations_app",
+    "api",
 ]
 # The lab command lives beside the product in a checkout, never in the wheel or the image.
 if find_spec("devsupport") is not None:
@@ -255,3 +260,41 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # Here, before any app is loaded: libraries create metrics as they are imported
     # (django-rq's admin does), and each process's files must be named as vmotion names them.
     metric_files.use_process_files()
+# The REST API (api/): token or session sign-in, roles checked per view, JSON in and out,
+# every list filtered and paginated, errors as {"message", "checks", "errors"}.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiTokenAuthentication", "rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.HasRole"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.ApiAutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "DEFAULT_METADATA_CLASS": None,  # no OPTIONS introspection: the schema describes every endpoint
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "vmotion API",
+    "DESCRIPTION": "Live migration of KVM/QEMU virtual machines between libvirt hosts, for scripts and automation.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStateEnum": "migrations_app.choices.TaskState",
+        "EvacuationStateEnum": "migrations_app.choices.EvacuationState",
+        "ScheduleRunStateEnum": "migrations_app.choices.ScheduleRunState",
+        "ScheduleActionEnum": "migrations_app.choices.ScheduleAction",
+        "RecurrenceEnum": "migrations_app.choices.RecurrenceKind",
+        "RuleKindEnum": "migrations_app.choices.RuleKind",
+        "RuleStrengthEnum": "migrations_app.choices.RuleStrength",
+        "EventKindEnum": "migrations_app.choices.EventKind",
+        "HostStateEnum": "inventory.choices.HostState",
+        "PowerStateEnum": "inventory.choices.PowerState",
+        "DatastoreKindEnum": "inventory.choices.DatastoreKind",
+        "ClusterCpuModeEnum": "inventory.choices.ClusterCpuMode",
+        "CheckStatusEnum": "migrations_app.check_report.CheckStatus",
+        "PriorityEnum": "api.fields.PRIORITY_NAMES",
+        "AuditActionEnum": "api.fields.AUDIT_ACTIONS",
+    },
+}

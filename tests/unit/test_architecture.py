@@ -5,7 +5,7 @@ inside functions."""
 import grimp
 import pytest
 
-PRODUCT = ("vmotion", "core", "hypervisor", "inventory", "migrations_app")
+PRODUCT = ("vmotion", "core", "hypervisor", "inventory", "migrations_app", "api")
 SUPPORT = ("lab", "devsupport", "tests", "bench")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.compose import ROOT, compose_config, rendered_config, service_environment
 
-PRODUCT_PACKAGES = {"vmotion", "core", "hypervisor", "inventory", "migrations_app"}
+PRODUCT_PACKAGES = {"vmotion", "core", "hypervisor", "inventory", "migrations_app", "api"}
 NEVER_SHIPPED = {"lab", "devsupport", "tests", "bench"}
 # What the image runs: the packages, manage.py, the pages and their assets, and what pip needs.
 IMAGE_NEEDS = PRODUCT_PACKAGES | {"manage.py", "templates", "static", "pyproject.toml", "README.md"}

@@ -3,7 +3,7 @@ import threading
 import pytest
 
 from hypervisor import HypervisorError, HypervisorTimeout
-from hypervisor.connection import call_with_timeout
+from hypervisor.connection import Connection, call_with_timeout
 from hypervisor.host import read_host
 
 
@@ -22,3 +22,16 @@ def test_a_call_that_returns_gives_its_value():
 def test_a_libvirt_error_becomes_a_hypervisor_error_with_its_message():
     with pytest.raises(HypervisorError, match="Failed to connect socket"):
         read_host("qemu+unix:///system?socket=/nonexistent/socket", timeout=5)
+
+
+def test_a_timeout_names_the_host_without_the_password_of_its_uri(monkeypatch):
+    release = threading.Event()
+    monkeypatch.setattr("hypervisor.connection.libvirt.open", lambda uri: release.wait(30))
+
+    with pytest.raises(HypervisorTimeout) as raised:
+        with Connection("qemu+tcp://root:s3cret@kvm1.invalid/system?secret_key=abc", 0.2):
+            pass
+    release.set()
+
+    assert "s3cret" not in str(raised.value) and "abc" not in str(raised.value)
+    assert "root:********@kvm1.invalid" in str(raised.value)

@@ -443,7 +443,7 @@ class Command(BaseCommand):
     def _schedule_delete(self, schedule_id, **_):
         item = self._schedule(schedule_id)
         fields = _schedule_fields(item)
-        item.delete()
+        schedules.delete(item)
         self.stdout.write(f"schedule #{schedule_id} deleted")
         self._json(fields)
 

@@ -1,0 +1,120 @@
+"""The whole API schema, property-based (Schemathesis): every operation called with data the
+schema allows, and data it does not, against the live test server as an administrator's
+token. No answer may be a server error, and every answer must match the schema (status code,
+content type, headers, body). Ids and names are drawn from the factory data as often as at
+random, so the operations act on real objects: migrations are submitted and cancelled, hosts
+enter and exit maintenance, schedules are made and deleted. The hosts are libvirt's test
+driver; nothing migrates (the worker is tested elsewhere)."""
+
+import django_rq
+import hypothesis
+import pytest
+import schemathesis
+from django.utils import timezone
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance, response_headers_conformance, response_schema_conformance, status_code_conformance,
+)
+
+from core import api_tokens
+from migrations_app.check_rules import ok
+from migrations_app.choices import RuleKind, TaskState
+from migrations_app.models import AffinityRule, AffinityRuleVm, Evacuation, MigrationBatch, MigrationTask, ProgressSample, Schedule
+from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance, response_schema_conformance]
+TEST_GUEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the guest libvirt's test driver defines
+QUEUES = ("high", "default", "low")
+
+
+@pytest.fixture
+def inventory(monkeypatch, administrator) -> dict[str, list]:
+    """Hosts that answer (libvirt's test driver), VMs on them, a task in each kind of state,
+    an evacuation, a schedule and a rule; the ids and names the generated requests draw from."""
+    # As the maintenance and wizard tests: the test driver's CPU comparison and inventory read
+    # are the lab's to test with real guests.
+    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", lambda vm, source, destination: ok("cpu_compatible", "compatible"))
+    monkeypatch.setattr("migrations_app.maintenance.sync.sync_host", lambda host: None)
+    cluster = ClusterFactory(name="prod")
+    hosts = [HostFactory(name=f"kvm{n}", uri="test:///default", last_seen=timezone.now(), last_error="", cluster=cluster) for n in (1, 2, 3)]
+    vms = [VirtualMachineFactory(name="web-01", host=hosts[0], uuid=TEST_GUEST_UUID)] + [
+        VirtualMachineFactory(name=f"app-{n}", host=hosts[n % 3]) for n in range(1, 4)
+    ]
+    tasks = [MigrationTask.objects.create(vm=vms[1], source=vms[1].host, destination=hosts[2])]
+    migrating = MigrationTask.objects.create(vm=vms[2], source=vms[2].host, destination=hosts[0])
+    migrating.transition(TaskState.CHECKING)
+    migrating.transition(TaskState.MIGRATING)
+    ProgressSample.objects.create(task=migrating, elapsed_ms=1000, data_total=2048, data_remaining=1024, throughput_bytes_s=512, iteration=1)
+    done = MigrationTask.objects.create(vm=vms[3], source=vms[3].host, destination=hosts[1], state=TaskState.SUCCEEDED)
+    tasks += [migrating, done]
+    evacuation = Evacuation.objects.create(host=hosts[2], batch=MigrationBatch.objects.create())
+    schedule = Schedule.objects.create(name="nightly", vm_names=["app-1"], created_by=administrator, recurrence="daily", time_of_day="02:00")
+    rule = AffinityRule.objects.create(cluster=cluster, name="apart", kind=RuleKind.APART)
+    AffinityRuleVm.objects.create(rule=rule, vm=vms[0], vm_name=vms[0].name)
+    return {
+        "clusters": [cluster.pk], "hosts": [host.pk for host in hosts], "vms": [vm.pk for vm in vms], "tasks": [task.pk for task in tasks],
+        "evacuations": [evacuation.pk], "schedules": [schedule.pk], "affinity-rules": [rule.pk],
+        "vm_names": [vm.name for vm in vms], "host_names": [host.name for host in hosts],
+    }
+
+
+@pytest.fixture
+def empty_queues():
+    """Submitted migrations reach Redis; no worker takes them here, and none is left behind."""
+    yield
+    for name in QUEUES:
+        django_rq.get_queue(name).empty()
+
+
+@pytest.fixture
+def api_schema(live_server, administrator, inventory, empty_queues):
+    secret = api_tokens.issue(administrator, "schemathesis")[1]
+    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/schema/", headers={"Authorization": f"Bearer {secret}"}, timeout=30)
+    schema.config.update(base_url=live_server.url, headers={"Authorization": f"Bearer {secret}"}, request_timeout=60)
+    schema.config.generation.update(max_examples=5)
+
+    @schema.hook
+    def map_path_parameters(context, path_parameters):
+        return _known_id(context.operation.path, path_parameters, inventory)
+
+    @schema.hook
+    def map_body(context, body):
+        return _known_references(body, inventory)
+
+    return schema
+
+
+def _half_of_the_time_one_of(known: list, seed):
+    """One of the known values for half of the generated ones (chosen by the value), so that
+    requests reach real objects as well as unknown ids."""
+    digest = sum(map(ord, repr(seed)))
+    return known[digest // 2 % len(known)] if digest % 2 == 0 else seed
+
+
+def _known_id(path: str, parameters: dict, inventory: dict) -> dict:
+    known = inventory.get(path.split("/")[3])
+    if not known or not parameters:
+        return parameters
+    return {name: _half_of_the_time_one_of(known, value) for name, value in parameters.items()}
+
+
+def _known_references(body, inventory: dict):
+    """The body with its references to VMs and hosts (by id or by name) real ones, half of the time."""
+    if not isinstance(body, dict):
+        return body
+    known = {"vm": inventory["vms"], "target": inventory["hosts"], "destination_name": inventory["host_names"], "host_name": inventory["host_names"]}
+    body = {**body, **{key: _half_of_the_time_one_of(values, body[key]) for key, values in known.items() if key in body}}
+    if isinstance(body.get("vm_names"), list):
+        body["vm_names"] = [_half_of_the_time_one_of(inventory["vm_names"], name) for name in body["vm_names"]]
+    return body
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@hypothesis.settings(deadline=None, suppress_health_check=list(hypothesis.HealthCheck), derandomize=True)
+def test_every_operation_answers_as_its_schema_says(case):
+    case.call_and_validate(checks=CHECKS)
+

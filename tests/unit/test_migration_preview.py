@@ -1,0 +1,64 @@
+"""Checking a migration without submitting it: the refusals `submit_migration` would make,
+and the forecast once nothing refuses. The hosts are libvirt's test driver, whose one guest
+is really measured."""
+
+import pytest
+from django.utils import timezone
+
+from migrations_app import services
+from migrations_app.check_rules import ok
+from migrations_app.errors import ActiveMigrationExists
+from migrations_app.models import MigrationTask
+from migrations_app.options import MigrationOptions
+from tests.factories import HostFactory, VirtualMachineFactory
+
+pytestmark = pytest.mark.django_db
+TEST_GUEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the guest libvirt's test driver defines
+
+
+@pytest.fixture(autouse=True)
+def cpus_compatible(monkeypatch):
+    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", lambda vm, source, destination: ok("cpu_compatible", "compatible"))
+
+
+def host(name: str):
+    return HostFactory(name=name, uri="test:///default", last_seen=timezone.now(), last_error="")
+
+
+@pytest.fixture
+def move():
+    return VirtualMachineFactory(name="web-01", host=host("kvm1"), uuid=TEST_GUEST_UUID), host("kvm2")
+
+
+def test_a_move_that_would_be_accepted_is_forecast_and_nothing_is_submitted(move):
+    vm, destination = move
+
+    preview = services.preview_migration(vm, destination, MigrationOptions(max_downtime_ms=500))
+
+    assert preview.passed and preview.active is None
+    assert preview.summary() == "All pre-flight checks passed."
+    assert preview.forecast.forecast.prediction.total_ms > 0 and preview.forecast.forecast.inputs.slo_downtime_ms == 500
+    assert not MigrationTask.objects.exists()
+
+
+def test_a_failing_check_is_reported_without_a_forecast(move):
+    vm, _ = move
+
+    preview = services.preview_migration(vm, vm.host, MigrationOptions())
+
+    assert not preview.passed and preview.forecast is None
+    assert "already runs on kvm1" in preview.summary()
+
+
+def test_an_active_migration_is_what_submitting_would_refuse_and_it_names_the_task(move):
+    vm, destination = move
+    task = services.submit_migration(vm, destination, MigrationOptions())
+
+    preview = services.preview_migration(vm, destination, MigrationOptions())
+    with pytest.raises(ActiveMigrationExists) as refused:
+        services.submit_migration(vm, destination, MigrationOptions())
+
+    assert not preview.passed and preview.active == task and preview.forecast is None
+    assert preview.summary() == f"web-01 already has an active migration, task #{task.pk} (queued)."
+    assert refused.value.task == task and str(refused.value) == preview.summary()
+    assert MigrationTask.objects.count() == 1
