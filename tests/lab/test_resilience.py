@@ -97,7 +97,8 @@ def test_tasks_whose_jobs_redis_lost_in_a_restart_are_queued_again_and_all_arriv
     worker = processes.start_worker(0, REDIS_URL=redis_url)
     scheduler = processes.start_scheduler(REDIS_URL=redis_url)
     try:
-        task_ids = [submit_with_cli(redis_url, moves[0][0], moves[0][1], "--bandwidth", "10")]
+        # Slow enough to outlast the two submissions below, each a process of its own (5-8 s on a busy machine).
+        task_ids = [submit_with_cli(redis_url, moves[0][0], moves[0][1], "--bandwidth", "4")]
         task_ids += [submit_with_cli(redis_url, name, destination) for name, destination in moves[1:]]
         wait_for_state(MigrationTask.objects.get(pk=task_ids[0]), [TaskState.MIGRATING], timeout=120)
         assert MigrationTask.objects.filter(pk__in=task_ids[1:], state=TaskState.QUEUED).count() == 2
