@@ -3,7 +3,7 @@ evacuation schedule needs an Administrator), through `migrations_app.schedules` 
 and the CLI."""
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -25,6 +25,15 @@ WRITES = ("create", "update", "partial_update", "destroy", "enable", "disable")
     retrieve=extend_schema(summary="A schedule with its latest runs"),
     create=extend_schema(
         summary="Create a schedule", request=ScheduleSerializer, responses={201: ScheduleDetailSerializer},
+        examples=[
+            OpenApiExample("Move VMs every night", request_only=True, value={
+                "name": "nightly web", "vm_names": ["web-01"], "destination_name": "kvm2", "recurrence": "daily", "time_of_day": "02:00",
+                "time_zone": "Europe/Paris", "window_minutes": 60, "reason": "Nightly rebalance",
+            }),
+            OpenApiExample("Evacuate a host once", request_only=True, value={
+                "name": "patch kvm1", "action": "evacuate", "host_name": "kvm1", "recurrence": "once", "run_at": "2035-12-05T01:00", "time_zone": "Europe/Paris",
+            }),
+        ],
         parameters=[OpenApiParameter("Location", str, OpenApiParameter.HEADER, response=[201], description="The new schedule's URL")],
     ),
     update=extend_schema(summary="Replace a schedule's settings", request=ScheduleSerializer, responses=ScheduleDetailSerializer),

@@ -4,7 +4,7 @@ the task page and the CLI."""
 
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -23,6 +23,9 @@ from .base import ApiViewMixin
 
 CONFLICT = OpenApiResponse(ConflictSerializer, description="The VM already has a migration that has not ended; `task` is that one")
 ACCEPTED_LOCATION = OpenApiParameter("Location", str, OpenApiParameter.HEADER, response=[202], description="The new task's URL")
+MIGRATION_EXAMPLE = OpenApiExample("Move a VM", request_only=True, value={
+    "vm": 12, "target": 3, "priority": "high", "max_downtime_ms": 300, "bandwidth_mib_s": 500, "allow_post_copy": False, "reason": "Kernel update on kvm1",
+})
 
 
 class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -41,6 +44,7 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
         request=MigrationRequestSerializer,
         responses={202: TaskDetailSerializer, 409: CONFLICT},
         parameters=[ACCEPTED_LOCATION],
+        examples=[MIGRATION_EXAMPLE],
     )
     def create(self, request: Request) -> Response:
         """Submit a live migration, exactly as the wizard does: the pre-flight checks run now
@@ -53,7 +57,7 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
         headers = {"Location": reverse("api:task-detail", args=[task.pk])}
         return Response(TaskDetailSerializer(self._reread(task)).data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
-    @extend_schema(summary="Check a migration without submitting it", request=MigrationRequestSerializer, responses=MigrationCheckSerializer)
+    @extend_schema(summary="Check a migration without submitting it", request=MigrationRequestSerializer, responses=MigrationCheckSerializer, examples=[MIGRATION_EXAMPLE])
     @action(detail=False, methods=["post"], pagination_class=None, filterset_class=None)
     def check(self, request: Request) -> Response:
         """What submitting would meet, with nothing submitted: an active migration of the VM,

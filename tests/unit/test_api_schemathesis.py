@@ -68,7 +68,20 @@ def empty_queues():
 
 
 @pytest.fixture
-def api_schema(live_server, administrator, inventory, empty_queues):
+def reached_real_objects(administrator):
+    """After the run: the generated requests did act on the factory data, not only on ids
+    that name nothing (a migration submitted, an evacuation started, a schedule made)."""
+    yield
+    made_by_the_api = {
+        "migration": MigrationTask.objects.filter(requested_by=administrator).exists(),
+        "evacuation": Evacuation.objects.filter(requested_by=administrator).exists(),
+        "schedule": Schedule.objects.exclude(name="nightly").exists(),
+    }
+    assert made_by_the_api == dict.fromkeys(made_by_the_api, True)
+
+
+@pytest.fixture
+def api_schema(live_server, administrator, inventory, empty_queues, reached_real_objects):
     secret = api_tokens.issue(administrator, "schemathesis")[1]
     schema = schemathesis.openapi.from_url(f"{live_server.url}/api/schema/", headers={"Authorization": f"Bearer {secret}"}, timeout=30)
     schema.config.update(base_url=live_server.url, headers={"Authorization": f"Bearer {secret}"}, request_timeout=60)
