@@ -17,6 +17,17 @@ AXE = Path(__file__).parent / "assets" / "axe.min.js"
 BLOCKING = ("serious", "critical")
 
 
+@pytest.fixture
+def page(browser):
+    """A page that lets the test inject axe-core as an inline script: the product's
+    Content-Security-Policy refuses any, rightly, and has tests of its own."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, bypass_csp=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
 def violations(page) -> list[str]:
     page.add_script_tag(path=str(AXE))
     found = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
