@@ -25,10 +25,14 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def compose_web(django_db_setup, collected_static, tmp_path) -> Iterator[AppServer]:
-    """gunicorn with the web service's environment; only the database and Redis are the tests'."""
+    """gunicorn with the web service's environment; only the database, Redis and the directory
+    standing in for the metrics volume are the tests'."""
+    metrics_volume = tmp_path / "metrics"
+    metrics_volume.mkdir()
     env = {
         "PATH": os.environ["PATH"],
         **service_environment("web"),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_volume),
         "DATABASE_URL": process_env()["DATABASE_URL"],
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
         "STATIC_ROOT": str(collected_static),
