@@ -1,10 +1,12 @@
 """The whole API schema, property-based (Schemathesis): every operation called with data the
 schema allows, and data it does not, against the live test server as an administrator's
 token. No answer may be a server error, and every answer must match the schema (status code,
-content type, headers, body). Ids and names are drawn from the factory data as often as at
-random, so the operations act on real objects: migrations are submitted and cancelled, hosts
-enter and exit maintenance, schedules are made and deleted. The hosts are libvirt's test
+content type, headers, body). Every other request's ids and names are the factory data's, so
+the operations act on real objects: migrations are submitted and cancelled, hosts enter and
+exit maintenance, schedules are made and deleted. The hosts are libvirt's test
 driver; nothing migrates (the worker is tested elsewhere)."""
+
+from collections import Counter
 
 import django_rq
 import hypothesis
@@ -55,7 +57,7 @@ def inventory(monkeypatch, administrator) -> dict[str, list]:
     return {
         "clusters": [cluster.pk], "hosts": [host.pk for host in hosts], "vms": [vm.pk for vm in vms], "tasks": [task.pk for task in tasks],
         "evacuations": [evacuation.pk], "schedules": [schedule.pk], "affinity-rules": [rule.pk],
-        "vm_names": [vm.name for vm in vms], "host_names": [host.name for host in hosts],
+        "vm_names": [vm.name for vm in vms], "host_names": [host.name for host in hosts], "vm_hosts": {vm.pk: vm.host_id for vm in vms},
     }
 
 
@@ -86,40 +88,48 @@ def api_schema(live_server, administrator, inventory, empty_queues, reached_real
     schema = schemathesis.openapi.from_url(f"{live_server.url}/api/schema/", headers={"Authorization": f"Bearer {secret}"}, timeout=30)
     schema.config.update(base_url=live_server.url, headers={"Authorization": f"Bearer {secret}"}, request_timeout=60)
     schema.config.generation.update(max_examples=5)
+    calls = Counter()
+
+    def turn(context, part: str) -> int:
+        """How many times this operation's `part` was generated before: every other one is
+        pointed at real objects, whatever the ids the database happened to give them."""
+        key = (context.operation.label, part)
+        calls[key] += 1
+        return calls[key] - 1
 
     @schema.hook
     def map_path_parameters(context, path_parameters):
-        return _known_id(context.operation.path, path_parameters, inventory)
+        return _known_id(context.operation.path, path_parameters, inventory, turn(context, "path"))
 
     @schema.hook
     def map_body(context, body):
-        return _known_references(body, inventory)
+        return _known_references(body, inventory, turn(context, "body"))
 
     return schema
 
 
-def _half_of_the_time_one_of(known: list, seed):
-    """One of the known values for half of the generated ones (chosen by the value), so that
-    requests reach real objects as well as unknown ids."""
-    digest = sum(map(ord, repr(seed)))
-    return known[digest // 2 % len(known)] if digest % 2 == 0 else seed
-
-
-def _known_id(path: str, parameters: dict, inventory: dict) -> dict:
+def _known_id(path: str, parameters: dict, inventory: dict, turn: int) -> dict:
     known = inventory.get(path.split("/")[3])
-    if not known or not parameters:
+    if not known or not parameters or turn % 2:
         return parameters
-    return {name: _half_of_the_time_one_of(known, value) for name, value in parameters.items()}
+    return {name: known[turn // 2 % len(known)] for name in parameters}
 
 
-def _known_references(body, inventory: dict):
-    """The body with its references to VMs and hosts (by id or by name) real ones, half of the time."""
-    if not isinstance(body, dict):
+def _known_references(body, inventory: dict, turn: int):
+    """On even turns, the body with its references to VMs and hosts (by id or by name) real
+    ones: the VMs in turn, the first of them (the one libvirt's test driver runs) every fourth
+    time, and a host other than the VM's own as a migration's target."""
+    if not isinstance(body, dict) or turn % 2:
         return body
-    known = {"vm": inventory["vms"], "target": inventory["hosts"], "destination_name": inventory["host_names"], "host_name": inventory["host_names"]}
-    body = {**body, **{key: _half_of_the_time_one_of(values, body[key]) for key, values in known.items() if key in body}}
+    index = turn // 2
+    vm = inventory["vms"][index % len(inventory["vms"])]
+    elsewhere = [host for host in inventory["hosts"] if host != inventory["vm_hosts"][vm]]
+    host = elsewhere[index % len(elsewhere)]
+    names = dict(zip(inventory["hosts"], inventory["host_names"]))
+    known = {"vm": vm, "target": host, "destination_name": names[host], "host_name": names[inventory["vm_hosts"][vm]]}
+    body = {**body, **{key: value for key, value in known.items() if key in body}}
     if isinstance(body.get("vm_names"), list):
-        body["vm_names"] = [_half_of_the_time_one_of(inventory["vm_names"], name) for name in body["vm_names"]]
+        body["vm_names"] = [inventory["vm_names"][(index + n) % len(inventory["vm_names"])] for n in range(len(body["vm_names"]))]
     return body
 
 
