@@ -83,6 +83,7 @@ def every_page(objects: dict) -> dict[str, str]:
         "admin: cluster": reverse("admin:inventory_cluster_change", args=[objects["cluster"].pk]),
         "admin: users": reverse("admin:auth_user_changelist"),
         "admin: access attempts": reverse("admin:axes_accessattempt_changelist"),
+        "API docs": reverse("api:docs"),
     }
     return pages
 
@@ -128,6 +129,9 @@ def test_every_page_runs_under_the_policy_without_a_violation_or_a_console_error
         found[name] = watch.visit(f"{app_server.url}{path}")
 
     assert {name: problems for name, problems in found.items() if problems} == {}
+    # Swagger UI did draw the API's operations from the schema, under the same policy.
+    watch.visit(f"{app_server.url}{reverse('api:docs')}")
+    expect(page.locator(".opblock-summary-path").filter(has_text="/api/v1/tasks/{id}/cancel/")).to_be_visible()
     # The watch does see a violation: a style attribute set from a script is refused.
     page.evaluate("document.body.setAttribute('style', 'color: red')")
     expect(page.locator("body")).not_to_have_css("color", "rgb(255, 0, 0)")
