@@ -223,6 +223,9 @@ class VirtualMachine(models.Model):
         null=True, blank=True, help_text="libvirt's ID of the running instance that keeps its old CPU until it is powered off and started again",
     )
     last_seen = models.DateTimeField(null=True, blank=True)
+    # When a migration's end last read from libvirt which host it runs on: a host reading
+    # taken before then says nothing about where it is now.
+    located_at = models.DateTimeField(null=True, blank=True)
 
     # Its load at the last sync: CPU demand in cores (vCPU busy time per second) and the
     # memory its QEMU process holds. cpu_time_ns and load_sampled_at are what the next

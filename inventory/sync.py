@@ -23,6 +23,7 @@ from hypervisor.host import DiskFacts, DomainFacts, HostFacts, HostSnapshot, Net
 from . import health_history
 from .choices import ACTIVE_POWER_STATES, CLOSED_HOST_STATES, DatastoreKind, HostState, PowerState
 from .cpu_compat import restart_pending_after
+from .location import located_after
 from .models import (
     Cluster,
     Datastore,
@@ -60,6 +61,7 @@ def sync_all_hosts() -> list[SyncOutcome]:
 def sync_host(host: Host) -> SyncOutcome:
     timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
     started = time.monotonic()  # how long libvirt takes to answer is part of the host's health
+    read_at = timezone.now()
     try:
         snapshot = hypervisor_host.read_host(host.uri, timeout)
     except HypervisorError as error:
@@ -67,7 +69,7 @@ def sync_host(host: Host) -> SyncOutcome:
         mark_unreachable(host, str(error))
         return SyncOutcome(host=host.name, reachable=False, error=str(error))
     latency_ms, now = _ms_since(started), timezone.now()
-    apply_snapshot(host, snapshot, now)
+    apply_snapshot(host, snapshot, now, read_at=read_at)
     health_history.record(
         host, ok=True, latency_ms=latency_ms, at=now,
         memory_free_bytes=snapshot.facts.memory_free_bytes, memory_total_bytes=snapshot.facts.memory_total_bytes,
@@ -88,12 +90,13 @@ def mark_unreachable(host: Host, reason: str) -> None:
 
 
 @transaction.atomic
-def apply_snapshot(host: Host, snapshot: HostSnapshot, now: datetime) -> None:
+def apply_snapshot(host: Host, snapshot: HostSnapshot, now: datetime, *, read_at: datetime) -> None:
+    """`read_at`: when reading the host began; a VM a migration placed since keeps its place."""
     host = Host.objects.select_for_update().get(pk=host.pk)
     _apply_host_facts(host, snapshot.facts, now)
     mounts = _apply_pools(host, snapshot.pools)
     networks = _apply_networks(host, snapshot.networks)
-    _apply_domains(host, snapshot.domains, mounts, networks, now)
+    _apply_domains(host, snapshot.domains, mounts, networks, now, read_at)
 
 
 def _apply_host_facts(host: Host, facts: HostFacts, now: datetime) -> None:
@@ -175,7 +178,7 @@ def _apply_networks(host: Host, networks: tuple[NetworkFacts, ...]) -> list[Netw
     return attachments
 
 
-def _apply_domains(host, domains, mounts, attachments, now) -> None:
+def _apply_domains(host, domains, mounts, attachments, now, read_at) -> None:
     # What the inventory holds for these domains and for this host, read in three queries,
     # not three per VM: an unchanged host then costs a handful of queries however many VMs
     # it runs. (No ordering: the models' default one joins the VM table to sort.)
@@ -199,6 +202,8 @@ def _apply_domains(host, domains, mounts, attachments, now) -> None:
             vm = VirtualMachine(uuid=domain.uuid, name=domain.name)
         elif not _belongs_here(vm, host, domain):
             continue  # a leftover definition; the VM runs on the host the inventory names
+        elif vm.host_id != host.pk and located_after(vm, read_at):
+            continue  # it left this host while the host was being read
         was_here = vm.host_id == host.pk
         values = {
             "name": domain.name,
@@ -231,7 +236,8 @@ def _apply_domains(host, domains, mounts, attachments, now) -> None:
     _record_load(host, sightings, now)
     if here.difference(seen):  # read again: another host's sync may have just taken one over
         for vm in VirtualMachine.objects.filter(host=host).exclude(power_state=PowerState.MISSING).exclude(pk__in=seen):
-            _save_changes(vm, {"power_state": PowerState.MISSING})
+            if not located_after(vm, read_at):  # else it arrived while the host was being read
+                _save_changes(vm, {"power_state": PowerState.MISSING})
 
 
 def _record_load(host: Host, sightings: list[tuple[VirtualMachine, DomainFacts, bool]], now) -> None:

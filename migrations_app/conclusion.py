@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.db import transaction
 
 from hypervisor import HypervisorError
 from hypervisor.connection import Connection
 from hypervisor.guest import Guest
 from hypervisor.states import DomainState
+from inventory.location import record_location
 
 from .choices import EndReason, EventKind, TaskState
 from .models import InvalidTransition, MigrationTask
@@ -54,13 +56,24 @@ def conclude(
         _keep_figures(task)
         _undefine_on_source(task)
         task.refresh_from_db(fields=["force_complete_requested"])  # an operator may have set it meanwhile
-        message = f"{success_prefix}{where}{_result_summary(task)}.{_slo_note(task)}"
-        finish(task, TaskState.SUCCEEDED, success_reason, message=message, held_by=held_by)
-    elif verdict.outcome == TaskState.CANCELLED:
-        finish(task, TaskState.CANCELLED, EndReason.OPERATOR, message=f"Cancelled by the operator; {where}.", held_by=held_by)
-    else:
-        finish(task, TaskState.FAILED, failure_reason, error=f"{failure} {where}.".lstrip(), detail=failure_detail, held_by=held_by)
+    # Whoever reads the ended task finds the VM where the task says it runs.
+    with transaction.atomic():
+        _record_location(task, verdict)
+        if verdict.outcome == TaskState.SUCCEEDED:
+            message = f"{success_prefix}{where}{_result_summary(task)}.{_slo_note(task)}"
+            finish(task, TaskState.SUCCEEDED, success_reason, message=message, held_by=held_by)
+        elif verdict.outcome == TaskState.CANCELLED:
+            finish(task, TaskState.CANCELLED, EndReason.OPERATOR, message=f"Cancelled by the operator; {where}.", held_by=held_by)
+        else:
+            finish(task, TaskState.FAILED, failure_reason, error=f"{failure} {where}.".lstrip(), detail=failure_detail, held_by=held_by)
     return True
+
+
+def _record_location(task: MigrationTask, verdict: Verdict) -> None:
+    """The one host the VM runs on, when libvirt names one (not both, not neither)."""
+    host = {RunsOn.DESTINATION: task.destination, RunsOn.SOURCE: task.source}.get(verdict.runs_on)
+    if host is not None:
+        record_location(task.vm_id, host)
 
 
 def whereabouts(task: MigrationTask, verdict: Verdict, on_source: DomainState, on_destination: DomainState) -> str:

@@ -147,3 +147,32 @@ def test_an_unexpected_error_before_anything_moves_fails_the_task(task, monkeypa
 
     row = MigrationTask.objects.get(pk=task.pk)
     assert row.state == TaskState.FAILED and "the VM was not moved" in row.error
+
+
+def test_a_migration_that_ended_on_the_destination_places_the_vm_there_as_the_task_ends(task):
+    migrating(task)
+
+    assert conclude(task, DomainState.ABSENT, DomainState.RUNNING)
+
+    task.refresh_from_db()
+    task.vm.refresh_from_db()
+    assert task.state == TaskState.SUCCEEDED
+    assert (task.vm.host, task.vm.located_at is not None) == (task.destination, True)
+
+
+def test_a_failed_migration_leaves_the_vm_placed_on_its_source(task):
+    migrating(task)
+
+    assert conclude(task, DomainState.RUNNING, DomainState.ABSENT, failure="libvirt could not migrate the VM (timeout).")
+
+    task.vm.refresh_from_db()
+    assert (task.vm.host, task.vm.located_at is not None) == (task.source, True)
+
+
+def test_a_vm_running_on_both_hosts_is_placed_on_neither_until_a_reading_says(task):
+    migrating(task)
+
+    assert conclude(task, DomainState.RUNNING, DomainState.RUNNING, failure="libvirt could not migrate the VM.", overdue=True)
+
+    task.vm.refresh_from_db()
+    assert (task.vm.host, task.vm.located_at) == (task.source, None)

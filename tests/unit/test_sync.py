@@ -7,6 +7,7 @@ from auditlog.models import LogEntry
 
 from inventory import sync
 from inventory.choices import DatastoreKind, HostState, PowerState
+from inventory.location import record_location
 from inventory.models import Datastore, Host, Network, VirtualMachine
 from tests.factories import ClusterFactory, HostFactory
 
@@ -183,3 +184,53 @@ def test_a_vms_new_nic_replaces_the_one_it_lost_and_joins_its_network(tmp_path):
     assert [(disk.target, disk.source, disk.datastore.source_key) for disk in web.disks.all()] == [
         ("vda", "/srv/nfs1/other.qcow2", "nfs://filer.example/export/vms")
     ]
+
+
+def reading_that_a_migration_overtakes(monkeypatch, vm_uuid: str, arrives_on: Host) -> None:
+    """Each host reading is taken, then the VM's migration ends on `arrives_on`, then the
+    reading is applied: the order a slow host reading and a fast move can take."""
+    read_host = sync.hypervisor_host.read_host
+
+    def read_then_move(uri, timeout):
+        snapshot = read_host(uri, timeout)
+        record_location(VirtualMachine.objects.get(uuid=vm_uuid).pk, arrives_on)
+        return snapshot
+
+    monkeypatch.setattr(sync.hypervisor_host, "read_host", read_then_move)
+
+
+def test_a_reading_of_the_old_host_taken_before_a_move_ended_does_not_take_the_vm_back(tmp_path, monkeypatch):
+    source = host_reading(tmp_path, "h1", NodeSpec(domains=[DomainSpec("web", WEB)]))
+    destination = host_reading(tmp_path, "h2", NodeSpec())
+    sync.sync_host(source)
+    reading_that_a_migration_overtakes(monkeypatch, WEB, destination)
+
+    sync.sync_host(Host.objects.get(pk=source.pk))  # still lists web running: read before the switch
+
+    vm = VirtualMachine.objects.get(uuid=WEB)
+    assert (vm.host.name, vm.power_state) == ("h2", PowerState.RUNNING)
+
+
+def test_a_reading_of_the_new_host_taken_before_the_vm_arrived_does_not_call_it_missing(tmp_path, monkeypatch):
+    source = host_reading(tmp_path, "h1", NodeSpec(domains=[DomainSpec("web", WEB)]))
+    destination = host_reading(tmp_path, "h2", NodeSpec())
+    sync.sync_host(source)
+    reading_that_a_migration_overtakes(monkeypatch, WEB, destination)
+
+    sync.sync_host(Host.objects.get(pk=destination.pk))  # lists no web: read before it arrived
+
+    vm = VirtualMachine.objects.get(uuid=WEB)
+    assert (vm.host.name, vm.power_state) == ("h2", PowerState.RUNNING)
+
+
+def test_a_reading_taken_after_the_move_still_decides(tmp_path):
+    source = host_reading(tmp_path, "h1", NodeSpec(domains=[DomainSpec("web", WEB)]))
+    destination = host_reading(tmp_path, "h2", NodeSpec())
+    sync.sync_host(source)
+    record_location(VirtualMachine.objects.get(uuid=WEB).pk, destination)
+
+    sync.sync_host(Host.objects.get(pk=destination.pk))  # no web there after all
+    sync.sync_host(Host.objects.get(pk=source.pk))  # web runs here
+
+    vm = VirtualMachine.objects.get(uuid=WEB)
+    assert (vm.host.name, vm.power_state) == ("h1", PowerState.RUNNING)
