@@ -6,26 +6,14 @@ import pytest
 from django.utils import timezone
 
 from inventory.choices import HostState
-from migrations_app.check_rules import ok
 from migrations_app.choices import TaskState
 from migrations_app.models import Evacuation, MigrationTask
 from tests.api import token_client
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, no_libvirt_sync  # noqa: F401  fixtures
 from tests.factories import HostFactory, VirtualMachineFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 GIB = 1024**3
-TEST_GUEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the guest libvirt's test driver defines
-
-
-@pytest.fixture(autouse=True)
-def cpus_compatible(monkeypatch):
-    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", lambda vm, source, destination: ok("cpu_compatible", "compatible"))
-
-
-@pytest.fixture
-def no_libvirt_sync(monkeypatch):
-    """The inventory stays as each test sets it: the test driver's own guest is not these VMs."""
-    monkeypatch.setattr("migrations_app.maintenance.sync.sync_host", lambda host: None)
 
 
 def host(name: str, **fields):

@@ -9,21 +9,14 @@ from django.utils import timezone
 
 from inventory.choices import HostState
 from migrations_app import services
-from migrations_app.check_rules import ok
 from migrations_app.choices import Priority, TaskState
 from migrations_app.models import MigrationTask, ProgressSample
 from tests.api import token_client
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible  # noqa: F401  fixtures
 from tests.factories import HostFactory, VirtualMachineFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 GIB = 1024**3
-TEST_GUEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the guest libvirt's test driver defines
-
-
-@pytest.fixture(autouse=True)
-def cpus_compatible(monkeypatch):
-    """libvirt's CPU comparison of real guests is the lab's to test."""
-    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", lambda vm, source, destination: ok("cpu_compatible", "compatible"))
 
 
 def host(name: str, **fields):

@@ -19,25 +19,20 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from core import api_tokens
-from migrations_app.check_rules import ok
 from migrations_app.choices import RuleKind, TaskState
 from migrations_app.models import AffinityRule, AffinityRuleVm, Evacuation, MigrationBatch, MigrationTask, ProgressSample, Schedule
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, no_libvirt_sync  # noqa: F401  fixtures
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance, response_schema_conformance]
-TEST_GUEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the guest libvirt's test driver defines
 QUEUES = ("high", "default", "low")
 
 
 @pytest.fixture
-def inventory(monkeypatch, administrator) -> dict[str, list]:
+def inventory(cpus_compatible, no_libvirt_sync, administrator) -> dict[str, list]:
     """Hosts that answer (libvirt's test driver), VMs on them, a task in each kind of state,
     an evacuation, a schedule and a rule; the ids and names the generated requests draw from."""
-    # As the maintenance and wizard tests: the test driver's CPU comparison and inventory read
-    # are the lab's to test with real guests.
-    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", lambda vm, source, destination: ok("cpu_compatible", "compatible"))
-    monkeypatch.setattr("migrations_app.maintenance.sync.sync_host", lambda host: None)
     cluster = ClusterFactory(name="prod")
     hosts = [HostFactory(name=f"kvm{n}", uri="test:///default", last_seen=timezone.now(), last_error="", cluster=cluster) for n in (1, 2, 3)]
     vms = [VirtualMachineFactory(name="web-01", host=hosts[0], uuid=TEST_GUEST_UUID)] + [

@@ -9,18 +9,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from migrations_app import balance
-from migrations_app.check_rules import ok
 from migrations_app.choices import TaskState
 from migrations_app.models import BalancingPolicy, MigrationTask
+from tests.driver_hosts import cpus_compatible  # noqa: F401  fixtures
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 GIB = 1024**3
-
-
-@pytest.fixture(autouse=True)
-def cpus_compatible(monkeypatch):
-    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", lambda vm, source, destination: ok("cpu_compatible", "compatible"))
 
 
 @pytest.fixture

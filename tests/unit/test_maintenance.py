@@ -13,15 +13,14 @@ from django.utils import timezone
 
 from inventory.choices import HostState, PowerState
 from migrations_app import assistant, maintenance
-from migrations_app.check_rules import ok
 from migrations_app.choices import EvacuationState, TaskState
 from migrations_app.errors import MigrationRequestError
 from migrations_app.models import Evacuation, MigrationTask
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, no_libvirt_sync  # noqa: F401  fixtures
 from tests.factories import HostFactory, VirtualMachineFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 GIB = 1024**3
-TEST_GUEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the guest libvirt's test driver defines
 
 
 def host(name: str, **fields):
@@ -31,19 +30,6 @@ def host(name: str, **fields):
 @pytest.fixture
 def hosts():
     return host("kvm1"), host("kvm2", memory_free_bytes=8 * GIB), host("kvm3", memory_free_bytes=8 * GIB)
-
-
-@pytest.fixture(autouse=True)
-def cpus_compatible(monkeypatch):
-    """Only one of these VMs is a guest the test driver knows; libvirt's CPU comparison of
-    real guests is the lab's to test."""
-    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", lambda vm, source, destination: ok("cpu_compatible", "compatible"))
-
-
-@pytest.fixture
-def no_libvirt_sync(monkeypatch):
-    """The inventory stays as each test sets it: the test driver's own guest is not these VMs."""
-    monkeypatch.setattr("migrations_app.maintenance.sync.sync_host", lambda host: None)
 
 
 def test_the_plan_spreads_the_vms_measures_them_and_names_the_one_with_nowhere_to_go(hosts):

@@ -6,19 +6,13 @@ import pytest
 from django.utils import timezone
 
 from migrations_app import services
-from migrations_app.check_rules import ok
 from migrations_app.errors import ActiveMigrationExists
 from migrations_app.models import MigrationTask
 from migrations_app.options import MigrationOptions
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible  # noqa: F401  fixtures
 from tests.factories import HostFactory, VirtualMachineFactory
 
-pytestmark = pytest.mark.django_db
-TEST_GUEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the guest libvirt's test driver defines
-
-
-@pytest.fixture(autouse=True)
-def cpus_compatible(monkeypatch):
-    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", lambda vm, source, destination: ok("cpu_compatible", "compatible"))
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 
 
 def host(name: str):

@@ -14,14 +14,14 @@ from inventory import degradation, sync
 from inventory.choices import HostState
 from inventory.models import HostHealthSample
 from migrations_app import maintenance, proactive
-from migrations_app.check_rules import ok
 from migrations_app.choices import EvacuationState, EventKind, ProactiveLevel
 from migrations_app.models import Evacuation, MigrationTask, ProactivePolicy, ProactiveRefusal
+from tests.driver_hosts import cpus_compatible, no_libvirt_sync  # noqa: F401  fixtures
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 from .node_files import NodeSpec
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 GIB = 1024**3
 MEMORY_RULE = "health rule 'memory pressure' fired on kvm1: free memory 3% < 5% for 10 min"
 
@@ -37,17 +37,6 @@ def hosts(cluster, no_libvirt_sync):
         return HostFactory(name=name, uri="test:///default", cluster=cluster, last_seen=timezone.now(), last_error="", **fields)
 
     return host("kvm1"), host("kvm2", memory_free_bytes=8 * GIB), host("kvm3", memory_free_bytes=8 * GIB)
-
-
-@pytest.fixture(autouse=True)
-def cpus_compatible(monkeypatch):
-    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", lambda vm, source, destination: ok("cpu_compatible", "compatible"))
-
-
-@pytest.fixture
-def no_libvirt_sync(monkeypatch):
-    """The inventory stays as each test sets it: the test driver's own guest is not these VMs."""
-    monkeypatch.setattr("migrations_app.maintenance.sync.sync_host", lambda host: None)
 
 
 def policy(cluster, level: str, **thresholds) -> ProactivePolicy:

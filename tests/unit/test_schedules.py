@@ -14,17 +14,13 @@ from django.utils import timezone
 
 from inventory.models import VirtualMachine
 from migrations_app import schedules
-from migrations_app.check_rules import ok
 from migrations_app.choices import ScheduleRunState, TaskState
 from migrations_app.errors import MigrationRequestError
 from migrations_app.models import MigrationTask, Schedule, ScheduleRun
+from tests.driver_hosts import cpus_compatible  # noqa: F401  fixtures
 from tests.factories import HostFactory, VirtualMachineFactory
 
-
-@pytest.fixture(autouse=True)
-def cpus_compatible(monkeypatch):
-    """libvirt's CPU comparison of real guests is the lab's to test."""
-    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", lambda vm, source, destination: ok("cpu_compatible", "compatible"))
+pytestmark = pytest.mark.usefixtures("cpus_compatible")
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from django.utils import timezone
 
 from inventory.choices import HostState, PowerState
 from migrations_app.models import MigrationBatch, MigrationTask, Schedule
+from tests.driver_hosts import TEST_GUEST_UUID
 from tests.factories import HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db
 GIB = 1024**3
 TEST_DRIVER = "test:///default"
-TEST_GUEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the guest libvirt's test driver defines
 
 
 def host(name: str, **fields):
