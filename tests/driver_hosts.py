@@ -4,8 +4,10 @@ the driver defines, and fixtures that leave to the lab what only real guests can
 with the driver's own guest)."""
 
 import pytest
+from django.utils import timezone
 
 from migrations_app.check_rules import ok
+from tests.factories import HostFactory
 
 TEST_GUEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the guest libvirt's test driver defines
 
@@ -19,3 +21,8 @@ def cpus_compatible(monkeypatch):
 def no_libvirt_sync(monkeypatch):
     """The inventory stays as each test sets it."""
     monkeypatch.setattr("migrations_app.maintenance.sync.sync_host", lambda host: None)
+
+
+def driver_host(name: str, **fields):
+    """A host that answers, as libvirt's test driver, and was read a moment ago."""
+    return HostFactory(name=name, uri="test:///default", last_seen=timezone.now(), last_error="", **fields)

@@ -3,27 +3,22 @@
 the reason. The hosts are libvirt's test driver; the lab moves real guests."""
 
 import pytest
-from django.utils import timezone
 
 from inventory.choices import HostState
 from migrations_app.choices import TaskState
 from migrations_app.models import Evacuation, MigrationTask
 from tests.api import token_client
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, no_libvirt_sync  # noqa: F401  fixtures
-from tests.factories import HostFactory, VirtualMachineFactory
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, no_libvirt_sync  # noqa: F401  fixtures
+from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 GIB = 1024**3
 
 
-def host(name: str, **fields):
-    return HostFactory(name=name, uri="test:///default", last_seen=timezone.now(), last_error="", **fields)
-
-
 @pytest.fixture
 def kvm1():
-    kvm1 = host("kvm1")
-    host("kvm2")
+    kvm1 = driver_host("kvm1")
+    driver_host("kvm2")
     VirtualMachineFactory(name="app-1", host=kvm1, uuid=TEST_GUEST_UUID)
     VirtualMachineFactory(name="huge", host=kvm1, memory_bytes=128 * GIB)
     return kvm1

@@ -5,32 +5,27 @@ the hosts are libvirt's test driver, whose one guest is really measured; the wor
 elsewhere."""
 
 import pytest
-from django.utils import timezone
 
 from inventory.choices import HostState
 from migrations_app import services
 from migrations_app.choices import Priority, TaskState
 from migrations_app.models import MigrationTask, ProgressSample
 from tests.api import token_client
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible  # noqa: F401  fixtures
-from tests.factories import HostFactory, VirtualMachineFactory
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host  # noqa: F401  fixtures
+from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 GIB = 1024**3
 
 
-def host(name: str, **fields):
-    return HostFactory(name=name, uri="test:///default", last_seen=timezone.now(), last_error="", **fields)
-
-
 @pytest.fixture
 def kvm1():
-    return host("kvm1")
+    return driver_host("kvm1")
 
 
 @pytest.fixture
 def kvm2():
-    return host("kvm2")
+    return driver_host("kvm2")
 
 
 @pytest.fixture
@@ -70,7 +65,7 @@ def test_a_second_migration_of_the_same_vm_is_a_409_naming_the_active_task(api, 
 
 
 def test_a_failing_check_is_a_400_with_every_check_and_nothing_is_submitted(api, vm):
-    closed = host("kvm3", state=HostState.MAINTENANCE)
+    closed = driver_host("kvm3", state=HostState.MAINTENANCE)
 
     response = api.post("/api/v1/tasks/", {"vm": vm.pk, "target": closed.pk}, format="json")
 
@@ -139,9 +134,9 @@ def test_check_of_a_move_that_would_be_refused_says_why_without_a_forecast(api, 
 
 
 def test_recommendations_rank_every_other_host_best_first_with_why_a_host_cannot_take_it(api, vm):
-    host("roomy", memory_free_bytes=60 * GIB)
-    host("tight", memory_free_bytes=8 * GIB)
-    host("closed", state=HostState.MAINTENANCE)
+    driver_host("roomy", memory_free_bytes=60 * GIB)
+    driver_host("tight", memory_free_bytes=8 * GIB)
+    driver_host("closed", state=HostState.MAINTENANCE)
 
     response = api.get(f"/api/v1/vms/{vm.pk}/recommendations/")
 

@@ -16,20 +16,16 @@ from migrations_app import assistant, maintenance
 from migrations_app.choices import EvacuationState, TaskState
 from migrations_app.errors import MigrationRequestError
 from migrations_app.models import Evacuation, MigrationTask
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, no_libvirt_sync  # noqa: F401  fixtures
-from tests.factories import HostFactory, VirtualMachineFactory
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, no_libvirt_sync  # noqa: F401  fixtures
+from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 GIB = 1024**3
 
 
-def host(name: str, **fields):
-    return HostFactory(name=name, uri="test:///default", last_seen=timezone.now(), last_error="", **fields)
-
-
 @pytest.fixture
 def hosts():
-    return host("kvm1"), host("kvm2", memory_free_bytes=8 * GIB), host("kvm3", memory_free_bytes=8 * GIB)
+    return driver_host("kvm1"), driver_host("kvm2", memory_free_bytes=8 * GIB), driver_host("kvm3", memory_free_bytes=8 * GIB)
 
 
 def test_the_plan_spreads_the_vms_measures_them_and_names_the_one_with_nowhere_to_go(hosts):

@@ -3,25 +3,20 @@ and the forecast once nothing refuses. The hosts are libvirt's test driver, whos
 is really measured."""
 
 import pytest
-from django.utils import timezone
 
 from migrations_app import services
 from migrations_app.errors import ActiveMigrationExists
 from migrations_app.models import MigrationTask
 from migrations_app.options import MigrationOptions
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible  # noqa: F401  fixtures
-from tests.factories import HostFactory, VirtualMachineFactory
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host  # noqa: F401  fixtures
+from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 
 
-def host(name: str):
-    return HostFactory(name=name, uri="test:///default", last_seen=timezone.now(), last_error="")
-
-
 @pytest.fixture
 def move():
-    return VirtualMachineFactory(name="web-01", host=host("kvm1"), uuid=TEST_GUEST_UUID), host("kvm2")
+    return VirtualMachineFactory(name="web-01", host=driver_host("kvm1"), uuid=TEST_GUEST_UUID), driver_host("kvm2")
 
 
 def test_a_move_that_would_be_accepted_is_forecast_and_nothing_is_submitted(move):

@@ -4,25 +4,19 @@ browser tests follow a wizard's migration to its end."""
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from inventory.choices import HostState, PowerState
 from migrations_app.models import MigrationBatch, MigrationTask, Schedule
-from tests.driver_hosts import TEST_GUEST_UUID
-from tests.factories import HostFactory, VirtualMachineFactory
+from tests.driver_hosts import TEST_GUEST_UUID, driver_host
+from tests.factories import VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db
 GIB = 1024**3
-TEST_DRIVER = "test:///default"
-
-
-def host(name: str, **fields):
-    return HostFactory(name=name, uri=TEST_DRIVER, last_seen=timezone.now(), last_error="", **fields)
 
 
 @pytest.fixture
 def kvm1():
-    return host("kvm1")
+    return driver_host("kvm1")
 
 
 @pytest.fixture
@@ -40,9 +34,9 @@ def options(**overrides):
 
 
 def test_the_destination_step_ranks_hosts_preselects_the_best_and_disables_a_failing_one(client_as, operator, vm):
-    host("roomy", memory_free_bytes=60 * GIB)
-    host("tight", memory_free_bytes=8 * GIB)
-    host("closed", state=HostState.MAINTENANCE)
+    driver_host("roomy", memory_free_bytes=60 * GIB)
+    driver_host("tight", memory_free_bytes=8 * GIB)
+    driver_host("closed", state=HostState.MAINTENANCE)
 
     page = wizard(client_as(operator), vm).content.decode()
 
@@ -58,7 +52,7 @@ def test_a_batch_is_spread_so_no_host_takes_more_than_it_can(client_as, operator
     first = VirtualMachineFactory(name="app-1", host=kvm1, memory_bytes=4 * GIB)
     second = VirtualMachineFactory(name="app-2", host=kvm1, memory_bytes=4 * GIB)
     for name in ("kvm2", "kvm3"):
-        host(name, memory_total_bytes=8 * GIB, memory_free_bytes=6 * GIB)  # room for one of them each
+        driver_host(name, memory_total_bytes=8 * GIB, memory_free_bytes=6 * GIB)  # room for one of them each
 
     response = wizard(client_as(operator), first, second, step="options")
 
@@ -68,8 +62,8 @@ def test_a_batch_is_spread_so_no_host_takes_more_than_it_can(client_as, operator
 
 
 def test_picking_a_host_that_fails_a_check_keeps_the_destination_step_with_the_reason(client_as, operator, vm):
-    host("kvm2")
-    closed = host("closed", state=HostState.MAINTENANCE)
+    driver_host("kvm2")
+    closed = driver_host("closed", state=HostState.MAINTENANCE)
 
     response = wizard(client_as(operator), vm, **{f"to-{vm.pk}": closed.pk, "step": "options"})
 
@@ -89,7 +83,7 @@ def test_without_a_vm_the_wizard_sends_the_operator_to_the_vm_list(client_as, op
 
 
 def test_a_bad_option_re_renders_the_options_with_the_error_next_to_the_field(client_as, operator, vm):
-    kvm2 = host("kvm2")
+    kvm2 = driver_host("kvm2")
 
     response = wizard(client_as(operator), vm, **{f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options(max_downtime_ms="0")})
 
@@ -100,7 +94,7 @@ def test_a_bad_option_re_renders_the_options_with_the_error_next_to_the_field(cl
 
 
 def test_the_confirm_step_shows_the_forecast_from_the_measured_guest_before_anything_is_submitted(client_as, operator, vm):
-    kvm2 = host("kvm2")
+    kvm2 = driver_host("kvm2")
 
     response = wizard(client_as(operator), vm, **{f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options(bandwidth_mib_s="100")})
 
@@ -114,7 +108,7 @@ def test_the_confirm_step_shows_the_forecast_from_the_measured_guest_before_anyt
 
 
 def test_submitting_creates_the_task_with_the_options_and_opens_its_page(client_as, operator, vm):
-    kvm2 = host("kvm2")
+    kvm2 = driver_host("kvm2")
     data = {"vm": vm.pk, f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options(reason="rack swap")}
 
     response = client_as(operator).post(reverse("migration-wizard"), data)
@@ -126,7 +120,7 @@ def test_submitting_creates_the_task_with_the_options_and_opens_its_page(client_
 
 
 def test_a_batch_with_a_vm_that_cannot_move_submits_none_unless_the_operator_confirms_the_rest(client_as, operator, vm, kvm1):
-    kvm2 = host("kvm2")
+    kvm2 = driver_host("kvm2")
     stopped = VirtualMachineFactory(name="db-01", host=kvm1, power_state=PowerState.SHUT_OFF)
     data = {"vm": [vm.pk, stopped.pk], f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options()}
     client = client_as(operator)
@@ -148,7 +142,7 @@ def test_the_batch_page_follows_every_task_until_each_has_ended(client_as, viewe
     batch = MigrationBatch.objects.create(reason="rack swap")
     other = VirtualMachineFactory(name="app-2", host=kvm1)
     for machine in (vm, other):
-        MigrationTask.objects.create(vm=machine, source=kvm1, destination=host(f"to-{machine.name}"), batch=batch)
+        MigrationTask.objects.create(vm=machine, source=kvm1, destination=driver_host(f"to-{machine.name}"), batch=batch)
     client = client_as(viewer)
 
     page = client.get(batch.get_absolute_url()).content.decode()
@@ -160,7 +154,7 @@ def test_the_batch_page_follows_every_task_until_each_has_ended(client_as, viewe
 
 
 def test_a_viewer_cannot_open_or_submit_the_wizard(client_as, viewer, vm):
-    kvm2 = host("kvm2")
+    kvm2 = driver_host("kvm2")
     client = client_as(viewer)
     assert wizard(client, vm).status_code == 403
     assert client.post(reverse("migration-wizard"), {"vm": vm.pk, f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options()}).status_code == 403
@@ -168,7 +162,7 @@ def test_a_viewer_cannot_open_or_submit_the_wizard(client_as, viewer, vm):
 
 
 def test_run_at_turns_the_moves_into_a_one_off_schedule_and_submits_nothing_now(client_as, operator, vm):
-    kvm2 = host("kvm2")
+    kvm2 = driver_host("kvm2")
     data = {"vm": vm.pk, f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options(), "when": "at", "run_at": "2030-01-15T02:00", "window_minutes": "30"}
 
     response = client_as(operator).post(reverse("migration-wizard"), data)
@@ -180,7 +174,7 @@ def test_run_at_turns_the_moves_into_a_one_off_schedule_and_submits_nothing_now(
 
 
 def test_run_at_in_the_past_comes_back_with_the_reason(client_as, operator, vm):
-    kvm2 = host("kvm2")
+    kvm2 = driver_host("kvm2")
     data = {"vm": vm.pk, f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options(), "when": "at", "run_at": "2020-01-15T02:00"}
 
     response = client_as(operator).post(reverse("migration-wizard"), data)
