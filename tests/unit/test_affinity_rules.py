@@ -18,11 +18,10 @@ from migrations_app.errors import MigrationRequestError
 from migrations_app.models import AffinityRule, MigrationTask
 from migrations_app.options import MigrationOptions
 from migrations_app.services import submit_migration
+from tests.driver_hosts import cpus_compatible  # noqa: F401  fixtures
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
-from .test_maintenance import cpus_compatible  # noqa: F401  an autouse fixture: libvirt's CPU comparison is the lab's to test
-
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 GIB = 1024**3
 
 
