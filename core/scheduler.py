@@ -17,8 +17,11 @@ class PeriodicTask:
     next_run: float = 0.0
 
 
-def run_periodic(tasks: list[PeriodicTask], stop: threading.Event, clock=time.monotonic, wait=None) -> None:
-    """Run each task whenever its interval has passed, until `stop` is set.
+def run_periodic(
+    tasks: list[PeriodicTask], stop: threading.Event, clock=time.monotonic, wait=None, before_each: Callable[[], object] = lambda: None
+) -> None:
+    """Run each task whenever its interval has passed, until `stop` is set; `before_each`
+    runs before each task's turn.
 
     A task that raises is logged and tried again at its next interval: one bad tick
     (Redis restarting, say) must not end the scheduler.
@@ -30,6 +33,7 @@ def run_periodic(tasks: list[PeriodicTask], stop: threading.Event, clock=time.mo
             if now >= task.next_run:
                 task.next_run = now + task.interval_seconds
                 try:
+                    before_each()
                     task.action()
                 except Exception:
                     log.exception("periodic task %s failed", task.name)

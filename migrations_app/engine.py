@@ -25,6 +25,7 @@ from .check_report import CheckStatus
 from .checks import encryption_setting, preflight, tls_ends
 from .choices import EndReason, EventKind, TaskState
 from .conclusion import conclude, finish
+from .database_outage import DATABASE_ERRORS, DatabaseLink, drop_connection
 from .forecast import POLICY, expected_link_bytes_s, forecast
 from .models import InvalidTransition, MigrationTask, ProgressSample
 from .monitor import ConvergenceMonitor
@@ -56,6 +57,8 @@ def run_task(task_id: int, queue_granted: QueueTasks) -> None:
         _check_then_migrate(task, queue_granted)
     except Exception as error:  # a task must never be left hanging by a bug
         log.exception("migration task %s failed unexpectedly", task.pk)
+        if isinstance(error, DATABASE_ERRORS):
+            drop_connection()  # what follows needs a connection that works
         task.refresh_from_db(fields=["state"])
         if task.state in (TaskState.MIGRATING, TaskState.POST_COPY):
             # libvirt may still be moving the VM: only libvirt can say where it ends up.
@@ -118,9 +121,14 @@ def _migrate(task: MigrationTask) -> None:
         )
         task.transition(TaskState.MIGRATING, f"Copying {vm.name}'s memory to {destination.name}.")
         run = MigrationRun(source.uri, request).start()
-        monitor = ConvergenceMonitor(guest, inputs, POLICY, note=lambda message: task.log(EventKind.POLICY, message))
-        cancelled = _watch(task, run, guest, monitor)
-    _end(task, run, monitor, cancelled)
+        database = DatabaseLink(noted=lambda seconds: _note_outage(task, seconds))
+
+        def note(message: str) -> None:
+            database.if_answering(lambda: task.log(EventKind.POLICY, message), None)
+
+        monitor = ConvergenceMonitor(guest, inputs, POLICY, note=note)
+        cancelled = _watch(task, run, guest, monitor, database)
+    _end(task, run, monitor, cancelled, database)
     # The destination first: read the other way round, a VM that moved would show as missing
     # until the destination answered (a second or so over SSH).
     for host in (destination, source):
@@ -156,8 +164,9 @@ def _predict(task: MigrationTask, guest: Guest, inputs: policy.ConvergenceInputs
     return expected.inputs
 
 
-def _watch(task: MigrationTask, run: MigrationRun, guest: Guest, monitor: ConvergenceMonitor) -> bool:
-    """Sample the job until the migrate call returns; returns whether a cancel was carried out."""
+def _watch(task: MigrationTask, run: MigrationRun, guest: Guest, monitor: ConvergenceMonitor, database: DatabaseLink) -> bool:
+    """Sample the job until the migrate call returns; returns whether a cancel was carried out.
+    The policy steers on without the database; its samples and the operator's requests wait."""
     cancelled = False
     while not run.wait(MONITOR_INTERVAL_S):
         try:
@@ -167,33 +176,48 @@ def _watch(task: MigrationTask, run: MigrationRun, guest: Guest, monitor: Conver
             continue
         if not sample.active:
             continue
-        ProgressSample.of(task, sample, monitor.state.max_downtime_ms).save()
-        task.beat()
-        if sample.post_copy and task.state == TaskState.MIGRATING:
-            task.transition(TaskState.POST_COPY, f"{task.vm.name} now runs on {task.destination.name}; the rest of its memory follows.")
-        cancel, force = MigrationTask.objects.filter(pk=task.pk).values_list("cancel_requested", "force_complete_requested").get()
+        cancel, force = database.if_answering(lambda: _record_sample(task, sample, monitor), (False, False))
         if cancel and not cancelled:
-            cancelled = _cancel(task, guest)
+            cancelled = _cancel(task, guest, database)
         monitor.step(sample, force_requested=force)
     return cancelled
 
 
-def _cancel(task: MigrationTask, guest: Guest) -> bool:
+def _record_sample(task: MigrationTask, sample, monitor: ConvergenceMonitor) -> tuple[bool, bool]:
+    """Keep the sample and the heartbeat, follow the switch to post-copy; returns whether the
+    operator asked to cancel and to force completion."""
+    ProgressSample.of(task, sample, monitor.state.max_downtime_ms).save()
+    task.beat()
+    if sample.post_copy and task.state == TaskState.MIGRATING:
+        task.transition(TaskState.POST_COPY, f"{task.vm.name} now runs on {task.destination.name}; the rest of its memory follows.")
+    return MigrationTask.objects.filter(pk=task.pk).values_list("cancel_requested", "force_complete_requested").get()
+
+
+def _note_outage(task: MigrationTask, seconds: float) -> None:
+    task.log(EventKind.INFO, f"The database did not answer for {seconds:.1f} s; the migration went on, without progress samples meanwhile.")
+
+
+def _cancel(task: MigrationTask, guest: Guest, database: DatabaseLink) -> bool:
+    """Whether libvirt aborted the migration; the timeline says so if the database answers."""
+    def log(message: str) -> None:
+        database.if_answering(lambda: task.log(EventKind.OPERATOR, message), None)
+
     if task.state == TaskState.POST_COPY:
-        MigrationTask.objects.filter(pk=task.pk).update(cancel_requested=False)
-        task.log(EventKind.OPERATOR, "Cancel refused: in post-copy the VM already runs on the destination, so the migration can only finish.")
+        database.if_answering(lambda: MigrationTask.objects.filter(pk=task.pk).update(cancel_requested=False), None)
+        log("Cancel refused: in post-copy the VM already runs on the destination, so the migration can only finish.")
         return False
     try:
         guest.abort_job()
     except HypervisorError as error:
-        task.log(EventKind.OPERATOR, f"Cancel requested but libvirt could not abort yet: {error}")
+        log(f"Cancel requested but libvirt could not abort yet: {error}")
         return False
-    task.log(EventKind.OPERATOR, "Cancel requested: libvirt aborts the migration; the VM keeps running on the source.")
+    log("Cancel requested: libvirt aborts the migration; the VM keeps running on the source.")
     return True
 
 
-def _end(task: MigrationTask, run: MigrationRun, monitor: ConvergenceMonitor, cancelled: bool) -> None:
-    """End the task by where libvirt says the VM runs now, not by what the call returned."""
+def _end(task: MigrationTask, run: MigrationRun, monitor: ConvergenceMonitor, cancelled: bool, database: DatabaseLink) -> None:
+    """End the task by where libvirt says the VM runs now, not by what the call returned;
+    a database that does not answer is waited for (see database_outage)."""
     uuid, timeout = str(task.vm.uuid), settings.LIBVIRT_CALL_TIMEOUT_SECONDS
     if monitor.abort_reason:
         failure, failure_reason = monitor.abort_reason, EndReason.CONVERGENCE_ABORT
@@ -206,10 +230,10 @@ def _end(task: MigrationTask, run: MigrationRun, monitor: ConvergenceMonitor, ca
     while True:
         on_source = domain_state(task.source.uri, uuid, timeout)
         on_destination = domain_state(task.destination.uri, uuid, timeout)
-        ended = conclude(
+        ended = database.waiting_for_it(lambda: conclude(
             task, on_source, on_destination, cancelled=cancelled,
             failure=failure, failure_detail=str(run.error or ""), failure_reason=failure_reason,
-        )
+        ))
         silent = DomainState.UNREACHABLE in (on_source, on_destination)
         if ended or silent or time.monotonic() > deadline:
             break

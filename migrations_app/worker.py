@@ -3,6 +3,7 @@ and folds the metric files each job's work horse leaves."""
 
 import logging
 
+from django.db import connections
 from rq.worker import Worker
 
 from core import metric_files
@@ -24,6 +25,10 @@ class VmotionWorker(Worker):
         return super().work(*args, **kwargs)
 
     def execute_job(self, job, queue):
+        # Each work horse opens its own database connection: one inherited through the fork
+        # would be shared with the worker, and stay broken for every later horse once the
+        # database dropped it.
+        connections.close_all()
         try:
             return super().execute_job(job, queue)
         finally:

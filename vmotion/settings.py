@@ -232,6 +232,9 @@ MIGRATION_MEMORY_RESERVE_BYTES = int(os.environ.get("MIGRATION_MEMORY_RESERVE_MI
 MIGRATION_ASSUMED_BANDWIDTH_MIB_S = int(os.environ.get("MIGRATION_ASSUMED_BANDWIDTH_MIB_S", "110"))
 # A worker writes a task's heartbeat every monitor tick; this much silence means it is gone.
 MIGRATION_WORKER_LOST_AFTER_SECONDS = float(os.environ.get("MIGRATION_WORKER_LOST_AFTER", "30"))
+# How long a worker whose database stopped answering mid-migration waits for it to write
+# where the VM ended up, before leaving the task to recovery.
+DATABASE_OUTAGE_PATIENCE_SECONDS = float(os.environ.get("DATABASE_OUTAGE_PATIENCE", "120"))
 MIGRATION_HOUSEKEEPING_INTERVAL_SECONDS = float(os.environ.get("MIGRATION_HOUSEKEEPING_INTERVAL", "2"))
 EVACUATION_INTERVAL_SECONDS = float(os.environ.get("EVACUATION_INTERVAL", "3"))
 # How long each VM's load history (one sample per inventory sync) is kept.

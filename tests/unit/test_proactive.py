@@ -87,7 +87,7 @@ def test_the_history_keeps_only_the_last_hour(tmp_path, settings):
 def test_the_scheduler_judges_host_health_every_health_interval(monkeypatch, settings):
     settings.HEALTH_INTERVAL_SECONDS = 7
     seen = []
-    monkeypatch.setattr("core.management.commands.scheduler.run_periodic", lambda tasks, stop: seen.extend(tasks))
+    monkeypatch.setattr("core.management.commands.scheduler.run_periodic", lambda tasks, stop, **options: seen.extend(tasks))
 
     call_command("scheduler")
 

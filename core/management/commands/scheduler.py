@@ -3,6 +3,7 @@ import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import close_old_connections
 
 from inventory.jobs import enqueue_sync_all
 from migrations_app.jobs import housekeeping_job
@@ -35,4 +36,6 @@ class Command(BaseCommand):
             PeriodicTask("host health", settings.HEALTH_INTERVAL_SECONDS, judge_host_health),
         ]
         self.stdout.write(f"scheduler: inventory sync every {settings.INVENTORY_SYNC_INTERVAL_SECONDS:g} s")
-        run_periodic(tasks, stop)
+        # As between two requests: a connection the database dropped (a restart) is replaced
+        # at the next tick instead of failing every tick after it.
+        run_periodic(tasks, stop, before_each=close_old_connections)

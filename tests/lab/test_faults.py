@@ -1,0 +1,98 @@
+"""Faults in vmotion's own services while a lab guest moves. After each, the guest runs on
+exactly one host per virsh, its memory is intact, and the task is final and says what
+happened."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from inventory.models import Host, VirtualMachine
+from migrations_app import services
+from migrations_app.choices import TaskState
+from migrations_app.models import MigrationTask, ProgressSample
+from tests.lab.conftest import defined_on, wait_for_state, where_runs
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
+
+FINAL = [TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED]
+
+
+def terminate_every_other_connection() -> int:
+    """As an administrator's pg_terminate_backend: every session of the database but the
+    test's own (the workers', the scheduler's) is dropped by the server."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def wait_for_progress(task: MigrationTask, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not ProgressSample.objects.filter(task=task).exists():
+        assert time.monotonic() < deadline, "the migration reported no progress"
+        time.sleep(0.1)
+
+
+def timeline(task: MigrationTask) -> str:
+    return "\n".join(f"{event.at:%H:%M:%S.%f} {event.message}" for event in task.events.all())
+
+
+def test_the_database_dropping_the_workers_connections_mid_migration_loses_nothing(lab, workers, home_hosts):
+    name = "lab-vm3"
+    vm = VirtualMachine.objects.get(name=name)
+    destination = Host.objects.exclude(pk=vm.host_id).order_by("name").first()
+    task = services.submit_migration(vm, destination, services.MigrationOptions(bandwidth_mib_s=5))
+    wait_for_state(task, [TaskState.MIGRATING])
+    wait_for_progress(task)
+
+    assert terminate_every_other_connection() > 0
+
+    task = wait_for_state(task, FINAL, timeout=120)
+    assert task.state == TaskState.SUCCEEDED, timeline(task)
+    assert where_runs(name) == [destination.name] and defined_on(name) == [destination.name]
+    assert "The database did not answer for" in timeline(task)
+    # Nothing else was lost either: the next migration of the guest, back, goes through.
+    back = services.submit_migration(VirtualMachine.objects.get(name=name), Host.objects.get(pk=vm.host_id), services.MigrationOptions())
+    back = wait_for_state(back, FINAL, timeout=120)
+    assert back.state == TaskState.SUCCEEDED, timeline(back)
+    assert where_runs(name) == [vm.host.name]
+
+
+def incoming_qemu_pid(vm_name: str) -> int:
+    """The destination's QEMU that receives the guest: started by the lab's libvirtd for this
+    migration, with `-incoming`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # ended meanwhile
+        if "-incoming" in arguments and any(argument.startswith(f"guest={vm_name},") for argument in arguments):
+            return int(entry.name)
+    raise AssertionError(f"no incoming QEMU process for {vm_name}")
+
+
+def test_the_destinations_incoming_qemu_killed_mid_migration_leaves_the_guest_on_its_source(lab, workers, home_hosts):
+    name = "lab-vm5"
+    vm = VirtualMachine.objects.select_related("host").get(name=name)
+    destination = Host.objects.exclude(pk=vm.host_id).order_by("name").first()
+    task = services.submit_migration(vm, destination, services.MigrationOptions(bandwidth_mib_s=5))
+    wait_for_state(task, [TaskState.MIGRATING])
+    wait_for_progress(task)
+
+    os.kill(incoming_qemu_pid(name), signal.SIGKILL)
+
+    task = wait_for_state(task, FINAL, timeout=60)
+    assert task.state == TaskState.FAILED, timeline(task)
+    assert f"still runs on {vm.host.name}" in task.error
+    assert where_runs(name) == [vm.host.name] and defined_on(name) == [vm.host.name]
+    assert VirtualMachine.objects.get(name=name).host == vm.host
+
