@@ -99,6 +99,10 @@ class ConvergencePolicy:
     # A forced completion sets the pause to what the remaining data needs now; the guest
     # keeps writing until QEMU's next check, so leave room for that or the check misses.
     forced_downtime_headroom_percent: int = 20
+    # A pre-copy stream that moves nothing for this long has lost its link (a cut cable, a
+    # firewall dropping it): TCP alone would keep retrying for about 15 minutes. Even a
+    # capped stream on a loaded host moves something every second.
+    stalled_link_abort_s: float = 15.0
 
     def __post_init__(self) -> None:
         if self.initial_downtime_ms < 1 or self.downtime_steps < 1:
@@ -128,6 +132,9 @@ class PolicyState:
     post_copy_requested: bool = False
     aborted: bool = False
     forced_by_operator: bool = False  # the operator accepted a pause beyond the SLO
+    # The most the stream had sent, and when (ms into the job) it last sent more.
+    data_processed: int = 0
+    progressed_at_ms: int = 0
     # Asked for but not confirmed by libvirt: asked for again at the next sample.
     pending: tuple[Action, ...] = ()
 
@@ -223,6 +230,10 @@ def decide(
     timeout_ms = completion_timeout_ms(options, policy)
     if sample.elapsed_ms >= timeout_ms:
         return _abort(state, _timeout_reason(sample, options, policy, timeout_ms))
+    if sample.data_processed > state.data_processed:
+        state = replace(state, data_processed=sample.data_processed, progressed_at_ms=sample.elapsed_ms)
+    elif sample.elapsed_ms - state.progressed_at_ms >= policy.stalled_link_abort_s * 1000:
+        return _abort(state, _stalled_reason(sample, state))
     if state.pending or state.max_downtime_ms is None:
         return state, list(state.pending)  # libvirt refused them last time: ask again
     if state.forced_by_operator:
@@ -374,6 +385,14 @@ def _timeout_reason(sample: JobSample, options: ConvergenceInputs, policy: Conve
         f"({policy.completion_timeout_s_per_gib:g} s per GiB of the {options.memory_bytes / GIB:.1f} GiB guest, "
         f"at least {policy.completion_timeout_min_s:g} s) with {_mib(sample.data_remaining)} MiB still to send: "
         f"the migration is aborted and the VM keeps running on the source host."
+    )
+
+
+def _stalled_reason(sample: JobSample, state: PolicyState) -> str:
+    silent_s = (sample.elapsed_ms - state.progressed_at_ms) / 1000
+    return (
+        f"The migration stream sent nothing for {silent_s:.0f} s with {_mib(sample.data_remaining)} MiB still to send: "
+        f"the migration link is down. The migration is aborted and the VM keeps running on the source host."
     )
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages vmotion needs: QEMU and libvirt from bookworm-backports
 # (Debian 12's QEMU 7.2 corrupts guests migrated under emulation), the tools the lab uses to
-# build its guests and reach its hosts over SSH and TLS, and Chromium for the browser tests. Idempotent; runs as root.
+# build its guests, reach its hosts over SSH and TLS and cut their migration link, and Chromium for the browser tests. Idempotent; runs as root.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -19,7 +19,7 @@ fi
 stamp=/var/lib/vmotion-apt.stamp
 wanted="qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
 pkg-config gcc libc6-dev cpio gzip iproute2 util-linux redis-server postgresql chromium chromium-driver make curl gawk mawk
-openssh-server openssh-client gnutls-bin"
+openssh-server openssh-client gnutls-bin iptables"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && command -v libvirtd >/dev/null; then
     exit 0
 fi
@@ -35,4 +35,6 @@ apt-get install -y -q --no-install-recommends \
 # The lab's hosts take SSH (an sshd each) and TLS (certificates made with GnuTLS's certtool).
 # The lab starts an sshd per host itself, in its own namespaces.
 apt-get install -y -q --no-install-recommends openssh-server openssh-client gnutls-bin
+# The fault tests cut the migration link between two lab hosts with iptables in the lab's namespace.
+apt-get install -y -q --no-install-recommends iptables
 echo "$wanted" > "$stamp"

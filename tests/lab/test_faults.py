@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 
 from inventory.models import Host, VirtualMachine
+from lab import link
 from migrations_app import services
 from migrations_app.choices import TaskState
 from migrations_app.models import MigrationTask, ProgressSample
@@ -96,3 +97,21 @@ def test_the_destinations_incoming_qemu_killed_mid_migration_leaves_the_guest_on
     assert where_runs(name) == [vm.host.name] and defined_on(name) == [vm.host.name]
     assert VirtualMachine.objects.get(name=name).host == vm.host
 
+
+def test_the_migration_link_cut_mid_pre_copy_fails_the_task_with_the_guest_on_its_source(lab, lab_config, workers, home_hosts):
+    name = "lab-vm2"
+    vm = VirtualMachine.objects.select_related("host").get(name=name)
+    destination = Host.objects.exclude(pk=vm.host_id).order_by("name").first()
+    task = services.submit_migration(vm, destination, services.MigrationOptions(bandwidth_mib_s=5))
+    wait_for_state(task, [TaskState.MIGRATING])
+    wait_for_progress(task)
+
+    link.cut(lab_config, destination.name)
+    try:
+        task = wait_for_state(task, FINAL, timeout=60)
+    finally:
+        link.restore(lab_config, destination.name)
+
+    assert task.state == TaskState.FAILED, timeline(task)
+    assert "the migration link is down" in task.error and f"still runs on {vm.host.name}" in task.error, task.error
+    assert where_runs(name) == [vm.host.name] and defined_on(name) == [vm.host.name]

@@ -505,3 +505,50 @@ def test_forcing_completion_through_the_monitor_switches_to_post_copy_once():
 
     assert taken == [(2, ActionKind.SET_MAX_DOWNTIME, 53), (2, ActionKind.START_POST_COPY, None)]
     assert any(line.startswith("Operator forced completion") for line in timeline)
+
+
+def stalled(iteration, remaining_mib, elapsed_ms):
+    """A sample of a stream that sent nothing since the one with the same remainder."""
+    return sample(iteration, remaining_mib, elapsed_ms=elapsed_ms)
+
+
+def test_a_stream_that_sends_nothing_for_the_stall_limit_is_aborted_with_the_reason():
+    samples = [sample(1, 900, elapsed_ms=1000), sample(1, 800, elapsed_ms=2000)]
+    samples += [stalled(1, 800, elapsed_ms) for elapsed_ms in range(2250, 17250, 250)]
+
+    steered, taken, timeline = monitor(samples, PRECOPY_ONLY)
+
+    assert taken == [(1, ActionKind.ABORT, None)]
+    assert steered.abort_reason == timeline[-1]
+    assert timeline[-1] == (
+        "The migration stream sent nothing for 15 s with 800 MiB still to send: the migration link is down. "
+        "The migration is aborted and the VM keeps running on the source host."
+    )
+
+
+def test_a_stream_that_still_sends_something_is_not_taken_for_a_stalled_link():
+    samples = [sample(1, 1000 - elapsed_ms // 1000, elapsed_ms=elapsed_ms) for elapsed_ms in range(250, 30000, 250)]
+
+    steered, taken, timeline = monitor(samples, PRECOPY_ONLY)
+
+    assert taken == [] and steered.abort_reason == ""
+
+
+def test_nothing_sent_from_the_start_counts_from_the_start_of_the_job():
+    state, _ = start(PRECOPY_ONLY, POLICY)
+    nothing_yet = replace(sample(0, 1024, elapsed_ms=14_999), data_processed=0)
+    assert decide(state, nothing_yet, PRECOPY_ONLY, POLICY)[1] == []
+
+    state, actions = decide(state, replace(nothing_yet, elapsed_ms=15_000), PRECOPY_ONLY, POLICY)
+
+    assert [action.kind for action in actions] == [ActionKind.ABORT]
+
+
+def test_after_the_switch_to_post_copy_a_stall_is_not_aborted():
+    """Post-copy cannot be aborted: the destination already runs the guest."""
+    state, _ = start(WITH_POST_COPY, POLICY)
+    in_post_copy = [sample(3, 100, elapsed_ms=elapsed_ms, post_copy=True) for elapsed_ms in (10_000, 30_000)]
+
+    for job in in_post_copy:
+        state, actions = decide(state, job, WITH_POST_COPY, POLICY)
+        assert actions == []

@@ -1,0 +1,32 @@
+"""Cutting the migration link to a lab host and restoring it, as a pulled cable or a
+firewall does: the packets of QEMU's migration streams to and from the host's migration
+address are dropped without a reset, in the lab's namespace, so neither end learns of it
+from the network. The hosts' management connections (libvirt, SSH) are on another network
+and stay up."""
+
+from __future__ import annotations
+
+from .commands import run_command
+from .config import LabConfig, migration_address
+
+# libvirt's default ports for incoming migration streams (migration_port_min/max in qemu.conf).
+MIGRATION_PORTS = "49152:49215"
+COMMENT = ["-m", "comment", "--comment", "vmotion lab: migration link cut"]
+
+
+def _rules(address: str) -> list[list[str]]:
+    return [
+        ["INPUT", "-p", "tcp", "-d", address, "--dport", MIGRATION_PORTS, *COMMENT, "-j", "DROP"],
+        ["INPUT", "-p", "tcp", "-s", address, "--sport", MIGRATION_PORTS, *COMMENT, "-j", "DROP"],
+    ]
+
+
+def cut(config: LabConfig, host: str) -> None:
+    """Drop every migration stream to `host` from now on, open ones included."""
+    for rule in _rules(migration_address(host)):
+        run_command(["ip", "netns", "exec", config.netns, "iptables", "-I", *rule])
+
+
+def restore(config: LabConfig, host: str) -> None:
+    for rule in _rules(migration_address(host)):
+        run_command(["ip", "netns", "exec", config.netns, "iptables", "-D", *rule], check=False)
