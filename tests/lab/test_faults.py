@@ -14,6 +14,7 @@ from django.db import connection
 
 from inventory.models import Host, VirtualMachine
 from lab import link
+from lab.hosts import host_subdir
 from migrations_app import services
 from migrations_app.choices import TaskState
 from migrations_app.models import MigrationTask, ProgressSample
@@ -66,30 +67,25 @@ def test_the_database_dropping_the_workers_connections_mid_migration_loses_nothi
     assert where_runs(name) == [vm.host.name]
 
 
-def incoming_qemu_pid(vm_name: str) -> int:
-    """The destination's QEMU that receives the guest: started by the lab's libvirtd for this
-    migration, with `-incoming`."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            arguments = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue  # ended meanwhile
-        if "-incoming" in arguments and any(argument.startswith(f"guest={vm_name},") for argument in arguments):
-            return int(entry.name)
-    raise AssertionError(f"no incoming QEMU process for {vm_name}")
+def incoming_qemu_pid(lab_config, host: str, vm_name: str) -> int:
+    """The QEMU that receives the guest on `host`: the destination's libvirtd started it for
+    this migration and keeps its pid in the host's own run directory. (Not a search by
+    command line: a guest that arrived by an earlier migration runs in a QEMU started with
+    `-incoming` too.)"""
+    pid = int((host_subdir(lab_config, host, "run") / "qemu" / f"{vm_name}.pid").read_text())
+    assert "-incoming" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    return pid
 
 
-def test_the_destinations_incoming_qemu_killed_mid_migration_leaves_the_guest_on_its_source(lab, workers, home_hosts):
+def test_the_destinations_incoming_qemu_killed_mid_migration_leaves_the_guest_on_its_source(lab, lab_config, workers, home_hosts):
     name = "lab-vm5"
     vm = VirtualMachine.objects.select_related("host").get(name=name)
     destination = Host.objects.exclude(pk=vm.host_id).order_by("name").first()
-    task = services.submit_migration(vm, destination, services.MigrationOptions(bandwidth_mib_s=5))
+    task = services.submit_migration(vm, destination, services.MigrationOptions(bandwidth_mib_s=2))
     wait_for_state(task, [TaskState.MIGRATING])
     wait_for_progress(task)
 
-    os.kill(incoming_qemu_pid(name), signal.SIGKILL)
+    os.kill(incoming_qemu_pid(lab_config, destination.name, name), signal.SIGKILL)
 
     task = wait_for_state(task, FINAL, timeout=60)
     assert task.state == TaskState.FAILED, timeline(task)
