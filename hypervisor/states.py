@@ -51,7 +51,12 @@ _POWER = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: DomainPower.SUSPENDED,
 }
 
-_PAUSED_FOR_MIGRATION = (libvirt.VIR_DOMAIN_PAUSED_MIGRATION, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY)
+# A post-copy migration whose stream broke leaves the source paused and the destination
+# running or paused "post-copy failed": the destination has the guest's CPU state, the
+# source the pages it has not sent yet. Neither copy is the guest until libvirt resumes the
+# migration (VIR_MIGRATE_POSTCOPY_RESUME), so both count as a migration under way.
+_PAUSED_FOR_MIGRATION = (libvirt.VIR_DOMAIN_PAUSED_MIGRATION, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED)
+_RUNNING_FOR_MIGRATION = (libvirt.VIR_DOMAIN_RUNNING_POSTCOPY_FAILED,)
 _ACTIVE_JOBS = (libvirt.VIR_DOMAIN_JOB_BOUNDED, libvirt.VIR_DOMAIN_JOB_UNBOUNDED)
 _MIGRATION_OPERATIONS = (libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN, libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT)
 
@@ -76,6 +81,8 @@ def job_is_active(stats: dict) -> bool:
 
 def domain_state_of(state: int, reason: int, job_stats: dict) -> DomainState:
     if state == libvirt.VIR_DOMAIN_PAUSED and reason in _PAUSED_FOR_MIGRATION:
+        return DomainState.MIGRATING
+    if state == libvirt.VIR_DOMAIN_RUNNING and reason in _RUNNING_FOR_MIGRATION:
         return DomainState.MIGRATING
     if job_is_active(job_stats) and job_stats.get("operation", libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT) in _MIGRATION_OPERATIONS:
         return DomainState.MIGRATING

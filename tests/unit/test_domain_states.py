@@ -1,0 +1,29 @@
+"""libvirt's (state, reason) of a domain in our words: a broken post-copy migration is
+neither host's guest yet, whatever libvirt's state code says."""
+
+import libvirt
+import pytest
+
+from hypervisor.states import DomainState, domain_state_of
+
+NO_JOB = {"type": libvirt.VIR_DOMAIN_JOB_NONE}
+MIGRATING_OUT = {"type": libvirt.VIR_DOMAIN_JOB_UNBOUNDED, "operation": libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT}
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "job", "expected"),
+    [
+        (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_BOOTED, NO_JOB, DomainState.RUNNING),
+        (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_BOOTED, MIGRATING_OUT, DomainState.MIGRATING),
+        (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_USER, NO_JOB, DomainState.PAUSED),
+        (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_MIGRATION, NO_JOB, DomainState.MIGRATING),
+        # The source once the guest runs on the destination in post-copy.
+        (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY, NO_JOB, DomainState.MIGRATING),
+        # Post-copy's stream broke: the source keeps pages, the destination the CPU state.
+        (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED, NO_JOB, DomainState.MIGRATING),
+        (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_POSTCOPY_FAILED, NO_JOB, DomainState.MIGRATING),
+        (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_MIGRATED, NO_JOB, DomainState.STOPPED),
+    ],
+)
+def test_each_state_and_reason_means_what_it_says_for_a_migration(state, reason, job, expected):
+    assert domain_state_of(state, reason, job) == expected
