@@ -1,11 +1,20 @@
 """libvirt's (state, reason) of a domain in our words: a broken post-copy migration is
 neither host's guest yet, whatever libvirt's state code says."""
 
-import libvirt
+from types import SimpleNamespace
+
 import pytest
 
 from hypervisor.states import DomainState, domain_state_of
 
+# libvirt's codes (libvirt-domain.h): only the hypervisor package imports libvirt itself.
+libvirt = SimpleNamespace(
+    VIR_DOMAIN_RUNNING=1, VIR_DOMAIN_PAUSED=3, VIR_DOMAIN_SHUTOFF=5,
+    VIR_DOMAIN_RUNNING_BOOTED=1, VIR_DOMAIN_RUNNING_POSTCOPY_FAILED=11,
+    VIR_DOMAIN_PAUSED_USER=1, VIR_DOMAIN_PAUSED_MIGRATION=2, VIR_DOMAIN_PAUSED_POSTCOPY=12, VIR_DOMAIN_PAUSED_POSTCOPY_FAILED=13,
+    VIR_DOMAIN_SHUTOFF_MIGRATED=5,
+    VIR_DOMAIN_JOB_NONE=0, VIR_DOMAIN_JOB_UNBOUNDED=2, VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT=5,
+)
 NO_JOB = {"type": libvirt.VIR_DOMAIN_JOB_NONE}
 MIGRATING_OUT = {"type": libvirt.VIR_DOMAIN_JOB_UNBOUNDED, "operation": libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT}
 
