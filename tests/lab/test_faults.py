@@ -42,17 +42,23 @@ def wait_for_progress(task: MigrationTask, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
+def moving(name: str, bandwidth_mib_s: int) -> tuple[VirtualMachine, Host, MigrationTask]:
+    """The guest, where it goes and its task, once the capped copy is under way."""
+    vm = VirtualMachine.objects.select_related("host").get(name=name)
+    destination = Host.objects.exclude(pk=vm.host_id).order_by("name").first()
+    task = services.submit_migration(vm, destination, services.MigrationOptions(bandwidth_mib_s=bandwidth_mib_s))
+    wait_for_state(task, [TaskState.MIGRATING])
+    wait_for_progress(task)
+    return vm, destination, task
+
+
 def timeline(task: MigrationTask) -> str:
     return "\n".join(f"{event.at:%H:%M:%S.%f} {event.message}" for event in task.events.all())
 
 
 def test_the_database_dropping_the_workers_connections_mid_migration_loses_nothing(lab, workers, home_hosts):
     name = "lab-vm3"
-    vm = VirtualMachine.objects.get(name=name)
-    destination = Host.objects.exclude(pk=vm.host_id).order_by("name").first()
-    task = services.submit_migration(vm, destination, services.MigrationOptions(bandwidth_mib_s=5))
-    wait_for_state(task, [TaskState.MIGRATING])
-    wait_for_progress(task)
+    vm, destination, task = moving(name, bandwidth_mib_s=5)
 
     assert terminate_every_other_connection() > 0
 
@@ -79,11 +85,7 @@ def incoming_qemu_pid(lab_config, host: str, vm_name: str) -> int:
 
 def test_the_destinations_incoming_qemu_killed_mid_migration_leaves_the_guest_on_its_source(lab, lab_config, workers, home_hosts):
     name = "lab-vm5"
-    vm = VirtualMachine.objects.select_related("host").get(name=name)
-    destination = Host.objects.exclude(pk=vm.host_id).order_by("name").first()
-    task = services.submit_migration(vm, destination, services.MigrationOptions(bandwidth_mib_s=2))
-    wait_for_state(task, [TaskState.MIGRATING])
-    wait_for_progress(task)
+    vm, destination, task = moving(name, bandwidth_mib_s=2)
 
     os.kill(incoming_qemu_pid(lab_config, destination.name, name), signal.SIGKILL)
 
@@ -96,11 +98,7 @@ def test_the_destinations_incoming_qemu_killed_mid_migration_leaves_the_guest_on
 
 def test_the_migration_link_cut_mid_pre_copy_fails_the_task_with_the_guest_on_its_source(lab, lab_config, workers, home_hosts):
     name = "lab-vm2"
-    vm = VirtualMachine.objects.select_related("host").get(name=name)
-    destination = Host.objects.exclude(pk=vm.host_id).order_by("name").first()
-    task = services.submit_migration(vm, destination, services.MigrationOptions(bandwidth_mib_s=5))
-    wait_for_state(task, [TaskState.MIGRATING])
-    wait_for_progress(task)
+    vm, destination, task = moving(name, bandwidth_mib_s=5)
 
     link.cut(lab_config, destination.name)
     try:
