@@ -96,6 +96,11 @@ def test_the_destinations_incoming_qemu_killed_mid_migration_leaves_the_guest_on
     assert VirtualMachine.objects.get(name=name).host == vm.host
 
 
+# Passes when libvirt keeps answering for the job's statistics during the cut, and the stall
+# is aborted. In some runs (after the encrypted-migration tests, for one) libvirt stops
+# answering for them as soon as the link is cut, so no stall is seen, and the abort would
+# not get through either: the task stays "migrating" until TCP gives up.
+@pytest.mark.unreliable_fault
 def test_the_migration_link_cut_mid_pre_copy_fails_the_task_with_the_guest_on_its_source(lab, lab_config, workers, home_hosts):
     name = "lab-vm2"
     vm, destination, task = moving(name, bandwidth_mib_s=5)

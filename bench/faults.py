@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""The fault suite: every mid-migration fault the lab tests inject, each run several times in
+one lab, and the matrix of what came of it.
+
+    .venv/bin/python bench/faults.py              # each fault 3 times, ~15 min
+    .venv/bin/python bench/faults.py --repeat 5 --only link
+
+Each fault is a lab test (tests/lab/), which asserts what must hold after it: virsh shows the
+guest on exactly one host, the task is final within its bound and says what happened, every
+guest's memory is intact (its serial log's page checks), and no task is lost. A round runs
+every fault once through the project's test command; the lab stays up between rounds and goes
+down at the end.
+
+Root only. Its own lab (/var/lib/vmotion-bench-faults, netns vmotion-faults), test database
+(vmotion_faults) and Redis database (12), so it can run beside the test suite's. Prints the
+matrix and writes it as JSON to bench/results/faults-<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB_DIR = "/var/lib/vmotion-bench-faults"
+NETNS = "vmotion-faults"
+
+# What is done to the migration, and the lab test that does it and checks the aftermath.
+FAULTS = {
+    "worker and its work horse SIGKILLed": "tests/lab/test_migration.py::test_a_worker_killed_mid_migration_is_reconciled_with_libvirt",
+    "source libvirtd stopped": "tests/lab/test_migration.py::test_a_source_lost_mid_migration_ends_with_the_vm_on_exactly_one_host",
+    "destination libvirtd stopped": "tests/lab/test_migration.py::test_a_destination_lost_mid_migration_leaves_the_vm_running_on_the_source",
+    "destination's incoming QEMU SIGKILLed": "tests/lab/test_faults.py::test_the_destinations_incoming_qemu_killed_mid_migration_leaves_the_guest_on_its_source",
+    "Redis restarted, tasks queued, global limit 1": "tests/lab/test_resilience.py::test_tasks_whose_jobs_redis_lost_in_a_restart_are_queued_again_and_all_arrive",
+    "database drops the worker's connections": "tests/lab/test_faults.py::test_the_database_dropping_the_workers_connections_mid_migration_loses_nothing",
+    "migration link cut mid pre-copy": "tests/lab/test_faults.py::test_the_migration_link_cut_mid_pre_copy_fails_the_task_with_the_guest_on_its_source",
+}
+
+
+def run_round(number: int, faults: dict[str, str], results_dir: Path) -> dict[str, dict]:
+    """Each fault once; returns its outcome, seconds and failure message by fault."""
+    report = results_dir / f"faults-round-{number}.xml"
+    env = {
+        **os.environ, "CI": "true", "VMOTION_KEEP_LAB": "1", "VMOTION_TEST_LAB_DIR": LAB_DIR, "VMOTION_TEST_LAB_NETNS": NETNS,
+        "TEST_DATABASE_NAME": "vmotion_faults", "TEST_REDIS_URL": "redis://127.0.0.1:6379/12",
+    }
+    # Every fault, those the test suite leaves out as not yet survived in every run included.
+    command = ["bash", "scripts/test.sh", "-q", "-p", "no:cacheprovider", "-m", "lab", f"--junitxml={report}", *faults.values()]
+    subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    by_test = {}
+    for case in ET.parse(report).iter("testcase"):
+        problem = case.find("failure") if case.find("failure") is not None else case.find("error")
+        by_test[case.get("name")] = {
+            "passed": problem is None and case.find("skipped") is None,
+            "seconds": float(case.get("time", 0)),
+            "message": "" if problem is None else (problem.get("message") or "")[:300],
+        }
+    missing = {"passed": False, "seconds": 0.0, "message": "did not run"}
+    return {fault: by_test.get(test.rpartition("::")[2], missing) for fault, test in faults.items()}
+
+
+def print_matrix(rounds: list[dict[str, dict]]) -> None:
+    print(f"\n{'fault':48} {'passed':>8} {'median s':>9} {'worst s':>8}")
+    for fault in rounds[0]:
+        runs = [round_[fault] for round_ in rounds]
+        seconds = [run["seconds"] for run in runs]
+        passed = sum(run["passed"] for run in runs)
+        print(f"{fault:48} {passed:>4}/{len(runs):<3} {statistics.median(seconds):>9.1f} {max(seconds):>8.1f}")
+        for number, run in enumerate(runs, 1):
+            if not run["passed"]:
+                print(f"    round {number}: {run['message']}")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; each runs every fault once")
+    parser.add_argument("--only", default="", help="only the faults whose name contains this")
+    args = parser.parse_args(argv)
+    faults = {name: test for name, test in FAULTS.items() if args.only in name}
+    if not faults or args.repeat < 1:
+        parser.error(f"nothing to run: --only {args.only!r} names none of: {', '.join(FAULTS)}")
+    results_dir = ROOT / "bench" / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    rounds = []
+    try:
+        for number in range(1, args.repeat + 1):
+            started = time.monotonic()
+            rounds.append(run_round(number, faults, results_dir))
+            passed = sum(run["passed"] for run in rounds[-1].values())
+            print(f"round {number}: {passed}/{len(faults)} faults handled in {time.monotonic() - started:.0f} s", flush=True)
+    finally:
+        lab_down = [str(ROOT / ".venv" / "bin" / "python"), "-m", "lab", "down", "--lab-dir", LAB_DIR, "--netns", NETNS]
+        subprocess.run(lab_down, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print_matrix(rounds)
+    output = results_dir / f"faults-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    output.write_text(json.dumps({"faults": faults, "rounds": rounds}, indent=2))
+    print(f"\nwritten to {output.relative_to(ROOT)}")
+    return 0 if all(run["passed"] for round_ in rounds for run in round_.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
