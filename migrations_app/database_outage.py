@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +25,9 @@ T = TypeVar("T")
 
 
 def drop_connection() -> None:
-    """Forget the broken connection, so the next query opens a new one."""
-    try:
-        connection.close()
-    except DATABASE_ERRORS:
-        connection.connection = None
+    """Close a connection the database dropped, as Django does between requests, so the next
+    query opens a new one."""
+    close_old_connections()
 
 
 class DatabaseLink:
