@@ -82,6 +82,16 @@ class Guest:
     def set_max_downtime(self, downtime_ms: int) -> None:
         self._on_domain(lambda dom: dom.migrateSetMaxDowntime(downtime_ms, 0), "setting max downtime")
 
+    def set_max_speed(self, mib_s: int, post_copy: bool = False) -> None:
+        """The migration's bandwidth from now on; in post-copy, also the page requests' one."""
+
+        def apply(dom: libvirt.virDomain) -> None:
+            dom.migrateSetMaxSpeed(mib_s, 0)
+            if post_copy:
+                dom.migrateSetMaxSpeed(mib_s, libvirt.VIR_DOMAIN_MIGRATE_MAX_SPEED_POSTCOPY)
+
+        self._on_domain(apply, "setting the migration bandwidth")
+
     def start_post_copy(self) -> None:
         self._on_domain(lambda dom: dom.migrateStartPostCopy(0), "switching to post-copy")
 
@@ -98,14 +108,20 @@ class Guest:
 
         def measure(conn: libvirt.virConnect) -> int | None:
             dom = conn.lookupByUUIDString(self.uuid)
+
+            def status() -> dict:
+                return dict(conn.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1])
+
             try:
                 dom.startDirtyRateCalc(seconds, libvirt.VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING)
             except libvirt.libvirtError:
-                return None
+                # The inventory's background measurement may be under way: its result will do.
+                if status().get("dirtyrate.calc_status") != libvirt.VIR_DOMAIN_DIRTYRATE_MEASURING:
+                    return None
             deadline = time.monotonic() + seconds + 3
             while time.monotonic() < deadline:
                 time.sleep(0.2)
-                stats = dict(conn.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1])
+                stats = status()
                 if stats.get("dirtyrate.calc_status") == libvirt.VIR_DOMAIN_DIRTYRATE_MEASURED:
                     return stats.get("dirtyrate.megabytes_per_second", 0) * 1024 * 1024
             return None

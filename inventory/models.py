@@ -1,4 +1,5 @@
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.urls import reverse
 
@@ -28,6 +29,10 @@ class Cluster(models.Model):
     migration_encryption = models.CharField(
         max_length=16, choices=MigrationEncryption.choices, default=MigrationEncryption.OFF,
         help_text="Whether migrations send the VM's memory over TLS; needs migration certificates on the hosts",
+    )
+    migration_bandwidth_mib_s = models.PositiveIntegerField(
+        "migration bandwidth (MiB/s)", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Each host's budget for its migrations unless the host sets its own; empty: none",
     )
 
     class Meta:
@@ -68,6 +73,10 @@ class Host(models.Model):
     migration_tls = models.BooleanField(
         "migration certificates", default=False,
         help_text="Its QEMU has certificates for encrypted migration (migrate_tls_x509_cert_dir in qemu.conf)",
+    )
+    migration_bandwidth_mib_s = models.PositiveIntegerField(
+        "migration bandwidth (MiB/s)", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="What its migration network carries each way, shared by its migrations by priority; empty: its cluster's",
     )
 
     hostname = models.CharField(max_length=255, blank=True)
@@ -234,6 +243,10 @@ class VirtualMachine(models.Model):
     memory_in_use_bytes = models.BigIntegerField(null=True, blank=True)
     cpu_time_ns = models.BigIntegerField(null=True, blank=True)
     load_sampled_at = models.DateTimeField(null=True, blank=True)
+    # The distinct bytes per second it dirtied when last measured, and when a sync read that
+    # measurement: a migration's forecast takes it instead of sampling the guest first.
+    dirty_rate_bytes_s = models.BigIntegerField("dirty rate (bytes/s)", null=True, blank=True)
+    dirty_rate_read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

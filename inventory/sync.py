@@ -241,8 +241,8 @@ def _apply_domains(host, domains, mounts, attachments, now, read_at) -> None:
 
 
 def _record_load(host: Host, sightings: list[tuple[VirtualMachine, DomainFacts, bool]], now) -> None:
-    """Each running VM's CPU demand since the last sync and its memory in use, on the VM and
-    in its short history; history older than LOAD_HISTORY_MINUTES goes. Metrics, so written
+    """Each running VM's CPU demand since the last sync, its memory in use and its last
+    measured dirty rate, on the VM, and the first two in its short history; history older than LOAD_HISTORY_MINUTES goes. Metrics, so written
     in bulk and kept out of the audit trail."""
     measured, samples = [], []
     for vm, domain, was_here in sightings:
@@ -252,11 +252,15 @@ def _record_load(host: Host, sightings: list[tuple[VirtualMachine, DomainFacts, 
         cores = cpu_demand(vm.cpu_time_ns, vm.load_sampled_at, domain.cpu_time_ns, now) if was_here else None
         vm.cpu_cores_used, vm.memory_in_use_bytes = cores, domain.memory_in_use_bytes
         vm.cpu_time_ns, vm.load_sampled_at = domain.cpu_time_ns, now
+        if domain.dirty_rate_bytes_s is not None:  # else the last one stands until it ages out
+            vm.dirty_rate_bytes_s, vm.dirty_rate_read_at = domain.dirty_rate_bytes_s, now
         measured.append(vm)
         if cores is not None:
             samples.append(VmLoadSample(vm=vm, host=host, at=now, cpu_cores_used=cores, memory_in_use_bytes=domain.memory_in_use_bytes))
     if measured:
-        VirtualMachine.objects.bulk_update(measured, ["cpu_cores_used", "memory_in_use_bytes", "cpu_time_ns", "load_sampled_at"])
+        VirtualMachine.objects.bulk_update(
+            measured, ["cpu_cores_used", "memory_in_use_bytes", "cpu_time_ns", "load_sampled_at", "dirty_rate_bytes_s", "dirty_rate_read_at"]
+        )
     VmLoadSample.objects.bulk_create(samples)
     VmLoadSample.objects.filter(host=host, at__lt=now - timedelta(minutes=settings.LOAD_HISTORY_MINUTES)).delete()
 

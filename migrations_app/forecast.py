@@ -1,6 +1,7 @@
 """The forecast of one move, from the guest as it is now: memory in use and the rate it
 dirties pages, measured through libvirt, replayed by `prediction.predict`. The wizard shows
-it before anything is submitted; the worker takes it again just before it starts."""
+it before anything is submitted; the worker takes it again just before it starts. The
+dirty rate is the inventory's recent background measurement where there is one."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils import timezone
 
 from hypervisor import HypervisorError
 from hypervisor.connection import Connection
 from hypervisor.guest import Guest
+from inventory.dirty_rate import recent_dirty_rate
 from inventory.models import Host, VirtualMachine
 
 from .choices import TaskState
@@ -22,7 +25,7 @@ from .policy import MB, MIB, ConvergenceInputs, ConvergencePolicy
 from .prediction import Prediction, predict
 
 POLICY = ConvergencePolicy()
-# Each measurement samples the guest for a second; a batch measures this many at once.
+# A guest without a recent rate is sampled for a second; a batch measures this many at once.
 PARALLEL_MEASUREMENTS = 8
 
 
@@ -33,9 +36,12 @@ class Forecast:
     resident_bytes: int
     dirty_rate_bytes_s: int | None  # None when the hypervisor cannot measure it
     link_bytes_s: int
+    sampled_now: bool = True  # False: the inventory's recent background measurement
 
     def summary(self) -> str:
         rate = f"{self.dirty_rate_bytes_s / MB:.0f} MB/s" if self.dirty_rate_bytes_s is not None else "an unmeasured rate"
+        if not self.sampled_now:
+            rate += " as last sampled by the inventory"
         return (
             f"{self.prediction.strategy}, about {self.prediction.total_ms / 1000:.1f} s with a {self.prediction.downtime_ms} ms "
             f"pause ({self.resident_bytes / MIB:.0f} MiB in use, dirtied at {rate}, {self.link_bytes_s / MIB:.0f} MiB/s)."
@@ -59,13 +65,15 @@ def expected_link_bytes_s(source: Host, destination: Host, bandwidth_mib_s: int 
     return previous or settings.MIGRATION_ASSUMED_BANDWIDTH_MIB_S * MIB
 
 
-def forecast(guest: Guest, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int) -> Forecast:
-    """Measure the guest for a second and replay the migration. Raises HypervisorError."""
+def forecast(guest: Guest, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int, recent_dirty_rate: int | None = None) -> Forecast:
+    """Replay the migration from the guest's memory in use and its dirty rate: the recent
+    one given, else measured now for a second. Raises HypervisorError."""
     resident = guest.resident_bytes() or memory_bytes
-    dirty_rate = guest.measure_dirty_rate(seconds=1)
+    sampled_now = recent_dirty_rate is None
+    dirty_rate = guest.measure_dirty_rate(seconds=1) if sampled_now else recent_dirty_rate
     inputs = dataclasses.replace(inputs, measured_dirty_rate_bytes_s=dirty_rate or 0, expected_link_bytes_s=link_bytes_s)
     prediction = predict(resident, dirty_rate or 0, link_bytes_s, inputs, POLICY)
-    return Forecast(prediction, inputs, resident, dirty_rate, link_bytes_s)
+    return Forecast(prediction, inputs, resident, dirty_rate, link_bytes_s, sampled_now)
 
 
 @dataclass(frozen=True)
@@ -76,18 +84,19 @@ class MoveForecast:
 
 def forecast_moves(moves: list[tuple[VirtualMachine, Host]], options: MigrationOptions) -> list[MoveForecast]:
     """A forecast for each (VM, destination) under the operator's options, measured in parallel."""
+    now = timezone.now()
     jobs = [
         (vm.host.uri, str(vm.uuid), vm.memory_bytes, options.convergence_inputs(vm.memory_bytes),
-         expected_link_bytes_s(vm.host, destination, options.bandwidth_mib_s))
+         expected_link_bytes_s(vm.host, destination, options.bandwidth_mib_s), recent_dirty_rate(vm, now))
         for vm, destination in moves
     ]
     with ThreadPoolExecutor(max_workers=PARALLEL_MEASUREMENTS) as pool:
         return list(pool.map(lambda job: _measure(*job), jobs))
 
 
-def _measure(uri: str, uuid: str, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int) -> MoveForecast:
+def _measure(uri: str, uuid: str, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int, dirty_rate: int | None) -> MoveForecast:
     try:
         with Connection(uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS) as connection:
-            return MoveForecast(forecast(Guest(connection, uuid), memory_bytes, inputs, link_bytes_s))
+            return MoveForecast(forecast(Guest(connection, uuid), memory_bytes, inputs, link_bytes_s, dirty_rate))
     except HypervisorError as error:
         return MoveForecast(None, f"Could not measure the guest: {error}")
