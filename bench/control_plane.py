@@ -69,7 +69,7 @@ def register(lab_state) -> None:
 
 def code_fingerprint() -> str:
     """A hash of the engine's Python sources: others edit them while the bench runs, and an RQ
-    worker started before an edit keeps some modules old while its work horses import others anew."""
+    worker started before an edit keeps some modules old while it imports others anew."""
     digest = hashlib.sha1()
     for directory in CODE_DIRS:
         for path in sorted((ROOT / directory).rglob("*.py")):
@@ -85,8 +85,8 @@ def git_revision() -> str:
 
 
 class Workers:
-    """The RQ worker and the scheduler, each in a session of its own (the worker's work horses
-    stop with it), logs in <lab dir>/bench-logs/; `code_history` records each (re)start."""
+    """The RQ worker and the scheduler, each in a session of its own (anything they
+    fork stops with them), logs in <lab dir>/bench-logs/; `code_history` records each (re)start."""
 
     def __init__(self, env: dict, lab_dir: Path):
         self.env, self.log_dir = env, lab_dir / "bench-logs"

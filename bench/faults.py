@@ -34,7 +34,7 @@ NETNS = "vmotion-faults"
 
 # What is done to the migration, and the lab test that does it and checks the aftermath.
 FAULTS = {
-    "worker and its work horse SIGKILLed": "tests/lab/test_migration.py::test_a_worker_killed_mid_migration_is_reconciled_with_libvirt",
+    "worker SIGKILLed": "tests/lab/test_migration.py::test_a_worker_killed_mid_migration_is_reconciled_with_libvirt",
     "source libvirtd stopped": "tests/lab/test_migration.py::test_a_source_lost_mid_migration_ends_with_the_vm_on_exactly_one_host",
     "destination libvirtd stopped": "tests/lab/test_migration.py::test_a_destination_lost_mid_migration_leaves_the_vm_running_on_the_source",
     "destination's incoming QEMU SIGKILLed": "tests/lab/test_faults.py::test_the_destinations_incoming_qemu_killed_mid_migration_leaves_the_guest_on_its_source",

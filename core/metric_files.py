@@ -1,15 +1,15 @@
 """Counters and histograms that many processes record, added up in one scrape:
 prometheus_client's multiprocess mode, over the directory PROMETHEUS_MULTIPROC_DIR names.
 
-Each process (a gunicorn worker, an RQ work horse, the scheduler, a command) writes its
+Each process (a gunicorn worker, an RQ worker, the scheduler, a command) writes its
 values to files of its own there, and a scrape adds up every file. Two things the library
 leaves to its user are done here:
 
 - File names. The library names a process's files by its pid; processes of two containers
   sharing the directory may have the same pid. Here a file is named by the process's pid
   namespace and pid, which no two running processes share.
-- Files of finished processes. RQ forks a work horse for every job, and each one that
-  records leaves its files: a scrape would read more of them every day. Deleting them would
+- Files of finished processes. Every worker, gunicorn worker and command that records
+  leaves its files when it ends: a scrape would read more of them every day. Deleting them would
   make the counters go back, which Prometheus reads as a restart. So the files of finished
   processes are folded into one file per type (`counter_folded.db`), while scrapes, which
   take the same lock shared, wait.

@@ -1,6 +1,6 @@
 """Processes the lab, the tests and the benchmark start, and how they stop them: only their
 own, by pid (daemons, recorded with their program and start time against pid reuse) or by
-the process group of a process started in a session of its own (a worker and its work horse)."""
+the process group of a process started in a session of its own (a worker and any child it forks)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """What processes observe about migrations, recorded once a task's end is committed: how
 many ended and why, how long they took and paused, and how far the prediction was off.
 
-Whichever process ends a task (a worker's work horse, recovery in the scheduler, an
+Whichever process ends a task (a worker, recovery in the scheduler, an
 operator's cancel in the web server) records it, in its own metric files when a directory
 is set (core/metric_files.py), so one scrape of any web process adds up every process's.
 

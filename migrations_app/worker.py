@@ -1,19 +1,19 @@
 """The RQ worker vmotion runs: it ends tasks orphaned by a lost worker before taking work,
-and folds the metric files each job's work horse leaves."""
+runs each job in its own warm process, so nothing cold stands between a submission and
+libvirt's migrate call, and folds the metric files of processes that ended."""
 
 import logging
 
-from django.db import connections
-from rq.worker import Worker
-
 from core import metric_files
+from core.in_process_worker import InProcessWorker
 
+from . import jobs  # noqa: F401  loaded at start: the first job does not wait for the import
 from .recovery import reconcile_orphaned_tasks
 
 log = logging.getLogger(__name__)
 
 
-class VmotionWorker(Worker):
+class VmotionWorker(InProcessWorker):
     def work(self, *args, **kwargs):
         try:
             ended = reconcile_orphaned_tasks()
@@ -25,15 +25,10 @@ class VmotionWorker(Worker):
         return super().work(*args, **kwargs)
 
     def execute_job(self, job, queue):
-        # Each work horse opens its own database connection: one inherited through the fork
-        # would be shared with the worker, and stay broken for every later horse once the
-        # database dropped it.
-        connections.close_all()
         try:
             return super().execute_job(job, queue)
         finally:
-            # The work horse has exited: one horse per job would otherwise leave its files for good.
-            _fold_metric_files()
+            _fold_metric_files()  # those of workers and scripts that ended meanwhile
 
 
 def _fold_metric_files() -> None:

@@ -1,5 +1,5 @@
 """/metrics after a real migration: gunicorn, as production serves it, shows what a real
-worker's work horse recorded when the task ended, and the running migration's figures
+worker recorded when the task ended, and the running migration's figures
 while it moved."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def test_a_migration_through_the_worker_shows_in_the_duration_and_downtime_histo
     wait_for_state(task, [TaskState.MIGRATING, *FINAL_STATES])
     running = scrape_until(app_server, lambda exposition: value(exposition, "vmotion_migration_data_processed_bytes", **migration) > 0)
     task = wait_for_state(task, FINAL_STATES, timeout=120)
-    # The work horse records once the end is committed, a moment after the state shows.
+    # The worker records once the end is committed, a moment after the state shows.
     after = scrape_until(app_server, lambda e: value(e, "vmotion_migrations_total", result="succeeded", reason="completed") > ended_before)
 
     assert task.state == TaskState.SUCCEEDED, [event.message for event in task.events.all()]

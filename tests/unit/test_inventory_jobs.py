@@ -58,7 +58,7 @@ def test_the_inventory_worker_runs_each_sync_in_its_own_process(transactional_db
 
 def test_an_inventory_worker_whose_libvirt_calls_hang_stops_after_its_job(transactional_db, inventory_queue, django_capture_on_commit_callbacks, settings, monkeypatch):
     settings.LIBVIRT_CALL_TIMEOUT_SECONDS = 0.2
-    monkeypatch.setattr(worker, "ABANDONED_CALLS_LIMIT", 1)
+    monkeypatch.setattr(worker.InventoryWorker, "abandoned_calls_limit", 1)
     with socket.create_server(("127.0.0.1", 0)) as silent:  # takes connections, never answers
         port = silent.getsockname()[1]
         hosts = [HostFactory(uri=f"qemu+tcp://127.0.0.1:{port}/system") for _ in range(3)]
