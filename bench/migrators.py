@@ -119,10 +119,15 @@ class EngineMigrator(Migrator):
     def migrate(self, run: Run) -> None:
         from django.db import connection
 
+        from hypervisor.host import DIRTY_RATE_SAMPLE_SECONDS
         from inventory.sync import sync_all_hosts
 
         self.workers.on_current_code()
         sync_all_hosts()  # plain virsh moved the guest behind the inventory's back
+        # The sync started a dirty-rate measurement in the guest's new QEMU process; the next
+        # one reads it, as the scheduler's syncs keep reading a guest that has not just moved.
+        time.sleep(DIRTY_RATE_SAMPLE_SECONDS + 0.5)
+        sync_all_hosts()
         connection.close()
         command = manage_command("vmotion", "migrate", run.guest, "--to", run.destination,
                                  "--max-downtime", str(self.max_downtime_ms), "--wait", "--json", *ENGINE_MODES[self.mode])  # fmt: skip
@@ -194,6 +199,8 @@ class EngineMigrator(Migrator):
         if task is not None:
             if task.finished_at:
                 run.wall_ms = round((task.finished_at - task.created_at).total_seconds() * 1000)
+            if task.started_at:
+                run.submit_to_migrate_ms = round((task.started_at - task.created_at).total_seconds() * 1000)
             run.prediction = task.prediction
         connection.close()
         run.timeline = run_manage(self.env, "vmotion", "show", str(run.task), check=False).stdout.strip()

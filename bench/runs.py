@@ -24,6 +24,7 @@ class Run:
     downtime_ms: int | None = None
     bytes: int | None = None  # data processed
     iterations: int | None = None
+    submit_to_migrate_ms: int | None = None  # engine: task submitted -> libvirt's migrate call
     predicted_total_ms: int | None = None
     predicted_downtime_ms: int | None = None
     prediction: str = ""
