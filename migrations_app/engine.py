@@ -1,6 +1,7 @@
 """Runs one migration task in a worker: claims it, checks again, takes a slot, predicts,
-starts a peer-to-peer live migration, steers it to the end with the convergence monitor
-and ends the task from where libvirt says the VM runs. Knows nothing of the queue."""
+starts a peer-to-peer live migration, steers it to the end with the convergence monitor,
+keeps it at its share of its hosts' bandwidth, and ends the task from where libvirt says the
+VM runs. Knows nothing of the queue."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db.models import Q
 
 from hypervisor import HypervisorError
 from hypervisor.connection import Connection
@@ -18,9 +20,10 @@ from hypervisor.guest import Guest, domain_state
 from hypervisor.migration import MigrationRequest, MigrationRun
 from hypervisor.states import DomainState
 from inventory import sync
+from inventory.dirty_rate import recent_dirty_rate
 from inventory.models import Host
 
-from . import check_rules, policy, slots
+from . import bandwidth, check_rules, policy, slots
 from .check_report import CheckStatus
 from .checks import encryption_setting, preflight, tls_ends
 from .choices import EndReason, EventKind, TaskState
@@ -71,17 +74,20 @@ def run_task(task_id: int, queue_granted: QueueTasks) -> None:
 
 
 def _check_then_migrate(task: MigrationTask, queue_granted: QueueTasks) -> None:
-    for host in (task.source, task.destination):
-        sync.sync_host(host)
-    task.beat()
-    task.vm.refresh_from_db()
-    task.source.refresh_from_db()
-    task.destination.refresh_from_db()
-    if task.vm.host_id != task.source_id:
-        where = task.vm.host.name if task.vm.host else "no known host"
-        finish(task, TaskState.FAILED, EndReason.VM_MOVED, error=f"{task.vm.name} now runs on {where}, not on {task.source.name} as when it was submitted.")
+    # The checks read the inventory as the last sync left it, moments old: reading both hosts
+    # first would keep the operator waiting. Where the VM runs, libvirt says now; a refusal is
+    # made only on a fresh reading; and libvirt refuses a move its hosts cannot take.
+    _refresh(task)
+    state = domain_state(task.source.uri, str(task.vm.uuid), settings.LIBVIRT_CALL_TIMEOUT_SECONDS)
+    if task.vm.host_id != task.source_id or state != DomainState.RUNNING:
+        _fail_as_moved(task, state)
         return
     report = preflight(task.vm, task.destination, exclude_task_id=task.pk)
+    if not report.passed:
+        for host in (task.source, task.destination):
+            sync.sync_host(host)
+        _refresh(task)
+        report = preflight(task.vm, task.destination, exclude_task_id=task.pk)
     task.beat()
     for result in report.results:
         if result.status != CheckStatus.OK:
@@ -102,17 +108,25 @@ def _check_then_migrate(task: MigrationTask, queue_granted: QueueTasks) -> None:
     _migrate(task)
 
 
+def _refresh(task: MigrationTask) -> None:
+    for model in (task.vm, task.source, task.destination):
+        model.refresh_from_db()
+
+
 def _migrate(task: MigrationTask) -> None:
     vm, source, destination = task.vm, task.source, task.destination
     with Connection(source.uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS) as connection:
         guest = Guest(connection, str(vm.uuid))
-        inputs = _predict(task, guest, task.convergence_inputs())
+        share = bandwidth.share_for(task)
+        if share.explanation:
+            task.log(EventKind.INFO, share.explanation)
+        inputs = _predict(task, guest, task.convergence_inputs(), share.mib_s)
         flags = policy.migration_flags_for(inputs, POLICY)
         encrypted = _decide_encryption(task)
         request = MigrationRequest(
             uuid=str(vm.uuid),
             destination_uri=destination.peer_uri,
-            bandwidth_mib_s=task.bandwidth_mib_s,
+            bandwidth_mib_s=share.mib_s,
             auto_converge=flags["auto_converge"],
             auto_converge_initial=flags["auto_converge_initial"],
             auto_converge_increment=flags["auto_converge_increment"],
@@ -127,12 +141,35 @@ def _migrate(task: MigrationTask) -> None:
             database.if_answering(lambda: task.log(EventKind.POLICY, message), None)
 
         monitor = ConvergenceMonitor(guest, inputs, POLICY, note=note)
-        cancelled = _watch(task, run, guest, monitor, database)
+        keeper = bandwidth.ShareKeeper(share, read=lambda: database.if_answering(lambda: bandwidth.share_for(task), None), apply=guest.set_max_speed, note=note)
+        cancelled = _watch(task, run, guest, monitor, database, keeper)
     _end(task, run, monitor, cancelled, database)
     # The destination first: read the other way round, a VM that moved would show as missing
     # until the destination answered (a second or so over SSH).
     for host in (destination, source):
         sync.sync_host(Host.objects.get(pk=host.pk))
+
+
+def _fail_as_moved(task: MigrationTask, state: DomainState) -> None:
+    """The VM is not running on the source as the task expects: say where it is, read afresh
+    from the hosts it could have gone to (its cluster's, and the destination)."""
+    nearby = Host.objects.filter(Q(pk__in=(task.source_id, task.destination_id)) | Q(cluster_id=task.source.cluster_id, cluster__isnull=False))
+    for host in nearby.order_by("name"):
+        sync.sync_host(host)
+    task.vm.refresh_from_db()
+    vm, source = task.vm.name, task.source.name
+    if state == DomainState.UNREACHABLE:
+        finish(task, TaskState.FAILED, EndReason.LOST_CONTACT, error=f"{source} did not answer; nothing moved.")
+        return
+    if state == DomainState.MIGRATING:
+        error = f"{vm} is already being migrated from {source} by something other than vmotion; nothing was started."
+    elif state in (DomainState.PAUSED, DomainState.STOPPED):
+        error = f"{vm} is {state} on {source}, no longer running as when it was submitted; nothing moved."
+    elif task.vm.host_id in (None, task.source_id):
+        error = f"{vm} no longer runs on {source}, and none of the hosts it could have moved to runs it."
+    else:
+        error = f"{vm} now runs on {task.vm.host.name}, not on {source} as when it was submitted."
+    finish(task, TaskState.FAILED, EndReason.VM_MOVED, error=error)
 
 
 def _decide_encryption(task: MigrationTask) -> bool:
@@ -146,11 +183,11 @@ def _decide_encryption(task: MigrationTask) -> bool:
     return encrypted
 
 
-def _predict(task: MigrationTask, guest: Guest, inputs: policy.ConvergenceInputs) -> policy.ConvergenceInputs:
+def _predict(task: MigrationTask, guest: Guest, inputs: policy.ConvergenceInputs, bandwidth_mib_s: int | None) -> policy.ConvergenceInputs:
     """Measure the guest, store the forecast, and return the inputs with what was measured."""
-    link = expected_link_bytes_s(task.source, task.destination, task.bandwidth_mib_s)
+    link = expected_link_bytes_s(task.source, task.destination, bandwidth_mib_s)
     try:
-        expected = forecast(guest, task.vm.memory_bytes, inputs, link)
+        expected = forecast(guest, task.vm.memory_bytes, inputs, link, recent_dirty_rate(task.vm))
     except HypervisorError as error:
         task.log(EventKind.INFO, f"Could not measure the guest before starting ({error}); no prediction.")
         return inputs
@@ -164,7 +201,9 @@ def _predict(task: MigrationTask, guest: Guest, inputs: policy.ConvergenceInputs
     return expected.inputs
 
 
-def _watch(task: MigrationTask, run: MigrationRun, guest: Guest, monitor: ConvergenceMonitor, database: DatabaseLink) -> bool:
+def _watch(
+    task: MigrationTask, run: MigrationRun, guest: Guest, monitor: ConvergenceMonitor, database: DatabaseLink, keeper: bandwidth.ShareKeeper
+) -> bool:
     """Sample the job until the migrate call returns; returns whether a cancel was carried out.
     The policy steers on without the database; its samples and the operator's requests wait."""
     cancelled = False
@@ -180,6 +219,7 @@ def _watch(task: MigrationTask, run: MigrationRun, guest: Guest, monitor: Conver
         if cancel and not cancelled:
             cancelled = _cancel(task, guest, database)
         monitor.step(sample, force_requested=force)
+        keeper.review(post_copy=sample.post_copy)
     return cancelled
 
 

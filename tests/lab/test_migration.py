@@ -17,11 +17,12 @@ from django.core.management.base import CommandError
 
 from inventory import sync
 from inventory.models import Host, VirtualMachine
-from migrations_app import assistant, services
+from migrations_app import assistant, engine, services
 from migrations_app.choices import Priority, TaskState
 from migrations_app.models import MigrationLimits, MigrationTask
+from migrations_app.options import MigrationOptions
 from lab import control as lab_control
-from lab.commands import domain_names
+from lab.commands import domain_names, virsh
 from lab.probes import EchoProbe, SerialWatcher
 from tests import processes
 from tests.lab.conftest import defined_on, wait_for_state, where_runs
@@ -64,6 +65,25 @@ def test_an_idle_guest_moves_live_keeping_its_memory_and_its_tcp_connection(lab,
     vm = VirtualMachine.objects.get(name=name)
     assert vm.host.name == destination
     assert MigrationTask.objects.get(pk=result["task"]).requested_by == operator
+
+
+def test_a_guest_moved_after_its_task_was_queued_fails_the_task_saying_where_it_runs_now(lab, lab_inventory, home_hosts):
+    name = "lab-vm2"
+    vm = VirtualMachine.objects.select_related("host").get(name=name)
+    source = vm.host
+    elsewhere, destination = Host.objects.exclude(pk=source.pk).order_by("name")
+    task = services.submit_migration(vm, destination, MigrationOptions())
+    virsh(source.uri, "migrate", "--live", "--p2p", "--persistent", "--undefinesource", name, elsewhere.peer_uri)
+    # No sync since: the inventory still places it on its old host, as between two syncs.
+    assert VirtualMachine.objects.get(name=name).host == source
+
+    engine.run_task(task.pk, queue_granted=lambda granted: None)
+
+    task.refresh_from_db()
+    assert task.state == TaskState.FAILED, task.error
+    assert task.error == f"{name} now runs on {elsewhere.name}, not on {source.name} as when it was submitted."
+    assert where_runs(name) == [elsewhere.name]
+    assert VirtualMachine.objects.get(name=name).host == elsewhere
 
 
 def test_a_guest_dirtying_faster_than_the_link_still_converges_through_the_policy(lab, workers, home_hosts):
@@ -193,14 +213,40 @@ def test_migrations_submitted_at_once_respect_the_limits_and_high_priority_goes_
     assert not [t for t in ahead if t.source_id == urgent.source_id or t.destination_id == urgent.destination_id], ahead
 
 
+def test_a_hosts_bandwidth_budget_goes_to_the_high_priority_migration_first_and_then_to_the_rest(lab, workers, home_hosts):
+    source = Host.objects.get(name="lab-host1")
+    source.migration_bandwidth_mib_s = 15
+    source.save()
+    normal_vm, high_vm = VirtualMachine.objects.get(name="lab-vm1"), VirtualMachine.objects.get(name="lab-vm7")
+    assert normal_vm.host == high_vm.host == source
+    normal = services.submit_migration(normal_vm, Host.objects.get(name="lab-host2"), services.MigrationOptions())
+    wait_for_state(normal, [TaskState.MIGRATING])
+    high = services.submit_migration(high_vm, Host.objects.get(name="lab-host3"), services.MigrationOptions(priority=Priority.HIGH))
+    wait_for_state(high, [TaskState.MIGRATING])
+
+    speeds = []  # what libvirt says each migration may use, while either runs
+    while MigrationTask.objects.filter(pk__in=(normal.pk, high.pk), state=TaskState.MIGRATING).exists():
+        speeds.append(tuple(int(virsh(source.uri, "migrate-getspeed", vm.name, check=False).stdout.strip() or 0) for vm in (high_vm, normal_vm)))
+        time.sleep(0.2)
+    normal, high = wait_for_state(normal, [TaskState.SUCCEEDED, TaskState.FAILED]), wait_for_state(high, [TaskState.SUCCEEDED, TaskState.FAILED])
+
+    assert normal.state == high.state == TaskState.SUCCEEDED, (normal.error, high.error)
+    assert high.finished_at < normal.finished_at  # submitted second, done first
+    assert (10, 5) in speeds, speeds  # 4 and 2 of the 6 weights of 15 MiB/s
+    assert speeds.index((10, 5)) < max(i for i, (_, normal_speed) in enumerate(speeds) if normal_speed == 15), speeds  # the whole budget once alone
+    timeline = [event.message for event in normal.events.all()]
+    assert "Bandwidth 5 MiB/s: its share of the 15 MiB/s lab-host1 sends with, by priority (normal, weight 2 of 6 among 2 migrations)." in timeline, timeline
+    assert where_runs("lab-vm1") == ["lab-host2"] and where_runs("lab-vm7") == ["lab-host3"]
+
+
 def test_a_worker_killed_mid_migration_is_reconciled_with_libvirt(lab, lab_inventory, home_hosts):
     name = "lab-vm2"
     vm = VirtualMachine.objects.get(name=name)
     task = services.submit_migration(vm, Host.objects.get(name=other_host(name)), services.MigrationOptions(bandwidth_mib_s=10))
     worker = processes.start_worker()
     task = wait_for_state(task, [TaskState.MIGRATING])
-    # RQ runs each job in a work horse with a session of its own: kill both, mid-migration.
-    os.kill(int(task.worker.rpartition(":")[2]), signal.SIGKILL)
+    # The worker runs the job itself: kill it mid-migration.
+    assert int(task.worker.rpartition(":")[2]) == worker.pid
     processes.stop(worker, sig=signal.SIGKILL)
 
     replacement = processes.start_worker(1)

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.roles import Role
 from inventory import cpu_baseline
 from inventory import degradation
-from inventory import encryption
+from inventory import bandwidth_budget, encryption
 from inventory.choices import ClusterCpuMode
 from inventory.models import Cluster
 from migrations_app import affinity_rules, assistant, balance, maintenance, recurrence, rule_fixes, schedules, services
@@ -24,7 +24,7 @@ PRIORITIES = {priority.label.lower(): priority for priority in Priority}
 
 
 class Command(BaseCommand):
-    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, host, schedule, balance, rules, cluster cpu, cluster encryption."
+    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, host, schedule, balance, rules, cluster cpu, cluster encryption, cluster bandwidth."
 
     def add_arguments(self, parser):
         common = argparse.ArgumentParser(add_help=False)
@@ -58,7 +58,7 @@ class Command(BaseCommand):
         maintenance.add_argument("host", help="host name")
         maintenance.add_argument("--user", help="record it as done by this vmotion user (an Administrator)")
         maintenance.add_argument("--wait", action="store_true", help="with enter: follow the evacuation until it ends")
-        host_parser = commands.add_parser("host", help="mark a failing host degraded, or restore it; declare its migration certificates")
+        host_parser = commands.add_parser("host", help="mark a failing host degraded, or restore it; declare its migration certificates; its bandwidth budget")
         host_commands = host_parser.add_subparsers(dest="host_command", required=True)
         degrade = host_commands.add_parser("degrade", parents=[common], help="mark a host degraded; its cluster's proactive policy decides what follows")
         degrade.add_argument("host", help="host name")
@@ -68,7 +68,10 @@ class Command(BaseCommand):
         migration_tls = host_commands.add_parser("migration-tls", parents=[common], help="declare whether the host's QEMU has migration certificates")
         migration_tls.add_argument("host", help="host name")
         migration_tls.add_argument("has", choices=["yes", "no"], help="yes: migrate_tls_x509_cert_dir in its qemu.conf holds them")
-        for each in (degrade, restore, migration_tls):
+        host_bandwidth = host_commands.add_parser("bandwidth", parents=[common], help="the migration bandwidth budget: show it, or set it in MiB/s or to none")
+        host_bandwidth.add_argument("host", help="host name")
+        host_bandwidth.add_argument("budget", nargs="?", help="MiB/s each way, shared by its migrations by priority; none: its cluster's")
+        for each in (degrade, restore, migration_tls, host_bandwidth):
             each.add_argument("--user", help="record it as done by this vmotion user (an Administrator)")
         balance_parser = commands.add_parser("balance", parents=[common], help="a cluster's load and balancing recommendations")
         balance_parser.add_argument("cluster", help="cluster name")
@@ -91,7 +94,7 @@ class Command(BaseCommand):
             each.add_argument("name", help="rule name")
         for each in (rule_add, rule_delete, rule_fix):
             each.add_argument("--user", help="record it as done by this vmotion user (an Administrator; an Operator for fix)")
-        cluster_parser = commands.add_parser("cluster", help="a cluster's settings: cpu, encryption")
+        cluster_parser = commands.add_parser("cluster", help="a cluster's settings: cpu, encryption, bandwidth")
         cluster_commands = cluster_parser.add_subparsers(dest="cluster_command", required=True)
         cluster_cpu = cluster_commands.add_parser("cpu", parents=[common], help="the CPU baseline and the VMs above it; set it with --model or --computed")
         cluster_cpu.add_argument("cluster", help="cluster name")
@@ -103,6 +106,10 @@ class Command(BaseCommand):
         cluster_encryption.add_argument("cluster", help="cluster name")
         cluster_encryption.add_argument("mode", nargs="?", help="off, available (encrypt when both hosts can) or required")
         cluster_encryption.add_argument("--user", help="record the change as made by this vmotion user (an Administrator)")
+        cluster_bandwidth = cluster_commands.add_parser("bandwidth", parents=[common], help="the hosts' migration bandwidth budget: show it, or set it in MiB/s or to none")
+        cluster_bandwidth.add_argument("cluster", help="cluster name")
+        cluster_bandwidth.add_argument("budget", nargs="?", help="MiB/s each way for each host without a budget of its own")
+        cluster_bandwidth.add_argument("--user", help="record the change as made by this vmotion user (an Administrator)")
         schedule = commands.add_parser("schedule", help="scheduled migrations: add, list, show, enable, disable, delete")
         schedule_commands = schedule.add_subparsers(dest="schedule_command", required=True)
         add = schedule_commands.add_parser("add", parents=[common], help="a schedule that moves VMs or evacuates a host")
@@ -245,9 +252,12 @@ class Command(BaseCommand):
             self.stdout.write(maintenance.exit_maintenance(target, actor=actor))
             self._json({"host": target.name, "state": target.state})
 
-    def do_host(self, host_command, host, user, reason=None, has=None, **_):
+    def do_host(self, host_command, host, user, reason=None, has=None, budget=None, **_):
         target = services.find_host(host)
         actor = services.find_user_with_role(user, Role.ADMINISTRATOR) if user else None
+        if host_command == "bandwidth":
+            self._bandwidth(target, budget, actor, "host")
+            return
         if host_command == "migration-tls":
             with set_actor(actor) if actor else nullcontext():
                 self.stdout.write(encryption.set_migration_tls(target, has == "yes"))
@@ -377,6 +387,21 @@ class Command(BaseCommand):
             **{key: [{"vm": row.vm.name, "host": row.vm.host.name, "reason": row.verdict.reason, "above_baseline": list(row.verdict.above_baseline)} for row in rows]
                for key, rows in zip(("exceeding", "restart_pending", "unknown"), groups.values())},
         })
+
+    def _cluster_bandwidth(self, cluster, budget, user, **_):
+        actor = services.find_user_with_role(user, Role.ADMINISTRATOR) if user else None
+        self._bandwidth(self._cluster(cluster), budget, actor, "cluster")
+
+    def _bandwidth(self, target, budget, actor, kind: str) -> None:
+        if budget is None:
+            self.stdout.write(bandwidth_budget.describe(target))
+        else:
+            try:
+                with set_actor(actor) if actor else nullcontext():
+                    self.stdout.write(bandwidth_budget.set_budget(target, budget))
+            except bandwidth_budget.BudgetError as error:
+                self.fail(str(error))
+        self._json({kind: target.name, "migration_bandwidth_mib_s": target.migration_bandwidth_mib_s})
 
     def _cluster_encryption(self, cluster, mode, user, **_):
         found = self._cluster(cluster)
