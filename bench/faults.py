@@ -35,8 +35,10 @@ NETNS = "vmotion-faults"
 # What is done to the migration, and the lab test that does it and checks the aftermath.
 FAULTS = {
     "worker SIGKILLed": "tests/lab/test_migration.py::test_a_worker_killed_mid_migration_is_reconciled_with_libvirt",
-    "source libvirtd stopped": "tests/lab/test_migration.py::test_a_source_lost_mid_migration_ends_with_the_vm_on_exactly_one_host",
-    "destination libvirtd stopped": "tests/lab/test_migration.py::test_a_destination_lost_mid_migration_leaves_the_vm_running_on_the_source",
+    "source libvirtd stopped": "tests/lab/test_migration.py::test_a_source_lost_mid_migration_ends_with_the_vm_on_exactly_one_host[stopped]",
+    "source libvirtd SIGKILLed": "tests/lab/test_migration.py::test_a_source_lost_mid_migration_ends_with_the_vm_on_exactly_one_host[sigkilled]",
+    "destination libvirtd stopped": "tests/lab/test_migration.py::test_a_destination_lost_mid_migration_leaves_the_vm_running_on_the_source[stopped]",
+    "destination libvirtd SIGKILLed": "tests/lab/test_migration.py::test_a_destination_lost_mid_migration_leaves_the_vm_running_on_the_source[sigkilled]",
     "destination's incoming QEMU SIGKILLed": "tests/lab/test_faults.py::test_the_destinations_incoming_qemu_killed_mid_migration_leaves_the_guest_on_its_source",
     "Redis restarted, tasks queued, global limit 1": "tests/lab/test_resilience.py::test_tasks_whose_jobs_redis_lost_in_a_restart_are_queued_again_and_all_arrive",
     "database drops the worker's connections": "tests/lab/test_faults.py::test_the_database_dropping_the_workers_connections_mid_migration_loses_nothing",

@@ -5,6 +5,7 @@ those and nothing else.
 """
 
 import fcntl
+import signal
 import json
 import time
 from collections.abc import Callable
@@ -171,8 +172,9 @@ def status(config: LabConfig) -> LabState:
     )
 
 
-def stop_host_daemon(config: LabConfig, name: str, log: Log = print) -> None:
-    """Stop one host's libvirtd, as if it crashed; its guests keep running."""
+def stop_host_daemon(config: LabConfig, name: str, log: Log = print, *, kill: bool = False) -> None:
+    """Stop one host's libvirtd, its guests running on: with SIGTERM, or with `kill` with
+    SIGKILL, as a crash would, leaving it no moment to clean up."""
     with _lab_lock(config):
         state = _load_state(config)
         _require_running_host(config, state, name)
@@ -180,8 +182,8 @@ def stop_host_daemon(config: LabConfig, name: str, log: Log = print) -> None:
         if libvirtd is None or not libvirtd.is_alive():
             log(f"{name}'s libvirtd is not running")
             return
-        stop_processes([libvirtd])
-        log(f"{name}'s libvirtd stopped")
+        stop_processes([libvirtd], signals=(signal.SIGKILL,) if kill else (signal.SIGTERM, signal.SIGKILL))
+        log(f"{name}'s libvirtd {'killed' if kill else 'stopped'}")
 
 
 def start_host_daemon(config: LabConfig, name: str, log: Log = print) -> None:

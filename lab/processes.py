@@ -52,9 +52,9 @@ def process_from_pidfile(pidfile: Path, program: str) -> LabProcess | None:
     return lab_process(pid, program)
 
 
-def stop_processes(processes: list[LabProcess], grace: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM, then SIGKILL whatever still runs after the grace period."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def stop_processes(processes: list[LabProcess], grace: float = STOP_GRACE_SECONDS, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGKILL)) -> None:
+    """Each signal in turn (SIGTERM, then SIGKILL) to whatever still runs after the grace period."""
+    for sig in signals:
         alive = [process for process in processes if process.is_alive()]
         for process in alive:
             with contextlib.suppress(ProcessLookupError):
