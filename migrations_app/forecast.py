@@ -22,7 +22,7 @@ from .choices import TaskState
 from .models import MigrationTask
 from .options import MigrationOptions
 from .policy import MB, MIB, ConvergenceInputs, ConvergencePolicy
-from .prediction import Prediction, predict
+from .prediction import SETUP_MS, Prediction, predict
 
 POLICY = ConvergencePolicy()
 # A guest without a recent rate is sampled for a second; a batch measures this many at once.
@@ -49,20 +49,30 @@ class Forecast:
 
 
 def expected_link_bytes_s(source: Host, destination: Host, bandwidth_mib_s: int | None) -> int:
-    """The cap if there is one; uncapped, what the last migration between these hosts
-    achieved, or the assumed link speed."""
+    """The rate the copy between these hosts should reach: what the last uncapped migration
+    between them achieved (else the assumed link speed), and no more than the cap. QEMU's
+    copy can be CPU-bound below a fast link's cap, so the cap alone may promise too much."""
+    achieved = _last_uncapped_rate(source, destination)
     if bandwidth_mib_s:
-        return bandwidth_mib_s * MIB
-    previous = (
+        return min(bandwidth_mib_s * MIB, achieved) if achieved else bandwidth_mib_s * MIB
+    return achieved or settings.MIGRATION_ASSUMED_BANDWIDTH_MIB_S * MIB
+
+
+def _last_uncapped_rate(source: Host, destination: Host) -> int | None:
+    """Bytes per second of the copy itself, without the fixed cost of setting it up."""
+    last = (
         MigrationTask.objects.filter(
             source=source, destination=destination, state=TaskState.SUCCEEDED,
-            bandwidth_mib_s__isnull=True, mean_throughput_bytes_s__gt=0,
+            bandwidth_mib_s__isnull=True, bytes_transferred__gt=0, total_ms__gt=0,
         )
         .order_by("-finished_at")
-        .values_list("mean_throughput_bytes_s", flat=True)
+        .values_list("bytes_transferred", "total_ms")
         .first()
     )
-    return previous or settings.MIGRATION_ASSUMED_BANDWIDTH_MIB_S * MIB
+    if last is None:
+        return None
+    moved, total_ms = last
+    return round(moved * 1000 / max(total_ms - SETUP_MS, total_ms / 2))
 
 
 def forecast(guest: Guest, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int, recent_dirty_rate: int | None = None) -> Forecast:
