@@ -37,14 +37,12 @@ if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve() and VENV_PYTHON.exis
 # shadow the inventory app: the repository root goes there instead.
 sys.path[0] = str(ROOT)
 
-from bench import control_plane, lab_setup  # noqa: E402
+from bench import control_plane, fleet, lab_setup  # noqa: E402
 from bench.cli import hold_bench_lock  # noqa: E402
 from bench.config import RESULTS_DIR, log  # noqa: E402
 from lab import control as lab_control  # noqa: E402
-from lab.commands import run_command, virsh  # noqa: E402
+from lab.commands import run_command  # noqa: E402
 from lab.config import GuestWorkload, LabConfig  # noqa: E402
-from lab.processes import start_in_session, stop_session  # noqa: E402
-from lab.probes import READY_MARKER  # noqa: E402
 
 LAB_DIR = Path("/var/lib/vmotion-bench-priority")
 NETNS = "vmotion-priority"
@@ -65,44 +63,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def environment() -> dict:
-    env = control_plane.bench_environment(LAB_DIR)
-    return {**env, "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}", "REDIS_URL": "redis://127.0.0.1:6379/10"}
-
-
-def fresh_database(env: dict) -> None:
-    for sql in (f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)", f"CREATE DATABASE {DATABASE}"):
-        run_command(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", sql], cwd=ROOT, timeout=60)
-    control_plane.run_manage(env, "migrate", "--noinput", timeout=300)
-
-
-def gather_on(lab: lab_setup.BenchLab, host: str, guests: list[str]) -> None:
-    """Every guest running on `host`, moved there with plain virsh where it is not."""
-    for guest in guests:
-        for elsewhere in lab.running_on(guest):
-            if elsewhere != host:
-                virsh(lab.uri[elsewhere], "migrate", "--live", "--p2p", "--persistent", "--undefinesource", guest, lab.peer_uri[host], timeout=180)
-
-
-def serial_offsets(lab: lab_setup.BenchLab) -> dict[str, int]:
-    return {guest: path.stat().st_size for guest, path in lab.serial_logs.items()}
-
-
-def guest_intact(lab: lab_setup.BenchLab, guest: str, offset: int) -> str:
-    """'' when the guest kept running with its memory intact since `offset`, else why not."""
-    path = lab.serial_logs[guest]
-    with path.open("rb") as serial:
-        serial.seek(offset if path.stat().st_size >= offset else 0)
-        text = serial.read().decode(errors="replace")
-    if "HB seq=" not in text:
-        return "no heartbeat"
-    if "MISMATCH" in text:
-        return "memory mismatch"
-    if READY_MARKER in text:
-        return "booted again"
-    return ""
-
-
 def run_round(number: int, lab: lab_setup.BenchLab, guests: list[str], budget: int) -> dict:
     from inventory.models import Host, VirtualMachine
     from inventory.sync import sync_all_hosts
@@ -112,12 +72,13 @@ def run_round(number: int, lab: lab_setup.BenchLab, guests: list[str], budget: i
 
     source = lab.names[number % 2]
     destination = lab.other(source)
-    gather_on(lab, source, guests)
+    for guest in guests:
+        fleet.move_with_virsh(lab, guest, source)
     sync_all_hosts()
     time.sleep(2)  # the syncs' dirty-rate measurements, read by the next one
     sync_all_hosts()
     high_guest = guests[number % len(guests)]
-    offsets = serial_offsets(lab)
+    offsets = fleet.serial_offsets(lab)
     target = Host.objects.get(name=destination)
     tasks = []
     for guest in guests:
@@ -140,7 +101,7 @@ def run_round(number: int, lab: lab_setup.BenchLab, guests: list[str], budget: i
             "task": task.pk, "guest": task.vm.name, "priority": Priority(task.priority).label.lower(), "state": task.state,
             "started_at": task.started_at.timestamp() if task.started_at else None, "libvirt_end": ended_at,
             "total_ms": task.total_ms, "downtime_ms": task.downtime_ms, "max_downtime_ms": task.max_downtime_ms,
-            "bytes": task.bytes_transferred, "error": task.error, "guest_problem": guest_intact(lab, task.vm.name, offsets[task.vm.name]),
+            "bytes": task.bytes_transferred, "error": task.error, "guest_problem": fleet.guest_problem(lab, task.vm.name, offsets[task.vm.name]),
             "bandwidth_events": [e.message for e in task.events.all() if e.message.startswith("Bandwidth ")],
         })  # fmt: skip
     return judge(rows, high_guest, budget, number, source, destination)
@@ -183,7 +144,7 @@ def main(argv: list[str]) -> int:
     lock = hold_bench_lock(LAB_DIR)
     if lock is None:
         return 2
-    env = environment()
+    env = fleet.environment(LAB_DIR, DATABASE, redis_db=10)
     os.environ.update({key: env[key] for key in control_plane.DJANGO_ENV_KEYS})
     os.chdir(ROOT)
     config = LabConfig(
@@ -197,19 +158,14 @@ def main(argv: list[str]) -> int:
         log(f"bringing the lab up in {LAB_DIR} (netns {NETNS})")
         state = lab_setup.bring_lab_up(config)
         lab = lab_setup.BenchLab.from_state(state, LAB_DIR)
-        fresh_database(env)
+        fleet.fresh_database(env, DATABASE)
         control_plane.register(lab_control.status(config))
         from inventory.models import Host
         from migrations_app.models import MigrationLimits
 
         MigrationLimits.objects.update_or_create(pk=1, defaults={"max_outgoing_per_host": GUESTS, "max_incoming_per_host": GUESTS, "max_concurrent": 2 * GUESTS})
         Host.objects.update(migration_bandwidth_mib_s=args.budget)
-        logs = LAB_DIR / "bench-logs"
-        logs.mkdir(exist_ok=True)
-        worker = ["rqworker", *control_plane.QUEUES, "--worker-class", "migrations_app.worker.VmotionWorker"]
-        for index in range(WORKERS):
-            processes.append(start_in_session(control_plane.manage_command(*worker), cwd=ROOT, env=env, log_path=logs / f"priority-worker-{index}.log"))
-        processes.append(start_in_session(control_plane.manage_command("scheduler"), cwd=ROOT, env=env, log_path=logs / "priority-scheduler.log"))
+        processes = fleet.start_control_plane(env, LAB_DIR, WORKERS, "priority")
         guests = sorted(lab.serial_logs)
         for number in range(args.repeat):
             result = run_round(number, lab, guests, args.budget)
@@ -217,8 +173,7 @@ def main(argv: list[str]) -> int:
             results.append(result)
         status = 0 if all(result["passed"] for result in results) else 1
     finally:
-        for process in reversed(processes):
-            stop_session(process)
+        fleet.stop_control_plane(processes)
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"command": " ".join(sys.argv), "budget_mib_s": args.budget, "rounds": results}, indent=2, default=str) + "\n")
         if not args.keep_lab:
