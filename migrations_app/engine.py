@@ -29,7 +29,7 @@ from .checks import encryption_setting, preflight, tls_ends
 from .choices import EndReason, EventKind, TaskState
 from .conclusion import conclude, finish
 from .database_outage import DATABASE_ERRORS, DatabaseLink, drop_connection
-from .forecast import POLICY, expected_link_bytes_s, forecast
+from .forecast import POLICY, expected_link_bytes_s, forecast, last_moved_bytes
 from .models import InvalidTransition, MigrationTask, ProgressSample
 from .monitor import ConvergenceMonitor
 from .recovery import hand_to_recovery
@@ -187,7 +187,7 @@ def _predict(task: MigrationTask, guest: Guest, inputs: policy.ConvergenceInputs
     """Measure the guest, store the forecast, and return the inputs with what was measured."""
     link = expected_link_bytes_s(task.source, task.destination, bandwidth_mib_s)
     try:
-        expected = forecast(guest, task.vm.memory_bytes, inputs, link, recent_dirty_rate(task.vm))
+        expected = forecast(guest, task.vm.memory_bytes, inputs, link, recent_dirty_rate(task.vm), last_moved_bytes(task.vm))
     except HypervisorError as error:
         task.log(EventKind.INFO, f"Could not measure the guest before starting ({error}); no prediction.")
         return inputs

@@ -58,6 +58,16 @@ def expected_link_bytes_s(source: Host, destination: Host, bandwidth_mib_s: int 
     return achieved or settings.MIGRATION_ASSUMED_BANDWIDTH_MIB_S * MIB
 
 
+def last_moved_bytes(vm: VirtualMachine) -> int | None:
+    """What the VM's last successful migration moved, or None."""
+    return (
+        MigrationTask.objects.filter(vm=vm, state=TaskState.SUCCEEDED, bytes_transferred__gt=0)
+        .order_by("-finished_at")
+        .values_list("bytes_transferred", flat=True)
+        .first()
+    )
+
+
 def _last_uncapped_rate(source: Host, destination: Host) -> int | None:
     """Bytes per second of the copy itself, without the fixed cost of setting it up."""
     last = (
@@ -75,10 +85,18 @@ def _last_uncapped_rate(source: Host, destination: Host) -> int | None:
     return round(moved * 1000 / max(total_ms - SETUP_MS, total_ms / 2))
 
 
-def forecast(guest: Guest, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int, recent_dirty_rate: int | None = None) -> Forecast:
+def forecast(
+    guest: Guest, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int,
+    recent_dirty_rate: int | None = None, moved_before: int | None = None,
+) -> Forecast:
     """Replay the migration from the guest's memory in use and its dirty rate: the recent
-    one given, else measured now for a second. Raises HypervisorError."""
+    one given, else measured now for a second. Raises HypervisorError.
+
+    Memory in use: QEMU's resident set, which also holds QEMU's own memory, or what the
+    guest's last migration moved if less: a first pass sends every page the guest uses."""
     resident = guest.resident_bytes() or memory_bytes
+    if moved_before:
+        resident = min(resident, moved_before)
     sampled_now = recent_dirty_rate is None
     dirty_rate = guest.measure_dirty_rate(seconds=1) if sampled_now else recent_dirty_rate
     inputs = dataclasses.replace(inputs, measured_dirty_rate_bytes_s=dirty_rate or 0, expected_link_bytes_s=link_bytes_s)
@@ -97,16 +115,18 @@ def forecast_moves(moves: list[tuple[VirtualMachine, Host]], options: MigrationO
     now = timezone.now()
     jobs = [
         (vm.host.uri, str(vm.uuid), vm.memory_bytes, options.convergence_inputs(vm.memory_bytes),
-         expected_link_bytes_s(vm.host, destination, options.bandwidth_mib_s), recent_dirty_rate(vm, now))
+         expected_link_bytes_s(vm.host, destination, options.bandwidth_mib_s), recent_dirty_rate(vm, now), last_moved_bytes(vm))
         for vm, destination in moves
     ]
     with ThreadPoolExecutor(max_workers=PARALLEL_MEASUREMENTS) as pool:
         return list(pool.map(lambda job: _measure(*job), jobs))
 
 
-def _measure(uri: str, uuid: str, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int, dirty_rate: int | None) -> MoveForecast:
+def _measure(
+    uri: str, uuid: str, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int, dirty_rate: int | None, moved_before: int | None
+) -> MoveForecast:
     try:
         with Connection(uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS) as connection:
-            return MoveForecast(forecast(Guest(connection, uuid), memory_bytes, inputs, link_bytes_s, dirty_rate))
+            return MoveForecast(forecast(Guest(connection, uuid), memory_bytes, inputs, link_bytes_s, dirty_rate, moved_before))
     except HypervisorError as error:
         return MoveForecast(None, f"Could not measure the guest: {error}")

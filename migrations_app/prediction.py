@@ -34,9 +34,9 @@ from .policy import (
 )
 
 # Starting the destination QEMU, the handshakes and the device state cost about this much
-# whatever the guest's size: in the lab an idle 1 GiB guest took 3.4-3.5 s at 110 MiB/s where
-# its ~280 MiB in use need 2.5 s, and an idle 256 MiB guest took 0.9 s uncapped.
-SETUP_MS = 800
+# whatever the guest's size: in the lab an idle 1 GiB guest took 3.3-3.5 s at 110 MiB/s to
+# move the 345 MiB its first pass sent, which need 3.1 s.
+SETUP_MS = 300
 # libvirt reported 3-5 ms of downtime for the switch to post-copy in the lab.
 POST_COPY_SWITCH_MS = 5
 # QEMU's auto-converge raises the throttle when, twice, the guest dirtied more than this
