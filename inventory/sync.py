@@ -242,8 +242,9 @@ def _apply_domains(host, domains, mounts, attachments, now, read_at) -> None:
 
 def _record_load(host: Host, sightings: list[tuple[VirtualMachine, DomainFacts, bool]], now) -> None:
     """Each running VM's CPU demand since the last sync, its memory in use and its last
-    measured dirty rate, on the VM, and the first two in its short history; history older than LOAD_HISTORY_MINUTES goes. Metrics, so written
-    in bulk and kept out of the audit trail."""
+    measured dirty rate on the VM; the first two also in its short history, where entries
+    older than LOAD_HISTORY_MINUTES go. Metrics, so written in bulk and kept out of the
+    audit trail."""
     measured, samples = [], []
     for vm, domain, was_here in sightings:
         if domain.cpu_time_ns is None:

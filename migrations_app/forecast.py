@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from hypervisor import HypervisorError
@@ -60,12 +61,19 @@ def expected_link_bytes_s(source: Host, destination: Host, bandwidth_mib_s: int 
 
 def last_moved_bytes(vm: VirtualMachine) -> int | None:
     """What the VM's last successful migration moved, or None."""
-    return (
-        MigrationTask.objects.filter(vm=vm, state=TaskState.SUCCEEDED, bytes_transferred__gt=0)
+    return last_moved_bytes_of([vm]).get(vm.pk)
+
+
+def last_moved_bytes_of(vms: list[VirtualMachine]) -> dict[int, int]:
+    """What each VM's last successful migration moved, by VM id, in one query; a VM never
+    moved is left out."""
+    last = (
+        MigrationTask.objects.filter(vm=OuterRef("pk"), state=TaskState.SUCCEEDED, bytes_transferred__gt=0)
         .order_by("-finished_at")
-        .values_list("bytes_transferred", flat=True)
-        .first()
+        .values("bytes_transferred")[:1]
     )
+    moved = VirtualMachine.objects.filter(pk__in=[vm.pk for vm in vms]).annotate(moved=Subquery(last)).values_list("pk", "moved")
+    return {pk: bytes_moved for pk, bytes_moved in moved if bytes_moved}
 
 
 def _last_uncapped_rate(source: Host, destination: Host) -> int | None:
@@ -111,11 +119,14 @@ class MoveForecast:
 
 
 def forecast_moves(moves: list[tuple[VirtualMachine, Host]], options: MigrationOptions) -> list[MoveForecast]:
-    """A forecast for each (VM, destination) under the operator's options, measured in parallel."""
+    """A forecast for each (VM, destination) under the operator's options, measured in parallel.
+    What the database knows is read once per host pair and once for all VMs, not per move."""
     now = timezone.now()
+    links = {pair: expected_link_bytes_s(*pair, options.bandwidth_mib_s) for pair in {(vm.host, destination) for vm, destination in moves}}
+    moved_before = last_moved_bytes_of([vm for vm, _ in moves])
     jobs = [
         (vm.host.uri, str(vm.uuid), vm.memory_bytes, options.convergence_inputs(vm.memory_bytes),
-         expected_link_bytes_s(vm.host, destination, options.bandwidth_mib_s), recent_dirty_rate(vm, now), last_moved_bytes(vm))
+         links[vm.host, destination], recent_dirty_rate(vm, now), moved_before.get(vm.pk))
         for vm, destination in moves
     ]
     with ThreadPoolExecutor(max_workers=PARALLEL_MEASUREMENTS) as pool:

@@ -1,10 +1,14 @@
-"""The link rate a forecast assumes: learned from the last uncapped migration between the same
-hosts, and never above the operator's cap."""
+"""What a forecast learns from earlier migrations: the link rate, from the last uncapped
+migration between the same hosts and never above the operator's cap, and what each VM's last
+migration moved."""
+
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from migrations_app.choices import TaskState
-from migrations_app.forecast import expected_link_bytes_s
+from migrations_app.forecast import expected_link_bytes_s, last_moved_bytes_of
 from migrations_app.models import MigrationTask
 from migrations_app.policy import MIB
 from migrations_app.prediction import SETUP_MS
@@ -46,3 +50,18 @@ def test_capped_migrations_and_the_reverse_direction_teach_nothing(hosts):
     moved(destination, source, mib=10, total_ms=SETUP_MS + 1000)
 
     assert expected_link_bytes_s(source, destination, 110) == 110 * MIB
+
+
+def test_what_each_vm_last_moved_is_read_for_all_of_them_at_once(hosts, django_assert_num_queries):
+    source, destination = hosts
+    older = moved(source, destination, mib=500, total_ms=5000)
+    MigrationTask.objects.filter(pk=older.pk).update(finished_at=timezone.now() - timedelta(hours=1))
+    MigrationTask.objects.create(
+        vm=older.vm, source=destination, destination=source, state=TaskState.SUCCEEDED, bytes_transferred=345 * MIB, total_ms=3000, finished_at=timezone.now()
+    )
+    never_moved = VirtualMachineFactory(host=source)
+
+    with django_assert_num_queries(1):
+        moved_before = last_moved_bytes_of([older.vm, never_moved])
+
+    assert moved_before == {older.vm.pk: 345 * MIB}
