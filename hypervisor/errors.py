@@ -62,6 +62,14 @@ def migration_failure(message: str) -> str:
             f"put ca-cert.pem, server-cert.pem, server-key.pem, client-cert.pem and client-key.pem in {directory}, "
             f"the migrate_tls_x509_cert_dir of its qemu.conf (libvirt: {message})"
         )
+    stream = re.search(r"unable to connect to server at '([^']+)': (Connection timed out|Connection refused|No route to host|Network is unreachable)", message)
+    if stream:
+        address, reason = stream.groups()
+        if reason == "Connection refused":
+            why = "nothing listens there: the destination's QEMU did not start, or a firewall rejects the port"
+        else:
+            why = "the migration link is down, or a firewall drops the migration ports"
+        return f"The source host could not open the migration stream to {address} ({reason.lower()}): {why} (libvirt: {message})"
     if "tls" in message.lower() and "certificate" in message.lower():
         return f"The hosts' QEMU refused each other's migration certificates: both need certificates from one CA, each naming its host's migration address (libvirt: {message})"
     return message

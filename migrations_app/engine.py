@@ -30,6 +30,7 @@ from .choices import EndReason, EventKind, TaskState
 from .conclusion import conclude, finish
 from .database_outage import DATABASE_ERRORS, DatabaseLink, drop_connection
 from .forecast import POLICY, expected_link_bytes_s, forecast, last_moved_bytes
+from .job_silence import JobSilence
 from .models import InvalidTransition, MigrationTask, ProgressSample
 from .monitor import ConvergenceMonitor
 from .recovery import hand_to_recovery
@@ -207,12 +208,15 @@ def _watch(
     """Sample the job until the migrate call returns; returns whether a cancel was carried out.
     The policy steers on without the database; its samples and the operator's requests wait."""
     cancelled = False
+    silence = JobSilence(task.source.name, note=lambda message: database.if_answering(lambda: task.log(EventKind.INFO, message), None))
     while not run.wait(MONITOR_INTERVAL_S):
         try:
             sample = guest.job_sample()
         except HypervisorError as error:
             log.warning("task %s: cannot read job stats: %s", task.pk, error)
+            silence.failed(error)
             continue
+        silence.answered()
         if not sample.active:
             continue
         cancel, force = database.if_answering(lambda: _record_sample(task, sample, monitor), (False, False))

@@ -100,6 +100,15 @@ def test_missing_migration_certificates_name_the_file_and_the_setting():
     assert migration_failure("operation aborted: migration out job: canceled by client") == "operation aborted: migration out job: canceled by client"
 
 
+def test_a_migration_stream_that_cannot_connect_says_the_link_is_down_or_nothing_listens():
+    timed_out = migration_failure("unable to connect to server at '10.0.9.2:49152': Connection timed out")
+    refused = migration_failure("unable to connect to server at '10.0.9.2:49152': Connection refused")
+
+    assert timed_out.startswith("The source host could not open the migration stream to 10.0.9.2:49152 (connection timed out): the migration link is down")
+    assert timed_out.endswith("(libvirt: unable to connect to server at '10.0.9.2:49152': Connection timed out)")
+    assert "nothing listens there" in refused and "link is down" not in refused
+
+
 def test_only_an_encrypted_request_asks_libvirt_for_tls():
     assert _flags(MigrationRequest(uuid="u", destination_uri="qemu+tcp://h2/system", tls=True)) & VIR_MIGRATE_TLS
     assert not _flags(MigrationRequest(uuid="u", destination_uri="qemu+tcp://h2/system")) & VIR_MIGRATE_TLS
