@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.config import GUEST_FOR_RATE, BenchError, cap_label, log
+from bench.config import GUEST_FOR_RATE, UNCAPPED, BenchError, cap_label, log
 from bench.control_plane import Workers
 from bench.lab_setup import BenchLab, only_guest_running
 from bench.measure import measured
@@ -19,6 +19,7 @@ class Bench:
     def __init__(self, args, lab: BenchLab, migrators: list[Migrator], workers: Workers):
         self.args, self.lab, self.migrators, self.workers = args, lab, migrators, workers
         self.runs: list[Run] = []
+        self.link_run: Run | None = None
 
     @property
     def cells(self) -> list[tuple[int | None, int]]:
@@ -32,9 +33,27 @@ class Bench:
     def tools(self) -> list[str]:
         return [migrator.tool for migrator in self.migrators]
 
+    def learn_the_link(self) -> Run | None:
+        """One uncapped engine migration before the cells, not counted: a new installation
+        knows its links only once it has moved a VM over them, and predicts an uncapped copy's
+        rate from what its last one between the same hosts (or either way) achieved. Without
+        it, the first uncapped run's forecast would rest on the assumed link speed alone."""
+        engines = [migrator for migrator in self.migrators if migrator.tool.startswith("engine")]
+        if not engines or UNCAPPED not in {cap for cap, _ in self.cells} or not self.args.learn_link:
+            return None
+        cap, rate = self.cells[0]
+        guest = GUEST_FOR_RATE[rate]
+        source = only_guest_running(self.lab, guest, rate)
+        run = Run(UNCAPPED, rate, 0, engines[0].tool, guest, source, self.lab.other(source))
+        log(f"learning the link (not counted): {guest} {run.source} -> {run.destination}, uncapped, {engines[0].tool}")
+        engines[0].migrate(run)
+        log(f"  {describe(run)}")
+        return run
+
     def run_cells(self, results_path: Path) -> None:
         total = len(self.cells) * self.args.repeat * len(self.migrators)
         done = 0
+        self.link_run = self.learn_the_link()
         for cap, rate in self.cells:
             guest = GUEST_FOR_RATE[rate]
             only_guest_running(self.lab, guest, rate)

@@ -50,6 +50,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="engine configurations to run: pre-copy (defaults: auto-converge allowed) and/or post-copy (--post-copy)",
     )  # fmt: skip
     parser.add_argument("--no-virsh", action="store_true", help="skip plain virsh (engine only)")
+    parser.add_argument(
+        "--no-link-learning", dest="learn_link", action="store_false",
+        help="skip the uncounted uncapped engine migration before the cells that teaches the engine the link's rate",
+    )  # fmt: skip
     parser.add_argument("--max-downtime", type=int, default=300, help="the engine's --max-downtime SLO, ms (default 300, the CLI's)")
     parser.add_argument("--quiet-wait", type=float, default=60, metavar="S",
                         help="before each migration wait up to S seconds until no other lab's QEMU runs (default 60; 0: don't)")

@@ -119,15 +119,8 @@ class EngineMigrator(Migrator):
     def migrate(self, run: Run) -> None:
         from django.db import connection
 
-        from hypervisor.host import DIRTY_RATE_SAMPLE_SECONDS
-        from inventory.sync import sync_all_hosts
-
         self.workers.on_current_code()
-        sync_all_hosts()  # plain virsh moved the guest behind the inventory's back
-        # The sync started a dirty-rate measurement in the guest's new QEMU process; the next
-        # one reads it, as the scheduler's syncs keep reading a guest that has not just moved.
-        time.sleep(DIRTY_RATE_SAMPLE_SECONDS + 0.5)
-        sync_all_hosts()
+        measured_in_its_new_process(run.guest)
         connection.close()
         command = manage_command("vmotion", "migrate", run.guest, "--to", run.destination,
                                  "--max-downtime", str(self.max_downtime_ms), "--wait", "--json", *ENGINE_MODES[self.mode])  # fmt: skip
@@ -204,6 +197,29 @@ class EngineMigrator(Migrator):
             run.prediction = task.prediction
         connection.close()
         run.timeline = run_manage(self.env, "vmotion", "show", str(run.task), check=False).stdout.strip()
+
+
+def measured_in_its_new_process(guest: str) -> None:
+    """Sync until the inventory has read both of the guest's background measurements (its
+    dirty rate and its working set) in the QEMU process it runs in now, as the scheduler's
+    syncs keep them for a guest that has not just moved: plain virsh moved it behind the
+    inventory's back. Each sync reads the measurement the one before started, the two kinds
+    in turn."""
+    from django.utils import timezone
+
+    from hypervisor.host import DIRTY_RATE_SAMPLE_SECONDS, WORKING_SET_WINDOW_SECONDS
+    from inventory.models import VirtualMachine
+    from inventory.sync import sync_all_hosts
+
+    since = timezone.now()
+    sync_all_hosts()
+    for _ in range(4):
+        vm = VirtualMachine.objects.get(name=guest)
+        if all(read_at and read_at > since for read_at in (vm.dirty_rate_read_at, vm.dirtied_in_window_read_at)):
+            return
+        time.sleep(max(DIRTY_RATE_SAMPLE_SECONDS, WORKING_SET_WINDOW_SECONDS) + 0.5)
+        sync_all_hosts()
+    log(f"  the inventory has not read both of {guest}'s measurements; the forecast does without")
 
 
 def migrators_for(args, lab: BenchLab, workers: Workers, env: dict) -> list[Migrator]:

@@ -260,6 +260,7 @@ def write_results(path: Path, bench, complete: bool, extra: dict | None = None) 
         "engine_code": bench.code_history,  # git revision and source hash each time the worker (re)started
         "targets": targets,
         "runs": [{**asdict(r), "mib_moved": r.mib_moved, "contended": r.contended} for r in bench.runs],
+        "link_learned_from": asdict(bench.link_run) if bench.link_run else None,
         **(extra or {}),
     }
     temporary = path.with_suffix(".tmp")

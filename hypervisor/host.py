@@ -18,6 +18,10 @@ T = TypeVar("T")
 
 # How long each background dirty-rate measurement samples a guest.
 DIRTY_RATE_SAMPLE_SECONDS = 1
+# Every other measurement samples this long instead. A guest that dirties fewer distinct pages
+# in it than its 1 s rate times the window rewrites the same ones: what it dirtied is its
+# working set, which bounds what any pre-copy pass has to send again.
+WORKING_SET_WINDOW_SECONDS = 4
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,9 @@ class DomainFacts:
     # Distinct bytes it dirtied per second in the last completed page-sampling measurement;
     # None when none has completed in this QEMU process.
     dirty_rate_bytes_s: int | None = None
+    # Distinct bytes it dirtied within the last completed WORKING_SET_WINDOW_SECONDS
+    # measurement; None likewise.
+    dirtied_in_window_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -143,8 +150,8 @@ def read_host_cpu(uri: str, timeout: float) -> tuple[str, str, tuple[str, ...] |
 
 def _read_snapshot(conn: libvirt.virConnect) -> HostSnapshot:
     load = _domain_load(conn)
-    for uuid, rate in _dirty_rates_then_sample_again(conn).items():
-        load.setdefault(uuid, {})["dirty_rate_bytes_s"] = rate
+    for uuid, measured in _dirty_rates_then_sample_again(conn).items():
+        load.setdefault(uuid, {}).update(measured)
     expanded: dict[tuple[str, str], tuple[str, ...] | None] = {}
 
     def cpu_features(cpu_xml: str, arch: str) -> tuple[str, ...] | None:
@@ -175,32 +182,38 @@ def _domain_load(conn: libvirt.virConnect) -> dict[str, dict]:
     return load
 
 
-def _dirty_rates_then_sample_again(conn: libvirt.virConnect) -> dict[str, int]:
-    """Every running domain's last measured dirty rate; then a new measurement starts for
-    each, which runs on in QEMU while nobody waits and is read by the next sync. So a
-    migration's forecast finds a recent rate instead of sampling the guest for a second.
-    Page sampling hashes a few pages per GiB: it costs the guest nothing and works under
-    emulation."""
+def _dirty_rates_then_sample_again(conn: libvirt.virConnect) -> dict[str, dict[str, int]]:
+    """Every running domain's last measurement: its dirty rate, or what it dirtied within the
+    longer window; then the next measurement starts for each, the other kind, which runs on in
+    QEMU while nobody waits and is read by the next sync. So a migration's forecast finds both
+    recent instead of sampling the guest for a second. Page sampling hashes a few pages per
+    GiB: it costs the guest nothing and works under emulation."""
     # Running ones only: a domain paused for an incoming migration is not the guest yet.
     # A rate is a hint for the forecast: a host that cannot measure one still syncs.
     try:
         stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_DIRTYRATE, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_RUNNING)
     except libvirt.libvirtError:
         return {}
-    rates = {}
+    measured = {}
     for dom, values in stats:
         status = values.get("dirtyrate.calc_status")
+        period = values.get("dirtyrate.calc_period")
         if status == libvirt.VIR_DOMAIN_DIRTYRATE_MEASURED:
-            rates[dom.UUIDString().lower()] = values.get("dirtyrate.megabytes_per_second", 0) * 1024 * 1024
+            rate = values.get("dirtyrate.megabytes_per_second", 0) * 1024 * 1024
+            if period == WORKING_SET_WINDOW_SECONDS:
+                measured[dom.UUIDString().lower()] = {"dirtied_in_window_bytes": rate * period}
+            else:
+                measured[dom.UUIDString().lower()] = {"dirty_rate_bytes_s": rate}
         if status != libvirt.VIR_DOMAIN_DIRTYRATE_MEASURING:
+            following = DIRTY_RATE_SAMPLE_SECONDS if period == WORKING_SET_WINDOW_SECONDS or status is None else WORKING_SET_WINDOW_SECONDS
             try:
                 # Starting one waits for the domain's job lock, which a migration holds for its
                 # whole run: a migrating guest is measured again once it has arrived.
                 if dom.jobInfo()[0] == libvirt.VIR_DOMAIN_JOB_NONE:
-                    dom.startDirtyRateCalc(DIRTY_RATE_SAMPLE_SECONDS, libvirt.VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING)
+                    dom.startDirtyRateCalc(following, libvirt.VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING)
             except libvirt.libvirtError:
                 pass  # measured again at the next sync
-    return rates
+    return measured
 
 
 def _host_facts(conn: libvirt.virConnect) -> HostFacts:

@@ -1,5 +1,6 @@
-"""The dirty rate the inventory sync measures in the background, while it still stands for
-the guest: a forecast takes it instead of sampling the guest for a second first."""
+"""The dirty rate and working set the inventory sync measures in the background, while they
+still stand for the guest: a forecast takes them instead of sampling the guest for a second
+first."""
 
 from __future__ import annotations
 
@@ -8,13 +9,34 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
+from hypervisor.host import WORKING_SET_WINDOW_SECONDS
+
 from .models import VirtualMachine
+
+# A guest that dirtied less than this share of (its rate x the window) within the window
+# rewrites pages it dirtied before within it.
+SATURATED_PERCENT = 75
+
+
+def _recent(value: int | None, read_at: datetime | None, now: datetime | None) -> int | None:
+    """A sync reads the measurement the sync before it started, and the two kinds take turns:
+    each is read every other sync, so it is up to two intervals old, three when one failed."""
+    if value is None or read_at is None:
+        return None
+    age = ((now or timezone.now()) - read_at).total_seconds()
+    return value if age <= 3 * settings.INVENTORY_SYNC_INTERVAL_SECONDS else None
 
 
 def recent_dirty_rate(vm: VirtualMachine, now: datetime | None = None) -> int | None:
-    """The rate read by one of the last two syncs (one may have failed), else None. A sync
-    reads the measurement the sync before it started, so it is at most that old again."""
-    if vm.dirty_rate_bytes_s is None or vm.dirty_rate_read_at is None:
+    """Distinct bytes per second the guest dirtied, over 1 s, if recently measured."""
+    return _recent(vm.dirty_rate_bytes_s, vm.dirty_rate_read_at, now)
+
+
+def recent_working_set(vm: VirtualMachine, now: datetime | None = None) -> int | None:
+    """The bytes the guest keeps rewriting, if the recent measurements show it rewrites the same
+    pages; None for a guest that dirties new pages throughout the window, or not measured."""
+    rate = recent_dirty_rate(vm, now)
+    dirtied = _recent(vm.dirtied_in_window_bytes, vm.dirtied_in_window_read_at, now)
+    if not rate or dirtied is None:
         return None
-    age = ((now or timezone.now()) - vm.dirty_rate_read_at).total_seconds()
-    return vm.dirty_rate_bytes_s if age <= 2 * settings.INVENTORY_SYNC_INTERVAL_SECONDS else None
+    return dirtied if dirtied * 100 < rate * WORKING_SET_WINDOW_SECONDS * SATURATED_PERCENT else None

@@ -247,6 +247,11 @@ class VirtualMachine(models.Model):
     # measurement: a migration's forecast takes it instead of sampling the guest first.
     dirty_rate_bytes_s = models.BigIntegerField("dirty rate (bytes/s)", null=True, blank=True)
     dirty_rate_read_at = models.DateTimeField(null=True, blank=True)
+    # The distinct bytes it dirtied within a longer window (hypervisor.host's
+    # WORKING_SET_WINDOW_SECONDS), measured likewise: far less than the rate times the window
+    # means it rewrites the same pages, and this is its working set.
+    dirtied_in_window_bytes = models.BigIntegerField(null=True, blank=True)
+    dirtied_in_window_read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

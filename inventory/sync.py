@@ -253,15 +253,19 @@ def _record_load(host: Host, sightings: list[tuple[VirtualMachine, DomainFacts, 
         cores = cpu_demand(vm.cpu_time_ns, vm.load_sampled_at, domain.cpu_time_ns, now) if was_here else None
         vm.cpu_cores_used, vm.memory_in_use_bytes = cores, domain.memory_in_use_bytes
         vm.cpu_time_ns, vm.load_sampled_at = domain.cpu_time_ns, now
-        if domain.dirty_rate_bytes_s is not None:  # else the last one stands until it ages out
+        # Each sync reads one kind of measurement; the last of the other stands until it ages out.
+        if domain.dirty_rate_bytes_s is not None:
             vm.dirty_rate_bytes_s, vm.dirty_rate_read_at = domain.dirty_rate_bytes_s, now
+        if domain.dirtied_in_window_bytes is not None:
+            vm.dirtied_in_window_bytes, vm.dirtied_in_window_read_at = domain.dirtied_in_window_bytes, now
         measured.append(vm)
         if cores is not None:
             samples.append(VmLoadSample(vm=vm, host=host, at=now, cpu_cores_used=cores, memory_in_use_bytes=domain.memory_in_use_bytes))
     if measured:
-        VirtualMachine.objects.bulk_update(
-            measured, ["cpu_cores_used", "memory_in_use_bytes", "cpu_time_ns", "load_sampled_at", "dirty_rate_bytes_s", "dirty_rate_read_at"]
-        )
+        VirtualMachine.objects.bulk_update(measured, [
+            "cpu_cores_used", "memory_in_use_bytes", "cpu_time_ns", "load_sampled_at",
+            "dirty_rate_bytes_s", "dirty_rate_read_at", "dirtied_in_window_bytes", "dirtied_in_window_read_at",
+        ])
     VmLoadSample.objects.bulk_create(samples)
     VmLoadSample.objects.filter(host=host, at__lt=now - timedelta(minutes=settings.LOAD_HISTORY_MINUTES)).delete()
 

@@ -20,7 +20,7 @@ from hypervisor.guest import Guest, domain_state
 from hypervisor.migration import MigrationRequest, MigrationRun
 from hypervisor.states import DomainState
 from inventory import sync
-from inventory.dirty_rate import recent_dirty_rate
+from inventory.dirty_rate import recent_dirty_rate, recent_working_set
 from inventory.models import Host
 
 from . import bandwidth, check_rules, policy, slots
@@ -188,7 +188,9 @@ def _predict(task: MigrationTask, guest: Guest, inputs: policy.ConvergenceInputs
     """Measure the guest, store the forecast, and return the inputs with what was measured."""
     link = expected_link_bytes_s(task.source, task.destination, bandwidth_mib_s)
     try:
-        expected = forecast(guest, task.vm.memory_bytes, inputs, link, recent_dirty_rate(task.vm), last_moved_bytes(task.vm))
+        expected = forecast(
+            guest, task.vm.memory_bytes, inputs, link, recent_dirty_rate(task.vm), last_moved_bytes(task.vm), recent_working_set(task.vm)
+        )
     except HypervisorError as error:
         task.log(EventKind.INFO, f"Could not measure the guest before starting ({error}); no prediction.")
         return inputs

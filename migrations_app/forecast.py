@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.db.models import Case, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
 from hypervisor import HypervisorError
 from hypervisor.connection import Connection
 from hypervisor.guest import Guest
-from inventory.dirty_rate import recent_dirty_rate
+from inventory.dirty_rate import recent_dirty_rate, recent_working_set
 from inventory.models import Host, VirtualMachine
 
 from .choices import TaskState
@@ -51,7 +51,8 @@ class Forecast:
 
 def expected_link_bytes_s(source: Host, destination: Host, bandwidth_mib_s: int | None) -> int:
     """The rate the copy between these hosts should reach: what the last uncapped migration
-    between them achieved (else the assumed link speed), and no more than the cap. QEMU's
+    between them, or else near them, achieved (else the assumed link speed), and no more than
+    the cap. QEMU's
     copy can be CPU-bound below a fast link's cap, so the cap alone may promise too much."""
     achieved = _last_uncapped_rate(source, destination)
     if bandwidth_mib_s:
@@ -77,13 +78,20 @@ def last_moved_bytes_of(vms: list[VirtualMachine]) -> dict[int, int]:
 
 
 def _last_uncapped_rate(source: Host, destination: Host) -> int | None:
-    """Bytes per second of the copy itself, without the fixed cost of setting it up."""
+    """Bytes per second of the copy itself, without the fixed cost of setting it up, in the
+    last uncapped migration between these hosts; else the other way between them (links are
+    mostly symmetric); else from or to either of them (one end's network and CPU set the pace)."""
+    ends = (source.pk, destination.pk)
+    nearness = Case(
+        When(source=source, destination=destination, then=Value(0)),
+        When(source=destination, destination=source, then=Value(1)),
+        default=Value(2),
+    )
     last = (
-        MigrationTask.objects.filter(
-            source=source, destination=destination, state=TaskState.SUCCEEDED,
-            bandwidth_mib_s__isnull=True, bytes_transferred__gt=0, total_ms__gt=0,
-        )
-        .order_by("-finished_at")
+        MigrationTask.objects.filter(Q(source__in=ends) | Q(destination__in=ends))
+        .filter(state=TaskState.SUCCEEDED, bandwidth_mib_s__isnull=True, bytes_transferred__gt=0, total_ms__gt=0)
+        .annotate(nearness=nearness)
+        .order_by("nearness", "-finished_at")
         .values_list("bytes_transferred", "total_ms")
         .first()
     )
@@ -95,20 +103,21 @@ def _last_uncapped_rate(source: Host, destination: Host) -> int | None:
 
 def forecast(
     guest: Guest, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int,
-    recent_dirty_rate: int | None = None, moved_before: int | None = None,
+    recent_dirty_rate: int | None = None, moved_before: int | None = None, working_set: int | None = None,
 ) -> Forecast:
     """Replay the migration from the guest's memory in use and its dirty rate: the recent
     one given, else measured now for a second. Raises HypervisorError.
 
     Memory in use: QEMU's resident set, which also holds QEMU's own memory, or what the
-    guest's last migration moved if less: a first pass sends every page the guest uses."""
+    guest's last migration moved if less: a first pass sends every page the guest uses.
+    The working set, the pages it keeps rewriting, is the inventory's measurement too."""
     resident = guest.resident_bytes() or memory_bytes
     if moved_before:
         resident = min(resident, moved_before)
     sampled_now = recent_dirty_rate is None
     dirty_rate = guest.measure_dirty_rate(seconds=1) if sampled_now else recent_dirty_rate
     inputs = dataclasses.replace(inputs, measured_dirty_rate_bytes_s=dirty_rate or 0, expected_link_bytes_s=link_bytes_s)
-    prediction = predict(resident, dirty_rate or 0, link_bytes_s, inputs, POLICY)
+    prediction = predict(resident, dirty_rate or 0, link_bytes_s, inputs, POLICY, working_set)
     return Forecast(prediction, inputs, resident, dirty_rate, link_bytes_s, sampled_now)
 
 
@@ -126,7 +135,7 @@ def forecast_moves(moves: list[tuple[VirtualMachine, Host]], options: MigrationO
     moved_before = last_moved_bytes_of([vm for vm, _ in moves])
     jobs = [
         (vm.host.uri, str(vm.uuid), vm.memory_bytes, options.convergence_inputs(vm.memory_bytes),
-         links[vm.host, destination], recent_dirty_rate(vm, now), moved_before.get(vm.pk))
+         links[vm.host, destination], recent_dirty_rate(vm, now), moved_before.get(vm.pk), recent_working_set(vm, now))
         for vm, destination in moves
     ]
     with ThreadPoolExecutor(max_workers=PARALLEL_MEASUREMENTS) as pool:
@@ -134,10 +143,11 @@ def forecast_moves(moves: list[tuple[VirtualMachine, Host]], options: MigrationO
 
 
 def _measure(
-    uri: str, uuid: str, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int, dirty_rate: int | None, moved_before: int | None
+    uri: str, uuid: str, memory_bytes: int, inputs: ConvergenceInputs, link_bytes_s: int,
+    dirty_rate: int | None, moved_before: int | None, working_set: int | None,
 ) -> MoveForecast:
     try:
         with Connection(uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS) as connection:
-            return MoveForecast(forecast(Guest(connection, uuid), memory_bytes, inputs, link_bytes_s, dirty_rate, moved_before))
+            return MoveForecast(forecast(Guest(connection, uuid), memory_bytes, inputs, link_bytes_s, dirty_rate, moved_before, working_set))
     except HypervisorError as error:
         return MoveForecast(None, f"Could not measure the guest: {error}")

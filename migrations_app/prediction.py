@@ -6,8 +6,9 @@ allowed pause, let QEMU throttle the guest, switch to post-copy, or give up.
 
 The model: pass 0 sends the memory in use (QEMU skips zero pages, so the engine passes the
 guest's resident memory, not its RAM size); every later pass sends what the guest dirtied
-during the one before, at most all of that memory; migration completes once what is left
-fits in the allowed pause at the link's rate.
+during the one before, at most its working set (the pages it keeps rewriting, where measured)
+and at most all of that memory; migration completes once what is left fits in the allowed
+pause at the link's rate.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class _Workload:
     memory_in_use_bytes: int
     dirty_rate_bytes_s: int
     bandwidth_bytes_s: int
+    rewritten_bytes: int  # the most a pass can find dirty: the working set, else memory in use
 
 
 @dataclass(frozen=True)
@@ -86,13 +88,16 @@ def predict(
     bandwidth_bytes_s: int,
     options: ConvergenceInputs,
     policy: ConvergencePolicy,
+    working_set_bytes: int | None = None,
 ) -> Prediction:
-    """What migrating this guest will take. For an uncapped link pass the best estimate of its rate."""
+    """What migrating this guest will take. For an uncapped link pass the best estimate of its
+    rate; `working_set_bytes` is what the guest keeps rewriting, where that is known."""
     if bandwidth_bytes_s <= 0:
         raise ValueError(f"The link's rate must be positive, not {bandwidth_bytes_s} bytes/s.")
-    if memory_in_use_bytes < 0 or dirty_rate_bytes_s < 0:
-        raise ValueError("Memory in use and dirty rate cannot be negative.")
-    workload = _Workload(memory_in_use_bytes, dirty_rate_bytes_s, bandwidth_bytes_s)
+    if memory_in_use_bytes < 0 or dirty_rate_bytes_s < 0 or (working_set_bytes or 0) < 0:
+        raise ValueError("Memory in use, dirty rate and working set cannot be negative.")
+    rewritten = min(working_set_bytes, memory_in_use_bytes) if working_set_bytes is not None else memory_in_use_bytes
+    workload = _Workload(memory_in_use_bytes, dirty_rate_bytes_s, bandwidth_bytes_s, rewritten)
     flags = migration_flags_for(options, policy)
     state = _carried_out(*start(options, policy))
     run = _Precopy(
@@ -122,7 +127,7 @@ def _carried_out(state: PolicyState, actions: list[Action]) -> PolicyState:
 def _send_pass(run: _Precopy, workload: _Workload, flags: dict) -> _Precopy:
     pass_ms = run.to_send_bytes * 1000 / workload.bandwidth_bytes_s
     dirty_rate = workload.dirty_rate_bytes_s * (100 - run.throttle) / 100  # throttled vCPUs write less
-    dirtied = min(dirty_rate * pass_ms / 1000, workload.memory_in_use_bytes)
+    dirtied = min(dirty_rate * pass_ms / 1000, workload.rewritten_bytes)
     run = replace(
         run,
         elapsed_ms=run.elapsed_ms + pass_ms,
@@ -189,7 +194,7 @@ def _converged(
     passes = "1 pre-copy pass sends" if run.passes == 1 else f"{run.passes} pre-copy passes send"
     explanation = (
         f"{passes} the {_mib(workload.memory_in_use_bytes)} MiB in use at "
-        f"{_mib(workload.bandwidth_bytes_s)} MiB/s while the guest dirties {_mb(workload.dirty_rate_bytes_s)} MB/s; "
+        f"{_mib(workload.bandwidth_bytes_s)} MiB/s while the guest dirties {_dirtying(workload)}; "
         f"the final {pause_ms:.0f} ms pause fits{how} (SLO {options.slo_downtime_ms} ms)."
     )
     return Prediction(
@@ -263,6 +268,13 @@ def _what_would_help(options: ConvergenceInputs, timed_out: bool) -> str:
     if not options.allow_auto_converge:
         remedies.append("auto-converge")
     return " or ".join(remedies + ["a larger SLO"])
+
+
+def _dirtying(workload: _Workload) -> str:
+    rate = f"{_mb(workload.dirty_rate_bytes_s)} MB/s"
+    if workload.rewritten_bytes < workload.memory_in_use_bytes:
+        return f"{rate}, rewriting the same {_mib(workload.rewritten_bytes)} MiB"
+    return rate
 
 
 def _mib(byte_count: float) -> str:

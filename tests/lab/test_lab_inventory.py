@@ -100,15 +100,23 @@ def test_a_guest_that_rewrites_its_memory_shows_more_cpu_demand_than_idle_ones(l
     assert busy > idle[-1] and busy > 1.5 * idle[len(idle) // 2], (busy, idle)
 
 
-def test_each_sync_reads_the_dirty_rate_the_sync_before_it_started_to_measure(lab_inventory):
-    # lab_inventory's sync started a measurement of every running guest; it takes a second.
-    time.sleep(2)
-    sync.sync_all_hosts()
-    running = {vm.name: vm for vm in VirtualMachine.objects.filter(power_state=PowerState.RUNNING)}
+def test_each_sync_reads_the_measurement_the_sync_before_it_started_rate_and_working_set_in_turn(lab_inventory):
+    # lab_inventory's sync started a measurement of every running guest: 1 s or 4 s, the two
+    # kinds taking turns, each read by the next sync.
+    deadline = time.monotonic() + 30
+    while True:
+        time.sleep(1.5)
+        sync.sync_all_hosts()
+        running = {vm.name: vm for vm in VirtualMachine.objects.filter(power_state=PowerState.RUNNING)}
+        if all(vm.dirty_rate_bytes_s is not None and vm.dirtied_in_window_bytes is not None for vm in running.values()):
+            break
+        assert time.monotonic() < deadline, {name: (vm.dirty_rate_bytes_s, vm.dirtied_in_window_bytes) for name, vm in running.items()}
     rates = {name: vm.dirty_rate_bytes_s for name, vm in running.items()}
-    assert all(rate is not None for rate in rates.values()), rates
     assert all(dirty_rate.recent_dirty_rate(vm) == vm.dirty_rate_bytes_s for vm in running.values())
     # lab-vm4 rewrites 32 MB at 150 MB/s; the others only tick, though one that has just
     # booted may still be settling. Page sampling estimates.
     busy, idle = rates.pop("lab-vm4"), sorted(rates.values())[len(rates) // 2]
     assert busy >= 16 * 1024**2 and busy > 4 * idle, (busy, rates)
+    # In 4 s it dirtied its 32 MB again and again, not 4 x its 1 s rate: that is its working set.
+    working_set = dirty_rate.recent_working_set(running["lab-vm4"])
+    assert working_set is not None and 16 * 1024**2 <= working_set <= 64 * 1024**2, (working_set, running["lab-vm4"].dirtied_in_window_bytes, busy)

@@ -101,6 +101,23 @@ def test_a_guest_dirtying_faster_than_the_link_still_converges_through_the_polic
     assert task.samples.count() > 0 and task.predicted_total_ms is not None
 
 
+def test_post_copy_moves_a_guest_that_outruns_the_link_with_its_memory_intact(lab, workers, home_hosts):
+    name = "lab-vm4"  # rewrites 32 MB at 150 MB/s: far above a 20 MiB/s cap
+    destination = other_host(name)
+    watcher = SerialWatcher(guest(lab, name).serial_log).start()
+
+    result = migrate_cli(name, "--to", destination, "--bandwidth", "20", "--post-copy")
+
+    serial = watcher.stop()
+    task = MigrationTask.objects.get(pk=result["task"])
+    timeline = [event.message for event in task.events.all()]
+    assert result["state"] == "succeeded", timeline
+    assert any("switching to post-copy" in message for message in timeline), timeline
+    assert any(f"now runs on {destination}; the rest of its memory follows" in message for message in timeline), timeline
+    assert where_runs(name) == [destination] and defined_on(name) == [destination]
+    assert serial.kept_running and serial.mismatches == 0, serial
+
+
 def test_cancel_mid_flight_leaves_the_guest_running_on_the_source(lab, workers, home_hosts):
     name = "lab-vm4"
     source = VirtualMachine.objects.get(name=name).host.name

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from inventory.dirty_rate import recent_dirty_rate
+from inventory.dirty_rate import recent_dirty_rate, recent_working_set
 from migrations_app import services
 from migrations_app.options import MigrationOptions
 from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host  # noqa: F401  fixtures
@@ -21,8 +21,9 @@ def vm_read(seconds_ago: float | None, rate: int | None = 40 * MB, **fields):
     return VirtualMachineFactory(dirty_rate_bytes_s=rate, dirty_rate_read_at=read_at, **fields)
 
 
-@pytest.mark.parametrize(("seconds_ago", "expected"), [(1, 40 * MB), (59, 40 * MB), (61, None), (None, None)])
-def test_a_rate_read_by_one_of_the_last_two_syncs_is_recent(settings, seconds_ago, expected):
+# The two kinds of measurement take turns, so each is read every other sync.
+@pytest.mark.parametrize(("seconds_ago", "expected"), [(1, 40 * MB), (89, 40 * MB), (91, None), (None, None)])
+def test_a_rate_read_by_one_of_the_last_three_syncs_is_recent(settings, seconds_ago, expected):
     settings.INVENTORY_SYNC_INTERVAL_SECONDS = 30
 
     assert recent_dirty_rate(vm_read(seconds_ago)) == expected
@@ -30,6 +31,38 @@ def test_a_rate_read_by_one_of_the_last_two_syncs_is_recent(settings, seconds_ag
 
 def test_a_vm_never_measured_has_no_recent_rate():
     assert recent_dirty_rate(vm_read(1, rate=None)) is None
+
+
+def window_read(dirtied: int | None, rate: int = 40 * MB, seconds_ago: float = 5):
+    read_at = timezone.now() - timedelta(seconds=seconds_ago)
+    return vm_read(seconds_ago, rate=rate, dirtied_in_window_bytes=dirtied, dirtied_in_window_read_at=read_at)
+
+
+def test_a_guest_that_dirtied_far_less_in_the_window_than_its_rate_says_rewrites_a_working_set():
+    # 4 s at 40 MB/s would be 160 MB of new pages: 50 MB means it rewrites the same 50 MB.
+    assert recent_working_set(window_read(50 * MB)) == 50 * MB
+
+
+@pytest.mark.parametrize("dirtied", [150 * MB, 160 * MB, None])
+def test_a_guest_dirtying_new_pages_all_window_long_or_not_measured_has_no_known_working_set(dirtied):
+    assert recent_working_set(window_read(dirtied)) is None
+
+
+def test_an_old_window_or_no_rate_gives_no_working_set(settings):
+    settings.INVENTORY_SYNC_INTERVAL_SECONDS = 30
+
+    assert recent_working_set(window_read(50 * MB, seconds_ago=600)) is None
+    assert recent_working_set(window_read(50 * MB, rate=None)) is None
+
+
+def test_the_forecast_bounds_each_pass_by_the_working_set():
+    vm = window_read(50 * MB, rate=300 * MB)
+    vm.name, vm.host, vm.uuid = "web-01", driver_host("kvm1"), TEST_GUEST_UUID
+    vm.save()
+
+    forecast = services.preview_migration(vm, driver_host("kvm2"), MigrationOptions()).forecast.forecast
+
+    assert "rewriting the same 48 MiB" in forecast.prediction.explanation
 
 
 def test_the_forecast_takes_the_recent_rate_instead_of_sampling_the_guest():

@@ -1,6 +1,6 @@
 """What a forecast learns from earlier migrations: the link rate, from the last uncapped
-migration between the same hosts and never above the operator's cap, and what each VM's last
-migration moved."""
+migration between the same hosts (or near them) and never above the operator's cap, and what
+each VM's last migration moved."""
 
 from datetime import timedelta
 
@@ -44,12 +44,28 @@ def test_the_last_uncapped_copy_sets_the_rate_without_its_setup_time(hosts):
     assert expected_link_bytes_s(*hosts, 50) == 50 * MIB
 
 
-def test_capped_migrations_and_the_reverse_direction_teach_nothing(hosts):
+def test_capped_migrations_teach_nothing(hosts):
     source, destination = hosts
     moved(source, destination, mib=10, total_ms=SETUP_MS + 1000, bandwidth_mib_s=10)
-    moved(destination, source, mib=10, total_ms=SETUP_MS + 1000)
 
     assert expected_link_bytes_s(source, destination, 110) == 110 * MIB
+
+
+def test_the_same_direction_first_then_the_reverse_then_a_copy_from_or_to_either_host(hosts):
+    source, destination = hosts
+    elsewhere = HostFactory()
+    moved(elsewhere, HostFactory(), mib=999, total_ms=SETUP_MS + 1000)  # neither host: ignored
+    assert expected_link_bytes_s(source, destination, None) == 110 * MIB
+
+    moved(elsewhere, destination, mib=200, total_ms=SETUP_MS + 1000)
+    assert expected_link_bytes_s(source, destination, None) == 200 * MIB
+
+    moved(destination, source, mib=300, total_ms=SETUP_MS + 1000)
+    assert expected_link_bytes_s(source, destination, None) == 300 * MIB
+
+    older = moved(source, destination, mib=400, total_ms=SETUP_MS + 1000)
+    MigrationTask.objects.filter(pk=older.pk).update(finished_at=timezone.now() - timedelta(days=1))
+    assert expected_link_bytes_s(source, destination, None) == 400 * MIB
 
 
 def test_what_each_vm_last_moved_is_read_for_all_of_them_at_once(hosts, django_assert_num_queries):
