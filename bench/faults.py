@@ -42,6 +42,7 @@ FAULTS = {
     "destination's incoming QEMU SIGKILLed": "tests/lab/test_faults.py::test_the_destinations_incoming_qemu_killed_mid_migration_leaves_the_guest_on_its_source",
     "Redis restarted, tasks queued, global limit 1": "tests/lab/test_resilience.py::test_tasks_whose_jobs_redis_lost_in_a_restart_are_queued_again_and_all_arrive",
     "database drops the worker's connections": "tests/lab/test_faults.py::test_the_database_dropping_the_workers_connections_mid_migration_loses_nothing",
+    "database restarted": "tests/lab/test_faults.py::test_the_database_restarted_mid_migration_loses_nothing",
     "migration link cut mid pre-copy": "tests/lab/test_faults.py::test_the_migration_link_cut_mid_pre_copy_fails_the_task_with_the_guest_on_its_source",
     "migration link down before the stream opens": "tests/lab/test_faults.py::test_the_migration_link_down_before_the_stream_opens_fails_the_task_once_tcp_gives_up",
 }

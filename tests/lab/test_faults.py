@@ -4,20 +4,28 @@ happened."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.db import connection
 
 from inventory.models import Host, VirtualMachine
 from lab import link
 from lab.hosts import host_subdir
+from lab.processes import start_in_session, stop_session
 from migrations_app import services
 from migrations_app.choices import TaskState
 from migrations_app.models import MigrationTask, ProgressSample
+from tests import processes
 from tests.lab.conftest import defined_on, wait_for_state, where_runs
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
@@ -131,3 +139,102 @@ def test_the_migration_link_down_before_the_stream_opens_fails_the_task_once_tcp
     assert f"still runs on {vm.host.name}" in task.error, task.error
     assert f"libvirt on {vm.host.name} has not given the migration's statistics" in timeline(task)
     assert where_runs(name) == [vm.host.name] and defined_on(name) == [vm.host.name]
+
+
+POSTGRES_BIN = Path("/usr/lib/postgresql") / max(os.listdir("/usr/lib/postgresql"), key=int) / "bin"
+OWN_POSTGRES_PORT = 55439
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL server this test starts, restarts and stops itself, holding a copy of the
+    test's database (the lab as registered): the control plane's processes run on it."""
+    home = Path(tempfile.mkdtemp(prefix="vmotion-test-postgres-"))
+    shutil.chown(home, "postgres")
+    as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+    subprocess.run([*as_postgres, str(POSTGRES_BIN / "initdb"), "-D", str(home / "data"), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
+    command = [
+        *as_postgres, str(POSTGRES_BIN / "postgres"), "-D", str(home / "data"), "-p", str(OWN_POSTGRES_PORT), "-k", str(home),
+        "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+    ]  # fmt: skip
+
+    def start() -> subprocess.Popen:
+        process = start_in_session(command, cwd=home, env={"PATH": os.environ["PATH"]}, log_path=home / f"postgres-{time.monotonic_ns()}.log")
+        for _ in range(200):
+            if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(OWN_POSTGRES_PORT)]).returncode == 0:
+                return process
+            time.sleep(0.05)
+        raise AssertionError("the test's PostgreSQL did not start")
+
+    server = {"process": start()}
+    try:
+        _copy_test_database_to(OWN_POSTGRES_PORT)
+
+        def restart(down_seconds: float) -> None:
+            stop_session(server["process"], signal.SIGINT)  # PostgreSQL's fast shutdown: every session ends
+            time.sleep(down_seconds)
+            server["process"] = start()
+
+        yield f"postgres://postgres@127.0.0.1:{OWN_POSTGRES_PORT}/vmotion", restart
+    finally:
+        stop_session(server["process"], signal.SIGINT)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _copy_test_database_to(port: int) -> None:
+    db = connection.settings_dict
+    source = ["-h", db["HOST"] or "127.0.0.1", "-p", str(db["PORT"] or 5432), "-U", db["USER"]]
+    env = {**os.environ, "PGPASSWORD": db["PASSWORD"] or ""}
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "vmotion"], check=True, capture_output=True)
+    dump = subprocess.run(["pg_dump", *source, "-Fc", db["NAME"]], check=True, capture_output=True, env=env).stdout
+    subprocess.run(["pg_restore", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "vmotion", "--no-owner"], input=dump, check=True, capture_output=True)
+
+
+def _task_row(database_url: str, task_id: int) -> tuple[str, str, list[str], int]:
+    """The task's state and error, its timeline and how many bytes its samples saw move, as
+    the control plane's own database holds them."""
+    with psycopg.connect(database_url) as conn:
+        state, error = conn.execute("SELECT state, error FROM migrations_app_migrationtask WHERE id = %s", (task_id,)).fetchone()
+        events = [row[0] for row in conn.execute("SELECT message FROM migrations_app_taskevent WHERE task_id = %s ORDER BY id", (task_id,))]
+        moved = conn.execute("SELECT coalesce(max(data_processed), 0) FROM migrations_app_progresssample WHERE task_id = %s", (task_id,)).fetchone()[0]
+    return state, error, events, moved
+
+
+def test_the_database_restarted_mid_migration_loses_nothing(lab_inventory, home_hosts, own_postgres):
+    database_url, restart_database = own_postgres
+    name = "lab-vm3"
+    vm = VirtualMachine.objects.select_related("host").get(name=name)
+    destination = Host.objects.exclude(pk=vm.host_id).order_by("name").first()
+    started = [processes.start_worker(0, DATABASE_URL=database_url), processes.start_scheduler(DATABASE_URL=database_url)]
+    try:
+        submitted = subprocess.run(
+            [sys.executable, "manage.py", "vmotion", "migrate", name, "--to", destination.name, "--bandwidth", "5", "--json"],
+            cwd=processes.ROOT, env=processes.process_env(DATABASE_URL=database_url), capture_output=True, text=True, timeout=120,
+        )
+        assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+        task_id = json.loads(submitted.stdout.strip().splitlines()[-1])["task"]
+        deadline = time.monotonic() + 60
+        while _task_row(database_url, task_id)[3] == 0:
+            assert time.monotonic() < deadline, _task_row(database_url, task_id)
+            time.sleep(0.2)
+
+        restart_database(down_seconds=3)
+
+        deadline = time.monotonic() + 120
+        while (row := _task_row_when_answering(database_url, task_id))[0] not in ("succeeded", "failed", "cancelled"):
+            assert time.monotonic() < deadline, row
+            time.sleep(0.5)
+    finally:
+        for process in started:
+            processes.stop(process)
+    state, error, events, _ = row
+    assert state == "succeeded", (error, events)
+    assert where_runs(name) == [destination.name] and defined_on(name) == [destination.name]
+    assert any("The database did not answer for" in event for event in events), events
+
+
+def _task_row_when_answering(database_url: str, task_id: int) -> tuple:
+    try:
+        return _task_row(database_url, task_id)
+    except psycopg.OperationalError:
+        return ("database not answering",)
