@@ -79,6 +79,26 @@ class Guest:
 
         return self._on_domain(read, "reading job stats")
 
+    def on_pass_end(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call `callback(pass number)` each time a pre-copy pass of this domain's migration
+        ends, from libvirt's migration-iteration event; returns what stops it. Needs the
+        event loop (hypervisor.events) running before the connection was opened."""
+
+        def register(conn: libvirt.virConnect) -> int:
+            dom = conn.lookupByUUIDString(self.uuid)
+            event = libvirt.VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION
+            return conn.domainEventRegisterAny(dom, event, lambda _conn, _dom, iteration, _opaque: callback(iteration), None)
+
+        registration = self.connection.call(register, "subscribing to the migration's pass ends")
+
+        def stop() -> None:
+            try:
+                self.connection.call(lambda conn: conn.domainEventDeregisterAny(registration), "unsubscribing from the pass ends")
+            except HypervisorError:
+                pass  # the connection closes with the monitor anyway
+
+        return stop
+
     def set_max_downtime(self, downtime_ms: int) -> None:
         self._on_domain(lambda dom: dom.migrateSetMaxDowntime(downtime_ms, 0), "setting max downtime")
 

@@ -4,6 +4,7 @@ ends, so it runs in a thread of its own while the caller monitors the job throug
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import libvirt
@@ -30,9 +31,10 @@ class MigrationRequest:
 class MigrationRun:
     """One migration call in its own thread and connection; `wait` tells when it returned."""
 
-    def __init__(self, source_uri: str, request: MigrationRequest):
+    def __init__(self, source_uri: str, request: MigrationRequest, on_done: Callable[[], None] = lambda: None):
         self.source_uri = source_uri
         self.request = request
+        self.on_done = on_done  # called from the migration's thread once the call returned
         self.error: HypervisorError | None = None
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"migrate {request.uuid}", daemon=True)
@@ -64,6 +66,7 @@ class MigrationRun:
             self.error = HypervisorError(message)
         finally:
             self._done.set()
+            self.on_done()
 
 
 def _flags(request: MigrationRequest) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ from django.db.models import Q
 
 from hypervisor import HypervisorError
 from hypervisor.connection import Connection
+from hypervisor.events import event_loop_running
 from hypervisor.guest import Guest, domain_state
 from hypervisor.migration import MigrationRequest, MigrationRun
 from hypervisor.states import DomainState
@@ -116,6 +118,7 @@ def _refresh(task: MigrationTask) -> None:
 
 def _migrate(task: MigrationTask) -> None:
     vm, source, destination = task.vm, task.source, task.destination
+    events = event_loop_running()  # before the connection, or libvirt sends it no events
     with Connection(source.uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS) as connection:
         guest = Guest(connection, str(vm.uuid))
         share = bandwidth.share_for(task)
@@ -134,8 +137,10 @@ def _migrate(task: MigrationTask) -> None:
             post_copy=flags["post_copy"],
             tls=encrypted,
         )
+        wake = threading.Event()  # a pass ended, or the migrate call returned
+        stop_following = _follow_pass_ends(task, guest, wake) if events else lambda: None
         task.transition(TaskState.MIGRATING, f"Copying {vm.name}'s memory to {destination.name}.")
-        run = MigrationRun(source.uri, request).start()
+        run = MigrationRun(source.uri, request, on_done=wake.set).start()
         database = DatabaseLink(noted=lambda seconds: _note_outage(task, seconds))
 
         def note(message: str) -> None:
@@ -143,7 +148,10 @@ def _migrate(task: MigrationTask) -> None:
 
         monitor = ConvergenceMonitor(guest, inputs, POLICY, note=note)
         keeper = bandwidth.ShareKeeper(share, read=lambda: database.if_answering(lambda: bandwidth.share_for(task), None), apply=guest.set_max_speed, note=note)
-        cancelled = _watch(task, run, guest, monitor, database, keeper)
+        try:
+            cancelled = _watch(task, run, guest, monitor, database, keeper, wake)
+        finally:
+            stop_following()
     _end(task, run, monitor, cancelled, database)
     # The destination first: read the other way round, a VM that moved would show as missing
     # until the destination answered (a second or so over SSH).
@@ -204,14 +212,30 @@ def _predict(task: MigrationTask, guest: Guest, inputs: policy.ConvergenceInputs
     return expected.inputs
 
 
+def _follow_pass_ends(task: MigrationTask, guest: Guest, wake: threading.Event) -> Callable[[], None]:
+    """Wake the monitor the moment libvirt reports a pass's end, so the policy judges it then
+    rather than at the next sample; returns what stops that."""
+    try:
+        return guest.on_pass_end(lambda _pass: wake.set())
+    except HypervisorError as error:
+        task.log(EventKind.INFO, f"libvirt does not report the ends of passes here ({error}); vmotion judges them from its samples every {MONITOR_INTERVAL_S * 1000:.0f} ms.")
+        return lambda: None
+
+
 def _watch(
-    task: MigrationTask, run: MigrationRun, guest: Guest, monitor: ConvergenceMonitor, database: DatabaseLink, keeper: bandwidth.ShareKeeper
+    task: MigrationTask, run: MigrationRun, guest: Guest, monitor: ConvergenceMonitor, database: DatabaseLink,
+    keeper: bandwidth.ShareKeeper, wake: threading.Event,
 ) -> bool:
-    """Sample the job until the migrate call returns; returns whether a cancel was carried out.
-    The policy steers on without the database; its samples and the operator's requests wait."""
+    """Sample the job every MONITOR_INTERVAL_S and at each pass's end, until the migrate call
+    returns; returns whether a cancel was carried out. The policy steers on without the
+    database; its samples and the operator's requests wait."""
     cancelled = False
     silence = JobSilence(task.source.name, note=lambda message: database.if_answering(lambda: task.log(EventKind.INFO, message), None))
-    while not run.wait(MONITOR_INTERVAL_S):
+    while True:
+        wake.wait(MONITOR_INTERVAL_S)
+        wake.clear()
+        if run.wait(0):
+            break
         try:
             sample = guest.job_sample()
         except HypervisorError as error:
