@@ -16,6 +16,9 @@ from .models import VirtualMachine
 # A guest that dirtied less than this share of (its rate x the window) within the window
 # rewrites pages it dirtied before within it.
 SATURATED_PERCENT = 75
+# The window holds at least what any second of it dirtied: one that saw much less than the
+# 1 s rate disagrees with it (an idle guest's few pages, sampled), and shows no working set.
+CONSISTENT_PERCENT = 50
 
 
 def _recent(value: int | None, read_at: datetime | None, now: datetime | None) -> int | None:
@@ -37,6 +40,6 @@ def recent_working_set(vm: VirtualMachine, now: datetime | None = None) -> int |
     pages; None for a guest that dirties new pages throughout the window, or not measured."""
     rate = recent_dirty_rate(vm, now)
     dirtied = _recent(vm.dirtied_in_window_bytes, vm.dirtied_in_window_read_at, now)
-    if not rate or dirtied is None:
+    if not rate or dirtied is None or dirtied * 100 < rate * CONSISTENT_PERCENT:
         return None
     return dirtied if dirtied * 100 < rate * WORKING_SET_WINDOW_SECONDS * SATURATED_PERCENT else None
