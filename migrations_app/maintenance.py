@@ -26,7 +26,7 @@ from .choices import ACTIVE_STATES, EvacuationState, EventKind, TaskState
 from .errors import MigrationRequestError
 from .evacuation_time import TimedMove, evacuation_ms
 from .forecast import MoveForecast, forecast_moves
-from .models import Evacuation, MigrationBatch, MigrationLimits, MigrationTask
+from .models import Evacuation, MigrationBatch, MigrationLimits
 from .options import MigrationOptions
 from .services import cancel_task, planned_of, submit_migration
 
