@@ -434,8 +434,8 @@ def test_a_guest_measured_to_outrun_the_link_starts_throttled_below_the_link_and
     flags = migration_flags_for(options, POLICY)
     _, taken, _ = monitor([sample(2, 230, dirty_mb_s=0)], options)
 
-    # 100 - 40 * 115 MB/s / 280 MB/s = 83.5, rounded up; then small raises.
-    assert (flags["auto_converge_initial"], flags["auto_converge_increment"]) == (84, 10)
+    # 100 - 20 * 115 MB/s / 280 MB/s = 91.8, rounded up; then small raises.
+    assert (flags["auto_converge_initial"], flags["auto_converge_increment"]) == (92, 10)
     assert migration_flags_for(WITH_AUTO_CONVERGE, POLICY)["auto_converge_initial"] == POLICY.auto_converge_initial_percent
     assert taken[-1] == (2, ActionKind.SET_MAX_DOWNTIME, 300)
 
