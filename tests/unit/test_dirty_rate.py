@@ -49,6 +49,14 @@ def test_a_guest_dirtying_new_pages_all_window_long_or_not_measured_has_no_known
     assert recent_working_set(window_read(dirtied)) is None
 
 
+def test_a_window_of_new_pages_all_along_gives_the_rate_with_less_noise_than_one_second():
+    # 4 s at a sampled 40 MB/s would be 160 MB; the window saw 140 MB of new pages: 35 MB/s.
+    assert recent_dirty_rate(window_read(140 * MB)) == 35 * MB
+    # A window that shows a working set, or disagrees with the 1 s rate, leaves the 1 s rate.
+    assert recent_dirty_rate(window_read(50 * MB)) == 40 * MB
+    assert recent_dirty_rate(window_read(10 * MB)) == 40 * MB
+
+
 def test_an_old_window_or_no_rate_gives_no_working_set(settings):
     settings.INVENTORY_SYNC_INTERVAL_SECONDS = 30
 
