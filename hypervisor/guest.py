@@ -124,7 +124,7 @@ class Guest:
 
     def measure_dirty_rate(self, seconds: int = 1) -> int | None:
         """Distinct bytes the guest dirties per second, by page sampling (the dirty-bitmap mode
-        reads 0 under emulation). None when the hypervisor cannot measure it."""
+        reads 0 under emulation). None when the hypervisor cannot measure it now."""
 
         def measure(conn: libvirt.virConnect) -> int | None:
             dom = conn.lookupByUUIDString(self.uuid)
@@ -132,35 +132,25 @@ class Guest:
             def status() -> dict:
                 return dict(conn.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1])
 
-            def result(wait_s: float) -> dict | None:
-                deadline = time.monotonic() + wait_s
-                while time.monotonic() < deadline:
-                    time.sleep(0.2)
-                    stats = status()
-                    if stats.get("dirtyrate.calc_status") != libvirt.VIR_DOMAIN_DIRTYRATE_MEASURING:
-                        return stats
-                return None
-
-            for _attempt in range(2):
-                try:
-                    dom.startDirtyRateCalc(seconds, libvirt.VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING)
-                except libvirt.libvirtError:
-                    # The inventory's background measurement may be under way: its result
-                    # will do if it sampled as long, else ours starts once it is done.
-                    running = status()
-                    if running.get("dirtyrate.calc_status") != libvirt.VIR_DOMAIN_DIRTYRATE_MEASURING:
-                        return None
-                    stats = result(running.get("dirtyrate.calc_period", seconds) + 3)
-                    if stats is None or stats.get("dirtyrate.calc_period") != seconds:
-                        continue
-                else:
-                    stats = result(seconds + 3)
-                if stats and stats.get("dirtyrate.calc_status") == libvirt.VIR_DOMAIN_DIRTYRATE_MEASURED:
+            try:
+                dom.startDirtyRateCalc(seconds, libvirt.VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING)
+            except libvirt.libvirtError:
+                # The inventory's background measurement is under way: its result will do if
+                # it samples as long. A longer one (its working-set window) is not waited for.
+                running = status()
+                if running.get("dirtyrate.calc_status") != libvirt.VIR_DOMAIN_DIRTYRATE_MEASURING:
+                    return None
+                if running.get("dirtyrate.calc_period") != seconds:
+                    return None
+            deadline = time.monotonic() + seconds + 3
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                stats = status()
+                if stats.get("dirtyrate.calc_status") == libvirt.VIR_DOMAIN_DIRTYRATE_MEASURED:
                     return stats.get("dirtyrate.megabytes_per_second", 0) * 1024 * 1024
-                return None
             return None
 
-        return self.connection.call(measure, "measuring the dirty rate", extra_seconds=2 * seconds + 10)
+        return self.connection.call(measure, "measuring the dirty rate", extra_seconds=seconds + 3)
 
     def cpu(self) -> DomainCpu:
         def read(dom: libvirt.virDomain) -> DomainCpu:

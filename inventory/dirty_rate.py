@@ -21,13 +21,19 @@ SATURATED_PERCENT = 75
 CONSISTENT_PERCENT = 50
 
 
+# A guest's way of writing its memory outlasts a QEMU process: one that keeps moving (each
+# move starts a new process, whose measurement the next sync would read) keeps the rate
+# measured before, for this long.
+STANDS_FOR_SECONDS = 15 * 60
+
+
 def _recent(value: int | None, read_at: datetime | None, now: datetime | None) -> int | None:
     """A sync reads the measurement the sync before it started, and the two kinds take turns:
     each is read every other sync, so it is up to two intervals old, three when one failed."""
     if value is None or read_at is None:
         return None
     age = ((now or timezone.now()) - read_at).total_seconds()
-    return value if age <= 3 * settings.INVENTORY_SYNC_INTERVAL_SECONDS else None
+    return value if age <= max(3 * settings.INVENTORY_SYNC_INTERVAL_SECONDS, STANDS_FOR_SECONDS) else None
 
 
 def recent_dirty_rate(vm: VirtualMachine, now: datetime | None = None) -> int | None:

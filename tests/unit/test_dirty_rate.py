@@ -21,12 +21,20 @@ def vm_read(seconds_ago: float | None, rate: int | None = 40 * MB, **fields):
     return VirtualMachineFactory(dirty_rate_bytes_s=rate, dirty_rate_read_at=read_at, **fields)
 
 
-# The two kinds of measurement take turns, so each is read every other sync.
-@pytest.mark.parametrize(("seconds_ago", "expected"), [(1, 40 * MB), (89, 40 * MB), (91, None), (None, None)])
-def test_a_rate_read_by_one_of_the_last_three_syncs_is_recent(settings, seconds_ago, expected):
+# A guest that keeps moving is measured again only once it stays put, so a rate stands for
+# 15 minutes, or three sync intervals where those are longer (the two kinds take turns).
+@pytest.mark.parametrize(("seconds_ago", "expected"), [(1, 40 * MB), (899, 40 * MB), (901, None), (None, None)])
+def test_a_rate_read_in_the_last_15_minutes_is_recent(settings, seconds_ago, expected):
     settings.INVENTORY_SYNC_INTERVAL_SECONDS = 30
 
     assert recent_dirty_rate(vm_read(seconds_ago)) == expected
+
+
+def test_with_long_sync_intervals_a_rate_stands_for_three_of_them(settings):
+    settings.INVENTORY_SYNC_INTERVAL_SECONDS = 600
+
+    assert recent_dirty_rate(vm_read(1700)) == 40 * MB
+    assert recent_dirty_rate(vm_read(1900)) is None
 
 
 def test_a_vm_never_measured_has_no_recent_rate():
@@ -60,7 +68,7 @@ def test_a_window_of_new_pages_all_along_gives_the_rate_with_less_noise_than_one
 def test_an_old_window_or_no_rate_gives_no_working_set(settings):
     settings.INVENTORY_SYNC_INTERVAL_SECONDS = 30
 
-    assert recent_working_set(window_read(50 * MB, seconds_ago=600)) is None
+    assert recent_working_set(window_read(50 * MB, seconds_ago=1000)) is None
     assert recent_working_set(window_read(50 * MB, rate=None)) is None
 
 
@@ -85,7 +93,7 @@ def test_the_forecast_takes_the_recent_rate_instead_of_sampling_the_guest():
 
 
 def test_without_a_recent_rate_the_forecast_samples_the_guest():
-    vm = vm_read(600, name="web-01", host=driver_host("kvm1"), uuid=TEST_GUEST_UUID)
+    vm = vm_read(1000, name="web-01", host=driver_host("kvm1"), uuid=TEST_GUEST_UUID)
 
     forecast = services.preview_migration(vm, driver_host("kvm2"), MigrationOptions()).forecast.forecast
 
