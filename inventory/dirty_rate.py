@@ -40,9 +40,8 @@ def recent_dirty_rate(vm: VirtualMachine, now: datetime | None = None) -> int | 
     """Distinct bytes per second the guest dirties, if recently measured: the 4 s window's
     average where the window shows it dirtying new pages all along (four times the sampled
     pages changed, so less noise), else the 1 s rate."""
-    rate = _rate_over_one_second(vm, now)
-    dirtied = _recent(vm.dirtied_in_window_bytes, vm.dirtied_in_window_read_at, now)
-    if rate and dirtied is not None and _consistent(rate, dirtied) and not _saturated(rate, dirtied):
+    rate, dirtied = _readings(vm, now)
+    if dirtied is not None and not _saturated(rate, dirtied):
         return round(dirtied / WORKING_SET_WINDOW_SECONDS)
     return rate
 
@@ -50,19 +49,18 @@ def recent_dirty_rate(vm: VirtualMachine, now: datetime | None = None) -> int | 
 def recent_working_set(vm: VirtualMachine, now: datetime | None = None) -> int | None:
     """The bytes the guest keeps rewriting, if the recent measurements show it rewrites the same
     pages; None for a guest that dirties new pages throughout the window, or not measured."""
-    rate = _rate_over_one_second(vm, now)
+    rate, dirtied = _readings(vm, now)
+    return dirtied if dirtied is not None and _saturated(rate, dirtied) else None
+
+
+def _readings(vm: VirtualMachine, now: datetime | None) -> tuple[int | None, int | None]:
+    """The recent 1 s rate, and what the recent window saw when it agrees with that rate
+    (the window holds at least what any second of it dirtied), else None for the window."""
+    rate = _recent(vm.dirty_rate_bytes_s, vm.dirty_rate_read_at, now)
     dirtied = _recent(vm.dirtied_in_window_bytes, vm.dirtied_in_window_read_at, now)
-    if not rate or dirtied is None or not _consistent(rate, dirtied):
-        return None
-    return dirtied if _saturated(rate, dirtied) else None
-
-
-def _rate_over_one_second(vm: VirtualMachine, now: datetime | None) -> int | None:
-    return _recent(vm.dirty_rate_bytes_s, vm.dirty_rate_read_at, now)
-
-
-def _consistent(rate: int, dirtied: int) -> bool:
-    return dirtied * 100 >= rate * CONSISTENT_PERCENT
+    if not rate or dirtied is None or dirtied * 100 < rate * CONSISTENT_PERCENT:
+        return rate, None
+    return rate, dirtied
 
 
 def _saturated(rate: int, dirtied: int) -> bool:

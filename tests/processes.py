@@ -4,6 +4,7 @@ sets and every process started here inherits), as a deployment's processes share
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -52,3 +53,13 @@ def start_scheduler(index: int = 0, **extra_env: str) -> subprocess.Popen:
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     """Stop a process this test started, and its children (an RQ work horse)."""
     stop_session(process, sig)
+
+
+def submit_with_cli(vm: str, destination: str, *options: str, **extra_env: str) -> int:
+    """`vmotion migrate` in a process of its own, as an operator types it; returns the task's id."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "vmotion", "migrate", vm, "--to", destination, *options, "--json"],
+        cwd=ROOT, env=process_env(**extra_env), capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])["task"]

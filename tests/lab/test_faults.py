@@ -4,12 +4,10 @@ happened."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -207,12 +205,7 @@ def test_the_database_restarted_mid_migration_loses_nothing(lab_inventory, home_
     destination = Host.objects.exclude(pk=vm.host_id).order_by("name").first()
     started = [processes.start_worker(0, DATABASE_URL=database_url), processes.start_scheduler(DATABASE_URL=database_url)]
     try:
-        submitted = subprocess.run(
-            [sys.executable, "manage.py", "vmotion", "migrate", name, "--to", destination.name, "--bandwidth", "5", "--json"],
-            cwd=processes.ROOT, env=processes.process_env(DATABASE_URL=database_url), capture_output=True, text=True, timeout=120,
-        )
-        assert submitted.returncode == 0, submitted.stdout + submitted.stderr
-        task_id = json.loads(submitted.stdout.strip().splitlines()[-1])["task"]
+        task_id = processes.submit_with_cli(name, destination.name, "--bandwidth", "5", DATABASE_URL=database_url)
         deadline = time.monotonic() + 60
         while _task_row(database_url, task_id)[3] == 0:
             assert time.monotonic() < deadline, _task_row(database_url, task_id)

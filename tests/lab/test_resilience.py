@@ -3,9 +3,7 @@ Redis that restarts and forgets every queued job."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 import time
 
 import pytest
@@ -76,15 +74,6 @@ def own_redis(tmp_path):
     stop_session(server["process"])
 
 
-def submit_with_cli(redis_url: str, vm: str, destination: str, *options: str) -> int:
-    result = subprocess.run(
-        [sys.executable, "manage.py", "vmotion", "migrate", vm, "--to", destination, *options, "--json"],
-        cwd=processes.ROOT, env=processes.process_env(REDIS_URL=redis_url), capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])["task"]
-
-
 def test_tasks_whose_jobs_redis_lost_in_a_restart_are_queued_again_and_all_arrive(lab_inventory, home_hosts, own_redis):
     redis_url, restart_redis = own_redis
     MigrationLimits.objects.update_or_create(pk=1, defaults={"max_outgoing_per_host": 2, "max_incoming_per_host": 2, "max_concurrent": 1})
@@ -98,8 +87,8 @@ def test_tasks_whose_jobs_redis_lost_in_a_restart_are_queued_again_and_all_arriv
     scheduler = processes.start_scheduler(REDIS_URL=redis_url)
     try:
         # Slow enough to outlast the two submissions below, each a process of its own (5-8 s on a busy machine).
-        task_ids = [submit_with_cli(redis_url, moves[0][0], moves[0][1], "--bandwidth", "4")]
-        task_ids += [submit_with_cli(redis_url, name, destination) for name, destination in moves[1:]]
+        task_ids = [processes.submit_with_cli(moves[0][0], moves[0][1], "--bandwidth", "4", REDIS_URL=redis_url)]
+        task_ids += [processes.submit_with_cli(name, destination, REDIS_URL=redis_url) for name, destination in moves[1:]]
         wait_for_state(MigrationTask.objects.get(pk=task_ids[0]), [TaskState.MIGRATING], timeout=120)
         assert MigrationTask.objects.filter(pk__in=task_ids[1:], state=TaskState.QUEUED).count() == 2
 
