@@ -39,10 +39,11 @@ def _recent(value: int | None, read_at: datetime | None, now: datetime | None) -
 def recent_dirty_rate(vm: VirtualMachine, now: datetime | None = None) -> int | None:
     """Distinct bytes per second the guest dirties, if recently measured: the 4 s window's
     average where the window shows it dirtying new pages all along (four times the sampled
-    pages changed, so less noise), else the 1 s rate."""
+    pages changed, so less noise) unless the 1 s rate is higher (a window that nears what the
+    guest keeps rewriting averages below its pace), else the 1 s rate."""
     rate, dirtied = _readings(vm, now)
     if dirtied is not None and not _saturated(rate, dirtied):
-        return round(dirtied / WORKING_SET_WINDOW_SECONDS)
+        return max(round(dirtied / WORKING_SET_WINDOW_SECONDS), rate)
     return rate
 
 

@@ -31,7 +31,8 @@ from .checks import encryption_setting, preflight, tls_ends
 from .choices import EndReason, EventKind, TaskState
 from .conclusion import conclude, finish
 from .database_outage import DATABASE_ERRORS, DatabaseLink, drop_connection
-from .forecast import POLICY, expected_link_bytes_s, forecast, last_moved_bytes
+from .forecast import POLICY, forecast
+from .history import expected_link_rates, first_pass_hints
 from .job_silence import JobSilence
 from .models import InvalidTransition, MigrationTask, ProgressSample
 from .monitor import ConvergenceMonitor
@@ -194,16 +195,18 @@ def _decide_encryption(task: MigrationTask) -> bool:
 
 def _predict(task: MigrationTask, guest: Guest, inputs: policy.ConvergenceInputs, bandwidth_mib_s: int | None) -> policy.ConvergenceInputs:
     """Measure the guest, store the forecast, and return the inputs with what was measured."""
-    link = expected_link_bytes_s(task.source, task.destination, bandwidth_mib_s)
+    link = expected_link_rates(task.source, task.destination, bandwidth_mib_s)
     try:
         expected = forecast(
-            guest, task.vm.memory_bytes, inputs, link, recent_dirty_rate(task.vm), last_moved_bytes(task.vm), recent_working_set(task.vm)
+            guest, task.vm.memory_bytes, inputs, link, recent_dirty_rate(task.vm), first_pass_hints([task.vm]).get(task.vm.pk),
+            recent_working_set(task.vm),
         )
     except HypervisorError as error:
         task.log(EventKind.INFO, f"Could not measure the guest before starting ({error}); no prediction.")
         return inputs
     MigrationTask.objects.filter(pk=task.pk).update(
         measured_dirty_rate_bytes_s=expected.dirty_rate_bytes_s,
+        resident_bytes=expected.resident_bytes,
         predicted_total_ms=expected.prediction.total_ms,
         predicted_downtime_ms=expected.prediction.downtime_ms,
         prediction=expected.prediction.explanation,

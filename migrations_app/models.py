@@ -122,6 +122,8 @@ class MigrationTask(models.Model):
 
     # Prediction made before starting.
     measured_dirty_rate_bytes_s = models.BigIntegerField(null=True, blank=True)
+    # QEMU's resident set then: with what the first pass sent, what QEMU holds of its own
+    resident_bytes = models.BigIntegerField(null=True, blank=True)
     predicted_total_ms = models.PositiveIntegerField(null=True, blank=True)
     predicted_downtime_ms = models.PositiveIntegerField(null=True, blank=True)
     prediction = models.TextField(blank=True)

@@ -4,11 +4,12 @@ The estimate replays pre-copy pass by pass and hands each simulated pass to the 
 `policy.decide` the engine uses, so it predicts what vmotion will actually do: raise the
 allowed pause, let QEMU throttle the guest, switch to post-copy, or give up.
 
-The model: pass 0 sends the memory in use (QEMU skips zero pages, so the engine passes the
-guest's resident memory, not its RAM size); every later pass sends what the guest dirtied
-during the one before, at most its working set (the pages it keeps rewriting, where measured)
-and at most all of that memory; migration completes once what is left fits in the allowed
-pause at the link's rate.
+The model: pass 0 sends the memory in use (QEMU skips zero pages, so the engine passes what
+the guest's first pass is expected to send, not its RAM size); every later pass sends what the
+guest dirtied during the one before, at most its working set (the pages it keeps rewriting,
+where measured) and at most all of that memory; migration completes once what is left fits in
+the allowed pause. The first pass walks all of the guest's RAM and later ones only its dirty
+pages, so on a fast link later passes run faster: each has its own rate.
 """
 
 from __future__ import annotations
@@ -61,8 +62,12 @@ class Prediction:
 class _Workload:
     memory_in_use_bytes: int
     dirty_rate_bytes_s: int
-    bandwidth_bytes_s: int
+    bandwidth_bytes_s: int  # the first pass's rate
+    resend_bytes_s: int  # the rate of later passes and of the final pause
     rewritten_bytes: int  # the most a pass can find dirty: the working set, else memory in use
+
+    def rate_of_pass(self, number: int) -> int:
+        return self.bandwidth_bytes_s if number == 0 else self.resend_bytes_s
 
 
 @dataclass(frozen=True)
@@ -89,15 +94,18 @@ def predict(
     options: ConvergenceInputs,
     policy: ConvergencePolicy,
     working_set_bytes: int | None = None,
+    resend_bytes_s: int | None = None,
 ) -> Prediction:
     """What migrating this guest will take. For an uncapped link pass the best estimate of its
-    rate; `working_set_bytes` is what the guest keeps rewriting, where that is known."""
-    if bandwidth_bytes_s <= 0:
-        raise ValueError(f"The link's rate must be positive, not {bandwidth_bytes_s} bytes/s.")
+    rate in the first pass, and in later ones as `resend_bytes_s` (else the same);
+    `working_set_bytes` is what the guest keeps rewriting, where that is known."""
+    resend_bytes_s = resend_bytes_s or bandwidth_bytes_s
+    if bandwidth_bytes_s <= 0 or resend_bytes_s <= 0:
+        raise ValueError(f"The link's rate must be positive, not {min(bandwidth_bytes_s, resend_bytes_s)} bytes/s.")
     if memory_in_use_bytes < 0 or dirty_rate_bytes_s < 0 or (working_set_bytes or 0) < 0:
         raise ValueError("Memory in use, dirty rate and working set cannot be negative.")
     rewritten = min(working_set_bytes, memory_in_use_bytes) if working_set_bytes is not None else memory_in_use_bytes
-    workload = _Workload(memory_in_use_bytes, dirty_rate_bytes_s, bandwidth_bytes_s, rewritten)
+    workload = _Workload(memory_in_use_bytes, dirty_rate_bytes_s, bandwidth_bytes_s, resend_bytes_s, rewritten)
     flags = migration_flags_for(options, policy)
     state = _carried_out(*start(options, policy))
     run = _Precopy(
@@ -105,7 +113,7 @@ def predict(
     )
     while True:
         run = _send_pass(run, workload, flags)
-        pause_ms = run.to_send_bytes * 1000 / bandwidth_bytes_s
+        pause_ms = run.to_send_bytes * 1000 / resend_bytes_s
         if pause_ms <= state.max_downtime_ms:
             return _converged(run, pause_ms, state, workload, options, policy)
         state, actions = decide(state, _job_sample(run, workload), options, policy)
@@ -125,7 +133,7 @@ def _carried_out(state: PolicyState, actions: list[Action]) -> PolicyState:
 
 
 def _send_pass(run: _Precopy, workload: _Workload, flags: dict) -> _Precopy:
-    pass_ms = run.to_send_bytes * 1000 / workload.bandwidth_bytes_s
+    pass_ms = run.to_send_bytes * 1000 / workload.rate_of_pass(run.passes)
     dirty_rate = workload.dirty_rate_bytes_s * (100 - run.throttle) / 100  # throttled vCPUs write less
     dirtied = min(dirty_rate * pass_ms / 1000, workload.rewritten_bytes)
     run = replace(
@@ -171,7 +179,7 @@ def _job_sample(run: _Precopy, workload: _Workload) -> JobSample:
         data_remaining=round(run.to_send_bytes),
         memory_dirty_rate=round(run.observed_dirty_rate_bytes_s),
         memory_iteration=run.passes + 1,  # QEMU numbers the pass about to start
-        memory_bps=workload.bandwidth_bytes_s,
+        memory_bps=workload.rate_of_pass(run.passes - 1),  # that of the pass just sent
         auto_converge_throttle=run.throttle,
         post_copy=False,
     )
@@ -194,7 +202,7 @@ def _converged(
     passes = "1 pre-copy pass sends" if run.passes == 1 else f"{run.passes} pre-copy passes send"
     explanation = (
         f"{passes} the {_mib(workload.memory_in_use_bytes)} MiB in use at "
-        f"{_mib(workload.bandwidth_bytes_s)} MiB/s while the guest dirties {_dirtying(workload)}; "
+        f"{_rates(workload)} while the guest dirties {_dirtying(workload)}; "
         f"the final {pause_ms:.0f} ms pause fits{how} (SLO {options.slo_downtime_ms} ms)."
     )
     return Prediction(
@@ -210,10 +218,10 @@ def _converged(
 def _post_copy(run: _Precopy, workload: _Workload, options: ConvergenceInputs) -> Prediction:
     # After the switch the guest runs on the destination and dirties nothing on the source:
     # what is left moves once, partly on demand as the guest faults on pages not there yet.
-    transfer_ms = run.to_send_bytes * 1000 / workload.bandwidth_bytes_s
+    transfer_ms = run.to_send_bytes * 1000 / workload.resend_bytes_s
     explanation = (
         f"Pre-copy cannot reach the {options.slo_downtime_ms} ms SLO (the guest dirties "
-        f"{_mb(workload.dirty_rate_bytes_s)} MB/s over a {_mib(workload.bandwidth_bytes_s)} MiB/s link), so after "
+        f"{_mb(workload.dirty_rate_bytes_s)} MB/s over a {_mib(workload.resend_bytes_s)} MiB/s link), so after "
         f"{run.passes} passes it switches to post-copy with a ~{POST_COPY_SWITCH_MS} ms pause; the guest then runs on "
         f"the destination and stalls on page faults while the last {_mib(run.to_send_bytes)} MiB move "
         f"(about {transfer_ms / 1000:.1f} s)."
@@ -238,13 +246,13 @@ def _cannot_meet_slo(
         dirtying += f" (even with its vCPUs throttled {run.throttle}%)"
     if timed_out:
         why = (
-            f"Pre-copy of the {_mib(workload.memory_in_use_bytes)} MiB in use at {_mib(workload.bandwidth_bytes_s)} "
-            f"MiB/s, with {dirtying}, would not finish within the {timeout_ms / 1000:.0f} s completion timeout"
+            f"Pre-copy of the {_mib(workload.memory_in_use_bytes)} MiB in use at {_rates(workload)}, with {dirtying}, "
+            f"would not finish within the {timeout_ms / 1000:.0f} s completion timeout"
         )
     else:
         why = (
             f"Pre-copy cannot meet the {options.slo_downtime_ms} ms SLO: with {dirtying} over a "
-            f"{_mib(workload.bandwidth_bytes_s)} MiB/s link the final pause would take {pause_ms:.0f} ms"
+            f"{_mib(workload.resend_bytes_s)} MiB/s link the final pause would take {pause_ms:.0f} ms"
         )
     aborted_at_ms = min(run.elapsed_ms, timeout_ms)  # the engine checks the timeout between passes too
     explanation = (
@@ -268,6 +276,13 @@ def _what_would_help(options: ConvergenceInputs, timed_out: bool) -> str:
     if not options.allow_auto_converge:
         remedies.append("auto-converge")
     return " or ".join(remedies + ["a larger SLO"])
+
+
+def _rates(workload: _Workload) -> str:
+    first = f"{_mib(workload.bandwidth_bytes_s)} MiB/s"
+    if workload.resend_bytes_s * 10 < workload.bandwidth_bytes_s * 11:
+        return first
+    return f"{first} (later passes {_mib(workload.resend_bytes_s)} MiB/s)"
 
 
 def _dirtying(workload: _Workload) -> str:

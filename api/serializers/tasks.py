@@ -113,9 +113,11 @@ class PredictionSerializer(serializers.Serializer):
     converges = serializers.BooleanField()
     explanation = serializers.CharField()
     summary = serializers.CharField(help_text="The forecast in one sentence, with what was measured")
-    resident_bytes = serializers.IntegerField()
+    resident_bytes = serializers.IntegerField(help_text="QEMU's resident set")
+    first_pass_bytes = serializers.IntegerField(help_text="What of the resident set the first pass is expected to send")
     dirty_rate_bytes_s = serializers.IntegerField(allow_null=True, help_text="Null when the hypervisor cannot measure it")
-    link_bytes_s = serializers.IntegerField()
+    link_bytes_s = serializers.IntegerField(help_text="The rate expected in the first pass")
+    resend_bytes_s = serializers.IntegerField(help_text="The rate expected in later passes, which send only dirtied pages")
 
 
 class MigrationCheckSerializer(serializers.Serializer):

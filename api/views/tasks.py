@@ -74,7 +74,8 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
             "checks": checks_of(preview.report),
             "prediction": {
                 **vars(forecast.prediction), "summary": forecast.summary(), "resident_bytes": forecast.resident_bytes,
-                "dirty_rate_bytes_s": forecast.dirty_rate_bytes_s, "link_bytes_s": forecast.link_bytes_s,
+                "first_pass_bytes": forecast.first_pass_bytes, "dirty_rate_bytes_s": forecast.dirty_rate_bytes_s,
+                "link_bytes_s": forecast.link.first_pass_bytes_s, "resend_bytes_s": forecast.link.resend_bytes_s,
             } if forecast else None,
             "prediction_error": preview.forecast.error if preview.forecast else "",
         }).data)

@@ -22,6 +22,7 @@ from inventory import sync
 from inventory.models import Host, VirtualMachine
 from migrations_app import assistant, engine, services
 from migrations_app.choices import Priority, TaskState
+from migrations_app.history import first_pass_hints
 from migrations_app.models import MigrationLimits, MigrationTask
 from migrations_app.options import MigrationOptions
 from lab import control as lab_control
@@ -103,6 +104,10 @@ def test_a_guest_dirtying_faster_than_the_link_still_converges_through_the_polic
     assert where_runs(name) == [destination]
     assert serial.kept_running and serial.mismatches == 0, serial
     assert task.samples.count() > 0 and task.predicted_total_ms is not None
+    # The next forecast knows what the first pass sent: less than QEMU's resident set, which
+    # holds QEMU's own memory too, and less than all that moved, which includes the resends.
+    hint = first_pass_hints([task.vm])[task.vm.pk]
+    assert 0 < hint.sent_bytes < min(task.resident_bytes, task.bytes_transferred), (hint, task.resident_bytes, task.bytes_transferred)
 
 
 def test_post_copy_moves_a_guest_that_outruns_the_link_with_its_memory_intact(lab, workers, home_hosts):

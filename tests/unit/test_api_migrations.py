@@ -119,6 +119,9 @@ def test_check_reports_every_check_and_the_forecast_and_submits_nothing(api, vm,
     assert response.status_code == 200 and body["passed"] is True and body["active_task"] is None
     assert body["message"] == "All pre-flight checks passed." and all(check["status"] != "fail" for check in body["checks"])
     assert body["prediction"]["total_ms"] > 0 and body["prediction"]["strategy"] and body["prediction"]["summary"]
+    # Nothing moved yet: the whole resident set is expected in the first pass, every pass at one rate.
+    assert body["prediction"]["first_pass_bytes"] == body["prediction"]["resident_bytes"] > 0
+    assert body["prediction"]["resend_bytes_s"] == body["prediction"]["link_bytes_s"] > 0
     assert not MigrationTask.objects.exists()
 
 
