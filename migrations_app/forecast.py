@@ -62,7 +62,8 @@ def forecast(
     in_use = first_pass.first_pass_bytes(resident) if first_pass else resident
     sampled_now = recent_dirty_rate is None
     dirty_rate = guest.measure_dirty_rate(seconds=1) if sampled_now else recent_dirty_rate
-    inputs = dataclasses.replace(inputs, measured_dirty_rate_bytes_s=dirty_rate or 0, expected_link_bytes_s=link.first_pass_bytes_s)
+    # Whether the guest outruns the link is a matter of how fast its dirtied pages are resent.
+    inputs = dataclasses.replace(inputs, measured_dirty_rate_bytes_s=dirty_rate or 0, expected_link_bytes_s=link.resend_bytes_s)
     prediction = predict(in_use, dirty_rate or 0, link.first_pass_bytes_s, inputs, POLICY, working_set, link.resend_bytes_s)
     return Forecast(prediction, inputs, resident, in_use, dirty_rate, link, sampled_now)
 

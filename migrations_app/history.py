@@ -20,7 +20,7 @@ from .policy import MIB
 from .prediction import SETUP_MS
 
 # Less than this resent after the first pass is mostly device state and round trips: no rate.
-MIN_RESENT_BYTES = 32 * MIB
+MIN_RESENT_BYTES = 16 * MIB
 # The uncapped migrations near a pair of hosts that are searched for the two rates.
 RECENT_UNCAPPED = 20
 

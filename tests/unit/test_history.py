@@ -61,7 +61,7 @@ def test_the_first_pass_and_the_passes_after_it_each_have_their_rate(hosts):
 
 
 def test_a_few_mib_resent_tell_no_rate_so_later_passes_go_at_the_first_pass_rate(hosts):
-    moved(*hosts, first_mib=300, first_ms=1000, resent_mib=2, resent_ms=10)  # device state, mostly
+    moved(*hosts, first_mib=300, first_ms=1000, resent_mib=8, resent_ms=10)  # device state, mostly
 
     assert expected_link_rates(*hosts, None) == rates(300, 300)
 

@@ -440,6 +440,17 @@ def test_a_guest_measured_to_outrun_the_link_starts_throttled_below_the_link_and
     assert taken[-1] == (2, ActionKind.SET_MAX_DOWNTIME, 300)
 
 
+@pytest.mark.parametrize(("dirty_mb_s", "initial", "increment"), [(100, 77, 10), (58, 61, 10), (57, 30, 20), (20, 30, 20)])
+def test_a_guest_dirtying_over_half_the_link_starts_throttled_below_it_should_qemu_throttle(dirty_mb_s, initial, increment):
+    # QEMU throttles a guest that dirties more than half of what was sent; the usual 30 % is
+    # too little for one that paces its writes. 100 MB/s: 100 - 20 * 115 / 100 = 76.9.
+    options = replace(WITH_AUTO_CONVERGE, measured_dirty_rate_bytes_s=dirty_mb_s * MB, expected_link_bytes_s=LINK)
+
+    flags = migration_flags_for(options, POLICY)
+
+    assert (flags["auto_converge_initial"], flags["auto_converge_increment"]) == (initial, increment)
+
+
 def test_the_bulk_copy_is_not_judged_as_a_finished_pass():
     # During pass 1 "remaining" is the whole RAM, zero pages included: no verdict on it.
     _, taken, _ = monitor([sample(1, 1000, dirty_mb_s=0), sample(1, 600, dirty_mb_s=0)], PRECOPY_ONLY)
