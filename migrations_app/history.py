@@ -21,8 +21,8 @@ from .prediction import SETUP_MS
 
 # Less than this resent after the first pass is mostly device state and round trips: no rate.
 MIN_RESENT_BYTES = 16 * MIB
-# The uncapped migrations near a pair of hosts that are searched for the two rates.
-RECENT_UNCAPPED = 20
+# How many recent migrations are searched: near a pair of hosts for the two rates, and per VM.
+RECENT_MIGRATIONS = 20
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def expected_link_rates(source: Host, destination: Host, bandwidth_mib_s: int | 
     )
     recent = _with_first_pass(
         MigrationTask.objects.filter(Q(source__in=ends) | Q(destination__in=ends), bandwidth_mib_s__isnull=True)
-    ).annotate(nearness=nearness).order_by("nearness", "-finished_at")[:RECENT_UNCAPPED]
+    ).annotate(nearness=nearness).order_by("nearness", "-finished_at")[:RECENT_MIGRATIONS]
     passes = [_passes(task) for task in recent]
     first = next((p.first_pass_rate for p in passes if p.first_pass_rate), None)
     if first is None:
@@ -124,7 +124,7 @@ def first_pass_hints(vms: list[VirtualMachine]) -> dict[int, FirstPassHint]:
     recent = (
         _with_first_pass(MigrationTask.objects.filter(Q(vm__in=vms) | Q(source__in=hosts), resident_bytes__isnull=False))
         .order_by("-finished_at")
-        .values_list("vm_id", "source_id", "first_pass_bytes", "resident_bytes")[: RECENT_UNCAPPED * max(len(vms), 1)]
+        .values_list("vm_id", "source_id", "first_pass_bytes", "resident_bytes")[: RECENT_MIGRATIONS * max(len(vms), 1)]
     )
     own: dict[int, FirstPassHint] = {}
     on_host: dict[int, FirstPassHint] = {}
