@@ -96,6 +96,12 @@ class ConvergencePolicy:
     # the lab one dirtying 100 MB/s over 110 MiB/s took 14.5 s from 30 % in steps of 20, and
     # 8 s starting at 83 %.
     throttle_from_start_above_link_percent: int = 50
+    # With post-copy allowed, a guest measured dirtying more than this share of the link's rate
+    # switches after the first full pass: its working set shrinks by at most that factor per
+    # pass, so fitting a 300 ms pause over gigabit would take six passes or more (in the lab,
+    # 100 MB/s over 110 MiB/s measured at 82-94 MB/s stayed six passes in pre-copy and took
+    # 13 s, against 5.7 s switching after the first).
+    post_copy_after_first_pass_above_link_percent: int = 70
     auto_converge_increment_from_high_start_percent: int = 10
     # A 110 MiB/s link copies 1 GiB in 9.3 s, so 30 s per GiB allows about three full copies
     # of RAM: a guest that needs more is beating the link, and waiting longer only holds the
@@ -284,14 +290,16 @@ def _judge_pass(
         return state, []
     # Pass 1 is the bulk copy; from pass 2 on, every page has been sent once.
     first_copy_done = sample.memory_iteration >= 2
-    if options.allow_post_copy and first_copy_done and _measured_to_outrun_link(sample, options, policy):
-        # Every further pass would resend the same working set: switch while the first full
-        # copy is fresh, so the fewest pages are left to fault over.
+    if options.allow_post_copy and first_copy_done and _measured_to_keep_up_with_link(sample, options, policy):
+        # Every further pass would resend most of the same working set: switch while the
+        # first full copy is fresh, so the fewest pages are left to fault over.
+        link = sample.memory_bps or options.expected_link_bytes_s
         reason = (
             f"Iteration {sample.memory_iteration}: the guest was measured dirtying "
-            f"{options.measured_dirty_rate_bytes_s / MB:.0f} MB/s before the start, more than the link's "
-            f"{_mib(sample.memory_bps)} MiB/s ({sample.memory_bps / MB:.0f} MB/s), so pre-copy cannot meet the "
-            f"{options.slo_downtime_ms} ms SLO; switching to post-copy after the first full pass, "
+            f"{options.measured_dirty_rate_bytes_s / MB:.0f} MB/s before the start, "
+            f"{options.measured_dirty_rate_bytes_s * 100 / link:.0f}% of the link's "
+            f"{_mib(link)} MiB/s ({link / MB:.0f} MB/s), so pre-copy cannot meet the "
+            f"{options.slo_downtime_ms} ms SLO in a few passes; switching to post-copy after the first full pass, "
             f"{_post_copy_consequence(sample)}"
         )
         return _start_post_copy(state, reason)
@@ -378,6 +386,12 @@ def _abort(state: PolicyState, reason: str) -> tuple[PolicyState, list[Action]]:
 def _ask(state: PolicyState, action: Action) -> tuple[PolicyState, list[Action]]:
     """Ask libvirt for `action`; the state changes once `confirmed` says libvirt did it."""
     return replace(state, pending=(action,)), [action]
+
+
+def _measured_to_keep_up_with_link(sample: JobSample, options: ConvergenceInputs, policy: ConvergencePolicy) -> bool:
+    link = sample.memory_bps or options.expected_link_bytes_s
+    dirty = options.measured_dirty_rate_bytes_s
+    return bool(dirty and link) and dirty * 100 >= link * policy.post_copy_after_first_pass_above_link_percent
 
 
 def _measured_to_outrun_link(sample: JobSample, options: ConvergenceInputs, policy: ConvergencePolicy) -> bool:

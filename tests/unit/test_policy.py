@@ -420,6 +420,18 @@ def test_a_guest_measured_to_outrun_the_link_switches_to_post_copy_at_the_first_
     assert "measured dirtying 280 MB/s before the start" in timeline[-1]
 
 
+@pytest.mark.parametrize(("dirty_mb_s", "switches"), [(82, True), (80, False)])
+def test_a_guest_measured_near_the_link_switches_to_post_copy_after_the_first_pass(dirty_mb_s, switches):
+    # 70 % of 110 MiB/s is 80.7 MB/s: above it a pass resends most of the one before.
+    options = replace(WITH_POST_COPY, measured_dirty_rate_bytes_s=dirty_mb_s * MB, expected_link_bytes_s=LINK)
+
+    _, taken, timeline = monitor([sample(1, 900, dirty_mb_s=0), sample(2, 230, dirty_mb_s=80)], options)
+
+    assert (ActionKind.START_POST_COPY in [kind for _, kind, _ in taken]) == switches
+    if switches:
+        assert f"measured dirtying {dirty_mb_s} MB/s before the start, 71% of the link's 110 MiB/s" in timeline[-1]
+
+
 def test_a_guest_measured_below_the_link_still_steps_the_downtime_up():
     options = replace(WITH_POST_COPY, measured_dirty_rate_bytes_s=20 * MB, expected_link_bytes_s=LINK)
 
