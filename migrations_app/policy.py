@@ -193,7 +193,7 @@ def _initial_throttle_percent(options: ConvergenceInputs, policy: ConvergencePol
     pass or two (about 4 s at 400 MB/s over gigabit), so ramping up from the usual start would
     take longer than the whole migration should."""
     dirty, link = options.measured_dirty_rate_bytes_s, options.expected_link_bytes_s
-    if not dirty or not link or dirty * 100 < link * policy.throttle_from_start_above_link_percent:
+    if not _dirties_at_least(dirty, link, policy.throttle_from_start_above_link_percent):
         return policy.auto_converge_initial_percent
     needed = math.ceil(100 - policy.throttled_dirty_share_of_link_percent * link / dirty)
     return max(policy.auto_converge_initial_percent, min(policy.auto_converge_initial_ceiling_percent, needed))
@@ -207,8 +207,10 @@ def _throttle_increment_percent(options: ConvergenceInputs, policy: ConvergenceP
     return policy.auto_converge_increment_percent
 
 
-def _outruns(dirty_bytes_s: float, link_bytes_s: float, policy: ConvergencePolicy) -> bool:
-    return dirty_bytes_s * 100 >= link_bytes_s * policy.gaining_below_link_percent
+def _dirties_at_least(dirty_bytes_s: float, link_bytes_s: float, percent: int) -> bool:
+    """Whether a guest measured dirtying `dirty_bytes_s` dirties at least `percent` of the
+    link's rate; False where either is unknown."""
+    return bool(dirty_bytes_s and link_bytes_s) and dirty_bytes_s * 100 >= link_bytes_s * percent
 
 
 def start(options: ConvergenceInputs, policy: ConvergencePolicy) -> tuple[PolicyState, list[Action]]:
@@ -290,7 +292,7 @@ def _judge_pass(
         return state, []
     # Pass 1 is the bulk copy; from pass 2 on, every page has been sent once.
     first_copy_done = sample.memory_iteration >= 2
-    if options.allow_post_copy and first_copy_done and _measured_to_keep_up_with_link(sample, options, policy):
+    if options.allow_post_copy and first_copy_done and _measured_at_least(sample, options, policy.post_copy_after_first_pass_above_link_percent):
         # Every further pass would resend most of the same working set: switch while the
         # first full copy is fresh, so the fewest pages are left to fault over.
         link = sample.memory_bps or options.expected_link_bytes_s
@@ -316,7 +318,7 @@ def _raise_downtime(
         f"{expected_ms:.0f} ms pause at {_mib(sample.memory_bps)} MiB/s, "
         f"more than the {state.max_downtime_ms} ms allowed"
     )
-    if _precopy_is_gaining(sample, policy) and not _measured_to_outrun_link(sample, options, policy):
+    if _precopy_is_gaining(sample, policy) and not _measured_at_least(sample, options, policy.gaining_below_link_percent):
         raised_ms = next(step for step in downtime_schedule_ms(options, policy) if step > state.max_downtime_ms)
         reason = f"{situation}; raising max downtime to {raised_ms} ms (SLO {options.slo_downtime_ms} ms)."
     else:
@@ -388,15 +390,9 @@ def _ask(state: PolicyState, action: Action) -> tuple[PolicyState, list[Action]]
     return replace(state, pending=(action,)), [action]
 
 
-def _measured_to_keep_up_with_link(sample: JobSample, options: ConvergenceInputs, policy: ConvergencePolicy) -> bool:
-    link = sample.memory_bps or options.expected_link_bytes_s
-    dirty = options.measured_dirty_rate_bytes_s
-    return bool(dirty and link) and dirty * 100 >= link * policy.post_copy_after_first_pass_above_link_percent
-
-
-def _measured_to_outrun_link(sample: JobSample, options: ConvergenceInputs, policy: ConvergencePolicy) -> bool:
-    link = sample.memory_bps or options.expected_link_bytes_s
-    return bool(options.measured_dirty_rate_bytes_s and link) and _outruns(options.measured_dirty_rate_bytes_s, link, policy)
+def _measured_at_least(sample: JobSample, options: ConvergenceInputs, percent: int) -> bool:
+    """Whether the rate measured before the start is at least `percent` of the link's rate now."""
+    return _dirties_at_least(options.measured_dirty_rate_bytes_s, sample.memory_bps or options.expected_link_bytes_s, percent)
 
 
 def _precopy_is_gaining(sample: JobSample, policy: ConvergencePolicy) -> bool:
