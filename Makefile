@@ -1,11 +1,15 @@
 # The two commands the README promises: `make demo` runs the product, `make test` runs every test.
-.PHONY: demo test bootstrap bench
+.PHONY: demo test test-fast bootstrap bench
 
 demo:
 	bash scripts/demo.sh
 
 test:
 	bash scripts/test.sh
+
+# The inner loop: the unit tests only (no lab, no browser), a few minutes.
+test-fast:
+	bash scripts/test.sh tests/unit
 
 bootstrap:
 	bash scripts/bootstrap.sh
