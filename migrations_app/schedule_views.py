@@ -2,6 +2,7 @@
 runs, enable, disable and delete."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -9,7 +10,7 @@ from django.views.decorators.http import require_POST
 from core.roles import Role, role_required
 
 from . import schedules
-from .errors import MigrationRequestError
+from .errors import MigrationRequestError, RoleRefused
 from .models import Schedule
 from .schedule_forms import ScheduleForm
 
@@ -37,6 +38,10 @@ def schedule_new(request: HttpRequest) -> HttpResponse:
 @role_required(Role.OPERATOR)
 def schedule_edit(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(Schedule, pk=pk)
+    try:
+        schedules.check_may_change(item, request.user)
+    except RoleRefused as refusal:
+        raise PermissionDenied(str(refusal)) from None
     form = ScheduleForm(request.POST or None, initial=ScheduleForm.initial_of(item))
     if request.method == "POST" and form.is_valid():
         try:
@@ -70,7 +75,10 @@ def schedule_disable(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _set_enabled(request: HttpRequest, pk: int, enabled: bool) -> HttpResponse:
     item = get_object_or_404(Schedule, pk=pk)
-    schedules.set_enabled(item, enabled)
+    try:
+        schedules.set_enabled(item, enabled, request.user)
+    except RoleRefused as refusal:
+        raise PermissionDenied(str(refusal)) from None
     messages.info(request, f"Schedule “{item.name}” {'enabled' if enabled else 'disabled'}.")
     return redirect(item)
 
@@ -79,5 +87,8 @@ def _set_enabled(request: HttpRequest, pk: int, enabled: bool) -> HttpResponse:
 @role_required(Role.OPERATOR)
 def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(Schedule, pk=pk)
-    messages.info(request, schedules.delete(item))
+    try:
+        messages.info(request, schedules.delete(item, request.user))
+    except RoleRefused as refusal:
+        raise PermissionDenied(str(refusal)) from None
     return redirect("schedule-list")

@@ -39,10 +39,27 @@ def create(schedule: Schedule) -> Schedule:
     return schedule
 
 
+def role_for(action: str) -> Role:
+    """The role a schedule's action needs, to create it and to change it in any way."""
+    return Role.ADMINISTRATOR if action == ScheduleAction.EVACUATE else Role.OPERATOR
+
+
+def check_may_change(schedule: Schedule, editor, new_action: str | None = None) -> None:
+    """Enabling, disabling, editing and deleting need the role of the schedule's stored action,
+    and of the new one for an edit: an Operator may neither touch an Administrator's
+    evacuation nor turn it into a move. `editor` None is the server's command line."""
+    if editor is None:
+        return
+    stored = Schedule.objects.filter(pk=schedule.pk).values_list("action", flat=True).first() or schedule.action
+    needed = max(role_for(stored), role_for(new_action or stored))
+    if not has_role(editor, needed):
+        why = "it evacuates a host" if role_for(stored) == needed else "the change makes it evacuate a host"
+        raise RoleRefused(f"Only a user with the {needed.group_name} role may change this schedule: {why}.")
+
+
 def update(schedule: Schedule, editor) -> Schedule:
     """Save an edited schedule; its next run follows from the new times."""
-    if not has_role(editor, Role.ADMINISTRATOR if schedule.action == ScheduleAction.EVACUATE else Role.OPERATOR):
-        raise RoleRefused("You may not edit this schedule: its action needs a role you do not have.")
+    check_may_change(schedule, editor, schedule.action)
     validate(schedule)
     schedule.next_run_at = schedule.when().next_after(timezone.now()) if schedule.enabled else schedule.next_run_at
     schedule.save()
@@ -51,7 +68,7 @@ def update(schedule: Schedule, editor) -> Schedule:
 
 def validate(schedule: Schedule) -> None:
     user = schedule.created_by
-    needed = Role.ADMINISTRATOR if schedule.action == ScheduleAction.EVACUATE else Role.OPERATOR
+    needed = role_for(schedule.action)
     if user is None or not has_role(user, needed):
         raise RoleRefused(f"Only a user with the {needed.group_name} role may schedule this.")
     if not schedule.name.strip():
@@ -76,16 +93,18 @@ def validate(schedule: Schedule) -> None:
         raise MigrationRequestError(f"No host named {schedule.destination_name!r}.")
 
 
-def set_enabled(schedule: Schedule, enabled: bool) -> None:
+def set_enabled(schedule: Schedule, enabled: bool, editor) -> None:
     """Enabling again starts from the next run: runs missed while disabled are not caught up."""
+    check_may_change(schedule, editor)
     schedule.enabled = enabled
     if enabled:
         schedule.next_run_at = schedule.when().next_after(timezone.now())
     schedule.save(update_fields=["enabled", "next_run_at"])
 
 
-def delete(schedule: Schedule) -> str:
+def delete(schedule: Schedule, editor) -> str:
     """Remove the schedule and its runs' history; migrations it submitted run on."""
+    check_may_change(schedule, editor)
     name = schedule.name
     schedule.delete()
     return f"Schedule “{name}” deleted."
@@ -129,6 +148,7 @@ def _claim(schedule_id: int, now) -> ScheduleRun | None:
 def _carry_out(run: ScheduleRun) -> None:
     schedule = run.schedule
     try:
+        _check_creator(schedule)
         if schedule.action == ScheduleAction.EVACUATE:
             _evacuate(run)
         else:
@@ -138,6 +158,19 @@ def _carry_out(run: ScheduleRun) -> None:
     except Exception as error:  # a run must end with a reason, and the scheduler must go on
         log.exception("schedule run %s failed", run.pk)
         _finish(run, ScheduleRunState.FAILED, f"The run failed unexpectedly: {error}")
+
+
+def _check_creator(schedule: Schedule) -> None:
+    """A schedule acts with its creator's rights as they are at run time, not as they were."""
+    creator = schedule.created_by
+    if creator is None:
+        raise RoleRefused("Not run: the user who created this schedule no longer exists.")
+    creator.refresh_from_db(fields=["is_active", "is_superuser"])
+    if not creator.is_active:
+        raise RoleRefused(f"Not run: {creator.get_username()}, who created this schedule, is deactivated.")
+    needed = role_for(schedule.action)
+    if not has_role(creator, needed):
+        raise RoleRefused(f"Not run: {creator.get_username()}, who created this schedule, no longer has the {needed.group_name} role it needs.")
 
 
 def _evacuate(run: ScheduleRun) -> None:

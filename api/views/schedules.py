@@ -65,7 +65,7 @@ class ScheduleViewSet(ApiViewMixin, viewsets.ModelViewSet):
         return Response(ScheduleDetailSerializer(saved).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        schedules.delete(self.get_object())
+        schedules.delete(self.get_object(), request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(summary="Enable a schedule", request=None, responses=ScheduleDetailSerializer)
@@ -81,5 +81,5 @@ class ScheduleViewSet(ApiViewMixin, viewsets.ModelViewSet):
 
     def _set_enabled(self, enabled: bool) -> Response:
         item = self.get_object()
-        schedules.set_enabled(item, enabled)
+        schedules.set_enabled(item, enabled, self.request.user)
         return Response(ScheduleDetailSerializer(item).data)

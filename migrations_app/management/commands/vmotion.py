@@ -291,6 +291,8 @@ class Command(BaseCommand):
             self.stdout.write(f"no move is worth a migration at threshold {state.policy.threshold}")
         tasks = []
         if apply:
+            if refusal := balance.apply_refusal(state.policy):
+                self.fail(refusal)
             requester = services.find_operator(user) if user else None
             tasks = [balance.apply(state, r, requested_by=requester) for r in state.recommendations]
             for task in tasks:
@@ -455,20 +457,20 @@ class Command(BaseCommand):
 
     def _schedule_enable(self, schedule_id, **_):
         item = self._schedule(schedule_id)
-        schedules.set_enabled(item, True)
+        schedules.set_enabled(item, True, None)  # the server's command line acts as its administrator
         self.stdout.write(f"schedule #{item.pk} enabled, next run {_local(item.next_run_at, item.time_zone)}")
         self._json(_schedule_fields(item))
 
     def _schedule_disable(self, schedule_id, **_):
         item = self._schedule(schedule_id)
-        schedules.set_enabled(item, False)
+        schedules.set_enabled(item, False, None)
         self.stdout.write(f"schedule #{item.pk} disabled")
         self._json(_schedule_fields(item))
 
     def _schedule_delete(self, schedule_id, **_):
         item = self._schedule(schedule_id)
         fields = _schedule_fields(item)
-        schedules.delete(item)
+        schedules.delete(item, None)
         self.stdout.write(f"schedule #{schedule_id} deleted")
         self._json(fields)
 
