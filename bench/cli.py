@@ -59,6 +59,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="before each migration wait up to S seconds until no other lab's QEMU runs (default 60; 0: don't)")
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab running at the end")
     parser.add_argument("--output", type=Path, help="JSON results file (default bench/results/migration-<timestamp>.json)")
+    # For testing the bench itself: the engine's forecast is dropped from every run, which the
+    # prediction target must then count as missed (and the bench exit non-zero).
+    parser.add_argument("--test-without-prediction", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--lab-dir", type=Path, default=Path("/var/lib/vmotion-bench"))
     parser.add_argument("--netns", default="vmotion-bench")
     args = parser.parse_args(argv)
@@ -129,10 +132,12 @@ def main(argv: list[str]) -> int:
 
     config = lab_setup.lab_config(lab_dir, args.netns)
     log(f"cells: {', '.join(f'{cap_label(c)} x {r} MB/s' for c, r in args.cell_list)}; repeat {args.repeat}; results -> {results_path}")
+    if args.test_without_prediction:
+        log("--test-without-prediction: the engine's forecasts are dropped; its prediction target must miss")
     bench = None
     started = time.monotonic()
     status = 1
-    extra: dict = {"lab_dir": str(lab_dir), "netns": args.netns}
+    extra: dict = {"lab_dir": str(lab_dir), "netns": args.netns, "test_without_prediction": args.test_without_prediction}
     try:
         run_command(["bash", "scripts/services.sh"], timeout=60, cwd=ROOT)  # Redis, if none answers
         log(f"bringing the lab up in {lab_dir} (netns {args.netns}); the first time builds the guest image")
@@ -161,7 +166,9 @@ def main(argv: list[str]) -> int:
             bench.stop()
         extra["duration_s"] = round(time.monotonic() - started)
         if bench is not None:
-            report(bench, results_path, complete=status == 0, extra=extra)
+            missed = report(bench, results_path, complete=status == 0, extra=extra)
+            if missed and status == 0:
+                status = 1  # a target missed, a cell without data among them
         if args.keep_lab:
             log(f"lab kept: python -m lab down with VMOTION_LAB_DIR={lab_dir} VMOTION_LAB_NETNS={args.netns} stops it")
         else:

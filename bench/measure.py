@@ -56,6 +56,7 @@ def measured(run: Run, migrate: Callable[[Run], None], lab: BenchLab, quiet_wait
         try:
             serial = watcher.stop()
             run.serial_gap_ms, run.guest_kept_running, run.guest_mismatches = serial.longest_gap_ms, serial.kept_running, serial.mismatches
+            run.guest_heartbeats = serial.heartbeats
         except Exception as error:  # noqa: BLE001
             run.error = (run.error + f"; serial watcher failed: {error}").strip("; ")
     return run

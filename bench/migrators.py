@@ -24,7 +24,7 @@ from bench.config import (
 from bench.control_plane import Workers, manage_command, run_manage
 from bench.lab_setup import BenchLab
 from bench.measure import rawstats
-from bench.runs import Run
+from bench.runs import Run, placement_verdict
 from lab.commands import domain_names, virsh, virsh_args
 
 
@@ -79,7 +79,7 @@ class VirshMigrator(Migrator):
             self._process = self._source = None
         on_destination = run.guest in domain_names(self.lab.uri[run.destination])
         on_source = run.guest in domain_names(source_uri)
-        run.converged = returncode == 0 and on_destination and not on_source and not aborted
+        run.converged, placement = placement_verdict(returncode == 0 and not aborted, on_source, on_destination)
         if aborted:
             run.outcome = f"aborted after {VIRSH_ABORT_AFTER_S} s"
             run.total_ms = run.libvirt_stats.get("time_elapsed", run.wall_ms)
@@ -93,7 +93,7 @@ class VirshMigrator(Migrator):
                 run.libvirt_stats = rawstats(self.lab.uri[run.destination], run.guest, completed=True)
             run.total_ms = run.libvirt_stats.get("time_elapsed")
             run.downtime_ms = run.libvirt_stats.get("downtime")
-            run.outcome = "converged" if run.converged else "exit 0 but not running on the destination alone"
+            run.outcome = placement
         run.bytes = run.libvirt_stats.get("data_processed")
         run.iterations = run.libvirt_stats.get("memory_iteration")
         if on_destination and run.guest in domain_names(source_uri, all_domains=True) and not on_source:
@@ -110,10 +110,14 @@ class VirshMigrator(Migrator):
 
 
 class EngineMigrator(Migrator):
-    """`vmotion migrate` in one of ENGINE_MODES; cancelled if it has not finished in ENGINE_TIMEOUT_S."""
+    """`vmotion migrate` in one of ENGINE_MODES; cancelled if it has not finished in ENGINE_TIMEOUT_S.
 
-    def __init__(self, mode: str, workers: Workers, env: dict, max_downtime_ms: int):
-        self.mode, self.workers, self.env, self.max_downtime_ms = mode, workers, env, max_downtime_ms
+    `without_prediction` (the hidden --test-without-prediction) drops the engine's forecast
+    from every run, to check that the bench fails a run it has no prediction for."""
+
+    def __init__(self, mode: str, lab: BenchLab, workers: Workers, env: dict, max_downtime_ms: int, without_prediction: bool = False):
+        self.mode, self.lab, self.workers, self.env, self.max_downtime_ms = mode, lab, workers, env, max_downtime_ms
+        self.without_prediction = without_prediction
         self.tool = f"engine {mode}"
 
     def migrate(self, run: Run) -> None:
@@ -135,14 +139,22 @@ class EngineMigrator(Migrator):
         else:
             run.engine_json = result
             run.task = result.get("task", run.task)
-            run.converged = result.get("state") == "succeeded"
             run.outcome = result.get("state", "?")
             run.total_ms, run.downtime_ms = result.get("total_ms"), result.get("downtime_ms")
             run.bytes, run.iterations = result.get("bytes"), result.get("iterations")
             run.predicted_total_ms, run.predicted_downtime_ms = result.get("predicted_total_ms"), result.get("predicted_downtime_ms")
             run.error = result.get("error") or run.error
+        # Where the guest runs is virsh's to say, on both hosts, as for plain virsh's runs.
+        on_destination = run.guest in domain_names(self.lab.uri[run.destination])
+        on_source = run.guest in domain_names(self.lab.uri[run.source])
+        run.converged, placement = placement_verdict(result is not None and result.get("state") == "succeeded", on_source, on_destination)
+        if placement != "converged":
+            run.outcome = f"{run.outcome}: {placement}" if result is not None else placement
         if run.task:
             self._read_task(run)
+        if self.without_prediction:
+            run.predicted_total_ms = run.predicted_downtime_ms = None
+            run.prediction = ""
 
     def _follow(self, process: subprocess.Popen, run: Run) -> list[str]:
         """The command's output lines, logged as they come; cancels the task past the deadline."""
@@ -225,4 +237,4 @@ def measured_in_its_new_process(guest: str) -> None:
 def migrators_for(args, lab: BenchLab, workers: Workers, env: dict) -> list[Migrator]:
     """Plain virsh (unless --no-virsh), then the engine in each of --engine-modes."""
     virsh_migrators: list[Migrator] = [] if args.no_virsh else [VirshMigrator(lab)]
-    return virsh_migrators + [EngineMigrator(mode, workers, env, args.max_downtime) for mode in args.engine_mode_list]
+    return virsh_migrators + [EngineMigrator(mode, lab, workers, env, args.max_downtime, args.test_without_prediction) for mode in args.engine_mode_list]

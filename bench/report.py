@@ -48,7 +48,7 @@ def table(runs: list[Run]) -> str:
               "client gap", "serial gap", "guest ok", "rss MiB", "achieved MB/s", "quiet"]  # fmt: skip
     rows = [header]
     for r in runs:
-        guest_ok = None if r.guest_kept_running is None else bool(r.guest_kept_running and not r.guest_mismatches)
+        guest_ok = None if r.guest_kept_running is None else bool(r.guest_kept_running and r.guest_heartbeats and r.guest_mismatches == 0)
         client = fmt(r.client_gap_ms) if r.client_gap_ms is not None else "ERR"
         if r.client_gap_ms is not None and (r.client_intact is False or r.client_reconnects):
             client += "!"  # connection broken or reconnected
@@ -79,11 +79,26 @@ class Judgement:
     offenders: list[Run] = field(default_factory=list)  # the runs that missed it
 
 
+def every_cell(_cell: tuple[int | None, int]) -> bool:
+    return True
+
+
+def is_400_over_gigabit(cell: tuple[int | None, int]) -> bool:
+    return cell == (GIGABIT_MIB_S, 400)
+
+
+def is_capped_idle(cell: tuple[int | None, int]) -> bool:
+    return cell[0] is not UNCAPPED and cell[1] == 0
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
-    # (one tool's runs, every run of the bench) -> its judgement on that tool's runs
+    # (one tool's runs in the cells it judges, every run of the bench) -> its judgement
     judge: Callable[[list[Run], list[Run]], Judgement]
+    # The cells (cap, rate) it judges: a requested one without a run of the tool fails it.
+    judges_cell: Callable[[tuple[int | None, int]], bool] = every_cell
+    engine_only: bool = False  # plain virsh has no prediction and no submission
 
 
 @dataclass
@@ -94,22 +109,56 @@ class Verdict:
     offenders: list[Run] = field(default_factory=list)
 
 
+def cells_named(runs: list[Run]) -> str:
+    return ", ".join(cell_name(r) for r in runs)
+
+
 def converges_everywhere(runs: list[Run], _all_runs: list[Run]) -> Judgement:
     not_converged = [r for r in runs if not r.converged]
     figure = f"{len(runs) - len(not_converged)}/{len(runs)} converged"
     if not_converged:
-        figure += ": not " + ", ".join(cell_name(r) for r in not_converged)
+        figure += ": not " + cells_named(not_converged)
     return Judgement(not not_converged, figure, not_converged)
 
 
+def guest_kept_running(runs: list[Run], _all_runs: list[Run]) -> Judgement:
+    """Its heartbeats went on and it never started over; a run whose serial log was not
+    watched is a miss, as nothing shows the guest survived it."""
+    stopped = [r for r in runs if r.guest_kept_running is not True]
+    figure = f"{len(runs) - len(stopped)}/{len(runs)} kept running"
+    if stopped:
+        figure += ": not " + ", ".join(f"{cell_name(r)} ({'not observed' if r.guest_kept_running is None else 'stopped or restarted'})" for r in stopped)
+    return Judgement(not stopped, figure, stopped)
+
+
+def guest_memory_intact(runs: list[Run], _all_runs: list[Run]) -> Judgement:
+    """The guest re-read its working set after the move and found every page as it wrote it
+    (heartbeats with no mismatch); a run without heartbeats shows nothing and is a miss."""
+    def intact(r: Run) -> bool:
+        return bool(r.guest_heartbeats) and r.guest_mismatches == 0
+
+    damaged = [r for r in runs if not intact(r)]
+    figure = f"{len(runs) - len(damaged)}/{len(runs)} intact"
+    if damaged:
+        figure += ": not " + ", ".join(
+            f"{cell_name(r)} ({'no heartbeat seen' if not r.guest_heartbeats or r.guest_mismatches is None else f'{r.guest_mismatches} mismatches'})"
+            for r in damaged
+        )
+    return Judgement(not damaged, figure, damaged)
+
+
 def downtime_median(runs: list[Run], _all_runs: list[Run]) -> Judgement:
-    downtimes = [r.downtime_ms for r in runs if r.converged and r.downtime_ms is not None]
-    if not downtimes:
-        return Judgement(None, "no converged run")
-    median = statistics.median(downtimes)
-    met = median <= TARGET_DOWNTIME_MEDIAN_MS
-    over = [r for r in runs if r.downtime_ms is not None and r.downtime_ms > TARGET_DOWNTIME_MEDIAN_MS]
-    return Judgement(met, f"median {median:g} ms of {len(downtimes)} (range {min(downtimes)}-{max(downtimes)} ms)", [] if met else over)
+    """The median over the runs that switched over; a run with no downtime figure (it did not
+    converge, or libvirt did not report one) is a miss, listed."""
+    without = [r for r in runs if not r.converged or r.downtime_ms is None]
+    downtimes = [r.downtime_ms for r in runs if r not in without]
+    figure = (f"median {statistics.median(downtimes):g} ms of {len(downtimes)} (range {min(downtimes)}-{max(downtimes)} ms)"
+              if downtimes else "no downtime measured")  # fmt: skip
+    median_met = bool(downtimes) and statistics.median(downtimes) <= TARGET_DOWNTIME_MEDIAN_MS
+    over = [] if median_met else [r for r in runs if r.downtime_ms is not None and r.downtime_ms > TARGET_DOWNTIME_MEDIAN_MS]
+    if without:
+        figure += "; no downtime figure in " + cells_named(without)
+    return Judgement(median_met and not without, figure, without + [r for r in over if r not in without])
 
 
 def client_gap(runs: list[Run], _all_runs: list[Run]) -> Judgement:
@@ -127,24 +176,27 @@ def client_gap(runs: list[Run], _all_runs: list[Run]) -> Judgement:
 def total_400_over_gigabit(runs: list[Run], _all_runs: list[Run]) -> Judgement:
     """Judged on wall time: from the command (virsh) or the submission (engine) to the end,
     the engine's checks and measurements included."""
-    hard = [r for r in runs if r.cap_mib_s == GIGABIT_MIB_S and r.rate_mb_s == 400]
+    hard = [r for r in runs if is_400_over_gigabit((r.cap_mib_s, r.rate_mb_s))]
     if not hard:
         return Judgement(None, "cell not run")
     slow = [r for r in hard if not r.converged or r.wall_ms is None or r.wall_ms > TARGET_400_GIGABIT_TOTAL_MS]
     figure = ", ".join(
-        (f"wall {r.wall_ms / 1000:.1f} s" if r.wall_ms is not None else "?") + ("" if r.converged else " (not converged)")
+        (f"wall {r.wall_ms / 1000:.1f} s" if r.wall_ms is not None else "no wall time") + ("" if r.converged else " (not converged)")
         + (f" [libvirt {r.total_ms / 1000:.1f} s]" if r.total_ms else "") for r in hard
     )  # fmt: skip
     return Judgement(not slow, figure, slow)
 
 
 def submit_to_migrate(runs: list[Run], _all_runs: list[Run]) -> Judgement:
+    """The median over the engine's runs; a run with no start time is a miss, listed."""
+    without = [r for r in runs if r.submit_to_migrate_ms is None]
     gaps = [r.submit_to_migrate_ms for r in runs if r.submit_to_migrate_ms is not None]
-    if not gaps:
-        return Judgement(None, "not an engine")
-    median = statistics.median(gaps)
-    met = median <= TARGET_SUBMIT_TO_MIGRATE_MEDIAN_MS
-    return Judgement(met, f"median {median:g} ms, worst {max(gaps)} ms of {len(gaps)}", [])
+    median_met = bool(gaps) and statistics.median(gaps) <= TARGET_SUBMIT_TO_MIGRATE_MEDIAN_MS
+    figure = f"median {statistics.median(gaps):g} ms, worst {max(gaps)} ms of {len(gaps)}" if gaps else "no start time measured"
+    over = [] if median_met else [r for r in runs if r.submit_to_migrate_ms is not None and r.submit_to_migrate_ms > TARGET_SUBMIT_TO_MIGRATE_MEDIAN_MS]
+    if without:
+        figure += "; no start time in " + cells_named(without)
+    return Judgement(median_met and not without, figure, without + over)
 
 
 def prediction_error(run: Run) -> float | None:
@@ -154,32 +206,43 @@ def prediction_error(run: Run) -> float | None:
     return (run.predicted_total_ms - run.total_ms) / run.total_ms
 
 
+def _why_unjudged(run: Run) -> str:
+    if not run.predicted_total_ms:
+        return "no prediction"
+    return "not converged" if not run.converged else "no total time"
+
+
 def predictions_within(runs: list[Run], _all_runs: list[Run]) -> Judgement:
+    """Every run counts: one with no prediction (or no total to hold it against) is a miss of
+    the share, listed by run, in the bench and in its cell."""
     errors = [(r, prediction_error(r)) for r in runs]
-    errors = [(r, e) for r, e in errors if e is not None]
-    if not errors:
-        return Judgement(None, "no prediction")
-    off = [r for r, e in errors if abs(e) > TARGET_PREDICTION_ERROR]
-    share = 1 - len(off) / len(errors)
-    values = sorted(e for _, e in errors)
+    judged = [(r, e) for r, e in errors if e is not None]
+    unjudged = [r for r, e in errors if e is None]
+    off = [r for r, e in judged if abs(e) > TARGET_PREDICTION_ERROR]
+    share = 1 - (len(off) + len(unjudged)) / len(runs)
     cells_short = _cells_short_of_the_share(errors)
-    figure = (f"{share:.0%} within (median error {statistics.median(values):+.0%}, "
-              f"range {values[0]:+.0%} to {values[-1]:+.0%}, {len(errors)} runs)")  # fmt: skip
+    figure = f"{share:.0%} within"
+    if judged:
+        values = sorted(e for _, e in judged)
+        figure += f" (median error {statistics.median(values):+.0%}, range {values[0]:+.0%} to {values[-1]:+.0%}, {len(judged)} runs)"
+    if unjudged:
+        figure += "; missed for lack of data: " + ", ".join(f"{cell_name(r)} ({_why_unjudged(r)})" for r in unjudged)
     if cells_short:
         figure += "; short in " + ", ".join(cells_short)
     met = share >= TARGET_PREDICTION_SHARE and not cells_short
-    return Judgement(met, figure, off if not met else [])
+    return Judgement(met, figure, [] if met else unjudged + off)
 
 
-def _cells_short_of_the_share(errors: list[tuple[Run, float]]) -> list[str]:
-    """The cells (cap, rate) where fewer than the target share of runs were within the error:
-    the target holds in every cell, not only over the bench."""
-    by_cell: dict[tuple, list[float]] = {}
+def _cells_short_of_the_share(errors: list[tuple[Run, float | None]]) -> list[str]:
+    """The cells (cap, rate) where fewer than the target share of runs were within the error
+    (a run without an error to judge is not within): the target holds in every cell, not only
+    over the bench."""
+    by_cell: dict[tuple, list[float | None]] = {}
     for run, error in errors:
         by_cell.setdefault((run.cap_mib_s or 0, run.rate_mb_s), []).append(error)
     short = []
     for (cap, rate), cell_errors in sorted(by_cell.items()):
-        within = sum(abs(e) <= TARGET_PREDICTION_ERROR for e in cell_errors)
+        within = sum(e is not None and abs(e) <= TARGET_PREDICTION_ERROR for e in cell_errors)
         if within < TARGET_PREDICTION_SHARE * len(cell_errors):
             short.append(f"{cap or 'uncapped'}/{rate} ({within} of {len(cell_errors)})")
     return short
@@ -227,22 +290,38 @@ def idle_total(runs: list[Run], all_runs: list[Run]) -> Judgement:
 
 TARGETS = [
     Target("converges in every cell", converges_everywhere),
+    Target("the guest kept running in every run", guest_kept_running),
+    Target("the guest's memory intact in every run", guest_memory_intact),
     Target(f"libvirt downtime median <= {TARGET_DOWNTIME_MEDIAN_MS} ms", downtime_median),
     Target(f"longest client gap <= {TARGET_CLIENT_GAP_MS} ms in every cell", client_gap),
-    Target(f"wall time at 400 MB/s over gigabit <= {TARGET_400_GIGABIT_TOTAL_MS / 1000:g} s", total_400_over_gigabit),
-    Target(f"idle total <= {TARGET_IDLE_FACTOR} x memory in use / achievable bandwidth", idle_total),
-    Target(f"median submission -> migrate call <= {TARGET_SUBMIT_TO_MIGRATE_MEDIAN_MS} ms", submit_to_migrate),
-    Target(f"predicted total within +-{TARGET_PREDICTION_ERROR:.0%} in >= {TARGET_PREDICTION_SHARE:.0%} of runs, every cell", predictions_within),
+    Target(f"wall time at 400 MB/s over gigabit <= {TARGET_400_GIGABIT_TOTAL_MS / 1000:g} s", total_400_over_gigabit, is_400_over_gigabit),
+    Target(f"idle total <= {TARGET_IDLE_FACTOR} x memory in use / achievable bandwidth", idle_total, is_capped_idle),
+    Target(f"median submission -> migrate call <= {TARGET_SUBMIT_TO_MIGRATE_MEDIAN_MS} ms", submit_to_migrate, engine_only=True),
+    Target(f"predicted total within +-{TARGET_PREDICTION_ERROR:.0%} in >= {TARGET_PREDICTION_SHARE:.0%} of runs, every cell",
+           predictions_within, engine_only=True),
 ]
 
 
-def verdicts(runs: list[Run], all_runs: list[Run]) -> list[Verdict]:
-    """Every target, judged on the given runs (one tool); none when there are no runs."""
-    if not runs:
-        return []
+def cell_of(run: Run) -> tuple[int | None, int]:
+    return (run.cap_mib_s, run.rate_mb_s)
+
+
+def verdicts(tool: str, runs: list[Run], all_runs: list[Run], cells: list[tuple[int | None, int]]) -> list[Verdict]:
+    """Every target, judged on one tool's runs. A target judges its cells of those requested
+    (`cells`) and of those run; one of them without a run of this tool fails it, named: what
+    was not measured is a miss. Not measured means not applicable only where the target does
+    not judge any cell of the bench, or the tool (plain virsh has no prediction)."""
     result = []
     for target in TARGETS:
-        judgement = target.judge(runs, all_runs)
+        if target.engine_only and not tool.startswith("engine"):
+            result.append(Verdict(target.name, None, "not an engine"))
+            continue
+        judged = [r for r in runs if target.judges_cell(cell_of(r))]
+        empty = [cell for cell in dict.fromkeys(cells) if target.judges_cell(cell) and not any(cell_of(r) == cell for r in judged)]
+        judgement = target.judge(judged, all_runs) if judged else Judgement(None, "no run")
+        if empty:
+            names = ", ".join(f"{'uncapped' if cap is UNCAPPED else cap}/{rate}" for cap, rate in empty)
+            judgement = Judgement(False, ("" if not judged else judgement.figure + "; ") + f"no run in {names}", judgement.offenders)
         result.append(Verdict(target.name, judgement.met, judgement.figure, judgement.offenders))
     return result
 
@@ -252,8 +331,9 @@ def summary(bench) -> tuple[str, dict, list[Run]]:
     lines, data, missed = [], {}, []
     for tool in bench.tools():
         runs = [r for r in bench.runs if r.tool == tool]
-        judged = verdicts(runs, bench.runs)
-        data[tool] = [{"target": v.target, "met": v.met, "figure": v.figure} for v in judged]
+        judged = verdicts(tool, runs, bench.runs, list(bench.cells))
+        data[tool] = [{"target": v.target, "met": v.met, "figure": v.figure,
+                       "missed_by": [f"{r.tool} {cell_name(r)}" for r in v.offenders]} for v in judged]  # fmt: skip
         lines.append(f"{tool}:")
         for v in judged:
             mark = "n/a    " if v.met is None else ("met    " if v.met else "NOT MET")
@@ -263,12 +343,17 @@ def summary(bench) -> tuple[str, dict, list[Run]]:
     return "\n".join(lines), data, missed
 
 
+def targets_missed(targets: dict) -> list[str]:
+    """'tool: target' for each target missed, from summary()'s data."""
+    return [f"{tool}: {v['target']}" for tool, judged in targets.items() for v in judged if v["met"] is False]
+
+
 # The results ----------------------------------------------------------------------------------
 
 
 def write_results(path: Path, bench, complete: bool, extra: dict | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    _, targets, _ = summary(bench) if bench.runs else ("", {}, [])
+    _, targets, _ = summary(bench)
     document = {
         "complete": complete,
         "command": " ".join([sys.executable, *sys.argv]),
@@ -277,6 +362,7 @@ def write_results(path: Path, bench, complete: bool, extra: dict | None = None) 
         "tools": bench.tools(),
         "engine_code": bench.code_history,  # git revision and source hash each time the worker (re)started
         "targets": targets,
+        "targets_missed": targets_missed(targets),
         "runs": [{**asdict(r), "mib_moved": r.mib_moved, "contended": r.contended} for r in bench.runs],
         "link_learned_from": asdict(bench.link_run) if bench.link_run else None,
         **(extra or {}),
@@ -286,12 +372,14 @@ def write_results(path: Path, bench, complete: bool, extra: dict | None = None) 
     temporary.replace(path)
 
 
-def report(bench, results_path: Path, complete: bool, extra: dict) -> None:
-    """Write the JSON, print the table, the notes, the targets and the missed runs' timelines."""
+def report(bench, results_path: Path, complete: bool, extra: dict) -> list[str]:
+    """Write the JSON, print the table, the notes, the targets and the missed runs' timelines;
+    return the targets missed ('tool: target'), a cell without a run among them."""
     write_results(results_path, bench, complete=complete, extra=extra)
+    text, targets, missed = summary(bench)
     if not bench.runs:
         log(f"no run finished; {results_path}")
-        return
+        return targets_missed(targets)
     print()
     print(LEGEND)
     print(table(bench.runs))
@@ -306,7 +394,6 @@ def report(bench, results_path: Path, complete: bool, extra: dict) -> None:
         print(f"WARNING: the engine's code changed during this bench ({len(versions_seen)} versions: {', '.join(versions_seen)}"
               + (f"; during {', '.join(f'{r.tool} {cell_name(r)}' for r in changed)}" if changed else "")
               + "): see engine_code and each run's code in the JSON.")
-    text, _, missed = summary(bench)
     print()
     print("Targets:")
     print(text)
@@ -316,5 +403,8 @@ def report(bench, results_path: Path, complete: bool, extra: dict) -> None:
         for run in missed:
             print(f"--- {run.tool}, {cell_name(run)} (task #{run.task}) ---")
             print(run.timeline or "(no timeline)")
+    failed = targets_missed(targets)
     print()
+    print(f"{len(failed)} target(s) missed" + (": " + "; ".join(failed) if failed else ""))
     print(f"JSON: {results_path}")
+    return failed

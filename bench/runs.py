@@ -37,7 +37,8 @@ class Run:
     client_reconnects: int | None = None
     client_error: str | None = None
     serial_gap_ms: float | None = None
-    guest_kept_running: bool | None = None
+    guest_kept_running: bool | None = None  # None: the serial log was not watched
+    guest_heartbeats: int | None = None  # seen during the run; the guest checks its working set all along
     guest_mismatches: int | None = None
     code: str = ""  # the engine's source hash (control_plane.code_fingerprint) when the migration started
     code_changed_during: bool = False
@@ -56,6 +57,18 @@ class Run:
     @property
     def mib_moved(self) -> float | None:
         return None if self.bytes is None else self.bytes / 2**20
+
+
+def placement_verdict(tool_succeeded: bool, on_source: bool, on_destination: bool) -> tuple[bool, str]:
+    """Whether a migration converged, and the outcome in a few words, as virsh asked on both
+    hosts finds the guest: running on the destination and gone from the source, and the tool
+    (virsh's exit status, the engine's task) saying it succeeded. Neither the tool alone nor
+    virsh alone is enough: a tool that claims success for a guest still on the source has
+    not migrated it, and a guest that arrived behind a failure report is a tool's error."""
+    if on_destination and not on_source:
+        return tool_succeeded, "converged" if tool_succeeded else "reported failed, but running on the destination alone"
+    where = "on both hosts" if on_source and on_destination else ("still on the source" if on_source else "running on neither host")
+    return False, (f"reported succeeded, but {where}" if tool_succeeded else f"failed, {where}")
 
 
 def cell_name(run: Run) -> str:

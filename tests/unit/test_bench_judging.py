@@ -1,0 +1,273 @@
+"""The migration bench judges what it measured: a run without a figure is a miss of that
+target, named; a requested cell without a run fails its targets; where the guest runs is
+virsh's to say; the bench exits non-zero on a miss. No lab: runs are built by hand."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from bench import cli, migrators, pages, report
+from bench.runs import Run, placement_verdict
+
+MIB = 2**20
+
+
+def good_run(tool: str = "engine pre-copy", cap: int | None = 110, rate: int = 0, repeat: int = 1, **changes) -> Run:
+    """A run that meets every target: 345 MiB idle over 110 MiB/s in 3.4 s, predicted 3.5 s."""
+    run = Run(cap, rate, repeat, tool, "lab-vm1", "lab-host1", "lab-host2", converged=True, outcome="converged",
+              total_ms=3400, wall_ms=4000, downtime_ms=30, bytes=345 * MIB, iterations=3,
+              client_gap_ms=120, client_intact=True, client_reconnects=0,
+              guest_kept_running=True, guest_heartbeats=40, guest_mismatches=0)  # fmt: skip
+    if tool.startswith("engine"):
+        run.submit_to_migrate_ms, run.predicted_total_ms, run.predicted_downtime_ms = 40, 3500, 30
+    for name, value in changes.items():
+        setattr(run, name, value)
+    return run
+
+
+def judged(tool: str, runs: list[Run], cells=((110, 0),)) -> dict[str, report.Verdict]:
+    return {v.target: v for v in report.verdicts(tool, runs, runs, list(cells))}
+
+
+def verdict_of(tool: str, runs: list[Run], starts_with: str, cells=((110, 0),)) -> report.Verdict:
+    return next(v for name, v in judged(tool, runs, cells).items() if name.startswith(starts_with))
+
+
+def test_a_good_run_meets_every_target_of_its_cell():
+    verdicts = judged("engine pre-copy", [good_run()])
+    assert {name: v.met for name, v in verdicts.items() if not name.startswith("wall time at 400")} == dict.fromkeys(
+        [name for name in verdicts if not name.startswith("wall time at 400")], True
+    )
+    assert verdicts[next(n for n in verdicts if n.startswith("wall time at 400"))].met is None  # that cell was not asked for
+
+
+def test_a_run_with_no_prediction_misses_the_prediction_target_by_name():
+    run = good_run(predicted_total_ms=None, predicted_downtime_ms=None)
+    verdict = verdict_of("engine pre-copy", [run], "predicted total")
+    assert verdict.met is False
+    assert verdict.offenders == [run]
+    assert "110/0 (no prediction)" in verdict.figure
+
+
+def test_a_run_with_no_prediction_counts_against_the_share_in_its_cell():
+    runs = [good_run(repeat=n) for n in (1, 2, 3)] + [good_run(repeat=4, predicted_total_ms=None)]
+    verdict = verdict_of("engine pre-copy", runs, "predicted total")
+    assert verdict.met is False
+    assert "75% within" in verdict.figure and "110/0 (3 of 4)" in verdict.figure
+    assert [r.repeat for r in verdict.offenders] == [4]
+
+
+def test_a_run_with_no_downtime_figure_misses_the_downtime_target():
+    runs = [good_run(), good_run(repeat=2, downtime_ms=None)]
+    verdict = verdict_of("virsh", runs, "libvirt downtime")
+    assert verdict.met is False
+    assert [r.repeat for r in verdict.offenders] == [2]
+    assert "no downtime figure in 110/0#2" in verdict.figure
+
+
+def test_runs_that_did_not_converge_miss_the_downtime_target_rather_than_leave_it_unjudged():
+    runs = [good_run("virsh", converged=False, downtime_ms=None, outcome="aborted after 45 s")]
+    verdict = verdict_of("virsh", runs, "libvirt downtime")
+    assert verdict.met is False
+    assert verdict.offenders == runs
+
+
+def test_an_engine_run_with_no_start_time_misses_the_submission_target():
+    runs = [good_run(), good_run(repeat=2), good_run(repeat=3, submit_to_migrate_ms=None)]
+    verdict = verdict_of("engine pre-copy", runs, "median submission")
+    assert verdict.met is False
+    assert [r.repeat for r in verdict.offenders] == [3]
+    assert "no start time in 110/0#3" in verdict.figure
+
+
+def test_plain_virsh_is_not_judged_on_what_only_the_engine_does():
+    verdicts = judged("virsh", [good_run("virsh")])
+    assert verdict_of("virsh", [good_run("virsh")], "median submission").met is None
+    assert verdict_of("virsh", [good_run("virsh")], "predicted total").met is None
+    assert all(v.met for name, v in verdicts.items() if not name.startswith(("median submission", "predicted", "wall time at 400")))
+
+
+def test_a_requested_cell_without_a_run_fails_every_target_that_judges_it():
+    cells = [(110, 0), (110, 400)]
+    verdicts = judged("engine pre-copy", [good_run()], cells)
+    hard = verdicts[next(n for n in verdicts if n.startswith("wall time at 400"))]
+    assert hard.met is False and "no run in 110/400" in hard.figure
+    converges = verdicts["converges in every cell"]
+    assert converges.met is False and "no run in 110/400" in converges.figure
+    assert verdicts[next(n for n in verdicts if n.startswith("idle total"))].met is True  # 110/0 was run
+
+
+def test_a_tool_without_any_run_fails_its_targets():
+    verdicts = judged("engine post-copy", [], [(110, 0)])
+    assert verdicts
+    assert all(v.met is False and "no run in 110/0" in v.figure for v in verdicts.values() if not v.target.startswith("wall time at 400"))
+
+
+def test_a_guest_that_stopped_or_was_not_watched_misses_the_kept_running_target():
+    stopped, unwatched = good_run(guest_kept_running=False), good_run(repeat=2, guest_kept_running=None, guest_heartbeats=None, guest_mismatches=None)
+    verdict = verdict_of("virsh", [stopped, good_run(repeat=3), unwatched], "the guest kept running")
+    assert verdict.met is False
+    assert verdict.offenders == [stopped, unwatched]
+    assert "1/3 kept running" in verdict.figure and "not observed" in verdict.figure
+
+
+def test_damaged_or_unchecked_memory_misses_the_memory_target():
+    damaged = good_run(guest_mismatches=3)
+    unchecked = good_run(repeat=2, guest_heartbeats=0)
+    verdict = verdict_of("virsh", [damaged, unchecked, good_run(repeat=3)], "the guest's memory intact")
+    assert verdict.met is False
+    assert verdict.offenders == [damaged, unchecked]
+    assert "3 mismatches" in verdict.figure and "no heartbeat seen" in verdict.figure
+
+
+@pytest.mark.parametrize(
+    ("tool_succeeded", "on_source", "on_destination", "converged"),
+    [
+        (True, False, True, True),
+        (True, True, False, False),  # the task says succeeded, the guest never left
+        (True, True, True, False),  # running twice
+        (True, False, False, False),  # gone
+        (False, False, True, False),  # arrived, but the tool reported failure
+        (False, True, False, False),
+    ],
+)
+def test_convergence_is_where_virsh_finds_the_guest_and_what_the_tool_said(tool_succeeded, on_source, on_destination, converged):
+    assert placement_verdict(tool_succeeded, on_source, on_destination)[0] is converged
+
+
+class FakeProcess:
+    def __init__(self, lines: list[str]):
+        self.stdout = io.StringIO("".join(line + "\n" for line in lines))
+        self.returncode = 0
+
+    def wait(self, timeout=None):
+        return 0
+
+    def kill(self):
+        pass
+
+
+ENGINE_SAYS_SUCCEEDED = {"state": "succeeded", "total_ms": 3400, "downtime_ms": 30, "bytes": 345 * MIB, "iterations": 3,
+                         "predicted_total_ms": 3500, "predicted_downtime_ms": 30}  # fmt: skip
+
+
+def fake_engine(monkeypatch, running: dict[str, set[str]], without_prediction: bool = False) -> migrators.EngineMigrator:
+    """The engine migrator with `vmotion migrate` answering ENGINE_SAYS_SUCCEEDED and virsh
+    finding the domains `running` per host URI."""
+    monkeypatch.setattr(migrators, "measured_in_its_new_process", lambda guest: None)
+    monkeypatch.setattr(migrators.subprocess, "Popen", lambda *args, **kwargs: FakeProcess([json.dumps(ENGINE_SAYS_SUCCEEDED)]))
+    monkeypatch.setattr(migrators, "domain_names", lambda uri, all_domains=False: running[uri])
+    lab = SimpleNamespace(uri={"lab-host1": "uri-1", "lab-host2": "uri-2"})
+    return migrators.EngineMigrator("pre-copy", lab, SimpleNamespace(on_current_code=lambda: None), {}, 300, without_prediction)
+
+
+def test_the_test_switch_leaves_an_engine_run_without_its_prediction(monkeypatch):
+    engine = fake_engine(monkeypatch, {"uri-1": set(), "uri-2": {"lab-vm1"}}, without_prediction=True)
+    run = Run(110, 0, 1, engine.tool, "lab-vm1", "lab-host1", "lab-host2")
+    engine.migrate(run)
+    assert run.converged is True
+    assert run.predicted_total_ms is None and run.predicted_downtime_ms is None
+
+
+def test_an_engine_task_that_says_succeeded_for_a_guest_still_on_the_source_did_not_converge(monkeypatch):
+    running = {"uri-1": {"lab-vm1"}, "uri-2": set()}  # virsh on both hosts: still on the source
+    engine = fake_engine(monkeypatch, running)
+    run = Run(110, 0, 1, engine.tool, "lab-vm1", "lab-host1", "lab-host2")
+    engine.migrate(run)
+    assert run.converged is False
+    assert "still on the source" in run.outcome
+
+    running.update({"uri-1": set(), "uri-2": {"lab-vm1"}})
+    moved = Run(110, 0, 2, engine.tool, "lab-vm1", "lab-host1", "lab-host2")
+    engine.migrate(moved)
+    assert moved.converged is True
+
+
+class FakeBench:
+    """Bench's surface for cli.main and report: its cells run as the given runs."""
+
+    runs_to_make: list[Run] = []
+
+    def __init__(self, args, lab, migrators_, workers):
+        self.args, self.runs, self.link_run, self.code_history = args, [], None, []
+        self.cells = args.cell_list
+
+    def tools(self):
+        return list(dict.fromkeys(r.tool for r in self.runs_to_make))
+
+    def run_cells(self, results_path):
+        self.runs.extend(self.runs_to_make)
+
+    def stop(self):
+        pass
+
+
+def run_main(monkeypatch, tmp_path: Path, runs: list[Run], *extra: str) -> tuple[int, dict]:
+    """bench/migration.py's main with the lab, the database and the workers left out."""
+    monkeypatch.chdir(cli.ROOT)  # main changes to the project root; this restores the directory
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cli.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(cli, "hold_bench_lock", lambda lab_dir: object())
+    monkeypatch.setattr(cli, "run_command", lambda *args, **kwargs: None)
+    monkeypatch.setattr(cli, "control_plane", SimpleNamespace(
+        bench_environment=lambda lab_dir: {}, DJANGO_ENV_KEYS=[], fresh_database=lambda *args: None, register=lambda *args: None,
+        Workers=lambda env, lab_dir: SimpleNamespace(start=lambda: None, stop=lambda: None, code_history=[]),
+    ))  # fmt: skip
+    lab = SimpleNamespace(names=["lab-host1", "lab-host2"], versions=lambda: {})
+    monkeypatch.setattr(cli, "lab_setup", SimpleNamespace(
+        lab_config=lambda lab_dir, netns: None, bring_lab_up=lambda config: SimpleNamespace(accel="tcg"),
+        BenchLab=SimpleNamespace(from_state=lambda state, lab_dir: lab), stop_other_guests=lambda *args: None, lab_log=print,
+    ))  # fmt: skip
+    monkeypatch.setattr(cli, "lab_control", SimpleNamespace(status=lambda config: None, down=lambda config, log: None))
+    monkeypatch.setattr(cli, "migrators_for", lambda args, lab, workers, env: [])
+    monkeypatch.setattr(FakeBench, "runs_to_make", runs)
+    monkeypatch.setattr(cli, "Bench", FakeBench)
+    output = tmp_path / "results.json"
+    status = cli.main(["--cells", "110:0", "--output", str(output), "--lab-dir", str(tmp_path / "lab"), *extra])
+    return status, json.loads(output.read_text())
+
+
+def test_the_bench_exits_zero_when_every_target_is_met(monkeypatch, tmp_path):
+    status, results = run_main(monkeypatch, tmp_path, [good_run("virsh"), good_run()])
+    assert results["targets_missed"] == []
+    assert status == 0
+
+
+def test_the_bench_exits_non_zero_when_a_run_had_no_prediction(monkeypatch, tmp_path):
+    status, results = run_main(monkeypatch, tmp_path, [good_run("virsh"), good_run(predicted_total_ms=None)])
+    assert status != 0
+    assert [m for m in results["targets_missed"] if m.startswith("engine pre-copy: predicted total")]
+    prediction = next(t for t in results["targets"]["engine pre-copy"] if t["target"].startswith("predicted total"))
+    assert prediction["met"] is False and prediction["missed_by"] == ["engine pre-copy 110/0"]
+
+
+def test_the_test_switch_is_hidden_and_drops_the_engines_prediction(capsys):
+    assert cli.parse_args(["--cells", "110:0", "--test-without-prediction"]).test_without_prediction
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--help"])
+    assert "without-prediction" not in capsys.readouterr().out
+    engine = migrators.migrators_for(SimpleNamespace(no_virsh=True, engine_mode_list=["pre-copy"], max_downtime=300, test_without_prediction=True),
+                                     SimpleNamespace(uri={}), None, {})[0]  # fmt: skip
+    assert engine.without_prediction is True
+
+
+class FakeResponse:
+    def __init__(self, status_code: int):
+        self.status_code, self.content = status_code, b"<html></html>"
+
+
+@pytest.mark.parametrize("status", [500, 302, 404])
+def test_the_pages_bench_fails_a_page_that_does_not_answer_200(status, capsys):
+    fast_error = SimpleNamespace(get=lambda path: FakeResponse(status))
+    assert pages.measure_page(fast_error, "dashboard", "/") is False
+    assert f"FAILED: answered {status}" in capsys.readouterr().out
+
+
+def test_the_pages_bench_passes_a_fast_page_that_answers_200(capsys):
+    assert pages.measure_page(SimpleNamespace(get=lambda path: FakeResponse(200)), "dashboard", "/") is True
+    assert "met" in capsys.readouterr().out
