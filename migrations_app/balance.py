@@ -1,7 +1,8 @@
 """Balancing a cluster from the inventory: the facts `balancing.recommend` ranks, read in a
 fixed number of queries; applying a recommendation as an ordinary migration task; and the
-scheduler's automatic rounds. One authority: a cluster with an evacuation running, or with
-migrations still under way, gets no automatic round."""
+scheduler's automatic rounds. One authority: a cluster whose balancing is off has no
+recommendation applied, by any door; a cluster with an evacuation running, or with migrations
+still under way into or out of it, gets no automatic round."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from inventory.choices import ACTIVE_POWER_STATES
@@ -68,7 +70,22 @@ def _cooling(vms: list[VirtualMachine], policy: BalancingPolicy) -> frozenset[in
     return frozenset(moved.values_list("vm_id", flat=True))
 
 
+class BalancingOff(MigrationRequestError):
+    """The cluster's balancing is off: its recommendations are shown, never applied."""
+
+
+def apply_refusal(policy: BalancingPolicy) -> str:
+    """Why no recommendation of the cluster may be applied; empty when one may."""
+    if policy.level == AutomationLevel.OFF:
+        return (f"Balancing of cluster {policy.cluster.name} is off: no recommendation is applied. "
+                "An administrator can set it to manual or automatic on the cluster's page.")
+    return ""
+
+
 def apply(balance: ClusterBalance, recommendation: Recommendation, *, requested_by=None, automatic: bool = False) -> MigrationTask:
+    """Submit one recommendation as a migration task; refused while the cluster's balancing is off."""
+    if refusal := apply_refusal(balance.policy):
+        raise BalancingOff(refusal)
     vm = balance.vms[recommendation.vm.vm_id]
     destination = Host.objects.get(pk=recommendation.destination_id)
     why = f"Balancing cluster {balance.cluster.name}: load spread {recommendation.spread_before:.3f} -> {recommendation.spread_after:.3f}"
@@ -100,8 +117,9 @@ def automatic_rounds() -> int:
 
 
 def _busy(cluster: Cluster) -> bool:
-    """An evacuation or migrations under way in the cluster: balancing waits for them."""
+    """An evacuation, or migrations under way out of or into the cluster: balancing waits for
+    them, as the loads it would read are about to change."""
     hosts = Host.objects.filter(cluster=cluster)
     if Evacuation.objects.filter(host__in=hosts, state=EvacuationState.RUNNING).exists():
         return True
-    return MigrationTask.objects.filter(state__in=ACTIVE_STATES, source__in=hosts).exists()
+    return MigrationTask.objects.filter(Q(source__in=hosts) | Q(destination__in=hosts), state__in=ACTIVE_STATES).exists()

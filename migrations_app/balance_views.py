@@ -42,6 +42,7 @@ def cluster_page(request: HttpRequest, cluster: Cluster, *, form=None, rule_form
         "form": form or BalancingPolicyForm(instance=state.policy),
         "rules": [(status, fixes.get(status.rule.pk, [])) for status in rules],
         "rule_form": rule_form or RuleForm(cluster),
+        "apply_refusal": balance.apply_refusal(state.policy),
         "cpu": cpu_section(cluster),
         "encryption": encryption_section(cluster),
         "health": cluster_health(cluster),
@@ -67,6 +68,9 @@ def cluster_apply(request: HttpRequest, pk: int) -> HttpResponse:
     """Apply one recommendation (vm and to given) or all of them, as they stand now."""
     cluster = get_object_or_404(Cluster, pk=pk)
     state = balance.cluster_balance(cluster)
+    if refusal := balance.apply_refusal(state.policy):
+        messages.error(request, refusal)
+        return redirect("cluster-detail", pk=pk)
     wanted = [r for r in state.recommendations if "all" in request.POST or (str(r.vm.vm_id), str(r.destination_id)) == (request.POST.get("vm"), request.POST.get("to"))]
     if not wanted:
         messages.error(request, "That recommendation no longer holds: the load or the inventory changed. The current ones are below.")

@@ -1,17 +1,20 @@
-"""The inventory, read: clusters, hosts, datastores, networks and VMs (Viewer), and the
-assistant's destinations for a VM (Operator, as in the migration wizard)."""
+"""The inventory, read: clusters, hosts, datastores, networks and VMs (Viewer); the
+assistant's destinations for a VM (Operator, as in the migration wizard); and a cluster's
+balancing recommendations applied (Operator, as on the cluster's page)."""
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.roles import Role
 from inventory.models import Cluster, Datastore, Network, VirtualMachine
-from migrations_app import assistant
+from migrations_app import assistant, balance
 
 from .. import filtersets
+from ..serializers.balance import BalanceAppliedSerializer
+from ..serializers.errors import ErrorSerializer, error_body
 from ..serializers.inventory import ClusterSerializer, DatastoreSerializer, NetworkSerializer, VirtualMachineSerializer
 from ..serializers.tasks import CandidateSerializer, RecommendationSerializer
 from .base import ApiViewMixin
@@ -25,6 +28,23 @@ class ClusterViewSet(ReadOnlyViewSet):
     queryset = Cluster.objects.prefetch_related("hosts").order_by("name", "pk")
     serializer_class = ClusterSerializer
     filterset_class = filtersets.ClusterFilter
+    roles = {"*": Role.VIEWER, "apply_balancing": Role.OPERATOR}
+
+    @extend_schema(
+        summary="Apply the cluster's balancing recommendations",
+        request=None,
+        responses={202: BalanceAppliedSerializer, 409: OpenApiResponse(ErrorSerializer, description="The cluster's balancing is off: nothing is applied")},
+    )
+    @action(detail=True, methods=["post"], url_path="balance", pagination_class=None, filterset_class=None)
+    def apply_balancing(self, request: Request, pk: str) -> Response:
+        """Submit every current recommendation as a migration task, as the cluster page's
+        Apply all and `vmotion balance --apply` do. Refused while the cluster's balancing is off."""
+        state = balance.cluster_balance(self.get_object())
+        if refusal := balance.apply_refusal(state.policy):
+            return Response(error_body(refusal), status=status.HTTP_409_CONFLICT)
+        tasks = [balance.apply(state, r, requested_by=request.user).pk for r in state.recommendations]
+        body = {"cluster": state.cluster, "policy": state.policy, "spread": state.spread, "recommendations": state.recommendations, "tasks": tasks}
+        return Response(BalanceAppliedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
 class DatastoreViewSet(ReadOnlyViewSet):

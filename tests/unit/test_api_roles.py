@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 V, O, A = Role.VIEWER, Role.OPERATOR, Role.ADMINISTRATOR
 # operationId -> the role it needs: the same as the page that does the same thing.
 OPERATIONS = {
-    "clusters_list": V, "clusters_retrieve": V,
+    "clusters_list": V, "clusters_retrieve": V, "clusters_balance_create": O,
     "hosts_list": V, "hosts_retrieve": V,
     "hosts_maintenance_plan_retrieve": A, "hosts_maintenance_enter_create": A, "hosts_maintenance_exit_create": A,
     "datastores_list": V, "datastores_retrieve": V,

@@ -5,12 +5,14 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.urls import reverse
 from django.utils import timezone
 
 from migrations_app import balance
-from migrations_app.choices import TaskState
+from migrations_app.choices import AutomationLevel, TaskState
 from migrations_app.models import BalancingPolicy, MigrationTask
+from tests.api import token_client
 from tests.driver_hosts import cpus_compatible  # noqa: F401  fixtures
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
@@ -88,3 +90,97 @@ def test_the_cli_shows_the_recommendations_and_applies_them_with_json(cluster, o
     # Each move's forecast, or why there is none: these VMs are not guests the test driver runs.
     assert result["recommendations"][0]["predicted_total_ms"] is None
     assert "no forecast (Could not measure the guest" in out.getvalue()
+
+
+OFF_REASON = "Balancing of cluster prod is off: no recommendation is applied."
+
+
+def set_level(cluster, level: str) -> None:
+    BalancingPolicy.objects.update_or_create(cluster=cluster, defaults={"level": level})
+
+
+def apply_through(door: str, cluster, operator, client_as) -> str:
+    """Apply every recommendation of `cluster` through a door; what it answered."""
+    if door == "page":
+        response = client_as(operator).post(reverse("cluster-apply", args=[cluster.pk]), {"all": "1"}, follow=True)
+        assert response.status_code == 200
+        return response.content.decode()
+    if door == "api":
+        response = token_client(operator).post(f"/api/v1/clusters/{cluster.pk}/balance/")
+        return f"{response.status_code} {response.json()}"
+    out = StringIO()
+    try:
+        call_command("vmotion", "balance", "prod", "--apply", "--user", "operator", stdout=out)
+    except CommandError as error:
+        return f"refused: {error}"
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("door", ["page", "api", "cli"])
+def test_balancing_off_applies_no_recommendation_through_any_door_and_says_why(door, client_as, operator, cluster):
+    set_level(cluster, AutomationLevel.OFF)
+    assert balance.cluster_balance(cluster).recommendations  # there is a move to refuse
+
+    answer = apply_through(door, cluster, operator, client_as)
+
+    assert OFF_REASON in answer
+    assert {"page": "An administrator can set it", "api": "409 ", "cli": "refused: "}[door] in answer
+    assert not MigrationTask.objects.exists()
+
+
+@pytest.mark.parametrize("level", [AutomationLevel.MANUAL, AutomationLevel.AUTOMATIC])
+@pytest.mark.parametrize("door", ["page", "api", "cli"])
+def test_balancing_manual_or_automatic_applies_the_recommendations_through_every_door(door, level, client_as, operator, cluster):
+    set_level(cluster, level)
+    expected = [(r.vm.facts.name, r.destination_id) for r in balance.cluster_balance(cluster).recommendations]
+
+    answer = apply_through(door, cluster, operator, client_as)
+
+    tasks = MigrationTask.objects.order_by("pk")
+    assert expected and [(task.vm.name, task.destination_id) for task in tasks] == expected
+    assert all(task.requested_by == operator and task.destination.name == "idle" for task in tasks)
+    assert OFF_REASON not in answer
+    if door == "api":
+        assert answer.startswith("202 ") and str([task.pk for task in tasks]) in answer
+
+
+def test_the_page_of_a_cluster_with_balancing_off_shows_the_moves_without_apply_and_says_why(client_as, operator, cluster):
+    set_level(cluster, AutomationLevel.OFF)
+
+    page = client_as(operator).get(reverse("cluster-detail", args=[cluster.pk])).content.decode()
+
+    assert "busy → idle" in page and 'data-testid="apply-refused"' in page and OFF_REASON in page
+    assert reverse("cluster-apply", args=[cluster.pk]) not in page
+
+
+def test_applying_a_recommendation_of_a_cluster_with_balancing_off_is_refused_at_the_source(cluster):
+    set_level(cluster, AutomationLevel.OFF)
+    state = balance.cluster_balance(cluster)
+
+    with pytest.raises(balance.BalancingOff, match=OFF_REASON):
+        balance.apply(state, state.recommendations[0])
+
+    assert not MigrationTask.objects.exists()
+
+
+@pytest.mark.parametrize("level, moves", [(AutomationLevel.OFF, 0), (AutomationLevel.MANUAL, 0), (AutomationLevel.AUTOMATIC, 1)])
+def test_only_an_automatic_cluster_gets_automatic_rounds(level, moves, cluster):
+    BalancingPolicy.objects.update_or_create(cluster=cluster, defaults={"level": level, "max_moves": 1, "interval_minutes": 1})
+
+    assert balance.automatic_rounds() == moves
+
+    assert MigrationTask.objects.count() == moves
+
+
+def test_an_automatic_round_waits_while_a_migration_comes_into_the_cluster(cluster):
+    BalancingPolicy.objects.update_or_create(cluster=cluster, defaults={"level": "automatic", "max_moves": 1, "interval_minutes": 1})
+    elsewhere = HostFactory(name="elsewhere", cluster=ClusterFactory(name="other"), uri="test:///default", last_seen=timezone.now(), last_error="")
+    arriving = VirtualMachineFactory(name="arriving", host=elsewhere, cpu_cores_used=0.5, memory_in_use_bytes=GIB)
+    incoming = MigrationTask.objects.create(vm=arriving, source=elsewhere, destination=cluster.hosts.get(name="idle"))
+
+    assert balance.automatic_rounds() == 0  # the idle host's load is about to change: the cluster waits
+
+    assert list(MigrationTask.objects.all()) == [incoming]
+    incoming.transition(TaskState.CANCELLED, "cancelled")
+    BalancingPolicy.objects.update(last_round_at=None)
+    assert balance.automatic_rounds() == 1  # once it has ended, the round goes ahead
