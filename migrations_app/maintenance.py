@@ -4,8 +4,9 @@ First a plan (every running VM with its destination and why, those that cannot b
 with the reason, and the forecast of the whole evacuation); nothing moves until an
 administrator enters maintenance. The moves then run as one batch under the normal limits.
 Housekeeping advances each evacuation: failed moves are retried a bounded number of times
-with a growing wait, and the host is "in maintenance" only once libvirt shows no VM running
-on it. A VM with nowhere to go stops the evacuation with that reason.
+with a growing wait and the evacuation's own options, and the host is "in maintenance" only
+once libvirt shows no VM running on it. A VM with nowhere to go stops the evacuation with
+that reason.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def enter(host: Host, *, requested_by=None, options: MigrationOptions | None = N
                 submit_migration(item.vm, item.destination, options, requested_by=requested_by, batch=batch, planned=planned)
             except MigrationRequestError:
                 pass  # nothing was created for it: advance() plans it again and stops with the reason
-    advance(evacuation)
+    advance(evacuation, options=options)
     return evacuation
 
 
@@ -150,9 +151,10 @@ def advance_all() -> int:
     return len(evacuations)
 
 
-def advance(evacuation: Evacuation) -> None:
+def advance(evacuation: Evacuation, *, options: MigrationOptions | None = None) -> None:
     """Once no move of the evacuation is active: finish it if no VM runs on the host (libvirt
-    read again), else retry or stop."""
+    read again), else retry or stop. `options`: what it was entered with, when no move of it
+    has recorded them yet."""
     if evacuation.batch.tasks.filter(state__in=ACTIVE_STATES).exists():
         return
     host = evacuation.host
@@ -168,10 +170,20 @@ def advance(evacuation: Evacuation) -> None:
         host.save(update_fields=["state"])
         _end(evacuation, EvacuationState.COMPLETED, f"No VM runs on {host.name} any more ({moved} moved): it is in maintenance.")
         return
-    _retry_or_stop(evacuation, remaining, moved)
+    _retry_or_stop(evacuation, remaining, moved, options or _options_of(evacuation))
 
 
-def _retry_or_stop(evacuation: Evacuation, remaining: list[VirtualMachine], moved: int) -> None:
+def _options_of(evacuation: Evacuation) -> MigrationOptions:
+    """The options the evacuation was entered with (priority, max downtime, bandwidth,
+    convergence, reason), as its first move recorded them: every move of it, retries
+    included, is submitted with the same ones."""
+    first = evacuation.batch.tasks.order_by("created_at", "pk").first()
+    if first is not None:
+        return first.options()
+    return MigrationOptions(reason=evacuation.batch.reason or f"Evacuating {evacuation.host.name} for maintenance")
+
+
+def _retry_or_stop(evacuation: Evacuation, remaining: list[VirtualMachine], moved: int, options: MigrationOptions) -> None:
     now = timezone.now()
     due = []
     for vm in remaining:
@@ -192,7 +204,6 @@ def _retry_or_stop(evacuation: Evacuation, remaining: list[VirtualMachine], move
         names = "; ".join(f"{move.vm.name}: {move.planned.blocked_reason}" for move in stuck)
         _stop(evacuation, moved, f"Nowhere to go for {names}")
         return
-    options = MigrationOptions(reason=evacuation.batch.reason or f"Evacuating {evacuation.host.name} for maintenance")
     planned = planned_of([(move.vm, move.destination) for move in moves])
     for move in moves:
         vm = move.vm

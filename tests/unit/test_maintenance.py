@@ -13,9 +13,11 @@ from django.utils import timezone
 
 from inventory.choices import HostState, PowerState
 from migrations_app import assistant, maintenance
-from migrations_app.choices import EvacuationState, TaskState
+from migrations_app import evacuation as evacuation_steps
+from migrations_app.choices import EvacuationState, Priority, TaskState
 from migrations_app.errors import MigrationRequestError
 from migrations_app.models import Evacuation, MigrationTask
+from migrations_app.options import MigrationOptions
 from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, no_libvirt_sync  # noqa: F401  fixtures
 from tests.factories import VirtualMachineFactory
 
@@ -87,7 +89,7 @@ def test_once_every_vm_has_left_the_host_is_in_maintenance(hosts, no_libvirt_syn
     vm.host = task.destination  # what the inventory reads after the move
     vm.save()
 
-    maintenance.advance(evacuation)
+    evacuation_steps.advance(evacuation)
 
     kvm1.refresh_from_db()
     evacuation.refresh_from_db()
@@ -103,10 +105,10 @@ def test_a_failed_move_is_retried_after_a_growing_wait_and_stops_after_the_last_
     for attempt in range(1, maintenance.MAX_ATTEMPTS + 1):
         task = evacuation.batch.tasks.order_by("-pk").first()
         task.transition(TaskState.FAILED, error=f"app-1 still runs on kvm1: failure {attempt}.")
-        maintenance.advance(evacuation)
+        evacuation_steps.advance(evacuation)
         assert evacuation.batch.tasks.count() == attempt  # the wait has not passed yet
         MigrationTask.objects.filter(pk=task.pk).update(finished_at=timezone.now() - timedelta(minutes=10))
-        maintenance.advance(evacuation)
+        evacuation_steps.advance(evacuation)
 
     evacuation.refresh_from_db()
     kvm1.refresh_from_db()
@@ -114,6 +116,44 @@ def test_a_failed_move_is_retried_after_a_growing_wait_and_stops_after_the_last_
     assert evacuation.state == EvacuationState.STOPPED
     assert f"app-1 could not move after {maintenance.MAX_ATTEMPTS} attempts: app-1 still runs on kvm1: failure 3" in evacuation.message
     assert kvm1.state == HostState.ENTERING_MAINTENANCE
+
+
+EVACUATION_OPTIONS = MigrationOptions(
+    priority=Priority.HIGH, max_downtime_ms=1500, bandwidth_mib_s=200, allow_post_copy=True, allow_auto_converge=False, reason="BIOS update",
+)
+
+
+def test_a_retried_move_keeps_the_evacuations_options(hosts, no_libvirt_sync):
+    kvm1 = hosts[0]
+    VirtualMachineFactory(name="app-1", host=kvm1)
+    evacuation = maintenance.enter(kvm1, options=EVACUATION_OPTIONS)
+    first = evacuation.batch.tasks.get()
+    first.transition(TaskState.FAILED, error="app-1 still runs on kvm1.")
+    MigrationTask.objects.filter(pk=first.pk).update(finished_at=timezone.now() - timedelta(minutes=10))
+
+    evacuation_steps.advance(evacuation)
+
+    first, second = evacuation.batch.tasks.order_by("pk")
+    assert second.options() == first.options() == EVACUATION_OPTIONS
+    assert "Attempt 2 of 3 to move app-1 off kvm1." in second.events.last().message
+
+
+def test_a_move_that_could_not_be_submitted_at_entry_is_planned_again_with_the_evacuations_options(hosts, no_libvirt_sync, monkeypatch):
+    kvm1 = hosts[0]
+    VirtualMachineFactory(name="app-1", host=kvm1)
+    submit, calls = maintenance.submit_migration, []
+
+    def refused_once(*args, **kwargs):
+        calls.append(args[0].name)
+        if len(calls) == 1:
+            raise MigrationRequestError("app-1 cannot move to kvm2: the destination did not answer.")
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(maintenance, "submit_migration", refused_once)
+
+    evacuation = maintenance.enter(kvm1, options=EVACUATION_OPTIONS)
+
+    assert calls == ["app-1", "app-1"] and evacuation.batch.tasks.get().options() == EVACUATION_OPTIONS
 
 
 def test_a_vm_with_nowhere_to_go_stops_the_evacuation_with_the_reason(hosts, no_libvirt_sync):
