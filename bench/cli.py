@@ -83,6 +83,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     order = list(dict.fromkeys(rate for _, rate in cells))
     args.cell_list = sorted(dict.fromkeys(cells), key=lambda cell: order.index(cell[1]))
     args.engine_mode_list = [m.strip() for m in args.engine_modes.split(",") if m.strip()]
+    if not args.engine_mode_list:
+        parser.error("--engine-modes needs at least one mode: the targets are the engine's")
     for mode in args.engine_mode_list:
         if mode not in ENGINE_MODES:
             parser.error(f"engine mode {mode!r} is not one of {', '.join(ENGINE_MODES)}")
@@ -168,7 +170,7 @@ def main(argv: list[str]) -> int:
         if bench is not None:
             missed = report(bench, results_path, complete=status == 0, extra=extra)
             if missed and status == 0:
-                status = 1  # a target missed, a cell without data among them
+                status = 1  # one of the engine's targets missed, a cell without data among them
         if args.keep_lab:
             log(f"lab kept: python -m lab down with VMOTION_LAB_DIR={lab_dir} VMOTION_LAB_NETNS={args.netns} stops it")
         else:

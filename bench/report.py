@@ -344,8 +344,10 @@ def summary(bench) -> tuple[str, dict, list[Run]]:
 
 
 def targets_missed(targets: dict) -> list[str]:
-    """'tool: target' for each target missed, from summary()'s data."""
-    return [f"{tool}: {v['target']}" for tool, judged in targets.items() for v in judged if v["met"] is False]
+    """'tool: target' for each of the engine's targets missed, from summary()'s data. Plain
+    virsh is the baseline the engine is held against, judged alike for comparison: its misses
+    (it never converges at 400 MB/s over gigabit) are libvirt's defaults, not the product's."""
+    return [f"{tool}: {v['target']}" for tool, judged in targets.items() if tool.startswith("engine") for v in judged if v["met"] is False]
 
 
 # The results ----------------------------------------------------------------------------------
@@ -405,6 +407,6 @@ def report(bench, results_path: Path, complete: bool, extra: dict) -> list[str]:
             print(run.timeline or "(no timeline)")
     failed = targets_missed(targets)
     print()
-    print(f"{len(failed)} target(s) missed" + (": " + "; ".join(failed) if failed else ""))
+    print(f"{len(failed)} of the engine's targets missed" + (": " + "; ".join(failed) if failed else ""))
     print(f"JSON: {results_path}")
     return failed

@@ -238,6 +238,19 @@ def test_the_bench_exits_zero_when_every_target_is_met(monkeypatch, tmp_path):
     assert status == 0
 
 
+def test_plain_virshs_misses_are_the_baseline_and_do_not_fail_the_bench(monkeypatch, tmp_path):
+    status, results = run_main(monkeypatch, tmp_path, [good_run("virsh", downtime_ms=114), good_run()])
+    assert next(t for t in results["targets"]["virsh"] if t["target"].startswith("libvirt downtime"))["met"] is False
+    assert results["targets_missed"] == []
+    assert status == 0
+
+
+def test_the_bench_exits_non_zero_when_an_engine_run_did_not_converge(monkeypatch, tmp_path):
+    status, results = run_main(monkeypatch, tmp_path, [good_run("virsh"), good_run(converged=False, outcome="failed, still on the source")])
+    assert status != 0
+    assert "engine pre-copy: converges in every cell" in results["targets_missed"]
+
+
 def test_the_bench_exits_non_zero_when_a_run_had_no_prediction(monkeypatch, tmp_path):
     status, results = run_main(monkeypatch, tmp_path, [good_run("virsh"), good_run(predicted_total_ms=None)])
     assert status != 0
