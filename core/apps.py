@@ -9,5 +9,6 @@ class CoreConfig(AppConfig):
 
     def ready(self):
         from . import audit  # noqa: F401  registers the user model with django-auditlog
+        from . import deploy_checks  # noqa: F401  registers the checks of `check --deploy`
         from . import session_activity  # noqa: F401  counts signing in as activity
         from . import time_zones  # noqa: F401  puts the user's time zone in the session at sign-in

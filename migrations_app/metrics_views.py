@@ -1,5 +1,6 @@
-"""/metrics, for Prometheus: open without a login session, which a scraper has none of;
-with a bearer token when METRICS_TOKEN is set."""
+"""/metrics, for Prometheus, which has no login session: with a bearer token when
+METRICS_TOKEN is set; without one, open only when METRICS_PUBLIC says so on purpose (or DEBUG
+is on), since it names every host and every VM on the move."""
 
 import hmac
 
@@ -16,8 +17,12 @@ from .metrics_collector import scrape_registry
 @require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
     if not _token_accepted(request):
+        why = (
+            "/metrics needs the header Authorization: Bearer <the METRICS_TOKEN setting>.\n" if settings.METRICS_TOKEN else
+            "/metrics is closed: set METRICS_TOKEN and scrape with Authorization: Bearer <it>, or set METRICS_PUBLIC=1 to open it to anyone who reaches the web server.\n"
+        )
         return HttpResponse(
-            "/metrics needs the header Authorization: Bearer <the METRICS_TOKEN setting>.\n",
+            why,
             status=401, content_type="text/plain; charset=utf-8", headers={"WWW-Authenticate": 'Bearer realm="vmotion metrics"'},
         )
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
@@ -27,6 +32,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
 def _token_accepted(request: HttpRequest) -> bool:
     expected = settings.METRICS_TOKEN
     if not expected:
-        return True
+        return settings.METRICS_PUBLIC
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.processes import ROOT, process_env, stop
+from tests.scrape import TOKEN
 from lab.processes import start_in_session
 
 START_TIMEOUT_SECONDS = 60
@@ -31,6 +32,7 @@ def server_env(static_root: Path) -> dict[str, str]:
         ALLOWED_HOSTS="127.0.0.1",
         # The tests speak plain HTTP to loopback: no redirect to HTTPS, no Secure cookies.
         HTTPS="0",
+        METRICS_TOKEN=TOKEN,
     )
 
 

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
+
+# The METRICS_TOKEN of the test processes (tests.production_server gives it to gunicorn), as a
+# deployment gives its Prometheus one: without it /metrics answers 401 when DEBUG is off.
+TOKEN = "test-metrics-token"
+AUTHORIZATION = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
+
+
+def over_http(url: str) -> str:
+    """The exposition at `url`, asked for as Prometheus asks."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read().decode()
 
 
 def families(text: str) -> dict[str, Metric]:

@@ -249,8 +249,11 @@ SCHEDULE_INTERVAL_SECONDS = float(os.environ.get("SCHEDULE_INTERVAL", "5"))
 # A run whose time passed while no scheduler ran still fires this late, once; later it is missed.
 SCHEDULE_GRACE_SECONDS = float(os.environ.get("SCHEDULE_GRACE", "600"))
 
-# /metrics asks for `Authorization: Bearer <token>` when this is set; open otherwise.
+# /metrics asks for `Authorization: Bearer <token>` when this is set. Without a token it
+# answers 401, unless METRICS_PUBLIC opens it on purpose (on by default only with DEBUG):
+# it names every host and every VM on the move. `check --deploy` warns about an open one.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", DEBUG)
 # Where every process writes the counters and histograms it records, for one scrape to add
 # up (core/metric_files.py). Empty it when the whole deployment starts; unset, each process
 # counts on its own, which suits one process (runserver) only.

@@ -5,7 +5,6 @@ while it moved."""
 from __future__ import annotations
 
 import time
-import urllib.request
 
 import pytest
 
@@ -13,14 +12,13 @@ from inventory.models import Host, VirtualMachine
 from migrations_app import services
 from migrations_app.choices import FINAL_STATES, TaskState
 from tests.lab.conftest import wait_for_state, where_runs
-from tests.scrape import families, value
+from tests.scrape import families, over_http, value
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
 
 
 def scrape(app_server) -> dict:
-    with urllib.request.urlopen(f"{app_server.url}/metrics", timeout=30) as response:
-        return families(response.read().decode())
+    return families(over_http(f"{app_server.url}/metrics"))
 
 
 def scrape_until(app_server, ready, timeout: float = 15) -> dict:

@@ -1,12 +1,16 @@
 """/metrics: the exposition Prometheus parses, the ends of tasks counted once each, the
 gauges read from the database, and who may scrape."""
 
+import os
 import socket
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import django_rq
 import pytest
+from django.core.checks import run_checks
 from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -18,11 +22,12 @@ from migrations_app.choices import EndReason, TaskState
 from migrations_app.conclusion import conclude
 from migrations_app.models import MigrationLimits, MigrationTask, ProgressSample
 from tests.factories import HostFactory, VirtualMachineFactory
-from tests.scrape import a_series_of_every_metric, families, value
+from tests.scrape import AUTHORIZATION, TOKEN, a_series_of_every_metric, families, value
 
 pytestmark = pytest.mark.django_db
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 
 EXPORTED = {
     "vmotion_migrations": "counter",
@@ -43,9 +48,11 @@ EXPORTED = {
 
 
 @pytest.fixture
-def scrape(client):
+def scrape(client, settings):
+    settings.METRICS_TOKEN = TOKEN
+
     def read():
-        response = client.get("/metrics")
+        response = client.get("/metrics", **AUTHORIZATION)
         assert response.status_code == 200, response.content
         return families(response.content.decode())
 
@@ -93,8 +100,9 @@ def test_the_readme_lists_every_metric_and_no_other():
     assert listed == {f"{name}_total" if kind == "counter" else name for name, kind in EXPORTED.items()}
 
 
-def test_prometheus_may_ask_for_openmetrics(client):
-    response = client.get("/metrics", HTTP_ACCEPT="application/openmetrics-text; version=1.0.0")
+def test_prometheus_may_ask_for_openmetrics(client, settings):
+    settings.METRICS_TOKEN = TOKEN
+    response = client.get("/metrics", HTTP_ACCEPT="application/openmetrics-text; version=1.0.0", **AUTHORIZATION)
 
     assert response["Content-Type"].startswith("application/openmetrics-text")
     assert response.content.decode().endswith("# EOF\n")
@@ -267,11 +275,51 @@ def test_the_last_inventory_sync_of_each_host_is_its_unix_time(scrape):
     assert [s.labels["host"] for s in exposition["vmotion_inventory_last_sync_timestamp_seconds"].samples] == ["kvm-a"]
 
 
-def test_a_scraper_needs_no_login_session(client):
-    response = client.get("/metrics")
+def test_a_scraper_needs_no_login_session(client, settings):
+    settings.METRICS_TOKEN = TOKEN
+    response = client.get("/metrics", **AUTHORIZATION)
 
     assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
-    assert client.post("/metrics").status_code == 405
+    assert client.post("/metrics", **AUTHORIZATION).status_code == 405
+
+
+def test_without_a_token_it_is_closed_in_production_even_to_a_signed_in_administrator(client_as, administrator, settings):
+    settings.DEBUG, settings.METRICS_TOKEN = False, ""
+    assert settings.METRICS_PUBLIC is False  # the default with DEBUG off, as the tests run
+
+    response = client_as(administrator).get("/metrics")
+
+    assert response.status_code == 401 and b"vmotion_" not in response.content
+    assert "set METRICS_TOKEN" in response.content.decode() and "METRICS_PUBLIC=1" in response.content.decode()
+
+
+def test_metrics_public_opens_it_on_purpose(client, settings):
+    settings.METRICS_TOKEN, settings.METRICS_PUBLIC = "", True
+
+    response = client.get("/metrics")
+
+    assert response.status_code == 200 and b"vmotion_migration_tasks" in response.content
+
+
+@pytest.mark.parametrize("env, open_by_default", [({"DEBUG": "0"}, False), ({"DEBUG": "1"}, True), ({"DEBUG": "0", "METRICS_PUBLIC": "1"}, True)])
+def test_only_debug_or_metrics_public_opens_it_without_a_token(env, open_by_default):
+    code = "from django.conf import settings; print(settings.METRICS_PUBLIC)"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"], capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "vmotion.settings", "SECRET_KEY": "x", **env},
+    )
+
+    assert result.stdout.strip() == str(open_by_default), result.stderr
+
+
+def test_check_deploy_warns_about_an_open_metrics_endpoint(settings):
+    settings.METRICS_TOKEN, settings.METRICS_PUBLIC = "", True
+    assert [warning.id for warning in run_checks(include_deployment_checks=True) if warning.id.startswith("vmotion.")] == ["vmotion.W001"]
+
+    settings.METRICS_TOKEN = "s3cret"
+    assert not [warning for warning in run_checks(include_deployment_checks=True) if warning.id.startswith("vmotion.")]
+    settings.METRICS_TOKEN, settings.METRICS_PUBLIC = "", False
+    assert not [warning for warning in run_checks(include_deployment_checks=True) if warning.id.startswith("vmotion.")]
 
 
 def test_with_a_token_set_only_its_bearer_may_scrape(client_as, viewer, settings):

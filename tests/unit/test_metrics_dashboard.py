@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.scrape import a_series_of_every_metric, families, labels_of, sample_names
+from tests.scrape import AUTHORIZATION, TOKEN, a_series_of_every_metric, families, labels_of, sample_names
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "vmotion-dashboard.json"
 DATA_SOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
@@ -51,9 +51,10 @@ def dashboard() -> dict:
 
 
 @pytest.fixture
-def exported(db, client):
+def exported(db, client, settings):
     a_series_of_every_metric()
-    return families(client.get("/metrics").content.decode())
+    settings.METRICS_TOKEN = TOKEN
+    return families(client.get("/metrics", **AUTHORIZATION).content.decode())
 
 
 def test_the_data_source_is_an_input_chosen_at_import(dashboard):

@@ -7,7 +7,6 @@ import glob
 import os
 import subprocess
 import sys
-import urllib.request
 
 import django_rq
 import pytest
@@ -17,7 +16,7 @@ from core import metric_files
 from migrations_app import metrics
 from migrations_app.choices import EndReason, TaskState
 from tests.processes import ROOT, process_env
-from tests.scrape import families, value
+from tests.scrape import AUTHORIZATION, TOKEN, families, over_http, value
 
 RECORD_A_FAILURE = """
 import os
@@ -65,8 +64,9 @@ def series(metric_families, names: set[str]) -> dict:
 
 
 @pytest.fixture
-def scrape(client):
-    return lambda: families(client.get("/metrics").content.decode())
+def scrape(client, settings):
+    settings.METRICS_TOKEN = TOKEN
+    return lambda: families(client.get("/metrics", **AUTHORIZATION).content.decode())
 
 
 @pytest.mark.django_db
@@ -136,8 +136,7 @@ def test_a_worker_records_in_its_own_process_and_its_files_are_folded_once_it_en
 @pytest.mark.django_db(transaction=True)
 def test_every_gunicorn_worker_shows_what_other_processes_recorded(app_server):
     def scrape_over_http():
-        with urllib.request.urlopen(f"{app_server.url}/metrics", timeout=30) as response:
-            return families(response.read().decode())
+        return families(over_http(f"{app_server.url}/metrics"))
 
     before = failures(scrape_over_http())
 

@@ -112,6 +112,15 @@ def test_the_csrf_and_session_cookies_are_secure_http_only_and_same_site_lax(com
     assert browser.request("GET", "/").status == 200
 
 
+def test_metrics_answers_401_without_the_token_compose_leaves_unset(compose_web, administrator):
+    browser = ProxiedBrowser(compose_web)
+    browser.sign_in("administrator", PASSWORD)  # a session is no key to it either
+
+    response = browser.request("GET", "/metrics")
+
+    assert response.status == 401 and "vmotion_" not in response.body and "set METRICS_TOKEN" in response.body
+
+
 def test_login_throttling_locks_out_one_username_at_the_address_the_proxy_names(compose_web, viewer):
     guesser = ProxiedBrowser(compose_web, address="203.0.113.7")
     answers = [guesser.sign_in("viewer", f"guess {attempt}").status for attempt in range(5)]
