@@ -16,6 +16,8 @@ COMPOSE = Path(compose.__file__).parent / "docker-compose"
 OPERATOR_ENV = {
     "SECRET_KEY": "k7Qz-1vR9pLx3mN8sT2wYb6cF0hJ4dG5eA_uKiOoPq7rS9tUvWxYz2B4nM6lC8",
     "ALLOWED_HOSTS": "vmotion.example",
+    "POSTGRES_PASSWORD": "3f9c2a7e1b8d4c6f",
+    "REDIS_PASSWORD": "9a1e5c7b3d2f8e4a",
 }
 
 

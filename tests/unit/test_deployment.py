@@ -4,6 +4,7 @@ benchmark or C source."""
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -12,16 +13,20 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from tests.compose import ROOT, compose_config, rendered_config, service_environment
+import pytest
+
+from tests.compose import OPERATOR_ENV, ROOT, compose_config, rendered_config, service_environment
 
 PRODUCT_PACKAGES = {"vmotion", "core", "hypervisor", "inventory", "migrations_app", "api"}
 NEVER_SHIPPED = {"lab", "devsupport", "tests", "bench"}
 # What the image runs: the packages, manage.py, the pages and their assets, and what pip needs.
 IMAGE_NEEDS = PRODUCT_PACKAGES | {"manage.py", "templates", "static", "pyproject.toml", "README.md"}
+VMOTION_SERVICES = {"web", "worker", "inventory-worker", "scheduler"}
+IMAGE_UID = 10001  # the image's user: README tells operators to give it the mounted keys
 
 
 def test_docker_compose_config_accepts_the_file():
-    result = compose_config({"SECRET_KEY": "s3cret", "ALLOWED_HOSTS": "vmotion.example"})
+    result = compose_config(OPERATOR_ENV)
     assert result.returncode == 0, result.stderr
     for service in ("web:", "worker:", "scheduler:", "redis:", "postgres:"):
         assert service in result.stdout
@@ -32,7 +37,7 @@ def test_every_vmotion_service_shares_one_in_memory_directory_of_metric_files():
     config = rendered_config()
     vmotion_services = {name: service for name, service in config["services"].items() if service.get("image") == "vmotion:latest"}
 
-    assert set(vmotion_services) == {"web", "worker", "inventory-worker", "scheduler"}
+    assert set(vmotion_services) == VMOTION_SERVICES
     for name, service in vmotion_services.items():
         directory = service["environment"]["PROMETHEUS_MULTIPROC_DIR"]
         mounts = [(volume["source"], volume["target"]) for volume in service["volumes"] if volume["type"] == "volume"]
@@ -41,10 +46,35 @@ def test_every_vmotion_service_shares_one_in_memory_directory_of_metric_files():
     assert config["volumes"]["metrics"]["driver_opts"]["type"] == "tmpfs"
 
 
-def test_docker_compose_refuses_to_run_without_a_secret_key():
-    result = compose_config({})
+@pytest.mark.parametrize("secret", ["SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD"])
+def test_docker_compose_refuses_to_run_without_each_secret(secret):
+    result = compose_config({name: value for name, value in OPERATOR_ENV.items() if name != secret})
+
     assert result.returncode != 0
-    assert "SECRET_KEY" in result.stderr
+    assert f"set {secret} in .env" in result.stderr
+
+
+def test_redis_needs_the_password_that_every_vmotion_service_sends_and_postgres_takes_its_own():
+    """RQ jobs are pickles the workers run: a Redis anyone can write to runs anyone's code."""
+    config = rendered_config()
+    redis = config["services"]["redis"]
+    command = redis["command"]
+
+    assert command[command.index("--requirepass") + 1] == OPERATOR_ENV["REDIS_PASSWORD"]
+    # The health check authenticates too (redis-cli reads REDISCLI_AUTH), else it fails for ever.
+    assert redis["environment"]["REDISCLI_AUTH"] == OPERATOR_ENV["REDIS_PASSWORD"] and "PONG" in " ".join(redis["healthcheck"]["test"])
+    assert config["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == OPERATOR_ENV["POSTGRES_PASSWORD"]
+    for name in VMOTION_SERVICES:
+        environment = config["services"][name]["environment"]
+        assert environment["REDIS_URL"] == f"redis://:{OPERATOR_ENV['REDIS_PASSWORD']}@redis:6379/0", name
+        assert environment["DATABASE_URL"] == f"postgres://vmotion:{OPERATOR_ENV['POSTGRES_PASSWORD']}@postgres:5432/vmotion", name
+
+
+def test_git_ignores_the_deployments_secrets():
+    secrets = [".env", "deploy/ssh", "deploy/ssh/id_ed25519", "deploy/pki", "deploy/pki/libvirt/private/clientkey.pem"]
+    result = subprocess.run(["git", "check-ignore", "--no-index", *secrets], capture_output=True, text=True, cwd=ROOT, timeout=30)
+
+    assert result.stdout.split() == secrets, result.stderr
 
 
 def deploy_check(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -155,18 +185,75 @@ def test_the_wheel_holds_the_product_packages_and_nothing_else(tmp_path):
     assert [name for name in names if name.endswith(".c")] == []
 
 
-def dockerfile_copy_sources() -> list[str]:
-    """The source of every COPY and ADD in the Dockerfile, as written."""
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """The Dockerfile's build stages, each its (INSTRUCTION, arguments) in order, continuation
+    lines joined and comments left out; the last stage is the image that runs."""
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    sources = []
+    stages = []
     for line in text.splitlines():
         instruction, _, arguments = line.strip().partition(" ")
-        if instruction.upper() not in ("COPY", "ADD"):
+        if not instruction or instruction.startswith("#"):
             continue
-        words = json.loads(arguments) if arguments.lstrip().startswith("[") else shlex.split(arguments)
+        if instruction.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((instruction.upper(), arguments.strip()))
+    return stages
+
+
+def dockerfile_copy_sources() -> list[str]:
+    """The source of every COPY and ADD from the build context, as written (not what a stage
+    copies from another with --from)."""
+    sources = []
+    for instruction, arguments in (step for stage in dockerfile_stages() for step in stage):
+        if instruction not in ("COPY", "ADD"):
+            continue
+        words = json.loads(arguments) if arguments.startswith("[") else shlex.split(arguments)
+        if any(word.startswith("--from") for word in words):
+            continue
         words = [word for word in words if not word.startswith("--")]
         sources += words[:-1]
     return sources
+
+
+def final_stage_user() -> str:
+    [user] = [arguments for instruction, arguments in dockerfile_stages()[-1] if instruction == "USER"][-1:]
+    return user.split(":")[0]
+
+
+def test_the_image_runs_as_an_unprivileged_user_that_the_dockerfile_creates():
+    final = dockerfile_stages()[-1]
+    user = final_stage_user()
+    [useradd] = [re.search(r"useradd ([^&;]*)", arguments).group(1).split() for instruction, arguments in final if "useradd" in arguments]
+
+    assert user not in ("root", "0", "")
+    assert useradd[-1] == user and useradd[useradd.index("--uid") + 1] == str(IMAGE_UID) and "--system" in useradd
+    # Nothing runs as root after the switch: the last USER of the stage is this one.
+    assert [instruction for instruction, _ in final].count("USER") == 1
+
+
+def test_the_image_that_runs_has_no_compiler_and_gets_the_wheels_from_a_builder_stage():
+    *builders, final = dockerfile_stages()
+    run_in_final = " ".join(arguments for instruction, arguments in final if instruction == "RUN")
+    installed = set(shlex.split(run_in_final))
+
+    assert builders, "a single-stage build keeps its compiler"
+    assert installed & {"gcc", "g++", "cc", "build-essential", "make", "pkg-config", "libvirt-dev", "python3-dev"} == set()
+    assert [word for word in installed if word.endswith("-dev")] == []
+    assert "libvirt0" in installed  # what libvirt-python links, at run time
+    assert any(instruction == "COPY" and arguments.startswith("--from=") for instruction, arguments in final)
+    assert "gcc" in " ".join(arguments for instruction, arguments in builders[-1] if instruction == "RUN")
+
+
+def test_compose_mounts_the_ssh_keys_in_the_image_users_home_and_gives_it_the_metric_files():
+    """ssh reads ~/.ssh of the user it runs as; the tmpfs of metric files must be writable by it."""
+    config = rendered_config()
+    home = (ROOT / "Dockerfile").read_text().split("--home-dir ", 1)[1].split()[0]
+    for name in VMOTION_SERVICES:
+        targets = {volume["target"] for volume in config["services"][name]["volumes"]}
+        assert not any(target.startswith("/root") for target in targets), name
+        if any(target.endswith("/.ssh") for target in targets):
+            assert f"{home}/.ssh" in targets, name
+    assert f"uid={IMAGE_UID}" in config["volumes"]["metrics"]["driver_opts"]["o"].split(",")
 
 
 def test_the_image_copies_what_the_product_runs_and_nothing_else():
