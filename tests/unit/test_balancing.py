@@ -50,10 +50,11 @@ def test_a_balanced_cluster_gets_no_recommendation_and_a_round_never_undoes_itse
     vms = [vm(1, on=1, cores=2), vm(2, on=2, cores=2)]
     assert recommend(vms, [host(1), host(2)], BalanceSettings(threshold=5)) == []
 
-    uneven = [vm(1, on=1, cores=4), vm(2, on=1, cores=4), vm(3, on=1, cores=1), vm(4, on=2, cores=1)]
-    result = recommend(uneven, [host(1), host(2)], BalanceSettings(threshold=5, max_moves=4))
-    assert result and len({r.vm.vm_id for r in result}) == len(result)  # no VM moved twice, so none moved back
-    assert all(later.spread_before == earlier.spread_after for earlier, later in zip(result, result[1:]))
+    # Moved once, vm1 would be worth moving again (to kvm3): a round moves a VM only once.
+    uneven = [vm(1, on=2, cores=0.5), vm(2, on=1, cores=3), vm(3, on=2, cores=5), vm(4, on=3, cores=1), vm(5, on=3, cores=4)]
+    result = recommend(uneven, [host(1), host(2), host(3)], BalanceSettings(threshold=5, max_moves=4))
+    assert moves(result) == [("vm1", 2, 1), ("vm4", 3, 1)]
+    assert [(r.spread_before, r.spread_after) for r in result] == [(0.1497, 0.1031), (0.1031, 0.0805)]
 
 
 def test_a_vm_in_its_cooldown_stays_and_another_moves_instead():
@@ -64,13 +65,17 @@ def test_a_vm_in_its_cooldown_stays_and_another_moves_instead():
     assert moves(result) == [("vm2", 1, 2)]
 
 
-def test_hosts_in_or_entering_maintenance_neither_give_nor_take():
-    vms = [vm(1, on=1, cores=4), vm(2, on=1, cores=3), vm(3, on=3, cores=6), vm(4, on=3, cores=1)]
-    hosts = [host(1), host(2, in_maintenance=True), host(3)]
+@pytest.mark.parametrize("on_kvm2, open_moves", [
+    ([], [("vm1", 1, 2)]),  # open, the empty kvm2 would take the busy VM
+    ([vm(5, on=2, cores=6), vm(6, on=2, cores=5)], [("vm6", 2, 3)]),  # open, the loaded kvm2 would give one
+])
+def test_hosts_in_or_entering_maintenance_neither_give_nor_take(on_kvm2, open_moves):
+    vms = [vm(1, on=1, cores=4), vm(2, on=1, cores=3), vm(3, on=3, cores=0.5), *on_kvm2]
+    assert moves(recommend(vms, [host(1), host(2), host(3)], BalanceSettings(threshold=5))) == open_moves
 
-    result = recommend(vms, hosts, BalanceSettings(threshold=5))
+    result = recommend(vms, [host(1), host(2, in_maintenance=True), host(3)], BalanceSettings(threshold=5))
 
-    assert all(r.destination_id != 2 and r.source_id != 2 for r in result)
+    assert moves(result) == [("vm2", 1, 3)]  # kvm1 and kvm3 even out between themselves
 
 
 def test_a_host_without_the_memory_for_it_is_never_the_destination():

@@ -435,9 +435,11 @@ def test_a_guest_measured_near_the_link_switches_to_post_copy_after_the_first_pa
 def test_a_guest_measured_below_the_link_still_steps_the_downtime_up():
     options = replace(WITH_POST_COPY, measured_dirty_rate_bytes_s=20 * MB, expected_link_bytes_s=LINK)
 
-    _, taken, _ = monitor([sample(1, 900, dirty_mb_s=0), sample(2, 40, dirty_mb_s=20)], options)
+    _, taken, timeline = monitor([sample(1, 900, dirty_mb_s=0), sample(2, 40, dirty_mb_s=20)], options)
 
-    assert ActionKind.START_POST_COPY not in [kind for _, kind, _ in taken]
+    # No early post-copy: the first step of the downtime schedule, exactly, and nothing else.
+    assert taken == STEPS_UP_TO_THE_SLO[:1] == [(2, ActionKind.SET_MAX_DOWNTIME, 53)]
+    assert "raising max downtime to 53 ms (SLO 300 ms)" in timeline[-1]
 
 
 def test_a_guest_measured_to_outrun_the_link_starts_throttled_below_the_link_and_skips_the_steps():
