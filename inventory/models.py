@@ -27,7 +27,7 @@ class Cluster(models.Model):
     cpu_named_model = models.CharField("named CPU model", max_length=100, blank=True)
     cpu_named_features = models.JSONField(null=True, blank=True)
     migration_encryption = models.CharField(
-        max_length=16, choices=MigrationEncryption.choices, default=MigrationEncryption.OFF,
+        max_length=16, choices=MigrationEncryption.choices, default=MigrationEncryption.AVAILABLE,
         help_text="Whether migrations send the VM's memory over TLS; needs migration certificates on the hosts",
     )
     migration_bandwidth_mib_s = models.PositiveIntegerField(

@@ -25,11 +25,14 @@ class TaskSerializer(serializers.ModelSerializer):
         model = MigrationTask
         fields = [
             "id", "vm", "vm_name", "source", "source_name", "destination", "destination_name", "state", "priority", "requested_by", "reason",
-            "batch", "max_downtime_ms", "bandwidth_mib_s", "allow_post_copy", "allow_auto_converge", "cancel_requested",
+            "batch", "max_downtime_ms", "bandwidth_mib_s", "allow_post_copy", "allow_auto_converge", "encrypted", "cancel_requested",
             "force_complete_requested", "created_at", "started_at", "finished_at", "predicted_total_ms", "predicted_downtime_ms",
             "total_ms", "downtime_ms", "bytes_transferred", "iterations", "final_dirty_rate_bytes_s", "mean_throughput_bytes_s",
             "error", "error_detail",
         ]
+        extra_kwargs = {
+            "encrypted": {"help_text": "Whether its memory stream went over TLS, as the clusters' migration encryption and the hosts' certificates decided when it started; null until then"},
+        }
 
 
 class ProgressSerializer(serializers.Serializer):

@@ -10,7 +10,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from inventory.choices import MigrationEncryption
+from inventory.models import Cluster
 from migrations_app.models import MigrationTask
+from tests.api import token_client
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def cluster():
-    cluster = ClusterFactory(name="prod")
+    cluster = ClusterFactory(name="prod", migration_encryption=MigrationEncryption.OFF)
     HostFactory(name="h1", cluster=cluster, migration_tls=True)
     HostFactory(name="h2", cluster=cluster, migration_tls=True)
     HostFactory(name="h3", cluster=cluster, migration_tls=False)
@@ -110,6 +112,20 @@ def test_the_task_page_says_whether_the_stream_was_encrypted(client_as, viewer, 
     page = client_as(viewer).get(reverse("task-detail", args=[task.pk])).content.decode()
 
     assert f'data-testid="task-encrypted">{shown}<' in page
+
+
+def test_a_new_cluster_encrypts_when_both_hosts_can():
+    assert Cluster.objects.create(name="new").migration_encryption == MigrationEncryption.AVAILABLE
+
+
+@pytest.mark.parametrize("encrypted", [None, True, False])
+def test_the_api_says_whether_a_tasks_stream_was_encrypted(viewer, encrypted):
+    vm = VirtualMachineFactory()
+    task = MigrationTask.objects.create(vm=vm, source=vm.host, destination=HostFactory(), encrypted=encrypted)
+    api = token_client(viewer)
+
+    assert api.get(f"/api/v1/tasks/{task.pk}/").json()["encrypted"] is encrypted
+    assert api.get("/api/v1/tasks/").json()["results"][0]["encrypted"] is encrypted
 
 
 def test_the_command_line_says_a_task_was_encrypted():
