@@ -22,7 +22,10 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             secret = words[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("This API token is unknown or revoked.") from None
-        token = api_tokens.authenticate(secret)
+        try:
+            token = api_tokens.authenticate(secret)
+        except api_tokens.TokenExpired as expired:
+            raise exceptions.AuthenticationFailed(str(expired)) from None
         if token is None:
             raise exceptions.AuthenticationFailed("This API token is unknown or revoked.")
         if not token.user.is_active:

@@ -19,8 +19,9 @@ ERRORS = {
 class ApiAutoSchema(AutoSchema):
     def get_description(self) -> str:
         described = super().get_description()
-        role = role_needed(self.view, self.method).group_name
-        return f"{described}\n\nNeeds the {role} role." if described else f"Needs the {role} role."
+        role = role_needed(self.view, self.method)
+        needs = f"Needs the {role.group_name} role." if role else "Declares no role: refused to everyone."
+        return f"{described}\n\n{needs}" if described else needs
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

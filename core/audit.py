@@ -7,4 +7,4 @@ from django.contrib.auth import get_user_model
 from .models import ApiToken
 
 auditlog.register(get_user_model(), exclude_fields=["password", "last_login"], m2m_fields={"groups"})
-auditlog.register(ApiToken, include_fields=["user", "name", "prefix", "revoked_at"])
+auditlog.register(ApiToken, include_fields=["user", "name", "prefix", "expires_at", "revoked_at", "revoked_because"])

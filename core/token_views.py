@@ -4,6 +4,7 @@ shown once, on the page the creation leads to, and never again."""
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from . import api_tokens
@@ -17,7 +18,7 @@ def api_tokens_page(request: HttpRequest) -> HttpResponse:
     error = ""
     if request.method == "POST":
         try:
-            token, secret = api_tokens.issue(request.user, request.POST.get("name", ""))
+            token, secret = api_tokens.issue(request.user, request.POST.get("name", ""), _lifetime_days(request.POST.get("lifetime_days", "")))
         except api_tokens.TokenError as refusal:
             error = str(refusal)
         else:
@@ -29,11 +30,23 @@ def api_tokens_page(request: HttpRequest) -> HttpResponse:
         "new": new,
         "error": error,
         "name": request.POST.get("name", ""),
+        "lifetime_days": request.POST.get("lifetime_days", ""),
         "max_name_length": api_tokens.MAX_NAME_LENGTH,
+        "max_lifetime_days": api_tokens.MAX_LIFETIME_DAYS,
+        "now": timezone.now(),
     }
     response = render(request, "api_tokens.html", context, status=400 if error else 200)
     response["Cache-Control"] = "no-store"  # the page may carry a secret
     return response
+
+
+def _lifetime_days(given: str) -> int | None:
+    given = given.strip()
+    if not given:
+        return None
+    if not given.isdigit():
+        raise api_tokens.TokenError("The lifetime is a whole number of days; leave it empty for a token that lasts until revoked.")
+    return int(given)
 
 
 @require_POST

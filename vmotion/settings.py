@@ -123,6 +123,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # django-axes first: it refuses a locked-out username and address before any password check.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
@@ -185,11 +186,17 @@ SESSION_COOKIE_AGE = int(float(os.environ.get("SESSION_HOURS", "10")) * 3600)
 # --- Login throttling (django-axes) ---
 # After LOGIN_FAILURE_LIMIT failed sign-ins for one username from one address, that pair is
 # refused for LOGIN_COOLOFF_MINUTES (each further try restarts the wait); other users and
-# other addresses are not affected. `manage.py axes_reset` (or the administration's Access
-# attempts) lifts it, and so does `ensure_admin`, for the account whose password it sets.
+# other addresses are not affected. After LOGIN_USERNAME_FAILURE_LIMIT failures for one
+# username from any addresses, that username is refused from everywhere (0: never), so
+# guessing from many addresses gets no further (core/login_throttle.py). `manage.py
+# axes_reset` (or the administration's Access attempts) lifts it, and so does
+# `ensure_admin`, for the account whose password it sets.
 AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+LOGIN_USERNAME_FAILURE_LIMIT = int(os.environ.get("LOGIN_USERNAME_FAILURE_LIMIT", "20"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# In this order: core.login_throttle reads each tier's failures by position.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
+AXES_HANDLER = "core.login_throttle.LoginThrottleHandler"
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "core.login_throttle.client_address"
 AXES_LOCKOUT_CALLABLE = "core.login_throttle.locked_out_page"

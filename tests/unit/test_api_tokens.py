@@ -105,8 +105,9 @@ def test_another_users_token_acts_as_that_user_never_as_the_signed_in_one(client
 
 def test_a_deactivated_users_token_is_refused(viewer):
     client = token_client(viewer)
-    viewer.is_active = False
-    viewer.save()
+    # A bulk update sends no signal, so the token is not revoked (see test_api_token_lifetime):
+    # the user's state is checked on each request all the same.
+    type(viewer).objects.filter(pk=viewer.pk).update(is_active=False)
 
     response = client.get("/api/v1/vms/")
 

@@ -123,3 +123,56 @@ def test_an_administrator_reads_the_failed_sign_ins_and_lifts_a_lockout_in_the_a
 
 def test_an_operator_has_no_access_to_the_failed_sign_ins(client_as, operator):
     assert client_as(operator).get(reverse("admin:axes_accessattempt_changelist")).status_code == 302  # to the admin's sign-in
+
+
+@pytest.fixture
+def username_limit(settings):
+    settings.LOGIN_USERNAME_FAILURE_LIMIT = 8
+    return 8
+
+
+def guess_from_many_addresses(client, failures: int, username: str = "operator") -> list[int]:
+    """Fewer failures from each address than the pair's limit, as a guesser with many addresses."""
+    per_address = settings.AXES_FAILURE_LIMIT - 1
+    return [sign_in(client, username, f"guess {n}", address=f"198.51.100.{n // per_address + 1}").status_code for n in range(failures)]
+
+
+def test_guessing_from_many_addresses_locks_the_username_out_from_everywhere(client, operator, viewer, username_limit):
+    assert guess_from_many_addresses(client, username_limit) == [200] * (username_limit - 1) + [429]
+
+    refused = sign_in(client, "operator", PASSWORD, address="192.0.2.99")  # the user, from an address never seen
+
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins for operator from several addresses: try again in 15 minutes" in refused.content.decode()
+    assert sign_in(client, "viewer", PASSWORD, address="192.0.2.99").status_code == 302  # other users are not affected
+
+
+def test_the_username_lock_ends_with_its_cool_off_and_can_be_lifted(client, operator, username_limit):
+    guess_from_many_addresses(client, username_limit)
+
+    call_command("axes_reset_username", "operator", stdout=StringIO())
+
+    assert sign_in(client, "operator", PASSWORD, address="192.0.2.99").status_code == 302
+
+
+def test_a_zero_username_limit_keeps_only_the_per_address_lock(client, operator, settings):
+    settings.LOGIN_USERNAME_FAILURE_LIMIT = 0
+
+    assert set(guess_from_many_addresses(client, 12)) == {200}
+    assert sign_in(client, "operator", PASSWORD, address="192.0.2.99").status_code == 302
+
+
+def test_signing_in_elsewhere_does_not_give_a_locked_guesser_a_fresh_start(client, operator):
+    guess_until_locked(client)
+    other = Client()
+
+    assert sign_in(other, "operator", PASSWORD, address="192.0.2.20").status_code == 302
+    assert sign_in(client, "operator", PASSWORD).status_code == 429  # the guesser's address stays locked
+
+
+def test_an_all_digits_password_is_refused():
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="entirely numeric"):
+        validate_password("4820193746158273")
