@@ -17,7 +17,7 @@ from lab.processes import start_in_session, stop_session
 # The engine's sources (the product's packages): what a worker runs.
 CODE_DIRS = ("core", "hypervisor", "inventory", "migrations_app", "vmotion")
 # What main copies into its own environment, for Django in this process.
-DJANGO_ENV_KEYS = ("DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MIGRATION_HOUSEKEEPING_INTERVAL")
+DJANGO_ENV_KEYS = ("DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MIGRATION_HOUSEKEEPING_INTERVAL", "LIBVIRT_LOCAL_INSTALL", "LIBVIRT_URI_DIRS")
 QUEUES = ("high", "default", "low")
 
 
@@ -30,6 +30,10 @@ def bench_environment(lab_dir: Path) -> dict:
         "DATABASE_URL": f"sqlite:///{lab_dir}/bench.sqlite3",
         "REDIS_URL": "redis://127.0.0.1:6379/13",
         "MIGRATION_HOUSEKEEPING_INTERVAL": "0.5",
+        # The lab's hosts answer on unix sockets in its directory, whose keys and certificates
+        # its URIs name: a lab install.
+        "LIBVIRT_LOCAL_INSTALL": "1",
+        "LIBVIRT_URI_DIRS": f"~/.ssh,/etc/pki,{lab_dir}",
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -13,7 +13,8 @@ from typing import TypeVar
 
 import libvirt
 
-from .errors import HypervisorError, HypervisorTimeout, connection_failure
+from . import uri_policy
+from .errors import HypervisorError, HypervisorTimeout, UriRefusedError, connection_failure
 from .uris import redact, redact_text
 
 T = TypeVar("T")
@@ -68,11 +69,20 @@ def hypervisor_error(error: libvirt.libvirtError, *uris: str) -> HypervisorError
 
 def open_connection(uri: str) -> libvirt.virConnect:
     """libvirt.open, with a refusal (an unknown SSH host key, a certificate from another CA)
-    explained in a sentence an operator can act on."""
+    explained in a sentence an operator can act on. A URI that breaks the URI rule is never
+    opened, even one stored before the rule: libvirt would act on its parameters first."""
+    refuse_unless_allowed(uri)
     try:
         return libvirt.open(uri)
     except libvirt.libvirtError as error:
         raise HypervisorError(connection_failure(uri, describe(error))) from error
+
+
+def refuse_unless_allowed(uri: str, what: str = "libvirt URI") -> None:
+    """HypervisorError (saying why) unless the URI rule allows `uri`."""
+    reason = uri_policy.refusal(uri, uri_policy.Policy.from_settings())
+    if reason:
+        raise UriRefusedError(f"vmotion does not open the {what} {redact(uri)}: {reason}")
 
 
 def with_connection(uri: str, timeout: float, work: Callable[[libvirt.virConnect], T]) -> T:

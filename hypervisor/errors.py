@@ -24,6 +24,10 @@ class HypervisorTimeout(HypervisorError):
     """A libvirt call did not return in time: the host may have stopped answering."""
 
 
+class UriRefusedError(HypervisorError):
+    """A URI breaks the URI rule (uri_policy.py), so vmotion never handed it to libvirt."""
+
+
 @dataclass(frozen=True)
 class _Target:
     """What a URI says about how libvirt connects."""

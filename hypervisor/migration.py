@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from .connection import describe, open_connection
+from .connection import describe, open_connection, refuse_unless_allowed
 from .errors import HypervisorError, migration_failure
 from .uris import redact_text
 
@@ -48,6 +48,8 @@ class MigrationRun:
 
     def _run(self) -> None:
         try:
+            # The source's libvirtd opens the destination's URI: a command= there would run on it.
+            refuse_unless_allowed(self.request.destination_uri, "migration URI")
             conn = open_connection(self.source_uri)
             try:
                 dom = conn.lookupByUUIDString(self.request.uuid)

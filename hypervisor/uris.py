@@ -37,22 +37,51 @@ def redact_text(text: str, uri: str) -> str:
     return text.replace(uri, shown) if shown != uri else text
 
 
+class SecretNotRestored(ValueError):
+    """Asterisks stand for a stored secret, but the edited URI reaches another place."""
+
+
 def restore(edited: str, stored: str) -> str:
     """`edited`, a redacted URI that an administrator may have changed, with each secret it
     still shows as asterisks taken back from `stored`: a password left alone is kept, one
-    typed anew replaces it."""
+    typed anew replaces it. A secret goes back only to where it came from: when the scheme,
+    host, port or user changed, asterisks standing for one raise SecretNotRestored."""
     if HIDDEN not in edited or not stored:
         return edited
     try:
         parts, old = urlsplit(edited), urlsplit(stored)
     except ValueError:
         return edited
+    if _would_restore(parts, old) and not _same_place(parts, old):
+        raise SecretNotRestored(
+            "The asterisks stand for the stored password or secret, which vmotion sends only to the host it was saved for: "
+            "with another scheme, host, port or user, type the secret again."
+        )
     netloc = parts.netloc
     old_password = _password(old.netloc)
     if _password(netloc) == HIDDEN and old_password is not None:
         user = netloc.rpartition("@")[0].partition(":")[0]
         netloc = f"{user}:{old_password}@{netloc.rpartition('@')[2]}"
     return _join(parts, netloc, _restore_query(parts.query, old.query))
+
+
+def _would_restore(parts: SplitResult, old: SplitResult) -> bool:
+    if _password(parts.netloc) == HIDDEN and _password(old.netloc) is not None:
+        return True
+    old_keys = {part.split("=", 1)[0] for part in old.query.split("&") if "=" in part}
+    for part in parts.query.split("&") if parts.query else []:
+        key, _, value = part.partition("=")
+        if unquote(value) == HIDDEN and _is_secret(unquote(key)) and key in old_keys:
+            return True
+    return False
+
+
+def _same_place(parts: SplitResult, old: SplitResult) -> bool:
+    try:
+        ports = (parts.port, old.port)
+    except ValueError:
+        return False
+    return (parts.scheme.lower(), parts.hostname, ports[0], parts.username) == (old.scheme.lower(), old.hostname, ports[1], old.username)
 
 
 def _password(netloc: str) -> str | None:

@@ -3,12 +3,12 @@ baseline), a cluster's CPU baseline and its migration encryption."""
 
 from django import forms
 
-from hypervisor.uris import redact, restore
+from hypervisor.uris import SecretNotRestored, redact, restore
 
 from . import cpu_baseline
 from .choices import ClusterCpuMode, MigrationEncryption
 from .cpu_compat import NO_MODEL_NAMED
-from .models import Host
+from .models import Host, validate_libvirt_uri
 
 
 class HostForm(forms.ModelForm):
@@ -38,8 +38,16 @@ class HostForm(forms.ModelForm):
         return self._restored("migration_uri")
 
     def _restored(self, name: str) -> str:
+        """The URI as typed, with a secret left as asterisks taken back from the stored one,
+        judged by the URI rule here: `clean` may read the host through it."""
         stored = Host.objects.filter(pk=self.instance.pk).values_list(name, flat=True).first() if self.instance.pk else ""
-        return restore(self.cleaned_data[name], stored or "")
+        try:
+            uri = restore(self.cleaned_data[name], stored or "")
+        except SecretNotRestored as error:
+            raise forms.ValidationError(str(error), code="secret_not_restored") from None
+        if uri:
+            validate_libvirt_uri(uri)
+        return uri
 
     def clean(self):
         data = super().clean()

@@ -3,6 +3,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.urls import reverse
 
+from hypervisor import uri_policy
 from hypervisor.uris import redact
 
 from .choices import ACTIVE_POWER_STATES, ClusterCpuMode, DatastoreKind, HostState, MigrationEncryption, PowerState
@@ -54,6 +55,13 @@ class Cluster(models.Model):
 
 def _feature_set(features: list[str] | None) -> frozenset[str] | None:
     return frozenset(features) if features is not None else None
+
+
+def validate_libvirt_uri(uri: str) -> None:
+    """A ValidationError unless vmotion may open `uri` (hypervisor/uri_policy.py)."""
+    reason = uri_policy.refusal(uri, uri_policy.Policy.from_settings())
+    if reason:
+        raise ValidationError(reason, code="refused_uri")
 
 
 class Host(models.Model):
@@ -138,13 +146,28 @@ class Host(models.Model):
     def cpu(self) -> HostCpu:
         return HostCpu(self.name, self.cpu_model, _feature_set(self.cpu_features))
 
+    def check_uris(self) -> None:
+        """Raise a ValidationError naming each URI field that breaks the rule, and why. Checked
+        here, not as field validators: one rule for the admin site, the API, the CLI and the lab."""
+        errors = {}
+        for field, value in (("uri", self.uri), ("migration_uri", self.migration_uri)):
+            if value:
+                try:
+                    validate_libvirt_uri(value)
+                except ValidationError as error:
+                    errors[field] = error
+        if errors:
+            raise ValidationError(errors)
+
     def would_join(self, cluster_id: int | None) -> bool:
         """Whether saving it with this cluster puts it into a cluster it is not in yet."""
         stored = Host.objects.filter(pk=self.pk).values_list("cluster_id", flat=True).first() if self.pk else None
         return cluster_id is not None and cluster_id != stored
 
     def clean(self) -> None:
-        """A host whose CPU lacks some of a cluster's baseline cannot join it."""
+        """Its URIs pass the rule of hypervisor/uri_policy.py; a host whose CPU lacks some of
+        a cluster's baseline cannot join it."""
+        self.check_uris()
         if self.would_join(self.cluster_id):
             refusal = join_refusal(self.cpu, self.cluster.name, self.cluster.cpu_baseline)
             if refusal:

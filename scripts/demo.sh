@@ -16,6 +16,9 @@ export DEBUG=1
 export HTTPS=0
 export DATABASE_URL="${DATABASE_URL:-sqlite:///$PWD/$state/vmotion.sqlite3}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+# The lab's hosts are libvirt daemons on this machine, reached over unix sockets in its
+# directory: a lab install (README, "Which host URIs are accepted").
+export LIBVIRT_LOCAL_INSTALL=1
 # The metric files of every process below, for one scrape of /metrics to add up: emptied
 # here, when the whole demo starts, and never by one process.
 export PROMETHEUS_MULTIPROC_DIR="$PWD/$state/metrics"
@@ -24,7 +27,7 @@ mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 manage=(.venv/bin/python manage.py)
 # The same settings for commands typed in another shell: `source .demo/env`.
 cat > "$state/env" <<EOT
-export SECRET_KEY='$SECRET_KEY' DEBUG=1 HTTPS=0 DATABASE_URL='$DATABASE_URL' REDIS_URL='$REDIS_URL' PROMETHEUS_MULTIPROC_DIR='$PROMETHEUS_MULTIPROC_DIR'
+export SECRET_KEY='$SECRET_KEY' DEBUG=1 HTTPS=0 DATABASE_URL='$DATABASE_URL' REDIS_URL='$REDIS_URL' PROMETHEUS_MULTIPROC_DIR='$PROMETHEUS_MULTIPROC_DIR' LIBVIRT_LOCAL_INSTALL=1
 EOT
 
 "${manage[@]}" migrate --no-input -v 0

@@ -221,6 +221,14 @@ CONTENT_SECURITY_POLICY = {
 # How often the scheduler re-reads every host, and how long one libvirt call may take.
 INVENTORY_SYNC_INTERVAL_SECONDS = float(os.environ.get("INVENTORY_SYNC_INTERVAL", "30"))
 LIBVIRT_CALL_TIMEOUT_SECONDS = float(os.environ.get("LIBVIRT_CALL_TIMEOUT", "10"))
+# Which libvirt URIs a host may have (hypervisor/uri_policy.py; README, "Which host URIs are
+# accepted"). A single-machine or lab install also allows libvirt on this machine
+# (qemu:///system, qemu+unix), qemu+tcp to a loopback address and libvirt's test driver.
+LIBVIRT_LOCAL_INSTALL = env_bool("LIBVIRT_LOCAL_INSTALL")
+# Where keyfile=, pkipath= and known_hosts= may point (and socket=, for a local install).
+LIBVIRT_URI_DIRECTORIES = env_list("LIBVIRT_URI_DIRS", "~/.ssh,/etc/pki")
+if LIBVIRT_LOCAL_INSTALL:
+    LIBVIRT_URI_DIRECTORIES += ["/run/libvirt", "/var/run/libvirt", os.environ.get("VMOTION_LAB_DIR", "/var/lib/vmotion-lab")]
 
 LOGGING = {
     "version": 1,
@@ -255,6 +263,9 @@ HEALTH_HISTORY_MINUTES = int(os.environ.get("HEALTH_HISTORY_MINUTES", "60"))
 SCHEDULE_INTERVAL_SECONDS = float(os.environ.get("SCHEDULE_INTERVAL", "5"))
 # A run whose time passed while no scheduler ran still fires this late, once; later it is missed.
 SCHEDULE_GRACE_SECONDS = float(os.environ.get("SCHEDULE_GRACE", "600"))
+# A cron schedule whose runs come closer than this is refused: each run checks and submits
+# its whole batch, and the scheduler should not become a loop.
+SCHEDULE_MIN_INTERVAL_MINUTES = float(os.environ.get("SCHEDULE_MIN_INTERVAL_MINUTES", "5"))
 
 # /metrics asks for `Authorization: Bearer <token>` when this is set. Without a token it
 # answers 401, unless METRICS_PUBLIC opens it on purpose (on by default only with DEBUG):

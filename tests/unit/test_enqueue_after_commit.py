@@ -19,7 +19,7 @@ def inventory_queue():
 
 
 def test_the_admins_host_save_queues_the_sync_only_once_the_save_has_committed(client_as, administrator, inventory_queue, django_capture_on_commit_callbacks):
-    form = {"name": "kvm9", "uri": "qemu+tcp://kvm9.invalid/system", "migration_uri": "", "cluster": "", "state": "disconnected"}
+    form = {"name": "kvm9", "uri": "qemu+ssh://root@kvm9.invalid/system", "migration_uri": "", "cluster": "", "state": "disconnected"}
 
     with django_capture_on_commit_callbacks(execute=False) as after_commit:
         response = client_as(administrator).post(reverse("admin:inventory_host_add"), form)

@@ -19,7 +19,8 @@ def test_a_call_that_returns_gives_its_value():
     assert call_with_timeout(lambda: 42, 1, what="x") == 42
 
 
-def test_a_libvirt_error_becomes_a_hypervisor_error_with_its_message():
+def test_a_libvirt_error_becomes_a_hypervisor_error_with_its_message(settings):
+    settings.LIBVIRT_LOCAL_INSTALL, settings.LIBVIRT_URI_DIRECTORIES = True, ["/nonexistent"]
     with pytest.raises(HypervisorError, match="Failed to connect socket"):
         read_host("qemu+unix:///system?socket=/nonexistent/socket", timeout=5)
 
@@ -29,9 +30,9 @@ def test_a_timeout_names_the_host_without_the_password_of_its_uri(monkeypatch):
     monkeypatch.setattr("hypervisor.connection.libvirt.open", lambda uri: release.wait(30))
 
     with pytest.raises(HypervisorTimeout) as raised:
-        with Connection("qemu+tcp://root:s3cret@kvm1.invalid/system?secret_key=abc", 0.2):
+        with Connection("qemu+tls://root:s3cret@kvm1.invalid/system", 0.2):
             pass
     release.set()
 
-    assert "s3cret" not in str(raised.value) and "abc" not in str(raised.value)
+    assert "s3cret" not in str(raised.value)
     assert "root:********@kvm1.invalid" in str(raised.value)

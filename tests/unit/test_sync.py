@@ -107,7 +107,8 @@ def test_a_stale_shut_off_definition_does_not_take_a_running_vm_away(tmp_path):
     assert (vm.host.name, vm.power_state) == ("h1", PowerState.RUNNING)
 
 
-def test_an_unreachable_host_is_marked_disconnected_with_libvirts_reason(tmp_path):
+def test_an_unreachable_host_is_marked_disconnected_with_libvirts_reason(tmp_path, settings):
+    settings.LIBVIRT_LOCAL_INSTALL, settings.LIBVIRT_URI_DIRECTORIES = True, [str(tmp_path)]
     host = HostFactory(uri=f"qemu+unix:///system?socket={tmp_path}/no-such-socket", state=HostState.CONNECTED)
 
     outcome = sync.sync_host(host)

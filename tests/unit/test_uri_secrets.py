@@ -35,10 +35,10 @@ def silent_port():
 @pytest.fixture
 def host(settings, silent_port, monkeypatch) -> Host:
     settings.LIBVIRT_CALL_TIMEOUT_SECONDS = 0.5
-    monkeypatch.setattr("inventory.jobs.enqueue_host_sync", lambda host: None)
+    monkeypatch.setattr("inventory.enqueue.enqueue_host_sync", lambda host: None)
     return HostFactory(
         name="kvm1", uri=f"qemu+tcp://root:{PASSWORD}@127.0.0.1:{silent_port}/system",
-        migration_uri=f"qemu+tcp://root:{PASSWORD}@127.0.0.1:{silent_port}/system?auth_token=T0ken-{PASSWORD}",
+        migration_uri=f"qemu+tls://root:{PASSWORD}@127.0.0.2:{silent_port}/system",
     )
 
 
@@ -64,7 +64,7 @@ def test_a_failed_sync_names_the_host_without_its_password_in_its_error_and_the_
 def test_the_host_page_shows_both_uris_and_the_error_without_the_password(failed_sync, client_as, viewer):
     page = client_as(viewer).get(failed_sync.get_absolute_url()).content.decode()
 
-    assert f"root:{HIDDEN}@127.0.0.1" in page and f"auth_token={HIDDEN}" in page and "did not answer" in page
+    assert f"root:{HIDDEN}@127.0.0.1" in page and f"qemu+tls://root:{HIDDEN}@127.0.0.2" in page and "did not answer" in page
     assert PASSWORD not in page
 
 
@@ -97,19 +97,44 @@ def test_a_password_left_as_asterisks_is_kept_and_a_new_one_replaces_it(host, cl
 
 
 def test_the_audit_trail_records_a_uri_change_without_the_password(host, client_as, administrator):
-    change_in_admin(client_as(administrator), host, uri=host.shown_uri.replace("root", "admin"))
+    change_in_admin(client_as(administrator), host, uri=host.shown_uri.replace(f"root:{HIDDEN}", "admin:n3w-pass"))
 
     changes = [str(entry.changes) for entry in LogEntry.objects.filter(object_pk=str(host.pk))]
     page = client_as(administrator).get(reverse("audit-log")).content.decode()
 
     assert any(f"admin:{HIDDEN}@127.0.0.1" in change for change in changes)
-    assert all(PASSWORD not in change for change in changes) and PASSWORD not in page
+    assert all(PASSWORD not in change and "n3w-pass" not in change for change in changes) and PASSWORD not in page
 
 
-def test_the_cli_check_reports_an_unreachable_host_without_its_password(host, caplog):
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param(lambda uri: uri.replace("qemu+tcp", "qemu+tls"), id="scheme"),
+        pytest.param(lambda uri: uri.replace("@127.0.0.1:", "@127.0.0.9:"), id="host"),
+        pytest.param(lambda uri: uri.replace("/system", "1/system"), id="port"),
+        pytest.param(lambda uri: uri.replace("root:", "admin:"), id="user"),
+    ],
+)
+def test_asterisks_in_a_uri_that_reaches_another_place_are_refused_and_the_password_stays_home(host, client_as, administrator, where):
+    stored = host.uri
+    edited = where(host.shown_uri)
+    assert HIDDEN in edited and edited != host.shown_uri
+
+    response = client_as(administrator).post(
+        reverse("admin:inventory_host_change", args=[host.pk]),
+        {"name": host.name, "uri": edited, "migration_uri": host.shown_peer_uri, "cluster": "", "state": host.state},
+    )
+
+    assert response.status_code == 200
+    assert "vmotion sends only to the host it was saved for" in " ".join(response.context["adminform"].form.errors["uri"])
+    host.refresh_from_db()
+    assert host.uri == stored
+
+
+def test_the_cli_check_reports_an_unreachable_host_without_its_password(failed_sync, caplog):
+    # The check reads what the inventory's last sync found: the host did not answer.
     destination = HostFactory(name="kvm2", last_seen=timezone.now())
-    Host.objects.filter(pk=host.pk).update(last_seen=timezone.now())
-    vm = VirtualMachineFactory(name="web-01", host=Host.objects.get(pk=host.pk))
+    vm = VirtualMachineFactory(name="web-01", host=failed_sync)
     out = StringIO()
 
     with pytest.raises(CommandError):

@@ -5,12 +5,14 @@ from contextlib import nullcontext
 from datetime import datetime
 
 from auditlog.context import set_actor
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from core.roles import Role
+from hypervisor.uris import redact
 from inventory import cpu_baseline
 from inventory import degradation
-from inventory import bandwidth_budget, encryption
+from inventory import bandwidth_budget, encryption, registration
 from inventory.choices import ClusterCpuMode
 from inventory.models import Cluster
 from migrations_app import affinity_rules, assistant, balance, maintenance, recurrence, rule_fixes, schedules, services
@@ -24,7 +26,7 @@ PRIORITIES = {priority.label.lower(): priority for priority in Priority}
 
 
 class Command(BaseCommand):
-    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, host, schedule, balance, rules, cluster cpu, cluster encryption, cluster bandwidth."
+    help = "Live migration from the command line: migrate, check, recommend, tasks, show, cancel, force-complete, maintenance, host (add, uri, degrade...), schedule, balance, rules, cluster cpu, cluster encryption, cluster bandwidth."
 
     def add_arguments(self, parser):
         common = argparse.ArgumentParser(add_help=False)
@@ -71,7 +73,15 @@ class Command(BaseCommand):
         host_bandwidth = host_commands.add_parser("bandwidth", parents=[common], help="the migration bandwidth budget: show it, or set it in MiB/s or to none")
         host_bandwidth.add_argument("host", help="host name")
         host_bandwidth.add_argument("budget", nargs="?", help="MiB/s each way, shared by its migrations by priority; none: its cluster's")
-        for each in (degrade, restore, migration_tls, host_bandwidth):
+        host_add = host_commands.add_parser("add", parents=[common], help="add a host by its libvirt URI (README: which URIs are accepted)")
+        host_add.add_argument("host", help="host name")
+        host_add.add_argument("uri", help="how vmotion reaches its libvirt, e.g. qemu+ssh://root@kvm1/system")
+        host_add.add_argument("--migration-uri", default="", help="how the other hosts' libvirt reaches it; default: the libvirt URI")
+        host_uri = host_commands.add_parser("uri", parents=[common], help="change how vmotion reaches a host, or how other hosts reach it for migration")
+        host_uri.add_argument("host", help="host name")
+        host_uri.add_argument("uri", nargs="?", help="the new libvirt URI; left out: unchanged")
+        host_uri.add_argument("--migration-uri", help="the new migration URI; an empty string: the libvirt URI")
+        for each in (degrade, restore, migration_tls, host_bandwidth, host_add, host_uri):
             each.add_argument("--user", help="record it as done by this vmotion user (an Administrator)")
         balance_parser = commands.add_parser("balance", parents=[common], help="a cluster's load and balancing recommendations")
         balance_parser.add_argument("cluster", help="cluster name")
@@ -252,9 +262,12 @@ class Command(BaseCommand):
             self.stdout.write(maintenance.exit_maintenance(target, actor=actor))
             self._json({"host": target.name, "state": target.state})
 
-    def do_host(self, host_command, host, user, reason=None, has=None, budget=None, **_):
-        target = services.find_host(host)
+    def do_host(self, host_command, host, user, reason=None, has=None, budget=None, uri=None, migration_uri=None, **_):
         actor = services.find_user_with_role(user, Role.ADMINISTRATOR) if user else None
+        if host_command in ("add", "uri"):
+            self._host_uris(host_command, host, uri, migration_uri, actor)
+            return
+        target = services.find_host(host)
         if host_command == "bandwidth":
             self._bandwidth(target, budget, actor, "host")
             return
@@ -276,6 +289,20 @@ class Command(BaseCommand):
             self.fail(str(error))
         self._json({"host": target.name, "degraded": target.is_degraded, "reason": target.degraded_reason, "by": target.degraded_by,
                     "since": target.degraded_since.isoformat() if target.degraded_since else None})
+
+    def _host_uris(self, host_command, name, uri, migration_uri, actor):
+        """Add a host, or change its URIs, through the model's validation: a URI the URI rule
+        refuses is named with the reason, and nothing is saved."""
+        try:
+            with set_actor(actor) if actor else nullcontext():
+                if host_command == "add":
+                    target = registration.add_host(name, uri, migration_uri or "")
+                else:
+                    target = registration.change_uris(services.find_host(name), uri, migration_uri)
+        except ValidationError as error:
+            self.fail(f"{name}: {registration.refusal_text(error)}")
+        self.stdout.write(f"{target.name}: vmotion reaches it at {target.shown_uri}; a sync is queued.")
+        self._json({"host": target.name, "uri": target.shown_uri, "migration_uri": redact(target.migration_uri) if target.migration_uri else ""})
 
     def do_balance(self, cluster, apply, user, **_):
         found = self._cluster(cluster)
