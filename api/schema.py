@@ -13,6 +13,7 @@ ERRORS = {
     401: "No token or session, or an unknown, revoked or deactivated user's token",
     403: "The user's role does not allow this",
     404: "No object with this id, or a page past the last",
+    429: "Too many requests from this user (API_THROTTLE_USER): wait the Retry-After seconds",
 }
 
 
@@ -32,7 +33,7 @@ class ApiAutoSchema(AutoSchema):
 
     def _error_codes(self) -> list[int]:
         parameters = self._get_parameters()
-        codes = [401, 403]
+        codes = [401, 403, 429]
         if self.method in ("POST", "PUT", "PATCH") or any(parameter["in"] == "query" for parameter in parameters):
             codes.append(400)
         if self._is_list_view() or any(parameter["in"] == "path" for parameter in parameters):

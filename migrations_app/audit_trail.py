@@ -2,13 +2,15 @@
 
 django-auditlog records every change to hosts, clusters, limits, users and tasks (with the
 signed-in user who made it); the task timeline records operator actions and requests (with
-the user a CLI request named). Both are read newest first and merged; a page only needs the
-newest rows of each, so the cost stays that of one page however long the trail is.
+the user a CLI request named). Both are read newest first and merged. Pages go by keyset: the
+next page starts after the last entry shown (its cursor), so each page reads at most a page
+and one row from each source through their time indexes, however long the trail is and
+however far back the page.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from auditlog.models import LogEntry
@@ -25,6 +27,31 @@ class AuditEntry:
     what: str  # the object, as an operator names it
     action: str
     url: str = ""
+    key: tuple = field(default=(), compare=False)  # (at, source, id): its place in the trail, newest first
+
+
+# The two sources, in the order entries at the same moment are shown.
+CHANGES, ACTIONS = 1, 0
+
+
+class BadCursor(ValueError):
+    """A page link that names no place in the trail."""
+
+
+def cursor_of(entry: AuditEntry) -> str:
+    at, source, pk = entry.key
+    return f"{at.isoformat()}~{source}~{pk}"
+
+
+def parse_cursor(text: str) -> tuple:
+    try:
+        at, source, pk = text.split("~")
+        moment, source, pk = datetime.fromisoformat(at), int(source), int(pk)
+    except (ValueError, OverflowError):
+        raise BadCursor("This page link is not valid: start again from the newest entries.") from None
+    if moment.tzinfo is None or source not in (CHANGES, ACTIONS) or not 0 < pk < 2**63:
+        raise BadCursor("This page link is not valid: start again from the newest entries.")
+    return moment, source, pk
 
 
 @dataclass(frozen=True)
@@ -35,16 +62,27 @@ class AuditFilters:
     until: date | None = None
 
 
-def audit_page(filters: AuditFilters, page: int, per_page: int = 50) -> tuple[list[AuditEntry], bool]:
-    """The entries of one page, newest first, and whether another page follows."""
-    wanted = page * per_page + 1
-    merged = sorted([*_changes(filters, wanted), *_actions(filters, wanted)], key=lambda entry: entry.at, reverse=True)
-    start = (page - 1) * per_page
-    return merged[start : start + per_page], len(merged) > start + per_page
+def audit_page(filters: AuditFilters, after: tuple | None = None, per_page: int = 50) -> tuple[list[AuditEntry], str]:
+    """The entries of one page, newest first, from just after the cursor `after` (from the
+    newest without one), and the next page's cursor ("" on the last page)."""
+    wanted = per_page + 1
+    merged = sorted([*_changes(filters, after, wanted), *_actions(filters, after, wanted)], key=lambda entry: entry.key, reverse=True)
+    shown = merged[:per_page]
+    return shown, cursor_of(shown[-1]) if len(merged) > per_page else ""
 
 
-def _changes(filters: AuditFilters, limit: int) -> list[AuditEntry]:
+def _older_than(after: tuple | None, source: int, moment: str) -> Q:
+    """The rows of `source` that come after the cursor, newest first."""
+    if after is None:
+        return Q()
+    at, cursor_source, pk = after
+    same_moment = Q(pk__lt=pk) if source == cursor_source else Q() if source < cursor_source else Q(pk__in=[])
+    return Q(**{f"{moment}__lt": at}) | (Q(**{moment: at}) & same_moment)
+
+
+def _changes(filters: AuditFilters, after: tuple | None, limit: int) -> list[AuditEntry]:
     entries = _by_user_and_date(LogEntry.objects.select_related("actor", "content_type"), filters, moment="timestamp")
+    entries = entries.filter(_older_than(after, CHANGES, "timestamp"))
     if filters.object:
         entries = entries.filter(Q(object_repr__icontains=filters.object) | Q(content_type__model__iexact=filters.object))
     return [
@@ -53,16 +91,17 @@ def _changes(filters: AuditFilters, limit: int) -> list[AuditEntry]:
             who=entry.actor.get_username() if entry.actor else "system",
             what=f"{entry.content_type.name} {entry.object_repr}",
             action=_describe_change(entry),
+            key=(entry.timestamp, CHANGES, entry.pk),
         )
         for entry in entries[:limit]
     ]
 
 
-def _actions(filters: AuditFilters, limit: int) -> list[AuditEntry]:
+def _actions(filters: AuditFilters, after: tuple | None, limit: int) -> list[AuditEntry]:
     operator_events = TaskEvent.objects.select_related("actor", "task__vm").filter(
         Q(kind=EventKind.OPERATOR) | Q(actor__isnull=False) | Q(to_state=TaskState.QUEUED)
     )
-    events = _by_user_and_date(operator_events, filters, moment="at")
+    events = _by_user_and_date(operator_events, filters, moment="at").filter(_older_than(after, ACTIONS, "at"))
     if filters.object:
         by_vm = Q(task__vm__name__icontains=filters.object)
         number = filters.object.lstrip("#")
@@ -74,6 +113,7 @@ def _actions(filters: AuditFilters, limit: int) -> list[AuditEntry]:
             what=f"migration task #{event.task_id} ({event.task.vm.name})",
             action=event.message,
             url=event.task.get_absolute_url(),
+            key=(event.at, ACTIONS, event.pk),
         )
         for event in events[:limit]
     ]
@@ -87,7 +127,7 @@ def _by_user_and_date(rows: QuerySet, filters: AuditFilters, *, moment: str) -> 
         rows = rows.filter(**{f"{moment}__date__gte": filters.since})
     if filters.until:
         rows = rows.filter(**{f"{moment}__date__lte": filters.until})
-    return rows.order_by(f"-{moment}")
+    return rows.order_by(f"-{moment}", "-pk")
 
 
 def _describe_change(entry: LogEntry) -> str:

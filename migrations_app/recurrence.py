@@ -7,12 +7,14 @@ repeats runs once."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
 ONCE, DAILY, WEEKLY, CRON = "once", "daily", "weekly", "cron"
+# A bound on the time a schedule's validation may take (about 2.5 s of cronsim).
+MAX_RUNS_SEARCHED = 100_000
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -55,6 +57,40 @@ class Recurrence:
         minute, hour = self.time_of_day.minute, self.time_of_day.hour
         day_of_week = (self.weekday + 1) % 7 if self.kind == WEEKLY else "*"  # cron counts from Sunday
         return f"{minute} {hour} * * {day_of_week}"
+
+    def fires_within(self, interval: timedelta, now: datetime) -> timedelta | None:
+        """The shortest gap between two runs when it is shorter than `interval`, else None.
+
+        Leaving days out only widens gaps, so the expression's minutes and hours alone, run
+        every day, bound it from below: most expressions are cleared there, over two days of
+        runs. Otherwise its real runs over the next four years (a leap day included) show
+        whether two come that close: such a gap may span midnight, between two days that
+        both run. Past MAX_RUNS_SEARCHED runs, the bound stands."""
+        if self.kind != CRON:
+            return None  # daily and weekly runs are a day apart at least
+        minute, hour, *_ = self.expression().split()
+        every_day, _ = self._shortest_gap(f"{minute} {hour} * * *", now, now + timedelta(days=2), interval)
+        if every_day is None or every_day >= interval:
+            return None
+        gap, complete = self._shortest_gap(self.expression(), now, now + timedelta(days=4 * 366), interval)
+        if not complete:
+            return every_day
+        return gap if gap is not None and gap < interval else None
+
+    def _shortest_gap(self, expression: str, now: datetime, until: datetime, below: timedelta) -> tuple[timedelta | None, bool]:
+        """The shortest gap between runs up to `until`, stopping at the first one under
+        `below`; and whether the search finished (False: MAX_RUNS_SEARCHED runs ran out)."""
+        shortest, previous = None, None
+        for count, run in enumerate(CronSim(expression, now.astimezone(zone(self.time_zone)))):
+            if run > until or (shortest is not None and shortest < below):
+                return shortest, True
+            if count >= MAX_RUNS_SEARCHED:
+                return shortest, False
+            if previous is not None:
+                gap = run.astimezone(UTC) - previous.astimezone(UTC)
+                shortest = gap if shortest is None else min(shortest, gap)
+            previous = run
+        return shortest, True
 
     def next_after(self, moment: datetime) -> datetime | None:
         """The first run strictly after `moment`, in UTC; None when there is none."""

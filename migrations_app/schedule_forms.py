@@ -7,12 +7,15 @@ from .choices import Priority, RecurrenceKind, ScheduleAction
 from .models import Schedule
 from .options import BANDWIDTH_RANGE_MIB_S, DEFAULT_MAX_DOWNTIME_MS, MAX_DOWNTIME_RANGE_MS
 from .recurrence import WEEKDAYS
+from .schedules import MAX_VMS
 
 
 class ScheduleForm(forms.Form):
     name = forms.CharField(max_length=200)
     action = forms.ChoiceField(choices=ScheduleAction.choices, initial=ScheduleAction.MOVE)
-    vm_names = forms.CharField(label="VMs to move", required=False, help_text="Names, separated by spaces or commas")
+    vm_names = forms.CharField(
+        label="VMs to move", required=False, max_length=MAX_VMS * 201, help_text=f"Names, separated by spaces or commas; at most {MAX_VMS}",
+    )
     destination_name = forms.CharField(label="To host", required=False, help_text="Empty: the assistant chooses for each VM at run time")
     host_name = forms.CharField(label="Host to evacuate", required=False)
     recurrence = forms.ChoiceField(choices=RecurrenceKind.choices, initial=RecurrenceKind.ONCE)
@@ -26,6 +29,12 @@ class ScheduleForm(forms.Form):
     bandwidth_mib_s = forms.IntegerField(label="Bandwidth (MiB/s)", required=False, min_value=BANDWIDTH_RANGE_MIB_S[0], max_value=BANDWIDTH_RANGE_MIB_S[1])
     allow_post_copy = forms.BooleanField(label="Allow post-copy", required=False)
     reason = forms.CharField(max_length=500, required=False)
+
+    def clean_vm_names(self) -> str:
+        names = self.cleaned_data["vm_names"].replace(",", " ").split()
+        if len(names) > MAX_VMS:
+            raise forms.ValidationError(f"A schedule moves at most {MAX_VMS} VMs; you named {len(names)}. Split it into several.")
+        return self.cleaned_data["vm_names"]
 
     @classmethod
     def initial_of(cls, schedule: Schedule) -> dict:

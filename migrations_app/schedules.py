@@ -28,6 +28,8 @@ from .recurrence import RecurrenceError
 from .services import Refusal, planned_of, refusals_of, submit_migration
 
 log = logging.getLogger(__name__)
+# As a batch from the wizard or the API: each run submits them all at once.
+MAX_VMS = 50
 
 
 def create(schedule: Schedule) -> Schedule:
@@ -77,6 +79,14 @@ def validate(schedule: Schedule) -> None:
         schedule.when().validate(timezone.now())
     except RecurrenceError as error:
         raise MigrationRequestError(str(error)) from error
+    minimum = timedelta(minutes=settings.SCHEDULE_MIN_INTERVAL_MINUTES)
+    gap = schedule.when().fires_within(minimum, timezone.now())
+    if gap is not None:
+        raise MigrationRequestError(
+            f"{schedule.cron!r} runs {_minutes(gap)} apart at times; a schedule runs at most every {_minutes(minimum)} (SCHEDULE_MIN_INTERVAL_MINUTES)."
+        )
+    if len(schedule.vm_names) > MAX_VMS:
+        raise MigrationRequestError(f"A schedule moves at most {MAX_VMS} VMs; it names {len(schedule.vm_names)}. Split it into several.")
     if schedule.window_minutes is not None and schedule.window_minutes < 1:
         raise MigrationRequestError("A migration window must last at least a minute; leave it empty for none.")
     schedule.options().validate()
@@ -91,6 +101,11 @@ def validate(schedule: Schedule) -> None:
         raise MigrationRequestError(f"No VM named {', '.join(unknown)} in the inventory.")
     if schedule.destination_name and not Host.objects.filter(name=schedule.destination_name).exists():
         raise MigrationRequestError(f"No host named {schedule.destination_name!r}.")
+
+
+def _minutes(span: timedelta) -> str:
+    minutes = span.total_seconds() / 60
+    return f"{minutes:g} minute{'s' if minutes != 1 else ''}"
 
 
 def set_enabled(schedule: Schedule, enabled: bool, editor) -> None:

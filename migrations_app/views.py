@@ -12,7 +12,7 @@ from inventory.models import VirtualMachine
 
 from . import queries, services
 from .chart import progress_chart
-from .audit_trail import audit_page
+from .audit_trail import BadCursor, audit_page, parse_cursor
 from .filtersets import AuditFilterForm, TaskFilterForm
 from .models import MigrationBatch
 from .wizard import Wizard
@@ -140,7 +140,11 @@ def _batch_context(batch: MigrationBatch) -> dict:
 
 @role_required(Role.ADMINISTRATOR)
 def audit_log(request: HttpRequest) -> HttpResponse:
+    """Pages by cursor (`after`), never by number: an old `page=` link shows the newest entries."""
     form = AuditFilterForm(request.GET or None)
-    page = int(request.GET["page"]) if request.GET.get("page", "").isdigit() and int(request.GET["page"]) > 0 else 1
-    entries, has_next = audit_page(form.filters(), page)
-    return render(request, "migrations_app/audit.html", {"form": form, "entries": entries, "page": page, "has_next": has_next})
+    try:
+        after = parse_cursor(request.GET["after"]) if request.GET.get("after") else None
+    except BadCursor as refusal:
+        return render(request, "migrations_app/audit.html", {"form": form, "entries": [], "error": str(refusal)}, status=400)
+    entries, next_cursor = audit_page(form.filters(), after)
+    return render(request, "migrations_app/audit.html", {"form": form, "entries": entries, "after": after, "next_cursor": next_cursor})

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
+from django.core.cache import cache
 
 from core import metric_files
 from core.role_groups import sync_role_groups
@@ -73,6 +74,15 @@ def plain_static_storage(settings):
     collectstatic for the test client; `app_server` serves the real setting over collected files.
     """
     settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+
+@pytest.fixture(autouse=True)
+def api_throttle_out_of_the_way(settings):
+    """The suite calls the API far faster than any script (Schemathesis, for one): rates no
+    test reaches, and no count carried from one test to the next (test_api_throttling sets
+    its own)."""
+    settings.API_THROTTLE_RATES = {"user": "100000/minute", "anon": "100000/minute"}
+    cache.clear()
 
 
 @pytest.fixture(scope="session")

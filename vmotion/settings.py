@@ -266,6 +266,9 @@ SCHEDULE_GRACE_SECONDS = float(os.environ.get("SCHEDULE_GRACE", "600"))
 # A cron schedule whose runs come closer than this is refused: each run checks and submits
 # its whole batch, and the scheduler should not become a loop.
 SCHEDULE_MIN_INTERVAL_MINUTES = float(os.environ.get("SCHEDULE_MIN_INTERVAL_MINUTES", "5"))
+# A cron schedule whose runs come closer than this is refused: each run checks and submits
+# its whole batch, and the scheduler should not become a loop.
+SCHEDULE_MIN_INTERVAL_MINUTES = float(os.environ.get("SCHEDULE_MIN_INTERVAL_MINUTES", "5"))
 
 # /metrics asks for `Authorization: Bearer <token>` when this is set. Without a token it
 # answers 401, unless METRICS_PUBLIC opens it on purpose (on by default only with DEBUG):
@@ -289,6 +292,7 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiTokenAuthentication", "rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.HasRole"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttles.UserRateThrottle", "api.throttles.AnonRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -296,6 +300,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "api.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "DEFAULT_METADATA_CLASS": None,  # no OPTIONS introspection: the schema describes every endpoint
+}
+# Requests each signed-in user, and each address without signing in, may make to the API
+# (a number per second, minute, hour or day); more are answered 429 with Retry-After.
+API_THROTTLE_RATES = {
+    "user": os.environ.get("API_THROTTLE_USER", "1200/minute"),
+    "anon": os.environ.get("API_THROTTLE_ANON", "60/minute"),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "vmotion API",

@@ -34,7 +34,7 @@ def test_every_error_an_operation_answers_has_the_error_body(viewer):
                 if code >= "400":
                     reference = response["content"]["application/json"]["schema"]["$ref"]
                     assert reference in ("#/components/schemas/Error", "#/components/schemas/Conflict"), (method, path, code)
-    assert set(schema["paths"]["/api/v1/tasks/"]["post"]["responses"]) == {"202", "400", "401", "403", "409"}
+    assert set(schema["paths"]["/api/v1/tasks/"]["post"]["responses"]) == {"202", "400", "401", "403", "409", "429"}
 
 
 def test_the_schema_is_json_or_yaml_and_needs_a_sign_in(viewer):
