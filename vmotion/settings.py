@@ -266,9 +266,6 @@ SCHEDULE_GRACE_SECONDS = float(os.environ.get("SCHEDULE_GRACE", "600"))
 # A cron schedule whose runs come closer than this is refused: each run checks and submits
 # its whole batch, and the scheduler should not become a loop.
 SCHEDULE_MIN_INTERVAL_MINUTES = float(os.environ.get("SCHEDULE_MIN_INTERVAL_MINUTES", "5"))
-# A cron schedule whose runs come closer than this is refused: each run checks and submits
-# its whole batch, and the scheduler should not become a loop.
-SCHEDULE_MIN_INTERVAL_MINUTES = float(os.environ.get("SCHEDULE_MIN_INTERVAL_MINUTES", "5"))
 
 # /metrics asks for `Authorization: Bearer <token>` when this is set. Without a token it
 # answers 401, unless METRICS_PUBLIC opens it on purpose (on by default only with DEBUG):
