@@ -1,12 +1,16 @@
 """The web service as docker-compose runs it (its environment, gunicorn, DEBUG off) behind a
 TLS-terminating proxy: plain HTTP is redirected, HTTPS answers carry HSTS and the
-Content-Security-Policy, cookies are Secure, HttpOnly and SameSite=Lax, and login throttling
-tells browsers apart by the address the proxy names."""
+Content-Security-Policy, cookies are Secure, HttpOnly and SameSite=Lax, login throttling
+tells browsers apart by the address the proxy names, /metrics is closed without its token,
+and `check --deploy` finds nothing (but an open /metrics)."""
 
 from __future__ import annotations
 
 import http.client
 import os
+import subprocess
+import sys
+import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
@@ -14,7 +18,7 @@ from http.cookies import SimpleCookie
 import pytest
 
 from tests.compose import service_environment
-from tests.processes import process_env
+from tests.processes import ROOT, process_env
 from tests.production_server import AppServer, production_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,3 +134,25 @@ def test_login_throttling_locks_out_one_username_at_the_address_the_proxy_names(
     # The same user from another address (the first X-Forwarded-For entry is the client's
     # say-so and does not count) still signs in.
     assert ProxiedBrowser(compose_web, address="203.0.113.8").sign_in("viewer", PASSWORD).status == 302
+
+
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`manage.py check --deploy` in exactly this environment, its metrics volume a fresh directory."""
+    with tempfile.TemporaryDirectory() as metrics_volume:
+        return subprocess.run(
+            [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+            capture_output=True, text=True, cwd=ROOT, timeout=120,
+            env={"PATH": os.environ["PATH"], **env, "PROMETHEUS_MULTIPROC_DIR": metrics_volume},
+        )
+
+
+def test_check_deploy_is_clean_for_the_web_service_and_warns_when_metrics_is_opened():
+    env = service_environment("web")
+
+    clean = check_deploy(env)
+    opened = check_deploy({**env, "METRICS_PUBLIC": "1"})
+    with_token = check_deploy({**env, "METRICS_PUBLIC": "1", "METRICS_TOKEN": "a-long-random-scrape-token"})
+
+    assert clean.returncode == 0 and "System check identified no issues" in clean.stdout, clean.stdout + clean.stderr
+    assert opened.returncode != 0 and "vmotion.W001" in opened.stderr and "/metrics is open to anyone" in opened.stderr
+    assert with_token.returncode == 0, with_token.stdout + with_token.stderr
