@@ -12,16 +12,10 @@ import libvirt
 from .connection import with_connection
 from .cpu import arch_of, features_of
 from .datastore_keys import datastore_source_key
+from .sampling import DIRTY_RATE_SAMPLE_SECONDS, WORKING_SET_WINDOW_SECONDS
 from .states import DomainPower, is_incoming_copy, power_of
 
 T = TypeVar("T")
-
-# How long each background dirty-rate measurement samples a guest.
-DIRTY_RATE_SAMPLE_SECONDS = 1
-# Every other measurement samples this long instead. A guest that dirties fewer distinct pages
-# in it than its 1 s rate times the window rewrites the same ones: what it dirtied is its
-# working set, which bounds what any pre-copy pass has to send again.
-WORKING_SET_WINDOW_SECONDS = 4
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from . import jobs
+from . import enqueue
 from .forms import HostForm
 from .models import Cluster, Datastore, DatastoreMount, Host, Network, NetworkAttachment, VirtualDisk, VirtualMachine, VirtualNic
 
@@ -41,12 +41,12 @@ class HostAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        jobs.enqueue_host_sync(obj)
+        enqueue.enqueue_host_sync(obj)
 
     @admin.action(description="Read the selected hosts from libvirt now")
     def sync_now(self, request, queryset):
         for host in queryset:
-            jobs.enqueue_host_sync(host)
+            enqueue.enqueue_host_sync(host)
         self.message_user(request, f"Queued a sync of {queryset.count()} host(s).", messages.INFO)
 
 

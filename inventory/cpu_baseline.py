@@ -1,10 +1,10 @@
-"""A cluster's CPU baseline in practice: choosing it, reporting the VMs above it, giving a VM
-the baseline for its next boot, and reading a host's CPU before it joins. The judgements are
-`cpu_compat`'s; libvirt is reached through `hypervisor`."""
+"""A cluster's CPU baseline in practice, where libvirt is asked: choosing a named model,
+giving a VM the baseline for its next boot, and reading a host's CPU before it joins. The
+judgements are `cpu_compat`'s, the report from the inventory `cpu_report`'s; libvirt is
+reached through `hypervisor`. Workers and the command line run this; pages queue it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from django.conf import settings
 
@@ -14,63 +14,21 @@ from hypervisor.guest import set_next_boot_cpu
 from hypervisor.host import read_host_cpu
 
 from .choices import ClusterCpuMode
-from .cpu_compat import NO_MODEL_NAMED, Baseline, Fit, VmVerdict, hosts_identical, judge_vm, named_model_refusal
+from .cpu_compat import NO_MODEL_NAMED, named_model_refusal
+from .cpu_report import ClusterCpuReport, CpuBaselineError, VmCpuRow, cluster_cpu_report, use_computed_baseline
 from .models import Cluster, Host, VirtualMachine
 
-
-class CpuBaselineError(Exception):
-    """Refused, and nothing changed; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class VmCpuRow:
-    vm: VirtualMachine
-    verdict: VmVerdict
-
-
-@dataclass(frozen=True)
-class ClusterCpuReport:
-    cluster: Cluster
-    baseline: Baseline
-    hosts: list[Host]
-    hosts_identical: bool
-    vms: list[VmCpuRow]  # those above the baseline first
-
-    def with_fit(self, fit: Fit) -> list[VmCpuRow]:
-        return [row for row in self.vms if row.verdict.fit == fit]
-
-    @property
-    def exceeding(self) -> list[VmCpuRow]:
-        return self.with_fit(Fit.EXCEEDS)
-
-    @property
-    def restart_pending(self) -> list[VmCpuRow]:
-        return self.with_fit(Fit.RESTART_PENDING)
-
-    @property
-    def unknown(self) -> list[VmCpuRow]:
-        return self.with_fit(Fit.UNKNOWN)
-
-
-def cluster_cpu_report(cluster: Cluster) -> ClusterCpuReport:
-    """Every VM of the cluster judged against its baseline, from the inventory alone."""
-    hosts = list(cluster.hosts.order_by("name"))
-    host_cpus = [host.cpu for host in hosts]
-    baseline = cluster.cpu_baseline
-    vms = VirtualMachine.objects.filter(host__cluster=cluster).select_related("host").order_by("name", "pk")
-    rows = [VmCpuRow(vm, judge_vm(vm.cpu, baseline, host_cpus)) for vm in vms]
-    order = {Fit.EXCEEDS: 0, Fit.UNKNOWN: 1, Fit.RESTART_PENDING: 2, Fit.FITS: 3}
-    rows.sort(key=lambda row: order[row.verdict.fit])
-    return ClusterCpuReport(cluster, baseline, hosts, hosts_identical(host_cpus), rows)
+__all__ = [
+    "ClusterCpuReport", "CpuBaselineError", "VmCpuRow", "cluster_cpu_report", "read_cpu_before_joining",
+    "set_cpu_baseline", "set_vm_cpu_to_baseline",
+]
 
 
 def set_cpu_baseline(cluster: Cluster, mode: str, model: str = "") -> str:
     """Hold the cluster's VMs to the computed baseline or to a named CPU model that libvirt
     knows and every member host offers. Returns what changed, in a sentence."""
     if mode == ClusterCpuMode.COMPUTED:
-        cluster.cpu_mode, cluster.cpu_named_model, cluster.cpu_named_features = ClusterCpuMode.COMPUTED, "", None
-        cluster.save(update_fields=["cpu_mode", "cpu_named_model", "cpu_named_features"])
-        return f"{cluster.name}'s CPU baseline is now computed from its hosts: {cluster.cpu_baseline_model or 'not computed yet'}."
+        return use_computed_baseline(cluster)
     if mode != ClusterCpuMode.NAMED:
         raise CpuBaselineError(f"Unknown CPU baseline mode {mode!r}: choose computed or named.")
     model = model.strip()

@@ -1,6 +1,6 @@
 """The dirty rate and working set the inventory sync measures in the background, while they
-still stand for the guest: a forecast takes them instead of sampling the guest for a second
-first."""
+still stand for the guest, and when they were read: a forecast takes them instead of
+sampling the guest for a second first, and says how old they are."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from hypervisor.host import WORKING_SET_WINDOW_SECONDS
+from hypervisor.sampling import WORKING_SET_WINDOW_SECONDS
 
 from .models import VirtualMachine
 
@@ -52,6 +52,15 @@ def recent_working_set(vm: VirtualMachine, now: datetime | None = None) -> int |
     pages; None for a guest that dirties new pages throughout the window, or not measured."""
     rate, dirtied = _readings(vm, now)
     return dirtied if dirtied is not None and _saturated(rate, dirtied) else None
+
+
+def measured_at(vm: VirtualMachine, now: datetime | None = None) -> datetime | None:
+    """When the oldest reading `recent_dirty_rate` and `recent_working_set` rest on was read:
+    what a page gives as the measurement's age. None without a recent rate."""
+    rate, dirtied = _readings(vm, now)
+    if rate is None:
+        return None
+    return min(vm.dirty_rate_read_at, vm.dirtied_in_window_read_at) if dirtied is not None else vm.dirty_rate_read_at
 
 
 def _readings(vm: VirtualMachine, now: datetime | None) -> tuple[int | None, int | None]:

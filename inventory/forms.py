@@ -5,7 +5,7 @@ from django import forms
 
 from hypervisor.uris import SecretNotRestored, redact, restore
 
-from . import cpu_baseline
+from . import joining
 from .choices import ClusterCpuMode, MigrationEncryption
 from .cpu_compat import NO_MODEL_NAMED
 from .models import Host, validate_libvirt_uri
@@ -13,8 +13,8 @@ from .models import Host, validate_libvirt_uri
 
 class HostForm(forms.ModelForm):
     """A host's form in the administration, on its own or among a cluster's hosts. A host
-    joining a cluster is read from libvirt first when its CPU is not known yet, so that
-    `Host.clean` can judge it against the cluster's baseline.
+    joining a cluster has its CPU read by an inventory worker first when it is not known yet,
+    so that `Host.clean` can judge it against the cluster's baseline.
 
     The URIs are shown with any password as asterisks (the page is HTML anyone behind the
     administrator could read); asterisks left as they are keep the stored secret."""
@@ -54,10 +54,9 @@ class HostForm(forms.ModelForm):
         cluster, host = data.get("cluster"), self.instance
         if cluster is not None and host.would_join(cluster.pk) and host.cpu_features is None and cluster.cpu_baseline.features is not None and data.get("uri"):
             host.name, host.uri = data.get("name") or host.name, data["uri"]
-            try:
-                cpu_baseline.read_cpu_before_joining(host)
-            except cpu_baseline.CpuBaselineError as error:
-                self.add_error("cluster" if "cluster" in self.fields else None, str(error))
+            # An inventory worker reads it: the web server holds no hypervisor credential.
+            if refusal := joining.read_cpu_before_joining(host):
+                self.add_error("cluster" if "cluster" in self.fields else None, refusal)
         return data
 
 

@@ -1,27 +1,24 @@
-"""RQ entry points for inventory work, and their enqueueing.
+"""RQ entry points for inventory work: what an inventory worker runs, through libvirt.
 
-Every host is read by a job of its own on the `inventory` queue, which its own workers serve:
-a slow or dead host (each libvirt call may wait out its timeout) never delays the others,
-and a sync never waits behind migrations, which hold their workers for minutes. Each job is
-safe to run twice; a host whose sync is still queued or running is not queued again; and a
-job is enqueued once the transaction that asked for it has committed, so a fast worker never
-reads the rows as they were before.
+Only workers import this module (the web server queues these jobs by name, through
+`enqueue`). Each job is safe to run twice. RQ stores each queued job's dotted path: a job
+renamed or moved strands the jobs already queued under the old name.
 """
 
 import logging
 from dataclasses import asdict
 
-import django_rq
-from django.db import transaction
-from rq.job import Job, JobStatus
+from django.conf import settings
 
-from . import sync
-from .models import Host
+from hypervisor import HypervisorError
+from hypervisor.host import read_host_cpu
+
+from . import cpu_baseline, measure, sync
+from .choices import ClusterCpuMode
+from .enqueue import QUEUE, enqueue_host_sync, enqueue_sync_all, job_id  # noqa: F401  their home before `enqueue`
+from .models import Cluster, Host, VirtualMachine
 
 log = logging.getLogger(__name__)
-
-QUEUE = "inventory"
-_PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
 def sync_host_job(host_id: int) -> dict:
@@ -32,49 +29,33 @@ def sync_host_job(host_id: int) -> dict:
     return asdict(outcome)
 
 
-def job_id(host_id: int) -> str:
-    return f"inventory-sync-host-{host_id}"
+def measure_guests_job(vm_ids: list[int]) -> int:
+    """Sample the dirty rate of these running guests now, for forecasts that found none recent."""
+    return measure.measure_guests(vm_ids)
 
 
-def enqueue_host_sync(host: Host) -> None:
-    """Read one host now (an operator asked, or an administrator changed it)."""
-    host_id = host.pk
-    transaction.on_commit(lambda: _enqueue([host_id]))
+def read_host_cpu_job(uri: str) -> dict:
+    """A host's CPU, read before it joins a cluster: its model, libvirt's XML and features,
+    or why it could not be read."""
+    try:
+        model, xml, features = read_host_cpu(uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS)
+    except HypervisorError as error:
+        return {"error": str(error)}
+    return {"model": model, "xml": xml, "features": list(features) if features is not None else None}
 
 
-def enqueue_sync_all() -> None:
-    """Queue a sync of every host whose previous one has finished."""
-    transaction.on_commit(_enqueue_round)
+def set_named_cpu_baseline_job(cluster_id: int, model: str) -> dict:
+    """Hold a cluster to a CPU model libvirt knows and every member offers."""
+    try:
+        return {"ok": True, "message": cpu_baseline.set_cpu_baseline(Cluster.objects.get(pk=cluster_id), ClusterCpuMode.NAMED, model)}
+    except cpu_baseline.CpuBaselineError as error:
+        return {"ok": False, "message": str(error)}
 
 
-def _enqueue_round() -> None:
-    host_ids = list(Host.objects.values_list("pk", flat=True))
-    pending = len(host_ids) - _enqueue(host_ids)
-    if pending:
-        # The last round has not ended: these hosts are read less often than the interval says.
-        log.warning(
-            "%d of %d hosts are still queued or being read since the last inventory round: "
-            "run more inventory workers or a longer INVENTORY_SYNC_INTERVAL", pending, len(host_ids)
-        )
-
-
-def _enqueue(host_ids: list[int]) -> int:
-    queue = django_rq.get_queue(QUEUE)
-    ids = [job_id(host_id) for host_id in host_ids]
-    previous = Job.fetch_many(ids, connection=queue.connection)
-    due = [
-        host_id for host_id, job in zip(host_ids, previous)
-        if job is None or job.get_status(refresh=False) not in _PENDING
-    ]
-    with queue.connection.pipeline() as pipe:
-        queue.enqueue_many(
-            [queue.prepare_data(sync_host_job, (host_id,), job_id=job_id(host_id), timeout=120, result_ttl=60, failure_ttl=3600) for host_id in due],
-            pipeline=pipe,
-        )
-        # The id is the previous job's, whose key still expires `result_ttl` after it ended,
-        # and RQ sets no expiry on a job without `ttl`, nor clears one: left alone, the new
-        # job vanishes unrun if it waits in the queue longer than that.
-        for host_id in due:
-            pipe.persist(Job.key_for(job_id(host_id)))
-        pipe.execute()
-    return len(due)
+def set_vm_cpu_to_baseline_job(vm_id: int) -> dict:
+    """Give a VM its cluster's baseline CPU from its next boot."""
+    try:
+        vm = VirtualMachine.objects.select_related("host__cluster").get(pk=vm_id)
+        return {"ok": True, "message": cpu_baseline.set_vm_cpu_to_baseline(vm)}
+    except cpu_baseline.CpuBaselineError as error:
+        return {"ok": False, "message": str(error)}

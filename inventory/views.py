@@ -8,7 +8,7 @@ from core.roles import Role, role_required
 
 from core.pagination import page_of
 
-from . import health_history, jobs, queries
+from . import enqueue, health_history, queries
 from .filtersets import HostFilterForm, VmFilterForm
 from .load import host_load
 from .models import Host, VirtualMachine
@@ -43,7 +43,7 @@ def host_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(Role.OPERATOR)
 def host_sync(request: HttpRequest, pk: int) -> HttpResponse:
     host = get_object_or_404(Host, pk=pk)
-    jobs.enqueue_host_sync(host)
+    enqueue.enqueue_host_sync(host)
     messages.info(request, f"Reading {host.name} from libvirt now.")
     return redirect(host)
 

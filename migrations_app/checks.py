@@ -1,17 +1,16 @@
 """Pre-flight checks: everything that must hold before a VM may move, each with a sentence
-an operator can act on. Run at submission and again by the worker just before migrating."""
+an operator can act on. Run at submission and again by the worker just before migrating.
+They read the inventory; only the worker's CPU comparison asks libvirt (`live_checks`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from django.conf import settings
 from django.db.models import Sum
 
-from hypervisor import HypervisorError
-from hypervisor.connection import Connection
-from hypervisor.guest import Guest, offers_cpu
 from inventory.choices import CLOSED_HOST_STATES, PowerState
+from inventory.cpu_compat import HOST_CPU_MODES
 from inventory.models import Cluster, DatastoreMount, Host, NetworkAttachment, VirtualMachine
 
 from . import affinity_rules
@@ -22,12 +21,16 @@ from .check_rules import fail, ok, warn
 from .choices import ACTIVE_STATES
 from .models import MigrationTask
 
+CpuCheck = Callable[[VirtualMachine, Host, Host], CheckResult]
+
 
 def preflight(
-    vm: VirtualMachine, destination: Host, *, exclude_task_id: int | None = None, planned: Mapping[int, int] | None = None
+    vm: VirtualMachine, destination: Host, *, exclude_task_id: int | None = None, planned: Mapping[int, int] | None = None,
+    cpu_check: CpuCheck | None = None,
 ) -> CheckReport:
     """`planned` (VM id to host id): the other moves submitted with this one, which the
-    affinity rules count as made."""
+    affinity rules count as made. `cpu_check`: how the CPUs are compared; by default from
+    the inventory, as pages have no libvirt connection (the worker passes libvirt's)."""
     source = vm.host
     results = [check_vm_runs(vm), check_distinct_hosts(source, destination)]
     if source is None or source == destination:
@@ -36,7 +39,7 @@ def preflight(
         check_host_connected(source, "source"),
         check_host_connected(destination, "destination"),
         check_destination_open(destination),
-        check_cpu_compatible(vm, source, destination),
+        (cpu_check or check_cpu_compatible)(vm, source, destination),
         check_storage_shared(vm, destination),
         check_networks_present(vm, destination),
         check_memory_free(vm, destination, exclude_task_id),
@@ -72,21 +75,19 @@ def check_destination_open(destination: Host) -> CheckResult:
 
 
 def check_cpu_compatible(vm: VirtualMachine, source: Host, destination: Host) -> CheckResult:
-    """libvirt compares the VM's CPU with what the destination's hypervisor can offer."""
-    if not (source.is_reachable and destination.is_reachable):
-        return warn("cpu_compatible", "CPU compatibility could not be checked while a host is unreachable.")
-    timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
-    try:
-        with Connection(source.uri, timeout) as connection:
-            cpu = Guest(connection, str(vm.uuid)).cpu()
-        if not cpu.xml:
-            return ok("cpu_compatible", "The VM uses the hypervisor's default CPU, which every host offers.")
-        with Connection(destination.uri, timeout) as connection:
-            offer = offers_cpu(connection, cpu)
-    except HypervisorError as error:
-        return fail("cpu_compatible", f"Could not compare the VM's CPU with {destination.name}: {error}")
-    model = vm.cpu_model or vm.cpu_mode or "its CPU"
-    return rules.cpu_offered(destination.name, model, offer.compatible, offer.missing, offer.detail)
+    """From the inventory: the features the VM's CPU asks for (its model's, or its host's for a
+    guest that takes its host's CPU) against those of the destination's CPU, as the last
+    syncs read them. The worker asks libvirt itself just before the move (`live_checks`)."""
+    if vm.cpu_mode in HOST_CPU_MODES:
+        wanted, model = source.cpu_features, f"{source.name}'s CPU ({vm.cpu_mode})"
+    elif not vm.cpu_model:
+        return ok("cpu_compatible", "The VM uses the hypervisor's default CPU, which every host offers.")
+    else:
+        wanted, model = vm.cpu_features, vm.cpu_model
+    if wanted is None or destination.cpu_features is None:
+        return warn("cpu_compatible", f"vmotion has not read the CPU features {model if wanted is None else destination.name} has yet; libvirt compares the CPUs before the move starts.")
+    missing = tuple(sorted(set(wanted) - set(destination.cpu_features)))
+    return rules.cpu_offered(destination.name, model, not missing, missing, "")
 
 
 def check_storage_shared(vm: VirtualMachine, destination: Host) -> CheckResult:

@@ -25,18 +25,19 @@ from inventory import sync
 from inventory.dirty_rate import recent_dirty_rate, recent_working_set
 from inventory.models import Host
 
-from . import bandwidth, check_rules, policy, slots
+from . import bandwidth, check_rules, live_checks, policy, slots
 from .check_report import CheckStatus
 from .checks import encryption_setting, preflight, tls_ends
 from .choices import EndReason, EventKind, TaskState
 from .conclusion import conclude, finish
 from .database_outage import DATABASE_ERRORS, DatabaseLink, drop_connection
-from .forecast import POLICY, forecast
 from .history import expected_link_rates, first_pass_hints
 from .job_silence import JobSilence
+from .live_forecast import forecast
 from .models import InvalidTransition, MigrationTask, ProgressSample
 from .monitor import ConvergenceMonitor
 from .recovery import hand_to_recovery
+from .replay import POLICY
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,12 @@ def _check_then_migrate(task: MigrationTask, queue_granted: QueueTasks) -> None:
     if task.vm.host_id != task.source_id or state != DomainState.RUNNING:
         _fail_as_moved(task, state)
         return
-    report = preflight(task.vm, task.destination, exclude_task_id=task.pk)
+    report = preflight(task.vm, task.destination, exclude_task_id=task.pk, cpu_check=live_checks.check_cpu_compatible)
     if not report.passed:
         for host in (task.source, task.destination):
             sync.sync_host(host)
         _refresh(task)
-        report = preflight(task.vm, task.destination, exclude_task_id=task.pk)
+        report = preflight(task.vm, task.destination, exclude_task_id=task.pk, cpu_check=live_checks.check_cpu_compatible)
     task.beat()
     for result in report.results:
         if result.status != CheckStatus.OK:

@@ -1,4 +1,5 @@
-"""The queue side of migrations: putting tasks on RQ and the jobs RQ runs.
+"""The queue side of migrations: the jobs RQ runs, which only workers and the scheduler
+import (tasks are put on the queue by `enqueue`).
 
 The database is the source of truth. Every job is enqueued once its transaction has
 committed, under the task's own job id; a task that waits for a worker but whose job
@@ -10,41 +11,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import django_rq
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from rq.job import JobStatus
 
 from . import engine, recovery, slots
 from .choices import TaskState
+from .enqueue import JOB_TIMEOUT_SECONDS, enqueue_task, enqueue_tasks, job_id  # noqa: F401  their home before `enqueue`
 from .models import MigrationTask
 
-# Generous: the convergence policy's completion timeout ends a migration long before this.
-JOB_TIMEOUT_SECONDS = 3 * 3600
 # A task younger than this may still be on its way to Redis (its transaction just committed).
 LOST_JOB_GRACE = timedelta(seconds=5)
 _JOB_ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
-
-
-def job_id(task: MigrationTask) -> str:
-    return f"migration-task-{task.pk}"
-
-
-def enqueue_task(task: MigrationTask) -> None:
-    """Queue the task on the queue of its priority once the current transaction commits."""
-
-    def enqueue() -> None:
-        django_rq.get_queue(task.queue_name).enqueue(
-            run_migration_job, task.pk,
-            job_id=job_id(task), job_timeout=JOB_TIMEOUT_SECONDS, result_ttl=3600, failure_ttl=7 * 86400,
-        )
-
-    transaction.on_commit(enqueue)
-
-
-def enqueue_tasks(tasks: list[MigrationTask]) -> None:
-    for task in tasks:
-        enqueue_task(task)
 
 
 def run_migration_job(task_id: int) -> None:

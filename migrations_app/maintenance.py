@@ -3,10 +3,10 @@
 First a plan (every running VM with its destination and why, those that cannot be placed
 with the reason, and the forecast of the whole evacuation); nothing moves until an
 administrator enters maintenance. The moves then run as one batch under the normal limits.
-Housekeeping advances each evacuation: failed moves are retried a bounded number of times
-with a growing wait and the evacuation's own options, and the host is "in maintenance" only
-once libvirt shows no VM running on it. A VM with nowhere to go stops the evacuation with
-that reason.
+The scheduler advances each evacuation (`evacuation.advance`): failed moves are retried a
+bounded number of times with a growing wait and the evacuation's own options, and the host
+is "in maintenance" only once libvirt shows no VM running on it. A VM with nowhere to go
+stops the evacuation with that reason.
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from hypervisor import HypervisorError
-from inventory import sync
 from inventory.choices import ACTIVE_POWER_STATES, CLOSED_HOST_STATES, HostState
 from inventory.models import Host, VirtualMachine
 
 from . import assistant, placement_plan
 from .choices import ACTIVE_STATES, EvacuationState, EventKind, TaskState
-from .errors import MigrationRequestError
+from .errors import MigrationRequestError, StateConflict
 from .evacuation_time import TimedMove, evacuation_ms
 from .forecast import MoveForecast, forecast_moves
 from .models import Evacuation, MigrationBatch, MigrationLimits
@@ -94,7 +92,7 @@ def enter(host: Host, *, requested_by=None, options: MigrationOptions | None = N
     with transaction.atomic():
         host = Host.objects.select_for_update().get(pk=host.pk)
         if host.state in CLOSED_HOST_STATES:
-            raise MigrationRequestError(f"{host.name} is already {host.get_state_display().lower()}.")
+            raise StateConflict(f"{host.name} is already {host.get_state_display().lower()}.")
         if not host.is_reachable:
             raise MigrationRequestError(f"{host.name} does not answer ({host.last_error or 'never read'}): its VMs cannot be moved live.")
         host.state = HostState.ENTERING_MAINTENANCE
@@ -110,8 +108,12 @@ def enter(host: Host, *, requested_by=None, options: MigrationOptions | None = N
             try:
                 submit_migration(item.vm, item.destination, options, requested_by=requested_by, batch=batch, planned=planned)
             except MigrationRequestError:
-                pass  # nothing was created for it: advance() plans it again and stops with the reason
-    advance(evacuation, options=options)
+                pass  # nothing was created for it: settling plans it again and stops with the reason
+    # Reading the host again takes libvirt, which this process (a page, the API) may not
+    # reach: the scheduler advances the evacuation within EVACUATION_INTERVAL. VMs that could
+    # not be submitted are retried or stopped now, with the options entered.
+    if not evacuation.batch.tasks.filter(state__in=ACTIVE_STATES).exists() and running_vms(host):
+        settle(evacuation, options=options)
     return evacuation
 
 
@@ -119,7 +121,7 @@ def abort(evacuation: Evacuation, *, actor=None) -> str:
     """Stop the evacuation: queued moves are cancelled, running ones finish. The host stays
     closed to new VMs until maintenance is exited."""
     if evacuation.state != EvacuationState.RUNNING:
-        raise MigrationRequestError(f"Evacuation #{evacuation.pk} has already {evacuation.get_state_display().lower()}.")
+        raise StateConflict(f"Evacuation #{evacuation.pk} has already {evacuation.get_state_display().lower()}.")
     cancelled = 0
     for task in evacuation.batch.tasks.filter(state__in=(TaskState.QUEUED, TaskState.WAITING)):
         cancel_task(task, actor=actor)
@@ -134,7 +136,7 @@ def exit_maintenance(host: Host, *, actor=None) -> str:
     """Return the host to service; an evacuation still running is aborted first."""
     host.refresh_from_db()
     if host.state not in CLOSED_HOST_STATES:
-        raise MigrationRequestError(f"{host.name} is not in maintenance.")
+        raise StateConflict(f"{host.name} is not in maintenance.")
     running = Evacuation.objects.filter(host=host, state=EvacuationState.RUNNING).first()
     if running is not None:
         abort(running, actor=actor)
@@ -143,25 +145,11 @@ def exit_maintenance(host: Host, *, actor=None) -> str:
     return f"{host.name} is back in service and takes VMs again."
 
 
-def advance_all() -> int:
-    """Advance every running evacuation; how many there were."""
-    evacuations = list(Evacuation.objects.select_related("host", "batch", "requested_by").filter(state=EvacuationState.RUNNING))
-    for evacuation in evacuations:
-        advance(evacuation)
-    return len(evacuations)
-
-
-def advance(evacuation: Evacuation, *, options: MigrationOptions | None = None) -> None:
-    """Once no move of the evacuation is active: finish it if no VM runs on the host (libvirt
-    read again), else retry or stop. `options`: what it was entered with, when no move of it
-    has recorded them yet."""
-    if evacuation.batch.tasks.filter(state__in=ACTIVE_STATES).exists():
-        return
+def settle(evacuation: Evacuation, *, options: MigrationOptions | None = None) -> None:
+    """With no move of the evacuation active and its host read from libvirt (by
+    `evacuation.advance`, in the scheduler): finish it if no VM runs there, else retry or
+    stop. `options`: what it was entered with, when no move of it has recorded them yet."""
     host = evacuation.host
-    try:
-        sync.sync_host(Host.objects.get(pk=host.pk))
-    except HypervisorError:
-        return  # the sync records why; the next round tries again
     remaining = running_vms(host)
     moved = evacuation.batch.tasks.filter(state=TaskState.SUCCEEDED).count()
     if not remaining:

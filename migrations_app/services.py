@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from core.roles import Role, has_role
 from inventory.models import Host, VirtualMachine
 
-from . import jobs
+from . import enqueue
 from .check_report import CheckReport
 from .checks import preflight
 from .choices import ACTIVE_STATES, EndReason, EventKind, Priority, TaskState
@@ -131,7 +131,7 @@ def submit_migration(
             who = requested_by.get_username() if requested_by else "the system"
             in_batch = f", in batch #{batch.pk}" if batch else ""
             task.log(EventKind.STATE, f"Requested by {who}: {vm.name} from {vm.host.name} to {destination.name}, {Priority(options.priority).label.lower()} priority{in_batch}.", to_state=TaskState.QUEUED, actor=requested_by)
-            jobs.enqueue_task(task)
+            enqueue.enqueue_task(task)
     except IntegrityError as error:
         # The database enforces one active task per VM even when two requests race.
         raise ActiveMigrationExists(f"{vm.name} already has an active migration.") from error

@@ -16,7 +16,8 @@ class PlannedMoveSerializer(serializers.Serializer):
     reasons = serializers.SerializerMethodField(help_text="Why the assistant chose this host")
     predicted_total_ms = serializers.SerializerMethodField()
     predicted_downtime_ms = serializers.SerializerMethodField()
-    forecast_error = serializers.SerializerMethodField(help_text="Why the move has no forecast (the guest could not be measured); else empty")
+    forecast_error = serializers.SerializerMethodField(help_text="Why the move has no forecast (the guest has not been measured yet); else empty")
+    measured_seconds_ago = serializers.SerializerMethodField(help_text="How old the inventory's measurement of the guest that the forecast rests on is")
 
     def get_reasons(self, item: PlannedEvacuation) -> list[str]:
         return list(item.move.chosen.reasons) if item.move.chosen else []
@@ -26,6 +27,9 @@ class PlannedMoveSerializer(serializers.Serializer):
 
     def get_predicted_downtime_ms(self, item: PlannedEvacuation) -> int | None:
         return item.forecast.forecast.prediction.downtime_ms if item.forecast and item.forecast.forecast else None
+
+    def get_measured_seconds_ago(self, item: PlannedEvacuation) -> int | None:
+        return item.forecast.forecast.age_seconds if item.forecast and item.forecast.forecast else None
 
     def get_forecast_error(self, item: PlannedEvacuation) -> str:
         return item.forecast.error if item.forecast else ""

@@ -121,6 +121,7 @@ class PredictionSerializer(serializers.Serializer):
     dirty_rate_bytes_s = serializers.IntegerField(allow_null=True, help_text="Null when the hypervisor cannot measure it")
     link_bytes_s = serializers.IntegerField(help_text="The rate expected in the first pass")
     resend_bytes_s = serializers.IntegerField(help_text="The rate expected in later passes, which send only dirtied pages")
+    measured_seconds_ago = serializers.IntegerField(allow_null=True, help_text="How old the inventory's measurement of the guest that the forecast rests on is")
 
 
 class MigrationCheckSerializer(serializers.Serializer):
@@ -128,8 +129,8 @@ class MigrationCheckSerializer(serializers.Serializer):
     message = serializers.CharField()
     active_task = serializers.IntegerField(allow_null=True, help_text="The VM's migration that has not ended yet, if any")
     checks = CheckSerializer(many=True)
-    prediction = PredictionSerializer(allow_null=True, help_text="The forecast of the move, measured on the guest now; null unless it passed")
-    prediction_error = serializers.CharField(help_text="Why there is no forecast, when it passed but the guest could not be measured")
+    prediction = PredictionSerializer(allow_null=True, help_text="The forecast of the move, from the inventory's latest measurement of the guest; null unless it passed")
+    prediction_error = serializers.CharField(help_text="Why there is no forecast, when it passed but the guest has not been measured yet")
 
 
 class TaskActionSerializer(serializers.Serializer):

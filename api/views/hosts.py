@@ -31,7 +31,7 @@ class HostViewSet(ReadOnlyViewSet):
 
     @extend_schema(
         summary="Plan the host's evacuation",
-        parameters=[OpenApiParameter("measure", OpenApiTypes.BOOL, default=True, description="Measure each guest for the forecast (about a second each); false: only place them")],
+        parameters=[OpenApiParameter("measure", OpenApiTypes.BOOL, default=True, description="Forecast each move from the inventory's measurements (a guest with none is measured by an inventory worker, waited for a few seconds); false: only place them")],
         responses=EvacuationPlanSerializer,
         filters=False,
     )

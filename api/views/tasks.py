@@ -62,7 +62,8 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
     def check(self, request: Request) -> Response:
         """What submitting would meet, with nothing submitted: an active migration of the VM,
         every pre-flight check with its verdict, and, when they pass, the forecast of the move
-        (the guest is measured for about a second, as on the wizard's confirm step)."""
+        (from the inventory's latest measurement of the guest, as on the wizard's confirm step;
+        an inventory worker measures a guest it has none for, waited for a few seconds)."""
         body = MigrationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         preview = services.preview_migration(body.validated_data["vm"], body.validated_data["target"], body.options())
@@ -76,6 +77,7 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
                 **vars(forecast.prediction), "summary": forecast.summary(), "resident_bytes": forecast.resident_bytes,
                 "first_pass_bytes": forecast.first_pass_bytes, "dirty_rate_bytes_s": forecast.dirty_rate_bytes_s,
                 "link_bytes_s": forecast.link.first_pass_bytes_s, "resend_bytes_s": forecast.link.resend_bytes_s,
+                "measured_seconds_ago": forecast.age_seconds,
             } if forecast else None,
             "prediction_error": preview.forecast.error if preview.forecast else "",
         }).data)

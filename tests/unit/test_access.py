@@ -46,7 +46,7 @@ def test_a_viewer_cannot_ask_for_a_sync(client_as, viewer, vm):
 
 def test_an_operator_can_ask_for_a_sync(client_as, operator, vm, monkeypatch):
     queued = []
-    monkeypatch.setattr("inventory.jobs.enqueue_host_sync", queued.append)
+    monkeypatch.setattr("inventory.enqueue.enqueue_host_sync", queued.append)
     response = client_as(operator).post(reverse("host-sync", args=[vm.host.pk]))
     assert response.status_code == 302
     assert queued == [vm.host]
@@ -76,7 +76,7 @@ def test_htmx_gets_only_the_fragment(client_as, viewer, vm):
 def test_the_audit_trail_names_the_administrator_who_changed_a_host(client_as, administrator, vm, monkeypatch):
     from auditlog.models import LogEntry
 
-    monkeypatch.setattr("inventory.jobs.enqueue_host_sync", lambda host: None)
+    monkeypatch.setattr("inventory.enqueue.enqueue_host_sync", lambda host: None)
     host = vm.host
     response = client_as(administrator).post(
         reverse("admin:inventory_host_change", args=[host.pk]),

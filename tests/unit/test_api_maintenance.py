@@ -8,7 +8,7 @@ from inventory.choices import HostState
 from migrations_app.choices import TaskState
 from migrations_app.models import Evacuation, MigrationTask
 from tests.api import token_client
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, no_libvirt_sync  # noqa: F401  fixtures
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, measured, no_libvirt_sync  # noqa: F401  fixtures
 from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
@@ -19,7 +19,7 @@ GIB = 1024**3
 def kvm1():
     kvm1 = driver_host("kvm1")
     driver_host("kvm2")
-    VirtualMachineFactory(name="app-1", host=kvm1, uuid=TEST_GUEST_UUID)
+    measured(VirtualMachineFactory(name="app-1", host=kvm1, uuid=TEST_GUEST_UUID), seconds_ago=15, dirty_rate_bytes_s=10**6, resident_bytes=GIB)
     VirtualMachineFactory(name="huge", host=kvm1, memory_bytes=128 * GIB)
     return kvm1
 
@@ -36,6 +36,7 @@ def test_the_plan_places_each_vm_names_the_one_with_nowhere_to_go_and_moves_noth
     assert response.status_code == 200 and body["host_name"] == "kvm1"
     moves = {move["vm_name"]: move for move in body["moves"]}
     assert moves["app-1"]["destination_name"] == "kvm2" and moves["app-1"]["reasons"] and moves["app-1"]["predicted_total_ms"] > 0
+    assert 15 <= moves["app-1"]["measured_seconds_ago"] <= 20
     assert moves["huge"]["destination"] is None and "the VM needs 128.0 GiB" in moves["huge"]["blocked_by"]
     assert body["predicted_total_ms"] >= moves["app-1"]["predicted_total_ms"]
     assert not Evacuation.objects.exists() and not MigrationTask.objects.exists()

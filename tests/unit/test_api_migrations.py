@@ -11,7 +11,7 @@ from migrations_app import services
 from migrations_app.choices import Priority, TaskState
 from migrations_app.models import MigrationTask, ProgressSample
 from tests.api import token_client
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host  # noqa: F401  fixtures
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, libvirt_forbidden, measured  # noqa: F401  fixtures
 from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
@@ -112,7 +112,9 @@ def test_a_missing_field_or_a_body_that_is_not_json_is_a_400(api, vm):
     assert not MigrationTask.objects.exists()
 
 
-def test_check_reports_every_check_and_the_forecast_and_submits_nothing(api, vm, kvm2):
+def test_check_reports_every_check_and_the_forecast_and_submits_nothing(api, vm, kvm2, libvirt_forbidden):
+    measured(vm, seconds_ago=20, dirty_rate_bytes_s=5 * 1000**2, resident_bytes=512 * 1024**2)
+
     response = api.post("/api/v1/tasks/check/", {"vm": vm.pk, "target": kvm2.pk, "max_downtime_ms": 400}, format="json")
 
     body = response.json()
@@ -122,7 +124,9 @@ def test_check_reports_every_check_and_the_forecast_and_submits_nothing(api, vm,
     # Nothing moved yet: the whole resident set is expected in the first pass, every pass at one rate.
     assert body["prediction"]["first_pass_bytes"] == body["prediction"]["resident_bytes"] > 0
     assert body["prediction"]["resend_bytes_s"] == body["prediction"]["link_bytes_s"] > 0
-    assert not MigrationTask.objects.exists()
+    assert body["prediction"]["resident_bytes"] == 512 * 1024**2 and body["prediction"]["dirty_rate_bytes_s"] == 5 * 1000**2
+    assert 20 <= body["prediction"]["measured_seconds_ago"] <= 25
+    assert libvirt_forbidden == [] and not MigrationTask.objects.exists()
 
 
 def test_check_of_a_move_that_would_be_refused_says_why_without_a_forecast(api, vm, kvm2):

@@ -11,7 +11,8 @@ SUPPORT = ("lab", "devsupport", "tests", "bench")
 
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
-    return grimp.build_graph(*PRODUCT, "lab", "devsupport", "tests", include_external_packages=True)
+    # No cache: several checkouts edited at once can leave it describing files as they were.
+    return grimp.build_graph(*PRODUCT, "lab", "devsupport", "tests", include_external_packages=True, cache_dir=None)
 
 
 def import_cycles(graph: grimp.ImportGraph, modules: set[str]) -> list[list[str]]:
@@ -93,3 +94,28 @@ def test_the_lab_needs_no_django(graph):
     imported = {module.split(".")[0] for lab_module in lab_modules for module in graph.find_modules_directly_imported_by(lab_module)}
 
     assert "django" not in imported and not imported & set(PRODUCT)
+
+
+def web_modules(graph: grimp.ImportGraph) -> set[str]:
+    """What a web request runs: views, API views, template tags, the admin, and the URL
+    configurations that import them."""
+    def serves_the_web(module: str) -> bool:
+        last = module.rsplit(".", 1)[-1]
+        return (
+            last.endswith("views") or last in ("wizard", "admin", "admin_site", "urls", "forms", "token_views")
+            or module.startswith("api.views") or ".templatetags." in module
+        )
+
+    return {module for module in product_modules(graph) if serves_the_web(module)}
+
+
+def test_no_module_serving_the_web_reaches_the_hypervisors_connection_code(graph):
+    # Only workers and the scheduler hold hypervisor credentials; pages read what they measured.
+    reaching = {
+        module: graph.find_shortest_chain(importer=module, imported="hypervisor.connection")
+        for module in sorted(web_modules(graph))
+        if graph.chain_exists(importer=module, imported="hypervisor.connection")
+    }
+
+    assert {"inventory.views", "migrations_app.wizard", "api.views.tasks"} <= web_modules(graph)
+    assert reaching == {}

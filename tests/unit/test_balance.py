@@ -1,6 +1,7 @@
 """Balancing a cluster from the inventory: the page, Apply, the policy, and automatic rounds."""
 
 import json
+import re
 from io import StringIO
 
 import pytest
@@ -9,11 +10,12 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from django.utils import timezone
 
+from inventory.models import VirtualMachine
 from migrations_app import balance
 from migrations_app.choices import AutomationLevel, TaskState
 from migrations_app.models import BalancingPolicy, MigrationTask
 from tests.api import token_client
-from tests.driver_hosts import cpus_compatible  # noqa: F401  fixtures
+from tests.driver_hosts import cpus_compatible, libvirt_forbidden, measured, no_inventory_worker  # noqa: F401  fixtures
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
@@ -31,12 +33,18 @@ def cluster():
     return cluster
 
 
-def test_the_cluster_page_shows_the_load_and_a_recommendation_that_applies_as_a_task(client_as, operator, cluster):
+def test_the_cluster_page_shows_the_load_and_a_recommendation_that_applies_as_a_task(client_as, operator, cluster, libvirt_forbidden):
     client = client_as(operator)
+    for vm in VirtualMachine.objects.filter(name__startswith="app-"):
+        measured(vm, seconds_ago=40, dirty_rate_bytes_s=2 * 1000**2, resident_bytes=GIB)
 
     page = client.get(reverse("cluster-detail", args=[cluster.pk])).content.decode()
 
     assert "busy → idle" in page and "spread drops from" in page
+    # The recommendation's forecast, from the inventory's measurement, says how old it is.
+    forecast = re.search(r'data-testid="recommendation-forecast">(.*?)</td>', page).group(1)
+    assert re.search(r"about \d+ s with a \d+ ms pause <span[^>]*>\(measured 4[0-3] s ago\)", forecast), forecast
+    assert libvirt_forbidden == []
     state = balance.cluster_balance(cluster)
     [first, *_] = state.recommendations
     response = client.post(reverse("cluster-apply", args=[cluster.pk]), {"vm": first.vm.vm_id, "to": first.destination_id})
@@ -80,16 +88,16 @@ def test_an_automatic_round_applies_then_waits_for_its_moves_and_never_moves_a_v
     assert not MigrationTask.objects.filter(vm=task.vm).exclude(pk=task.pk).exists()  # in its cooldown, it stays
 
 
-def test_the_cli_shows_the_recommendations_and_applies_them_with_json(cluster, operator):
+def test_the_cli_shows_the_recommendations_and_applies_them_with_json(cluster, operator, no_inventory_worker):
     out = StringIO()
     call_command("vmotion", "balance", "prod", "--apply", "--user", "operator", "--json", stdout=out)
 
     result = json.loads(out.getvalue().strip().splitlines()[-1])
     assert result["recommendations"] and result["recommendations"][0]["to"] == "idle"
     assert len(result["tasks"]) == len(result["recommendations"]) == MigrationTask.objects.count()
-    # Each move's forecast, or why there is none: these VMs are not guests the test driver runs.
+    # Each move's forecast, or why there is none: the inventory has not measured these guests.
     assert result["recommendations"][0]["predicted_total_ms"] is None
-    assert "no forecast (Could not measure the guest" in out.getvalue()
+    assert "no forecast (Not measured yet: no inventory worker is running.)" in out.getvalue()
 
 
 OFF_REASON = "Balancing of cluster prod is off: no recommendation is applied."

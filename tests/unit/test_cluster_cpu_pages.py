@@ -1,14 +1,18 @@
 """A cluster's CPU baseline from the browser, the administration and the command line. libvirt
-is its test driver (test:///default), whose CPU map names and expands the real CPU models."""
+is its test driver (test:///default), whose CPU map names and expands the real CPU models.
+The pages ask an inventory worker (here, RQ in the test's process) and open no connection."""
 
 import json
+import uuid
 from io import StringIO
 
+import django_rq
 import pytest
 from auditlog.models import LogEntry
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
+from rq import Queue, SimpleWorker
 
 from hypervisor.connection import Connection
 from hypervisor.cpu import describe_model
@@ -16,6 +20,7 @@ from inventory import sync
 from inventory.choices import ClusterCpuMode, HostState
 from inventory.models import Cluster, Host, VirtualMachine
 from migrations_app.check_rules import cpu_offered
+from tests.driver_hosts import inventory_worker, libvirt_allowed, libvirt_forbidden, no_inventory_worker  # noqa: F401  fixtures
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 from .node_files import DomainSpec, NodeSpec
@@ -76,14 +81,15 @@ def test_viewers_see_the_list_without_buttons_and_administrators_get_the_mode_fo
     assert 'data-testid="cpu-mode-form"' in administered
 
 
-def test_an_administrator_names_an_older_model_that_every_host_offers(client_as, administrator, cluster):
+def test_an_administrator_names_an_older_model_that_every_host_offers(client_as, administrator, cluster, inventory_worker, libvirt_forbidden):
     client = client_as(administrator)
 
     response = client.post(reverse("cluster-cpu-mode", args=[cluster.pk]), {"mode": "named", "model": "Nehalem"}, follow=True)
 
     cluster.refresh_from_db()
     assert (cluster.cpu_mode, cluster.cpu_named_model) == (ClusterCpuMode.NAMED, "Nehalem")
-    assert cluster.cpu_named_features == features("Nehalem")
+    with libvirt_allowed():
+        assert cluster.cpu_named_features == features("Nehalem")
     page = response.content.decode()
     assert "prod&#x27;s CPU baseline is now Nehalem" in page and "chosen by an administrator" in page
     assert "nehalem-vm" not in exceeding_names(page) and "haswell-vm" in exceeding_names(page)
@@ -93,6 +99,7 @@ def test_an_administrator_names_an_older_model_that_every_host_offers(client_as,
     client.post(reverse("cluster-cpu-mode", args=[cluster.pk]), {"mode": "computed", "model": ""})
     cluster.refresh_from_db()
     assert (cluster.cpu_mode, cluster.cpu_named_model, cluster.cpu_baseline.model) == (ClusterCpuMode.COMPUTED, "", "Westmere")
+    assert libvirt_forbidden == []  # an inventory worker asked libvirt
 
 
 @pytest.mark.parametrize(
@@ -103,33 +110,34 @@ def test_an_administrator_names_an_older_model_that_every_host_offers(client_as,
         ("", "Name a CPU model"),
     ],
 )
-def test_a_model_libvirt_does_not_know_or_a_host_cannot_offer_gets_a_field_error_and_changes_nothing(client_as, administrator, cluster, model, error):
+def test_a_model_libvirt_does_not_know_or_a_host_cannot_offer_gets_a_field_error_and_changes_nothing(client_as, administrator, cluster, model, error, inventory_worker, libvirt_forbidden):
     response = client_as(administrator).post(reverse("cluster-cpu-mode", args=[cluster.pk]), {"mode": "named", "model": model})
 
     page = response.content.decode()
     assert response.status_code == 400 and 'data-testid="field-error-model"' in page and error in page
     cluster.refresh_from_db()
-    assert (cluster.cpu_mode, cluster.cpu_named_model) == (ClusterCpuMode.COMPUTED, "")
+    assert (cluster.cpu_mode, cluster.cpu_named_model) == (ClusterCpuMode.COMPUTED, "") and libvirt_forbidden == []
 
 
-def test_the_refusal_names_the_features_the_older_host_lacks(client_as, administrator, cluster):
+def test_the_refusal_names_the_features_the_older_host_lacks(client_as, administrator, cluster, inventory_worker, libvirt_forbidden):
     page = client_as(administrator).post(reverse("cluster-cpu-mode", args=[cluster.pk]), {"mode": "named", "model": "Haswell"}).content.decode()
 
-    lacking = sorted(set(features("Haswell")) - set(features("Westmere")))
-    assert "avx2" in lacking and f"its CPU lacks {', '.join(lacking[:12])}" in page
+    with libvirt_allowed():
+        lacking = sorted(set(features("Haswell")) - set(features("Westmere")))
+    assert "avx2" in lacking and f"its CPU lacks {', '.join(lacking[:12])}" in page and libvirt_forbidden == []
 
 
-def test_a_model_cannot_be_named_while_no_host_answers(client_as, administrator, cluster):
+def test_a_model_cannot_be_named_while_no_host_answers(client_as, administrator, cluster, inventory_worker, libvirt_forbidden):
     Host.objects.update(last_error="connection refused")
 
     response = client_as(administrator).post(reverse("cluster-cpu-mode", args=[cluster.pk]), {"mode": "named", "model": "Nehalem"})
 
     assert response.status_code == 400 and "No host of it answers" in response.content.decode()
     cluster.refresh_from_db()
-    assert cluster.cpu_mode == ClusterCpuMode.COMPUTED
+    assert cluster.cpu_mode == ClusterCpuMode.COMPUTED and libvirt_forbidden == []
 
 
-def test_an_operator_gives_a_running_vm_the_baseline_from_its_next_boot(client_as, operator, cluster):
+def test_an_operator_gives_a_running_vm_the_baseline_from_its_next_boot(client_as, operator, cluster, inventory_worker):
     vm = VirtualMachine.objects.get(name="passthrough")
     # test:///default keeps its domains while one connection to it stays open.
     with Connection(TEST_DRIVER, timeout=10) as held:
@@ -147,7 +155,7 @@ def test_an_operator_gives_a_running_vm_the_baseline_from_its_next_boot(client_a
     assert entry.actor == operator and "Westmere" in str(entry.changes)
 
 
-def test_a_transient_vm_is_refused_and_nothing_changes(client_as, operator, cluster):
+def test_a_transient_vm_is_refused_and_nothing_changes(client_as, operator, cluster, inventory_worker, libvirt_forbidden):
     vm = VirtualMachine.objects.get(name="passthrough")
     VirtualMachine.objects.filter(pk=vm.pk).update(persistent=False)
 
@@ -155,11 +163,11 @@ def test_a_transient_vm_is_refused_and_nothing_changes(client_as, operator, clus
 
     assert "is transient" in response.content.decode()
     vm.refresh_from_db()
-    assert (vm.cpu_mode, vm.cpu_pending_instance_id) == ("host-passthrough", None)
+    assert (vm.cpu_mode, vm.cpu_pending_instance_id) == ("host-passthrough", None) and libvirt_forbidden == []
 
 
 def test_a_host_below_the_baseline_cannot_join_the_cluster_in_the_administration(client_as, administrator, cluster, monkeypatch):
-    monkeypatch.setattr("inventory.jobs.enqueue_host_sync", lambda host: None)
+    monkeypatch.setattr("inventory.enqueue.enqueue_host_sync", lambda host: None)
     older = host_with(None, "older", "Nehalem")
     form = {"name": older.name, "uri": older.uri, "migration_uri": "", "cluster": cluster.pk, "state": HostState.CONNECTED}
 
@@ -174,22 +182,50 @@ def test_a_host_below_the_baseline_cannot_join_the_cluster_in_the_administration
     assert response.status_code == 302 and Host.objects.get(pk=older.pk).cluster == cluster
 
 
-def test_a_new_host_is_read_from_libvirt_before_it_joins(client_as, administrator, cluster, monkeypatch):
-    monkeypatch.setattr("inventory.jobs.enqueue_host_sync", lambda host: None)
+def test_a_new_host_is_read_by_an_inventory_worker_before_it_joins(client_as, administrator, cluster, monkeypatch, inventory_worker, libvirt_forbidden):
+    monkeypatch.setattr("inventory.enqueue.enqueue_host_sync", lambda host: None)
     form = {"name": "fresh", "uri": TEST_DRIVER, "migration_uri": "", "cluster": cluster.pk, "state": HostState.DISCONNECTED}
 
     response = client_as(administrator).post(reverse("admin:inventory_host_add"), form)
 
-    # The test driver's host CPU names no model, so libvirt cannot list its features.
+    # The worker read it: the test driver's host CPU names no model, so libvirt cannot list its features.
     assert response.status_code == 200 and "vmotion could not read the CPU features of fresh" in response.content.decode()
     assert not Host.objects.filter(name="fresh").exists()
 
-    form["uri"] = "qemu+tcp://nowhere.invalid/system"
-    response = client_as(administrator).post(reverse("admin:inventory_host_add"), form)
-    assert response.status_code == 200 and "Add the host without a cluster" in response.content.decode()
-
     form["cluster"] = ""
     assert client_as(administrator).post(reverse("admin:inventory_host_add"), form).status_code == 302
+    assert libvirt_forbidden == []
+
+
+def test_a_host_whose_cpu_is_not_read_yet_is_refused_until_the_worker_has_answered(client_as, administrator, cluster, monkeypatch, libvirt_forbidden):
+    monkeypatch.setattr("inventory.enqueue.enqueue_host_sync", lambda host: None)
+    queue = Queue(f"inventory-test-{uuid.uuid4().hex[:8]}", connection=django_rq.get_connection("inventory"))
+    monkeypatch.setattr("inventory.enqueue.asking_queue", lambda: queue)
+    monkeypatch.setattr("inventory.enqueue.workers_alive", lambda queue: 1)
+    monkeypatch.setattr("inventory.joining.WAIT_SECONDS", 0.2)
+    form = {"name": "fresh", "uri": TEST_DRIVER, "migration_uri": "", "cluster": cluster.pk, "state": HostState.DISCONNECTED}
+
+    first = client_as(administrator).post(reverse("admin:inventory_host_add"), form).content.decode()
+
+    assert "CPU not read yet: a check of fresh&#x27;s CPU has been queued" in first and "save again in a few seconds" in first
+    assert not Host.objects.filter(name="fresh").exists() and queue.count == 1
+    with libvirt_allowed():  # the inventory worker reads it
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    # Saved again, the form judges what the worker read (the test driver's CPU names no model).
+    again = client_as(administrator).post(reverse("admin:inventory_host_add"), form).content.decode()
+    assert "vmotion could not read the CPU features of fresh" in again and queue.count == 0
+    assert libvirt_forbidden == [] and not Host.objects.filter(name="fresh").exists()
+    queue.delete(delete_jobs=True)
+
+
+def test_without_an_inventory_worker_the_form_says_so(client_as, administrator, cluster, monkeypatch, no_inventory_worker, libvirt_forbidden):
+    monkeypatch.setattr("inventory.enqueue.enqueue_host_sync", lambda host: None)
+    form = {"name": "fresh", "uri": TEST_DRIVER, "migration_uri": "", "cluster": cluster.pk, "state": HostState.DISCONNECTED}
+
+    response = client_as(administrator).post(reverse("admin:inventory_host_add"), form)
+
+    assert response.status_code == 200 and "CPU not read: no inventory worker is running" in response.content.decode()
+    assert not Host.objects.filter(name="fresh").exists() and libvirt_forbidden == []
 
 
 def test_the_command_line_shows_and_sets_the_baseline(cluster, administrator):

@@ -2,6 +2,7 @@
 abort and exit. The hosts' libvirt is the test driver; the lab tests move real guests."""
 
 import json
+import re
 from datetime import timedelta
 from io import StringIO
 
@@ -18,7 +19,7 @@ from migrations_app.choices import EvacuationState, Priority, TaskState
 from migrations_app.errors import MigrationRequestError
 from migrations_app.models import Evacuation, MigrationTask
 from migrations_app.options import MigrationOptions
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, no_libvirt_sync  # noqa: F401  fixtures
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, libvirt_forbidden, measured, no_libvirt_sync, no_inventory_worker  # noqa: F401  fixtures
 from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
@@ -30,9 +31,9 @@ def hosts():
     return driver_host("kvm1"), driver_host("kvm2", memory_free_bytes=8 * GIB), driver_host("kvm3", memory_free_bytes=8 * GIB)
 
 
-def test_the_plan_spreads_the_vms_measures_them_and_names_the_one_with_nowhere_to_go(hosts):
+def test_the_plan_spreads_the_vms_forecasts_them_from_the_inventory_and_names_the_one_with_nowhere_to_go(hosts, libvirt_forbidden, no_inventory_worker):
     kvm1, kvm2, kvm3 = hosts
-    VirtualMachineFactory(name="app-1", host=kvm1, uuid=TEST_GUEST_UUID, memory_bytes=4 * GIB)
+    measured(VirtualMachineFactory(name="app-1", host=kvm1, uuid=TEST_GUEST_UUID, memory_bytes=4 * GIB), seconds_ago=30, dirty_rate_bytes_s=10**6, resident_bytes=GIB)
     VirtualMachineFactory(name="app-2", host=kvm1, memory_bytes=4 * GIB)
     VirtualMachineFactory(name="huge", host=kvm1, memory_bytes=32 * GIB)
     VirtualMachineFactory(name="off", host=kvm1, power_state=PowerState.SHUT_OFF)
@@ -43,8 +44,10 @@ def test_the_plan_spreads_the_vms_measures_them_and_names_the_one_with_nowhere_t
     assert sorted(placed) == ["app-1", "app-2"] and sorted(placed.values()) == ["kvm2", "kvm3"]
     assert [item.vm.name for item in plan.unplaceable] == ["huge"]
     assert "the VM needs 32.0 GiB" in plan.unplaceable[0].move.blocked_reason
-    assert plan.moves[0].forecast.forecast.prediction.total_ms > 0  # app-1 is the test driver's guest, measured
-    assert plan.predicted_total_ms is None  # app-2 could not be measured: no total is claimed
+    assert plan.moves[0].forecast.forecast.prediction.total_ms > 0 and plan.moves[0].forecast.forecast.measured_ago in ("measured 30 s ago", "measured 31 s ago")
+    assert plan.moves[1].forecast.error == "Not measured yet: no inventory worker is running."
+    assert plan.predicted_total_ms is None  # app-2 has not been measured: no total is claimed
+    assert libvirt_forbidden == []
 
 
 def test_entering_closes_the_host_and_submits_one_batch_that_the_assistant_respects(hosts, no_libvirt_sync):
@@ -184,13 +187,14 @@ def test_abort_cancels_the_queued_moves_and_exit_returns_the_host_to_service(hos
     assert kvm1.state == HostState.CONNECTED
 
 
-def test_an_administrator_sees_the_plan_confirms_and_follows_the_evacuation(client_as, administrator, hosts, no_libvirt_sync):
+def test_an_administrator_sees_the_plan_confirms_and_follows_the_evacuation(client_as, administrator, hosts, no_libvirt_sync, libvirt_forbidden):
     kvm1 = hosts[0]
-    VirtualMachineFactory(name="app-1", host=kvm1, uuid=TEST_GUEST_UUID)
+    measured(VirtualMachineFactory(name="app-1", host=kvm1, uuid=TEST_GUEST_UUID), seconds_ago=8, dirty_rate_bytes_s=10**6, resident_bytes=GIB)
     client = client_as(administrator)
 
     page = client.get(reverse("maintenance-plan", args=[kvm1.pk])).content.decode()
     assert 'data-testid="planned-destination"' in page and "The whole evacuation: about" in page
+    assert re.search(r'ms pause <span class="muted" data-testid="measured-ago">\(measured [89] s ago\)</span>', page)
     assert not Evacuation.objects.exists()
 
     response = client.post(reverse("maintenance-plan", args=[kvm1.pk]), {"predicted_total_ms": "9000"})
@@ -199,11 +203,12 @@ def test_an_administrator_sees_the_plan_confirms_and_follows_the_evacuation(clie
     page = client.get(evacuation.get_absolute_url()).content.decode()
     assert "Evacuating" in page and "app-1" in page and 'hx-trigger="every 1s"' in page
     assert "Exit maintenance" in client.get(kvm1.get_absolute_url()).content.decode()
+    assert libvirt_forbidden == []
 
 
 def test_the_cli_plans_enters_and_exits_with_json_lines(hosts, no_libvirt_sync, administrator):
     kvm1 = hosts[0]
-    VirtualMachineFactory(name="app-1", host=kvm1, uuid=TEST_GUEST_UUID)
+    measured(VirtualMachineFactory(name="app-1", host=kvm1, uuid=TEST_GUEST_UUID), seconds_ago=5, dirty_rate_bytes_s=10**6, resident_bytes=GIB)
     out = StringIO()
 
     call_command("vmotion", "maintenance", "plan", "kvm1", "--json", stdout=out)

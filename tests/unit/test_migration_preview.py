@@ -1,6 +1,6 @@
 """Checking a migration without submitting it: the refusals `submit_migration` would make,
-and the forecast once nothing refuses. The hosts are libvirt's test driver, whose one guest
-is really measured."""
+and the forecast once nothing refuses, from the inventory's measurements: no libvirt
+connection is opened."""
 
 import pytest
 
@@ -8,7 +8,7 @@ from migrations_app import services
 from migrations_app.errors import ActiveMigrationExists
 from migrations_app.models import MigrationTask
 from migrations_app.options import MigrationOptions
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host  # noqa: F401  fixtures
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, libvirt_forbidden, measured  # noqa: F401  fixtures
 from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
@@ -19,15 +19,17 @@ def move():
     return VirtualMachineFactory(name="web-01", host=driver_host("kvm1"), uuid=TEST_GUEST_UUID), driver_host("kvm2")
 
 
-def test_a_move_that_would_be_accepted_is_forecast_and_nothing_is_submitted(move):
+def test_a_move_that_would_be_accepted_is_forecast_and_nothing_is_submitted(move, libvirt_forbidden):
     vm, destination = move
+    measured(vm, seconds_ago=5, dirty_rate_bytes_s=1000**2, resident_bytes=1024**3)
 
     preview = services.preview_migration(vm, destination, MigrationOptions(max_downtime_ms=500))
 
     assert preview.passed and preview.active is None
     assert preview.summary() == "All pre-flight checks passed."
     assert preview.forecast.forecast.prediction.total_ms > 0 and preview.forecast.forecast.inputs.slo_downtime_ms == 500
-    assert not MigrationTask.objects.exists()
+    assert preview.forecast.forecast.measured_ago in ("measured 5 s ago", "measured 6 s ago")
+    assert libvirt_forbidden == [] and not MigrationTask.objects.exists()
 
 
 def test_a_failing_check_is_reported_without_a_forecast(move):

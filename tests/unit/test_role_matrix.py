@@ -67,7 +67,7 @@ PERSONAS = {"viewer": Role.VIEWER, "operator": Role.OPERATOR, "administrator": R
 
 @pytest.fixture
 def objects(monkeypatch):
-    monkeypatch.setattr("inventory.jobs.enqueue_host_sync", lambda host: None)
+    monkeypatch.setattr("inventory.enqueue.enqueue_host_sync", lambda host: None)
     vm = VirtualMachineFactory(name="web-01")
     batch = MigrationBatch.objects.create()
     task = MigrationTask.objects.create(vm=vm, source=vm.host, destination=HostFactory(), batch=batch)

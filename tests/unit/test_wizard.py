@@ -1,17 +1,22 @@
-"""The migration wizard through the Django test client. The hosts are libvirt's test driver,
-whose one guest the confirm step really measures; nothing here can migrate, so the lab's
-browser tests follow a wizard's migration to its end."""
+"""The migration wizard through the Django test client. The confirm step forecasts from the
+inventory's measurements and opens no libvirt connection; nothing here can migrate, so the
+lab's browser tests follow a wizard's migration to its end."""
+
+import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from inventory.choices import HostState, PowerState
 from migrations_app.models import MigrationBatch, MigrationTask, Schedule
-from tests.driver_hosts import TEST_GUEST_UUID, driver_host
+from tests.driver_hosts import TEST_GUEST_UUID, driver_host, libvirt_forbidden, measured, no_inventory_worker  # noqa: F401  fixtures
 from tests.factories import VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db
 GIB = 1024**3
+MB = 1000**2
 
 
 @pytest.fixture
@@ -93,18 +98,33 @@ def test_a_bad_option_re_renders_the_options_with_the_error_next_to_the_field(cl
     assert not MigrationTask.objects.exists()
 
 
-def test_the_confirm_step_shows_the_forecast_from_the_measured_guest_before_anything_is_submitted(client_as, operator, vm):
+def test_the_confirm_step_shows_the_forecast_from_the_inventorys_measurement_and_its_age_without_opening_libvirt(client_as, operator, vm, libvirt_forbidden):
     kvm2 = driver_host("kvm2")
+    measured(vm, seconds_ago=12, dirty_rate_bytes_s=10 * MB, resident_bytes=GIB)
 
     response = wizard(client_as(operator), vm, **{f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options(bandwidth_mib_s="100")})
 
     row = response.context["review"][0]
     assert row.refusal is None
-    # The test driver's guest has 1 GiB resident: about 10 s at 100 MiB/s plus the setup.
+    # 1 GiB resident at 100 MiB/s: about 10 s plus the setup.
     assert 10_000 < row.forecast.forecast.prediction.total_ms < 12_000
+    assert row.forecast.forecast.dirty_rate_bytes_s == 10 * MB
     page = response.content.decode()
     assert 'data-testid="predicted-total"' in page and 'data-testid="predicted-pause"' in page
-    assert not MigrationTask.objects.exists()
+    assert re.search(r'data-testid="measured-ago">Measured 1[2-4] s ago\.<', page)
+    assert libvirt_forbidden == [] and not MigrationTask.objects.exists()
+
+
+def test_a_guest_the_inventory_has_not_measured_has_no_forecast_and_the_page_says_why(client_as, operator, vm, libvirt_forbidden, no_inventory_worker):
+    kvm2 = driver_host("kvm2")
+    vm.dirty_rate_bytes_s, vm.dirty_rate_read_at = 10 * MB, timezone.now() - timedelta(hours=1)  # too old to stand
+    vm.save()
+
+    response = wizard(client_as(operator), vm, **{f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options()})
+
+    assert response.context["review"][0].forecast.forecast is None
+    assert "No forecast: Not measured yet: no inventory worker is running. The checks passed; it can still move." in response.content.decode()
+    assert libvirt_forbidden == []
 
 
 def test_submitting_creates_the_task_with_the_options_and_opens_its_page(client_as, operator, vm):

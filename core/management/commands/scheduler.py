@@ -5,10 +5,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from inventory.jobs import enqueue_sync_all
+from inventory.enqueue import enqueue_sync_all
 from migrations_app.jobs import housekeeping_job
 from migrations_app.balance import automatic_rounds as balance_clusters
-from migrations_app.maintenance import advance_all as advance_evacuations
+from migrations_app.evacuation import advance_all as advance_evacuations
 from migrations_app.proactive import tick as judge_host_health
 from migrations_app.schedules import tick as run_schedules
 from core.scheduler import PeriodicTask, run_periodic

@@ -16,6 +16,7 @@ from inventory import bandwidth_budget, encryption, registration
 from inventory.choices import ClusterCpuMode
 from inventory.models import Cluster
 from migrations_app import affinity_rules, assistant, balance, maintenance, recurrence, rule_fixes, schedules, services
+from migrations_app import evacuation as evacuation_steps
 from migrations_app.check_report import CheckReport
 from migrations_app.choices import EvacuationState, Priority, RecurrenceKind, RuleKind, RuleStrength, ScheduleAction, TaskState
 from migrations_app.models import AffinityRule, Evacuation, MigrationTask, Schedule
@@ -526,7 +527,7 @@ class Command(BaseCommand):
 
     def _follow_evacuation(self, evacuation):
         while True:
-            maintenance.advance(evacuation)  # as the scheduler does, in case none runs
+            evacuation_steps.advance(evacuation)  # as the scheduler does, in case none runs
             evacuation.refresh_from_db()
             if evacuation.state != EvacuationState.RUNNING:
                 self.stdout.write(evacuation.message)
