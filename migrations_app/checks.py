@@ -85,7 +85,8 @@ def check_cpu_compatible(vm: VirtualMachine, source: Host, destination: Host) ->
     else:
         wanted, model = vm.cpu_features, vm.cpu_model
     if wanted is None or destination.cpu_features is None:
-        return warn("cpu_compatible", f"vmotion has not read the CPU features {model if wanted is None else destination.name} has yet; libvirt compares the CPUs before the move starts.")
+        unread = model if wanted is None else destination.name
+        return warn("cpu_compatible", f"vmotion has not read the CPU features of {unread} yet: libvirt compares the CPUs just before the move starts.")
     missing = tuple(sorted(set(wanted) - set(destination.cpu_features)))
     return rules.cpu_offered(destination.name, model, not missing, missing, "")
 
