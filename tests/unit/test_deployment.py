@@ -46,6 +46,19 @@ def test_every_vmotion_service_shares_one_in_memory_directory_of_metric_files():
     assert config["volumes"]["metrics"]["driver_opts"]["type"] == "tmpfs"
 
 
+def test_ssh_keys_and_tls_client_certificates_are_mounted_only_where_hosts_are_reached():
+    """The web server never reaches a host: it holds no hypervisor credential."""
+    services = rendered_config({**OPERATOR_ENV, "VMOTION_SSH_DIR": "/srv/vmotion/ssh", "VMOTION_PKI_DIR": "/srv/vmotion/pki"})["services"]
+
+    def credentials(name: str) -> set[str]:
+        return {volume["source"] for volume in services[name].get("volumes", []) if volume["source"] in ("/srv/vmotion/ssh", "/srv/vmotion/pki")}
+
+    assert {name: credentials(name) for name in VMOTION_SERVICES} == {
+        "web": set(),
+        **{name: {"/srv/vmotion/ssh", "/srv/vmotion/pki"} for name in ("worker", "inventory-worker", "scheduler")},
+    }
+
+
 @pytest.mark.parametrize("secret", ["SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD"])
 def test_docker_compose_refuses_to_run_without_each_secret(secret):
     result = compose_config({name: value for name, value in OPERATOR_ENV.items() if name != secret})
