@@ -2,14 +2,18 @@
 
 400: bad input, or a request the service layer refuses (with the failing checks);
 401: no token or session; 403: the role is too low; 404: no such object or page;
-409: the VM already has an active migration."""
+409: the VM already has an active migration, or the object's state does not allow the request
+now (cancelling a task that has ended)."""
 
+from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, JsonResponse
+from django.urls import Resolver404, resolve
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status, views
 from rest_framework.response import Response
 
-from migrations_app.errors import ActiveMigrationExists, MigrationRequestError, RoleRefused
+from migrations_app.errors import ActiveMigrationExists, MigrationRequestError, RoleRefused, StateConflict
 
 from .serializers.errors import error_body
 
@@ -19,6 +23,8 @@ API_PATH = "/api/"
 def exception_handler(exc, context):
     if isinstance(exc, ActiveMigrationExists):
         return Response({**error_body(str(exc)), "task": exc.task.pk if exc.task else None}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, StateConflict):
+        return Response(error_body(str(exc)), status=status.HTTP_409_CONFLICT)
     if isinstance(exc, RoleRefused):
         return Response(error_body(str(exc)), status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, MigrationRequestError):
@@ -56,6 +62,24 @@ def not_found(request: HttpRequest, exception=None):
     if request.path.startswith(API_PATH):
         return JsonResponse(error_body(f"Nothing at {request.path}: see /api/schema/ for the endpoints."), status=404)
     return defaults.page_not_found(request, exception)
+
+
+@csrf_exempt
+@login_not_required
+def unknown_api_path(request: HttpRequest, rest: str = "") -> JsonResponse:
+    """Every URL under /api/ that no endpoint takes, by any method. Routed, not left to
+    handler404, which Django's debug page replaces while DEBUG is on (an HTML 404 for an id
+    that is not a number), and which no CSRF check or slash redirect comes before."""
+    if not request.path.endswith("/") and _is_endpoint(request.path + "/"):
+        return JsonResponse(error_body(f"Nothing at {request.path}: the endpoint is {request.path}/ (with the slash)."), status=404)
+    return not_found(request)
+
+
+def _is_endpoint(path: str) -> bool:
+    try:
+        return resolve(path).func is not unknown_api_path
+    except Resolver404:
+        return False
 
 
 def server_error(request: HttpRequest):

@@ -1,8 +1,9 @@
 """/api/v1/ (the endpoints), /api/schema/ (OpenAPI 3) and /api/docs/ (the page over it)."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
+from . import errors
 from .views import audit, docs, hosts, inventory, rules, schedules, tasks
 
 app_name = "api"
@@ -24,4 +25,6 @@ urlpatterns = [
     path("v1/tasks/<int:task_pk>/samples/", tasks.ProgressSampleList.as_view(), name="task-samples"),
     path("schema/", docs.SchemaView.as_view(), name="schema"),
     path("docs/", docs.docs, name="docs"),
+    # Last: anything else under /api/ is a JSON 404 (api/errors.py).
+    re_path(r"^(?P<rest>.*)$", errors.unknown_api_path),
 ]

@@ -26,3 +26,9 @@ class ActiveMigrationExists(MigrationRequestError):
 
 class RoleRefused(MigrationRequestError):
     """The user's role does not allow this request (an evacuation schedule by an Operator, say)."""
+
+
+class StateConflict(MigrationRequestError):
+    """The object's state does not allow this request now (cancelling a task that has ended,
+    entering maintenance twice): the request was well formed, and would be refused again until
+    the state changes. The API answers 409."""

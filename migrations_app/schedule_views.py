@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from core.roles import Role, role_required
+from core.roles import Role, has_role, role_required
 
 from . import schedules
 from .errors import MigrationRequestError, RoleRefused
@@ -58,7 +58,8 @@ def schedule_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def schedule_detail(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(Schedule.objects.select_related("created_by"), pk=pk)
     runs = item.runs.select_related("batch", "evacuation")[:50]
-    return render(request, "migrations_app/schedule_detail.html", {"schedule": item, "runs": runs})
+    may_change = has_role(request.user, schedules.role_for(item.action))  # the buttons only for who may use them
+    return render(request, "migrations_app/schedule_detail.html", {"schedule": item, "runs": runs, "may_change": may_change})
 
 
 @require_POST

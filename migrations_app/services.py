@@ -17,7 +17,7 @@ from . import enqueue
 from .check_report import CheckReport
 from .checks import preflight
 from .choices import ACTIVE_STATES, EndReason, EventKind, Priority, TaskState
-from .errors import ActiveMigrationExists, MigrationRequestError
+from .errors import ActiveMigrationExists, MigrationRequestError, StateConflict
 from .forecast import MoveForecast, forecast_moves
 from .models import InvalidTransition, MigrationBatch, MigrationTask
 from .options import MigrationOptions
@@ -196,9 +196,9 @@ def planned_of(moves: list[tuple[VirtualMachine, Host | None]]) -> dict[int, int
 def cancel_task(task: MigrationTask, *, actor=None) -> str:
     """Cancel now if it has not started; ask the worker to abort if it is migrating."""
     if task.is_final:
-        raise MigrationRequestError(f"Task #{task.pk} is already {task.get_state_display().lower()}.")
+        raise StateConflict(f"Task #{task.pk} is already {task.get_state_display().lower()}.")
     if task.state == TaskState.POST_COPY:
-        raise MigrationRequestError(f"Task #{task.pk} is in post-copy: {task.vm.name} already runs on {task.destination.name} and the migration can only finish.")
+        raise StateConflict(f"Task #{task.pk} is in post-copy: {task.vm.name} already runs on {task.destination.name} and the migration can only finish.")
     if task.state in (TaskState.QUEUED, TaskState.WAITING):
         try:
             task.transition(TaskState.CANCELLED, "Cancelled before it started; nothing moved.", actor=actor, end_reason=EndReason.OPERATOR)
@@ -213,7 +213,7 @@ def cancel_task(task: MigrationTask, *, actor=None) -> str:
 
 def force_complete(task: MigrationTask, *, actor=None) -> str:
     if task.state != TaskState.MIGRATING:
-        raise MigrationRequestError(f"Only a migrating task can be forced to complete; task #{task.pk} is {task.get_state_display().lower()}.")
+        raise StateConflict(f"Only a migrating task can be forced to complete; task #{task.pk} is {task.get_state_display().lower()}.")
     task.force_complete_requested = True
     task.save(update_fields=["force_complete_requested"])
     how = "switching to post-copy" if task.allow_post_copy else "accepting a longer final pause"

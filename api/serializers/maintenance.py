@@ -6,6 +6,8 @@ from migrations_app.maintenance import PlannedEvacuation
 from inventory.choices import HostState
 from migrations_app.models import Evacuation
 
+from .strict import StrictJsonTypes
+
 
 class PlannedMoveSerializer(serializers.Serializer):
     vm = serializers.IntegerField(source="vm.pk")
@@ -57,7 +59,7 @@ class EvacuationSerializer(serializers.ModelSerializer):
         return sorted(task.pk for task in evacuation.batch.tasks.all())
 
 
-class MaintenanceRequestSerializer(serializers.Serializer):
+class MaintenanceRequestSerializer(StrictJsonTypes, serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, help_text="For the audit trail; by default 'Evacuating <host> for maintenance'")
 
 

@@ -16,6 +16,7 @@ from migrations_app.recurrence import RecurrenceError, zone
 from migrations_app.wizard import MAX_BATCH
 
 from ..fields import PriorityField
+from .strict import StrictJsonTypes
 
 MAX_WINDOW_MINUTES = 7 * 24 * 60
 
@@ -39,7 +40,7 @@ class ScheduleRunSerializer(serializers.ModelSerializer):
         fields = ["due_at", "state", "started_at", "finished_at", "window_ends_at", "result", "batch", "evacuation"]
 
 
-class ScheduleSerializer(serializers.ModelSerializer):
+class ScheduleSerializer(StrictJsonTypes, serializers.ModelSerializer):
     name = serializers.CharField(max_length=200)
     vm_names = serializers.ListField(child=serializers.CharField(max_length=200), max_length=MAX_BATCH, default=list, help_text="MOVE: the VMs to move, by name")
     destination_name = serializers.CharField(max_length=200, default="", allow_blank=True, help_text="MOVE: the destination host; empty lets the assistant choose for each VM at run time")

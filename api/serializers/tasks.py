@@ -12,6 +12,7 @@ from migrations_app.progress import progress_of
 
 from ..fields import PriorityField
 from .errors import CheckSerializer
+from .strict import StrictJsonTypes
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -83,7 +84,7 @@ class ProgressSampleSerializer(serializers.ModelSerializer):
         ]
 
 
-class MigrationRequestSerializer(serializers.Serializer):
+class MigrationRequestSerializer(StrictJsonTypes, serializers.Serializer):
     """A migration as a script asks for it; the service layer checks the rest."""
 
     vm = serializers.PrimaryKeyRelatedField(queryset=VirtualMachine.objects.select_related("host", "host__cluster"), help_text="The VM's id")

@@ -3,7 +3,7 @@ the plan, entering, exiting; and the evacuations that entering starts."""
 
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -16,6 +16,7 @@ from migrations_app.models import Evacuation
 from migrations_app.options import MigrationOptions
 
 from .. import filtersets
+from ..serializers.errors import ErrorSerializer
 from ..serializers.inventory import HostSerializer
 from ..serializers.maintenance import (
     EvacuationActionSerializer, EvacuationPlanSerializer, EvacuationSerializer, HostActionSerializer, MaintenanceRequestSerializer,
@@ -46,7 +47,7 @@ class HostViewSet(ReadOnlyViewSet):
     @extend_schema(
         summary="Enter maintenance",
         request=MaintenanceRequestSerializer,
-        responses={202: EvacuationSerializer},
+        responses={202: EvacuationSerializer, 409: OpenApiResponse(ErrorSerializer, description="The host is already in maintenance or entering it")},
     )
     @action(detail=True, methods=["post"], url_path="maintenance/enter", pagination_class=None, filterset_class=None)
     def maintenance_enter(self, request: Request, pk: str) -> Response:
@@ -62,7 +63,10 @@ class HostViewSet(ReadOnlyViewSet):
         headers = {"Location": reverse("api:evacuation-detail", args=[evacuation.pk])}
         return Response(EvacuationSerializer(evacuation).data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
-    @extend_schema(summary="Exit maintenance", request=None, responses=HostActionSerializer)
+    @extend_schema(
+        summary="Exit maintenance", request=None,
+        responses={200: HostActionSerializer, 409: OpenApiResponse(ErrorSerializer, description="The host is not in maintenance")},
+    )
     @action(detail=True, methods=["post"], url_path="maintenance/exit", pagination_class=None, filterset_class=None)
     def maintenance_exit(self, request: Request, pk: str) -> Response:
         """Return the host to service; an evacuation still running is aborted first (queued
@@ -78,7 +82,10 @@ class EvacuationViewSet(ReadOnlyViewSet):
     filterset_class = filtersets.EvacuationFilter
     roles = {"*": Role.VIEWER, "abort": Role.ADMINISTRATOR}
 
-    @extend_schema(summary="Abort an evacuation", request=None, responses=EvacuationActionSerializer)
+    @extend_schema(
+        summary="Abort an evacuation", request=None,
+        responses={200: EvacuationActionSerializer, 409: OpenApiResponse(ErrorSerializer, description="The evacuation has already ended")},
+    )
     @action(detail=True, methods=["post"], pagination_class=None, filterset_class=None)
     def abort(self, request: Request, pk: str) -> Response:
         """Stop it: queued moves are cancelled, running ones finish; the host stays closed to

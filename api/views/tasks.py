@@ -15,7 +15,7 @@ from migrations_app import queries, services
 from migrations_app.models import MigrationTask, ProgressSample
 
 from .. import filtersets
-from ..serializers.errors import ConflictSerializer, checks_of
+from ..serializers.errors import ConflictSerializer, ErrorSerializer, checks_of
 from ..serializers.tasks import (
     MigrationCheckSerializer, MigrationRequestSerializer, ProgressSampleSerializer, TaskActionSerializer, TaskDetailSerializer, TaskSerializer,
 )
@@ -82,14 +82,20 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
             "prediction_error": preview.forecast.error if preview.forecast else "",
         }).data)
 
-    @extend_schema(summary="Cancel a migration", request=None, responses=TaskActionSerializer)
+    @extend_schema(
+        summary="Cancel a migration", request=None,
+        responses={200: TaskActionSerializer, 409: OpenApiResponse(ErrorSerializer, description="The task has ended, or is in post-copy and can only finish")},
+    )
     @action(detail=True, methods=["post"], pagination_class=None, filterset_class=None)
     def cancel(self, request: Request, pk: str) -> Response:
         """A task that has not started is cancelled at once; a migrating one is aborted by its
         worker and the VM stays on its source. A task in post-copy can only finish."""
         return self._operator_action(services.cancel_task)
 
-    @extend_schema(summary="Force a migration to complete", request=None, responses=TaskActionSerializer)
+    @extend_schema(
+        summary="Force a migration to complete", request=None,
+        responses={200: TaskActionSerializer, 409: OpenApiResponse(ErrorSerializer, description="The task is not migrating (queued, in post-copy or ended)")},
+    )
     @action(detail=True, methods=["post"], url_path="force-complete", pagination_class=None, filterset_class=None)
     def force_complete(self, request: Request, pk: str) -> Response:
         """Make a migrating task finish now: by switching to post-copy if it allows it, else by

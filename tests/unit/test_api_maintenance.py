@@ -80,29 +80,29 @@ def test_aborting_a_running_evacuation_cancels_its_queued_moves(api, kvm1, no_li
     assert aborted.status_code == 200 and "1 queued move cancelled" in aborted.json()["message"]
     assert aborted.json()["evacuation"]["state"] == "aborted"
     assert MigrationTask.objects.get().state == TaskState.CANCELLED
-    assert again.status_code == 400 and again.json()["message"] == f"Evacuation #{evacuation['id']} has already aborted."
+    assert again.status_code == 409 and again.json()["message"] == f"Evacuation #{evacuation['id']} has already aborted."
     listed = api.get("/api/v1/evacuations/", {"state": "aborted"}).json()
     assert [item["id"] for item in listed["results"]] == [evacuation["id"]]
 
 
-@pytest.mark.parametrize("state, last_error, why", [
-    (HostState.MAINTENANCE, "", "kvm1 is already in maintenance."),
-    (HostState.CONNECTED, "connection refused", "kvm1 does not answer (connection refused): its VMs cannot be moved live."),
+@pytest.mark.parametrize("state, last_error, status, why", [
+    (HostState.MAINTENANCE, "", 409, "kvm1 is already in maintenance."),
+    (HostState.CONNECTED, "connection refused", 400, "kvm1 does not answer (connection refused): its VMs cannot be moved live."),
 ])
-def test_entering_a_closed_or_silent_host_is_a_400_with_the_reason_and_changes_nothing(api, kvm1, state, last_error, why):
+def test_entering_a_closed_or_silent_host_is_refused_with_the_reason_and_changes_nothing(api, kvm1, state, last_error, status, why):
     kvm1.state, kvm1.last_error = state, last_error
     kvm1.save()
 
     response = api.post(f"/api/v1/hosts/{kvm1.pk}/maintenance/enter/", {}, format="json")
 
-    assert response.status_code == 400 and response.json()["message"] == why
+    assert response.status_code == status and response.json()["message"] == why
     assert not Evacuation.objects.exists() and not MigrationTask.objects.exists()
 
 
 def test_exiting_a_host_in_service_is_refused(api, kvm1):
     response = api.post(f"/api/v1/hosts/{kvm1.pk}/maintenance/exit/")
 
-    assert response.status_code == 400 and response.json()["message"] == "kvm1 is not in maintenance."
+    assert response.status_code == 409 and response.json()["message"] == "kvm1 is not in maintenance."
 
 
 def test_an_operator_may_not_enter_maintenance(operator, kvm1):

@@ -164,7 +164,7 @@ def test_cancel_ends_a_queued_task_and_a_final_one_is_refused_with_the_reason(ap
     assert cancelled.status_code == 200 and cancelled.json()["message"] == f"Task #{task.pk} cancelled; it never started."
     assert cancelled.json()["task"]["state"] == "cancelled"
     assert task.events.get(to_state=TaskState.CANCELLED).actor == operator
-    assert again.status_code == 400 and again.json()["message"] == f"Task #{task.pk} is already cancelled."
+    assert again.status_code == 409 and again.json()["message"] == f"Task #{task.pk} is already cancelled."
 
 
 def test_cancel_of_a_migrating_task_asks_its_worker(api, vm, kvm2):
@@ -186,7 +186,7 @@ def test_force_complete_asks_a_migrating_task_to_finish_and_refuses_a_queued_one
     task.transition(TaskState.MIGRATING)
     forced = api.post(f"/api/v1/tasks/{task.pk}/force-complete/")
 
-    assert refused.status_code == 400 and refused.json()["message"].startswith("Only a migrating task can be forced to complete")
+    assert refused.status_code == 409 and refused.json()["message"].startswith("Only a migrating task can be forced to complete")
     assert forced.status_code == 200 and forced.json()["message"] == f"Task #{task.pk}: completing now by switching to post-copy."
     task.refresh_from_db()
     assert task.force_complete_requested

@@ -1,10 +1,13 @@
-"""The whole API schema, property-based (Schemathesis): every operation called with data the
-schema allows, and data it does not, against the live test server as an administrator's
-token. No answer may be a server error, and every answer must match the schema (status code,
-content type, headers, body). Every other request's ids and names are the factory data's, so
-the operations act on real objects: migrations are submitted and cancelled, hosts enter and
-exit maintenance, schedules are made and deleted. The hosts are libvirt's test
-driver; nothing migrates (the worker is tested elsewhere)."""
+"""The whole API schema, property-based (Schemathesis) with every check it has (`-c all`):
+every operation called with data the schema allows, data it does not, and its boundaries,
+against the live test server with an Operator's token and with an Administrator's. No answer
+may be a server error or a status the schema does not document; every answer must match the
+schema (content type, headers, body); data the schema refuses must be refused, and data it
+allows accepted. Every other request's ids and names are the factory data's, so the
+operations act on real objects: migrations are submitted and cancelled, hosts enter and exit
+maintenance, schedules are made and deleted. The hosts are libvirt's test driver; nothing
+migrates (the worker is tested elsewhere). A bounded number of examples per operation keeps
+the run to a few minutes."""
 
 from collections import Counter
 
@@ -13,10 +16,10 @@ import hypothesis
 import pytest
 import schemathesis
 from django.utils import timezone
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance, response_headers_conformance, response_schema_conformance, status_code_conformance,
-)
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.core import NotSet
+from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from core import api_tokens
 from migrations_app.choices import RuleKind, TaskState
@@ -25,8 +28,14 @@ from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, no_libvirt_sync
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance, response_schema_conformance]
 QUEUES = ("high", "default", "low")
+load_all_checks()
+EVERY_CHECK = CHECKS.get_all()
+# Data the schema allows, sent in a body, may still name a VM or host that does not exist, a
+# cron expression that never fires, a time zone the tz database lacks, or a move the pre-flight
+# checks refuse: rules no schema can state. Those are a 400 with the reason (the schema
+# documents it); every other answer to allowed data is held to Schemathesis' own rule.
+ALLOWED_DATA_ANSWERS = {200, 201, 202, 204, 401, 403, 404, 409}
 
 
 @pytest.fixture
@@ -64,22 +73,29 @@ def empty_queues():
         django_rq.get_queue(name).empty()
 
 
+@pytest.fixture(params=["operator", "administrator"])
+def api_user(request, operator, administrator):
+    return {"operator": operator, "administrator": administrator}[request.param]
+
+
 @pytest.fixture
-def reached_real_objects(administrator):
+def reached_real_objects(api_user, administrator):
     """After the run: the generated requests did act on the factory data, not only on ids
-    that name nothing (a migration submitted, an evacuation started, a schedule made)."""
+    that name nothing (a migration submitted, a schedule made, and, by an Administrator, an
+    evacuation started)."""
     yield
     made_by_the_api = {
-        "migration": MigrationTask.objects.filter(requested_by=administrator).exists(),
-        "evacuation": Evacuation.objects.filter(requested_by=administrator).exists(),
+        "migration": MigrationTask.objects.filter(requested_by=api_user).exists(),
         "schedule": Schedule.objects.exclude(name="nightly").exists(),
     }
+    if api_user == administrator:
+        made_by_the_api["evacuation"] = Evacuation.objects.filter(requested_by=api_user).exists()
     assert made_by_the_api == dict.fromkeys(made_by_the_api, True)
 
 
 @pytest.fixture
-def api_schema(live_server, administrator, inventory, empty_queues, reached_real_objects):
-    secret = api_tokens.issue(administrator, "schemathesis")[1]
+def api_schema(live_server, api_user, inventory, empty_queues, reached_real_objects):
+    secret = api_tokens.issue(api_user, "schemathesis")[1]
     schema = schemathesis.openapi.from_url(f"{live_server.url}/api/schema/", headers={"Authorization": f"Bearer {secret}"}, timeout=30)
     schema.config.update(base_url=live_server.url, headers={"Authorization": f"Bearer {secret}"}, request_timeout=60)
     schema.config.generation.update(max_examples=5)
@@ -134,5 +150,11 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @schema.parametrize()
 @hypothesis.settings(deadline=None, suppress_health_check=list(hypothesis.HealthCheck), derandomize=True)
 def test_every_operation_answers_as_its_schema_says(case):
-    case.call_and_validate(checks=CHECKS)
+    if isinstance(case.body, NotSet) or case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
+        case.call_and_validate(checks=EVERY_CHECK)
+        return
+    response = case.call_and_validate(checks=[check for check in EVERY_CHECK if check is not positive_data_acceptance])
+    assert response.status_code in ALLOWED_DATA_ANSWERS or (response.status_code == 400 and response.json()["message"]), (
+        f"{case.operation.label} answered {response.status_code} to data its schema allows: {response.text[:500]}"
+    )
 

@@ -88,6 +88,14 @@ def test_an_operator_cannot_turn_a_move_into_an_evacuation(client_as, operator):
     assert stored(item)["action"] == "move"
 
 
+def test_the_evacuations_page_offers_an_operator_no_change(client_as, operator, administrator, evacuation):
+    for_operator = client_as(operator).get(reverse("schedule-detail", args=[evacuation.pk])).content.decode()
+    for_administrator = client_as(administrator).get(reverse("schedule-detail", args=[evacuation.pk])).content.decode()
+
+    assert reverse("schedule-disable", args=[evacuation.pk]) not in for_operator and "Edit…" not in for_operator
+    assert reverse("schedule-disable", args=[evacuation.pk]) in for_administrator and "Edit…" in for_administrator
+
+
 def test_an_administrator_may_still_change_the_evacuation(client_as, administrator, evacuation):
     client = client_as(administrator)
 
