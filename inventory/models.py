@@ -148,10 +148,13 @@ class Host(models.Model):
 
     def check_uris(self) -> None:
         """Raise a ValidationError naming each URI field that breaks the rule, and why. Checked
-        here, not as field validators: one rule for the admin site, the API, the CLI and the lab."""
+        here, not as field validators: one rule for the admin site, the API, the CLI and the lab.
+        A URI left as stored is not judged again here (a form without that field could not show
+        the error); the host form judges what it shows, and libvirt is never handed it anyway."""
+        stored = Host.objects.filter(pk=self.pk).values("uri", "migration_uri").first() if self.pk else None
         errors = {}
         for field, value in (("uri", self.uri), ("migration_uri", self.migration_uri)):
-            if value:
+            if value and not (stored and stored[field] == value):
                 try:
                     validate_libvirt_uri(value)
                 except ValidationError as error:

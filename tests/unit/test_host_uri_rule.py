@@ -18,7 +18,7 @@ from inventory import sync
 from inventory.choices import HostState
 from inventory.models import Host
 from tests.api import token_client
-from tests.factories import HostFactory
+from tests.factories import ClusterFactory, HostFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -216,3 +216,31 @@ def test_a_migration_never_hands_a_refused_destination_uri_to_the_source(setting
     assert isinstance(run.error, UriRefusedError)
     assert str(run.error).startswith("vmotion does not open the migration URI qemu+ssh://kvm2.example/system?command=")
     assert opened == [] and not marker.exists()
+
+
+def cluster_form(cluster, host, **host_fields) -> dict:
+    """The cluster's administration page with its one host in the inline."""
+    return {
+        "name": cluster.name, "description": "", "migration_encryption": cluster.migration_encryption, "migration_bandwidth_mib_s": "",
+        "hosts-TOTAL_FORMS": "1", "hosts-INITIAL_FORMS": "1", "hosts-MIN_NUM_FORMS": "0", "hosts-MAX_NUM_FORMS": "1000",
+        "hosts-0-id": str(host.pk), "hosts-0-cluster": str(cluster.pk), "hosts-0-name": host.name, "hosts-0-uri": host.shown_uri,
+        **{f"hosts-0-{name}": value for name, value in host_fields.items()},
+    }
+
+
+def test_the_clusters_host_list_refuses_the_vector_and_keeps_a_stored_migration_uri_it_does_not_show(settings, client_as, administrator, marker_script):
+    settings.LIBVIRT_LOCAL_INSTALL = False
+    script, marker = marker_script
+    stored_before_the_rule = f"qemu+ssh://kvm1.example/system?command={script}"
+    host = HostFactory(name="kvm1", uri=GOOD_URI, migration_uri=stored_before_the_rule)
+    cluster = host.cluster = ClusterFactory(name="prod")
+    host.save()
+    client = client_as(administrator)
+
+    refused = client.post(reverse("admin:inventory_cluster_change", args=[cluster.pk]), cluster_form(cluster, host, uri=f"qemu+ext:///system?command={script}"))
+    saved = client.post(reverse("admin:inventory_cluster_change", args=[cluster.pk]), cluster_form(cluster, host, name="kvm1-renamed"))
+
+    assert refused.status_code == 200 and "qemu+ext://" in refused.content.decode()
+    assert saved.status_code == 302
+    assert Host.objects.values_list("name", "uri", "migration_uri").get() == ("kvm1-renamed", GOOD_URI, stored_before_the_rule)
+    assert nothing_ran(marker)
