@@ -125,7 +125,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--interval", type=float, default=INTERVAL_S, help="the sync interval a round must fit in")
     args = parser.parse_args(argv)
     env = {**os.environ, "DATABASE_URL": fresh_database(os.environ.get("VMOTION_PG_URL", "postgres://postgres@127.0.0.1:5432")),
-           "REDIS_URL": REDIS_URL, "SECRET_KEY": "bench-only", "DEBUG": "0", "LOG_LEVEL": "WARNING"}
+           "REDIS_URL": REDIS_URL, "SECRET_KEY": "bench-only", "DEBUG": "0", "LOG_LEVEL": "WARNING",
+           # The fleet is libvirt's test driver, which the URI rule allows only in a lab install.
+           "LIBVIRT_LOCAL_INSTALL": "1"}
     manage(env, "migrate", "--no-input", "-v", "0")
     nodes = Path(tempfile.mkdtemp(prefix="vmotion-bench-inventory-"))
     for host in range(args.hosts):
