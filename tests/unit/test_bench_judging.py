@@ -284,3 +284,13 @@ def test_the_pages_bench_fails_a_page_that_does_not_answer_200(status, capsys):
 def test_the_pages_bench_passes_a_fast_page_that_answers_200(capsys):
     assert pages.measure_page(SimpleNamespace(get=lambda path: FakeResponse(200)), "dashboard", "/") is True
     assert "met" in capsys.readouterr().out
+
+
+def test_the_inventory_bench_fails_a_round_that_left_a_host_unread_or_ran_past_the_interval():
+    from bench import inventory
+
+    fast_and_complete = {"seconds": 20.0, "read": 1000}
+    assert inventory.keeps_up([fast_and_complete] * 3, 1000, 30) is True
+    assert inventory.keeps_up([fast_and_complete, {"seconds": 12.0, "read": 520}], 1000, 30) is False
+    assert inventory.keeps_up([fast_and_complete, {"seconds": 31.0, "read": 1000}], 1000, 30) is False
+    assert inventory.keeps_up([], 1000, 30) is False
