@@ -9,7 +9,8 @@ act on. Its modules, by what they serve:
 - `cpu`: CPU models and their features, as libvirt's CPU map has them;
 - `guest`: one domain's state, the calls a migration makes on it, and its next boot's CPU;
 - `migration`: starting a peer-to-peer live migration in its own thread;
-- `job`: libvirt's job statistics mapped once to `JobSample`.
+- `job`: libvirt's job statistics mapped once to `JobSample`;
+- `sampling`: how long the inventory samples dirty rates, numbers that pages read too.
 """
 
 from .errors import HypervisorError, HypervisorTimeout

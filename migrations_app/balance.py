@@ -57,7 +57,7 @@ def cluster_balance(cluster: Cluster) -> ClusterBalance:
 
 
 def forecast_recommendations(balance: ClusterBalance) -> dict[int, MoveForecast]:
-    """Each recommended move's predicted time and pause, the guests measured in parallel."""
+    """Each recommended move's predicted time and pause, from the inventory's measurements."""
     hosts = {host.pk: host for host, _ in balance.hosts}
     moves = [(balance.vms[r.vm.vm_id], hosts[r.destination_id]) for r in balance.recommendations]
     forecasts = forecast_moves(moves, MigrationOptions()) if moves else []

@@ -45,7 +45,7 @@ class PlannedEvacuation:
 class EvacuationPlan:
     host: Host
     moves: list[PlannedEvacuation]
-    predicted_total_ms: int | None  # None when a guest could not be measured or none can move
+    predicted_total_ms: int | None  # None when a guest has not been measured or none can move
 
     @property
     def placed(self) -> list[PlannedEvacuation]:
@@ -61,8 +61,8 @@ def running_vms(host: Host) -> list[VirtualMachine]:
 
 
 def plan(host: Host, *, measure: bool = True, options: MigrationOptions | None = None) -> EvacuationPlan:
-    """Where each VM running on `host` would go, spread by load; with `measure`, each guest is
-    measured for the forecast of the whole evacuation under the current limits."""
+    """Where each VM running on `host` would go, spread by load; with `measure`, the forecast
+    of the whole evacuation under the current limits, from the inventory's measurements."""
     planned = [PlannedEvacuation(move.vm, move.planned, move.destination) for move in assistant.plan_moves(running_vms(host))]
     if not measure or not any(item.destination for item in planned):
         return EvacuationPlan(host, planned, None)

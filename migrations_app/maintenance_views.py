@@ -16,7 +16,7 @@ from .models import Evacuation
 
 @role_required(Role.ADMINISTRATOR)
 def maintenance_plan(request: HttpRequest, pk: int) -> HttpResponse:
-    """GET: the plan, with each guest measured for the forecast; nothing moves. POST: enter."""
+    """GET: the plan, with each move's forecast; nothing moves. POST: enter."""
     host = get_object_or_404(Host, pk=pk)
     if request.method == "POST":
         predicted = request.POST.get("predicted_total_ms", "")

@@ -87,7 +87,7 @@ class MigrationPreview:
 
 def preview_migration(vm: VirtualMachine, destination: Host, options: MigrationOptions) -> MigrationPreview:
     """The checks `submit_migration` makes, and the forecast the wizard shows before its
-    submit (the guest is measured through libvirt); nothing is submitted."""
+    submit (from the inventory's measurements of the guest); nothing is submitted."""
     options.validate()
     active = MigrationTask.objects.select_related("vm").filter(vm=vm, state__in=ACTIVE_STATES).first()
     report = preflight(vm, destination)

@@ -129,8 +129,8 @@ class Wizard:
         return [(choice.vm, choice.destination) for choice in self.choices]
 
     def review(self) -> list[ReviewRow]:
-        """Every move checked in full and, for those that pass, the forecast: the guest is
-        measured now, through libvirt, before anything is submitted."""
+        """Every move checked in full and, for those that pass, the forecast from the
+        inventory's measurements of the guest, before anything is submitted."""
         moves = self.moves()
         refused = {refusal.vm.pk: refusal for refusal in refusals_of(moves)}
         doable = [(vm, destination) for vm, destination in moves if vm.pk not in refused]

@@ -43,7 +43,7 @@ def test_the_cluster_page_shows_the_load_and_a_recommendation_that_applies_as_a_
     assert "busy → idle" in page and "spread drops from" in page
     # The recommendation's forecast, from the inventory's measurement, says how old it is.
     forecast = re.search(r'data-testid="recommendation-forecast">(.*?)</td>', page).group(1)
-    assert re.search(r"about \d+ s with a \d+ ms pause <span[^>]*>\(measured 4[0-3] s ago\)", forecast), forecast
+    assert re.search(r"about \d+ s with a \d+ ms pause <span[^>]*>\(measured 4\d s ago\)", forecast), forecast
     assert libvirt_forbidden == []
     state = balance.cluster_balance(cluster)
     [first, *_] = state.recommendations

@@ -44,7 +44,7 @@ def test_the_plan_spreads_the_vms_forecasts_them_from_the_inventory_and_names_th
     assert sorted(placed) == ["app-1", "app-2"] and sorted(placed.values()) == ["kvm2", "kvm3"]
     assert [item.vm.name for item in plan.unplaceable] == ["huge"]
     assert "the VM needs 32.0 GiB" in plan.unplaceable[0].move.blocked_reason
-    assert plan.moves[0].forecast.forecast.prediction.total_ms > 0 and plan.moves[0].forecast.forecast.measured_ago in ("measured 30 s ago", "measured 31 s ago")
+    assert plan.moves[0].forecast.forecast.prediction.total_ms > 0 and re.fullmatch(r"measured 3\d s ago", plan.moves[0].forecast.forecast.measured_ago)
     assert plan.moves[1].forecast.error == "Not measured yet: no inventory worker is running."
     assert plan.predicted_total_ms is None  # app-2 has not been measured: no total is claimed
     assert libvirt_forbidden == []
@@ -194,7 +194,7 @@ def test_an_administrator_sees_the_plan_confirms_and_follows_the_evacuation(clie
 
     page = client.get(reverse("maintenance-plan", args=[kvm1.pk])).content.decode()
     assert 'data-testid="planned-destination"' in page and "The whole evacuation: about" in page
-    assert re.search(r'ms pause <span class="muted" data-testid="measured-ago">\(measured [89] s ago\)</span>', page)
+    assert re.search(r'ms pause <span class="muted" data-testid="measured-ago">\(measured (8|9|1\d) s ago\)</span>', page)
     assert not Evacuation.objects.exists()
 
     response = client.post(reverse("maintenance-plan", args=[kvm1.pk]), {"predicted_total_ms": "9000"})

@@ -53,7 +53,7 @@ def test_a_guest_with_no_recent_measurement_is_measured_by_an_inventory_worker_f
     assert asked == [str(vm.uuid)]  # the worker measured it, once
     vm.refresh_from_db()
     assert vm.dirty_rate_bytes_s == 7 * MB and vm.dirty_rate_read_at is not None  # kept for the next pages
-    assert 'data-testid="predicted-total"' in page and re.search(r'data-testid="measured-ago">Measured [0-2] s ago\.<', page)
+    assert 'data-testid="predicted-total"' in page and re.search(r'data-testid="measured-ago">Measured \d s ago\.<', page)
     assert libvirt_forbidden == []
 
 
