@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import django_rq
-import libvirt
 import pytest
 from django.utils import timezone
 from rq import Queue, SimpleWorker
 
+from hypervisor import connection
 from inventory import enqueue
 
 from migrations_app.check_rules import ok
@@ -45,22 +45,19 @@ class _InventoryWorker:
 
 @pytest.fixture
 def libvirt_forbidden(monkeypatch):
-    """Every libvirt connection this process tries to open outside an inventory worker's job,
-    refused and listed: a page reads what the workers measured, and a test asserts the list
-    stays empty."""
+    """Every libvirt connection this process tries to open through the one door
+    (`hypervisor.connection.open_connection`) outside an inventory worker's job, refused and
+    listed: a page reads what the workers measured, and a test asserts the list stays empty."""
     opened = []
+    real = connection.open_connection
 
-    def guarded(real):
-        def open_connection(uri=None, *args, **kwargs):
-            if _InventoryWorker.running:
-                return real(uri, *args, **kwargs)
-            opened.append(uri)
-            raise AssertionError(f"a libvirt connection to {uri} was opened")
+    def open_connection(uri):
+        if _InventoryWorker.running:
+            return real(uri)
+        opened.append(uri)
+        raise AssertionError(f"a libvirt connection to {uri} was opened")
 
-        return open_connection
-
-    for name in ("open", "openReadOnly", "openAuth"):
-        monkeypatch.setattr(f"libvirt.{name}", guarded(getattr(libvirt, name)))
+    monkeypatch.setattr(connection, "open_connection", open_connection)
     return opened
 
 
