@@ -3,6 +3,8 @@ recommendation to the idle host, the scheduler applies it in automatic mode and 
 do not move it back, and VMs kept apart never share a host, through maintenance too. virsh
 says where each guest runs, and every guest keeps its memory intact."""
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -14,6 +16,7 @@ from migrations_app.choices import ACTIVE_STATES, AutomationLevel, EvacuationSta
 from migrations_app.models import BalancingPolicy, MigrationTask
 from migrations_app.options import MigrationOptions
 from migrations_app.services import submit_migration
+from tests.processes import ROOT, process_env
 
 from .conftest import guests_stay_intact, home_hosts, wait_for_state, where_runs  # noqa: F401  fixtures
 from .test_maintenance import wait_until_ended
@@ -63,6 +66,17 @@ def test_the_loaded_host_gives_a_guest_to_the_idle_one_and_automatic_rounds_do_n
     assert first.spread_after < first.spread_before
     forecast = balance.forecast_recommendations(state)[first.vm.vm_id]
     assert forecast.forecast is not None and forecast.forecast.prediction.total_ms > 0, forecast.error
+
+    # Off means off: the command line refuses to apply the move, and no round applies it.
+    policy.level = AutomationLevel.OFF
+    policy.save()
+    refused = subprocess.run(
+        [sys.executable, "manage.py", "vmotion", "balance", cluster.name, "--apply", "--json"],
+        cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=120,
+    )
+    assert refused.returncode != 0 and f"Balancing of cluster {cluster.name} is off" in refused.stdout, refused.stdout + refused.stderr
+    time.sleep(3)  # three of the scheduler's rounds
+    assert not MigrationTask.objects.filter(reason__startswith="Balancing cluster").exists()
 
     policy.level = AutomationLevel.AUTOMATIC
     policy.save()  # the scheduler's next round (every second here) applies it
