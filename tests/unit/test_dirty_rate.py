@@ -7,9 +7,12 @@ import pytest
 from django.utils import timezone
 
 from inventory.dirty_rate import recent_dirty_rate, recent_working_set
-from migrations_app import services
+from hypervisor.connection import Connection
+from hypervisor.guest import Guest
+from migrations_app import live_forecast, services
+from migrations_app.history import LinkRates
 from migrations_app.options import MigrationOptions
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host  # noqa: F401  fixtures
+from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, inventory_worker, libvirt_forbidden  # noqa: F401  fixtures
 from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
@@ -95,10 +98,21 @@ def test_the_forecast_takes_the_recent_rate_instead_of_sampling_the_guest():
     assert "dirtied at 40 MB/s as last sampled by the inventory" in forecast.summary()
 
 
-def test_without_a_recent_rate_the_forecast_samples_the_guest():
+def test_without_a_recent_rate_a_page_has_an_inventory_worker_sample_the_guest(inventory_worker, libvirt_forbidden):
     vm = vm_read(1000, name="web-01", host=driver_host("kvm1"), uuid=TEST_GUEST_UUID)
 
-    forecast = services.preview_migration(vm, driver_host("kvm2"), MigrationOptions()).forecast.forecast
+    move = services.preview_migration(vm, driver_host("kvm2"), MigrationOptions()).forecast
+
+    # The worker sampled the guest; libvirt's test driver cannot measure a dirty rate.
+    assert move.forecast is None and move.error == "Not measured yet: libvirt could not measure its dirty rate."
+    assert libvirt_forbidden == []
+
+
+def test_without_a_recent_rate_the_workers_forecast_samples_the_guest():
+    vm = vm_read(1000, name="web-01", host=driver_host("kvm1"), uuid=TEST_GUEST_UUID)
+
+    with Connection(vm.host.uri, timeout=10) as connection:
+        forecast = live_forecast.forecast(Guest(connection, TEST_GUEST_UUID), vm.memory_bytes, MigrationOptions().convergence_inputs(vm.memory_bytes), LinkRates(100 * MB, 100 * MB))
 
     # libvirt's test driver cannot measure a dirty rate: sampled, and found unmeasurable.
     assert forecast.sampled_now and forecast.dirty_rate_bytes_s is None
