@@ -24,6 +24,13 @@ from tests.lab.conftest import wait_for_state
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
 
 
+@pytest.fixture(autouse=True)
+def keys_of_this_test_are_trusted(settings, tmp_path):
+    """The wrong keys, known_hosts and ssh commands below live in tmp_path: a directory the URI
+    rule trusts for these tests, so that libvirt and ssh, not the rule, refuse them."""
+    settings.LIBVIRT_URI_DIRECTORIES = [*settings.LIBVIRT_URI_DIRECTORIES, str(tmp_path)]
+
+
 def lab_host(lab, name: str):
     return next(host for host in lab.hosts if host.name == name)
 
