@@ -14,9 +14,14 @@ def role_needed(view, method: str | None = None) -> Role | None:
     action = getattr(view, "action", None) or (method or "").lower()
     if action in roles:
         return roles[action]
-    if (method or "GET").upper() in SAFE_METHODS:
-        return roles.get("*")
+    if (method or "GET").upper() in SAFE_METHODS or not _handles(view, method):
+        return roles.get("*")  # a method the view does not take is then answered 405
     return None
+
+
+def _handles(view, method: str | None) -> bool:
+    """Whether the view has an action for the method (a viewset sets one attribute per method it maps)."""
+    return getattr(view, "action", None) is not None or hasattr(view, (method or "").lower())
 
 
 class HasRole(BasePermission):

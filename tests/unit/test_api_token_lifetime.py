@@ -113,3 +113,4 @@ def test_an_action_that_declares_no_role_is_refused_even_to_an_administrator(adm
     assert call(administrator, "post", "declared").status_code == 200
     assert call(viewer, "get", "list").status_code == 200  # a read falls to "*"
     assert call(viewer, "post", "declared").status_code == 403
+    assert token_client(administrator).delete("/api/v1/vms/").status_code == 405  # a method no action takes
