@@ -8,7 +8,7 @@ the engine (`manage.py vmotion migrate`, through a real RQ worker), one after th
 move going back the way the previous one came. A TCP client of the guest (EchoProbe, inside the
 lab's network namespace) and a serial-heartbeat watcher run during every migration.
 
-    .venv/bin/python bench/migration.py                       # everything, ~15-25 min
+    .venv/bin/python bench/migration.py                       # everything
     .venv/bin/python bench/migration.py --rates 0,20 --caps 110 --repeat 2
     .venv/bin/python bench/migration.py --cells 110:400,uncapped:0 --engine-modes pre-copy
 
