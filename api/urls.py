@@ -26,5 +26,5 @@ urlpatterns = [
     path("schema/", docs.SchemaView.as_view(), name="schema"),
     path("docs/", docs.docs, name="docs"),
     # Last: anything else under /api/ is a JSON 404 (api/errors.py).
-    re_path(r"^(?P<rest>.*)$", errors.unknown_api_path),
+    re_path(r"^(?P<rest>.*)$", errors.unknown_api_path, name="unknown"),
 ]

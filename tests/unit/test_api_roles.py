@@ -39,8 +39,9 @@ OPERATIONS = {
     "affinity_rules_list": V, "affinity_rules_retrieve": V,
     "audit_entries_list": A, "audit_entries_retrieve": A,
 }
-# /api/ URLs that are not operations of the schema: the schema itself and the page over it.
-OUTSIDE_THE_SCHEMA = {"api:schema", "api:docs"}
+# /api/ URLs that are not operations of the schema: the schema itself, the page over it, and
+# the JSON 404 of every other URL.
+OUTSIDE_THE_SCHEMA = {"api:schema", "api:docs", "api:unknown"}
 PERSONAS = {"viewer": V, "operator": O, "administrator": A}
 
 
