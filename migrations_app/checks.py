@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import Sum
 
 from inventory.choices import CLOSED_HOST_STATES, PowerState
-from inventory.cpu_compat import HOST_CPU_MODES
+from inventory.cpu_compat import HOST_CPU_MODES, listed
 from inventory.models import Cluster, DatastoreMount, Host, NetworkAttachment, VirtualMachine
 
 from . import affinity_rules
@@ -77,7 +77,8 @@ def check_destination_open(destination: Host) -> CheckResult:
 def check_cpu_compatible(vm: VirtualMachine, source: Host, destination: Host) -> CheckResult:
     """From the inventory: the features the VM's CPU asks for (its model's, or its host's for a
     guest that takes its host's CPU) against those of the destination's CPU, as the last
-    syncs read them. The worker asks libvirt itself just before the move (`live_checks`)."""
+    syncs read them. The worker asks libvirt itself just before the move (`live_checks`),
+    and only libvirt refuses: a feature the host's CPU lacks may be one QEMU emulates."""
     if vm.cpu_mode in HOST_CPU_MODES:
         wanted, model = source.cpu_features, f"{source.name}'s CPU ({vm.cpu_mode})"
     elif not vm.cpu_model:
@@ -88,7 +89,14 @@ def check_cpu_compatible(vm: VirtualMachine, source: Host, destination: Host) ->
         unread = model if wanted is None else destination.name
         return warn("cpu_compatible", f"vmotion has not read the CPU features of {unread} yet: libvirt compares the CPUs just before the move starts.")
     missing = tuple(sorted(set(wanted) - set(destination.cpu_features)))
-    return rules.cpu_offered(destination.name, model, not missing, missing, "")
+    if not missing:
+        return rules.cpu_offered(destination.name, model, True, (), "")
+    # The host's CPU is not all the hypervisor can offer (QEMU emulates some features): only
+    # libvirt can refuse, and the worker asks it before anything moves.
+    return warn("cpu_compatible", (
+        f"{destination.name}'s CPU, as the inventory read it, lacks {listed(missing)}, which {model} uses; "
+        "libvirt compares the CPUs just before the move starts and refuses it then if the hypervisor cannot offer them."
+    ))
 
 
 def check_storage_shared(vm: VirtualMachine, destination: Host) -> CheckResult:
