@@ -42,10 +42,12 @@ def test_an_operator_migrates_a_vm_through_the_wizard_on_the_assistants_choice(
 
     page.fill("input[name=bandwidth_mib_s]", "20")  # slow enough to watch the copy
     page.click("text=Next: check and forecast")
-    # Confirm: the forecast from the guest measured just now, before anything is submitted.
+    # Confirm: the forecast from the inventory's measurement of the guest (an inventory worker
+    # measures it if none is recent), with its age, before anything is submitted.
     row = page.locator('[data-testid=forecast] tr[data-vm="lab-vm3"]')
     expect(row.get_by_test_id("predicted-total")).to_have_text(re.compile(r"about \d+ s"))
     expect(row.get_by_test_id("predicted-pause")).to_contain_text("ms")
+    expect(row.get_by_test_id("measured-ago")).to_have_text(re.compile(r"Measured \d+ (s|min) ago\."))
     page.click("button[name=submit]")
 
     expect(page.get_by_test_id("task-phase")).to_contain_text("Copying memory, pass", timeout=60_000)
