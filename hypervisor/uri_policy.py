@@ -84,6 +84,7 @@ def check(uri: str, policy: Policy) -> None:
     if parts.path != "/system":
         raise UriRefused(f"The path {parts.path or '(none)'!r} is not /system, the only libvirt daemon vmotion manages.")
     host = parts.hostname or ""
+    _check_names(host, parts.username)
     transport = transport or ("tls" if host else "unix")
     if transport in REMOTE_TRANSPORTS:
         if not host:
@@ -111,6 +112,15 @@ def refusal(uri: str, policy: Policy) -> str | None:
     except UriRefused as error:
         return str(error)
     return None
+
+
+def _check_names(host: str, user: str | None) -> None:
+    # ssh takes a host or user starting with "-" as an option (-oProxyCommand=...): only plain
+    # names and addresses pass, undecoded.
+    if host and not (_HOST_NAME.match(host) or _is_address(host)):
+        raise UriRefused(f"The host {host!r} is not a plain host name or address.")
+    if user is not None and not _USER_NAME.match(user):
+        raise UriRefused(f"The user {user!r} is not a plain user name (letters, digits, '.', '_' and '-', not first).")
 
 
 def _check_parameter(name: str, value: str, transport: str, policy: Policy) -> None:
@@ -163,6 +173,18 @@ def _parameters(query: str) -> list[tuple[str, str]]:
             name, _, value = part.partition("=")
             pairs.append((unquote(name), unquote(value)))
     return pairs
+
+
+_HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_.-]*[a-z0-9])?$")
+_USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_loopback(host: str) -> bool:

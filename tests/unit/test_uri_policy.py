@@ -19,6 +19,8 @@ LAB = Policy(local=True, directories=("/etc/pki", "/home/vmotion/.ssh", "/var/li
         "qemu+tls://kvm1.example/system?pkipath=/etc/pki/vmotion",
         "qemu://kvm1.example/system",  # TLS, libvirt's default for a URI that names a host
         "qemu+ssh://root:pw@kvm1.example/system?no_tty=1&mode=direct&proxy=native",
+        "qemu+ssh://vmotion-svc@[2001:db8::1]:22/system",
+        "qemu+tls://10.0.0.5/system",
     ],
 )
 def test_authenticated_transports_with_keys_in_configured_directories_are_accepted_everywhere(uri):
@@ -52,6 +54,10 @@ def test_authenticated_transports_with_keys_in_configured_directories_are_accept
         ("lxc+ssh://kvm1.example/system", "'lxc'"),
         ("qemu+ssh://kvm1.example/system#x", "fragment"),
         ("qemu+ssh://kvm1.example/system?keyfile=/etc/pki/k;command=/bin/sh", "command="),  # libvirt also splits on ;
+        ("qemu+ssh://-oProxyCommand=touch%20x/system", "not a plain host name"),  # ssh would read an option
+        ("qemu+ssh://-oProxyCommand=x@kvm1.example/system", "not a plain user name"),
+        ("qemu+ssh://ro%6Ft@kvm1.example/system", "not a plain user name"),
+        ("qemu+ssh://kvm1.exa%6Dple/system", "not a plain host name"),
     ],
 )
 def test_each_vector_is_refused_in_production_and_in_a_lab_naming_the_part(uri, named):
