@@ -16,6 +16,7 @@ from lab.config import migration_address
 from migrations_app import services
 from migrations_app.choices import TaskState
 from migrations_app.models import MigrationTask
+from tests.api import token_client
 from tests.lab.conftest import wait_for_state, where_runs
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
@@ -77,6 +78,29 @@ def test_when_available_a_move_to_a_host_without_certificates_goes_unencrypted_a
     assert task.encrypted is False
     messages = [event.message for event in task.events.all()]
     assert "The memory stream is not encrypted: lab-host3 has no migration certificates (cluster lab encrypts when available)." in messages
+    assert where_runs("lab-vm7") == ["lab-host3"]
+
+
+def test_a_new_cluster_encrypts_between_hosts_with_certificates_and_says_so_when_one_has_none(lab, workers, home_hosts, viewer):
+    fresh = Cluster.objects.create(name="fresh")  # the product's default, nothing set
+    Host.objects.filter(cluster__name="lab").update(cluster=fresh)
+    api = token_client(viewer)
+
+    encrypted = submit("lab-vm7", "lab-host2")
+    parameters = stream_parameters(lab, "lab-host1", "lab-vm7")
+    encrypted = wait_for_state(encrypted, [TaskState.SUCCEEDED, TaskState.FAILED], timeout=180)
+    plain = submit("lab-vm7", "lab-host3")
+    plain_parameters = stream_parameters(lab, "lab-host2", "lab-vm7")
+    plain = wait_for_state(plain, [TaskState.SUCCEEDED, TaskState.FAILED], timeout=180)
+
+    assert fresh.migration_encryption == MigrationEncryption.AVAILABLE
+    assert (encrypted.state, plain.state) == (TaskState.SUCCEEDED, TaskState.SUCCEEDED), (encrypted.error, plain.error)
+    assert parameters["tls-creds"] and plain_parameters["tls-creds"] == "", (parameters, plain_parameters)
+    assert "The memory stream is encrypted with TLS (cluster fresh: when available)." in [event.message for event in encrypted.events.all()]
+    assert "The memory stream is not encrypted: lab-host3 has no migration certificates (cluster fresh encrypts when available)." in [
+        event.message for event in plain.events.all()
+    ]
+    assert [api.get(f"/api/v1/tasks/{task.pk}/").json()["encrypted"] for task in (encrypted, plain)] == [True, False]
     assert where_runs("lab-vm7") == ["lab-host3"]
 
 
