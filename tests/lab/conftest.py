@@ -11,6 +11,7 @@ import time
 
 import django_rq
 import pytest
+from rq import Worker
 
 from devsupport.register import register_lab
 from inventory.models import Host
@@ -62,6 +63,11 @@ def workers(lab_inventory):
     for name in ("high", "default", "low", "inventory"):
         django_rq.get_queue(name).empty()
     started = [processes.start_worker(i) for i in range(3)] + [processes.start_inventory_worker(), processes.start_scheduler()]
+    # Forecasts ask the inventory worker to measure guests the inventory has not measured yet:
+    # as in a deployment, it serves its queue before anyone asks.
+    inventory, deadline = django_rq.get_queue("inventory"), time.monotonic() + 60
+    while not Worker.all(queue=inventory) and time.monotonic() < deadline:
+        time.sleep(0.2)
     yield started
     for process in started:
         processes.stop(process)
