@@ -11,7 +11,7 @@ stops the evacuation with that reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from django.db import transaction
@@ -100,7 +100,7 @@ def enter(host: Host, *, requested_by=None, options: MigrationOptions | None = N
         batch = MigrationBatch.objects.create(requested_by=requested_by, reason=options.reason)
         evacuation = Evacuation.objects.create(
             host=host, batch=batch, requested_by=requested_by, predicted_total_ms=predicted_total_ms,
-            message=f"Moving the VMs off {host.name}.",
+            message=f"Moving the VMs off {host.name}.", options=asdict(options),
         )
         placed = plan(host, measure=False).placed
         planned = planned_of([(item.vm, item.destination) for item in placed])
@@ -163,8 +163,10 @@ def settle(evacuation: Evacuation, *, options: MigrationOptions | None = None) -
 
 def _options_of(evacuation: Evacuation) -> MigrationOptions:
     """The options the evacuation was entered with (priority, max downtime, bandwidth,
-    convergence, reason), as its first move recorded them: every move of it, retries
-    included, is submitted with the same ones."""
+    convergence, reason): every move of it, retries included, is submitted with the same
+    ones. An evacuation entered before they were stored takes them from its first move."""
+    if evacuation.options:
+        return MigrationOptions(**evacuation.options)
     first = evacuation.batch.tasks.order_by("created_at", "pk").first()
     if first is not None:
         return first.options()

@@ -73,6 +73,9 @@ class Evacuation(models.Model):
     message = models.TextField(blank=True, help_text="Where it stands, for an operator")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     predicted_total_ms = models.PositiveIntegerField(null=True, blank=True, help_text="The plan's forecast for every move under the limits")
+    # The migration options it was entered with (MigrationOptions' fields): every move of it,
+    # retries included, is submitted with them, even when no move could be created at entry.
+    options = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -233,3 +233,15 @@ def test_the_cli_refuses_an_operator_and_an_unknown_host(hosts, operator):
     with pytest.raises(CommandError, match="No host named 'kvm9'"):
         call_command("vmotion", "maintenance", "plan", "kvm9", stdout=StringIO())
     assert not Evacuation.objects.exists()
+
+
+def test_a_vm_found_on_the_host_after_entry_moves_with_the_evacuations_options(hosts, no_libvirt_sync):
+    kvm1 = hosts[0]
+    evacuation = maintenance.enter(kvm1, options=EVACUATION_OPTIONS)
+    assert not evacuation.batch.tasks.exists()
+    # Started behind vmotion's back (virsh start on the host) before the evacuation ended.
+    VirtualMachineFactory(name="late", host=kvm1)
+
+    maintenance.settle(Evacuation.objects.get(pk=evacuation.pk))
+
+    assert evacuation.batch.tasks.get().options() == EVACUATION_OPTIONS
