@@ -79,8 +79,7 @@ def plain_static_storage(settings):
 @pytest.fixture(autouse=True)
 def api_throttle_out_of_the_way(settings):
     """The suite calls the API far faster than any script (Schemathesis, for one): rates no
-    test reaches, and no count carried from one test to the next (test_api_throttling sets
-    its own)."""
+    test reaches (test_api_throttling sets its own and clears the counts)."""
     settings.API_THROTTLE_RATES = {"user": "100000/minute", "anon": "100000/minute"}
     cache.clear()
 

@@ -300,6 +300,18 @@ REST_FRAMEWORK = {
 }
 # Requests each signed-in user, and each address without signing in, may make to the API
 # (a number per second, minute, hour or day); more are answered 429 with Retry-After.
+# Throttle counts live in Redis (which the queue needs anyway), so that every web server
+# process counts the same requests; a short timeout keeps a Redis outage from stalling the API.
+API_THROTTLE_CACHE = "api-throttle"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    API_THROTTLE_CACHE: {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "vmotion-api-throttle",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    },
+}
 API_THROTTLE_RATES = {
     "user": os.environ.get("API_THROTTLE_USER", "1200/minute"),
     "anon": os.environ.get("API_THROTTLE_ANON", "60/minute"),
