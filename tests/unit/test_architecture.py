@@ -74,6 +74,22 @@ def test_the_product_never_imports_the_lab_the_tests_or_the_benchmark(graph):
     assert reaching == set()
 
 
+def test_core_imports_no_app(graph):
+    # The apps build on core and register with it (periodic work: core.scheduler); core never
+    # reaches up into them.
+    apps = {"inventory", "migrations_app", "api", "hypervisor"}
+    core_modules = {module for module in graph.modules if module.split(".")[0] == "core"}
+    reaching = {
+        (importer, imported)
+        for importer in core_modules
+        for imported in graph.find_modules_directly_imported_by(importer)
+        if imported.split(".")[0] in apps
+    }
+
+    assert "core.management.commands.scheduler" in core_modules
+    assert reaching == set()
+
+
 def test_the_engine_knows_nothing_of_the_queue(graph):
     imported = {module.split(".")[0] for module in graph.find_upstream_modules("migrations_app.engine")}
 
