@@ -39,7 +39,7 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 DATABASE = "vmotion_bench_inventory"
 REDIS_URL = "redis://127.0.0.1:6379/11"
 INTERVAL_S = 30  # the default INVENTORY_SYNC_INTERVAL
-WORKER_CLASS = "inventory.worker.InventoryWorker"  # the README's inventory workers
+WORKER_CLASS = "inventory.worker.InventoryWorker"  # the inventory workers of docs/operations/compose.md
 TICKS = os.sysconf("SC_CLK_TCK")
 
 

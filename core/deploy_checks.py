@@ -11,6 +11,6 @@ def metrics_closed(app_configs, **kwargs) -> list[Warning]:
         return []
     return [Warning(
         "/metrics is open to anyone who reaches the web server: it names every host and every VM on the move.",
-        hint="Set METRICS_TOKEN and give it to Prometheus (README, Metrics); METRICS_PUBLIC=1 opens /metrics on purpose.",
+        hint="Set METRICS_TOKEN and give it to Prometheus (docs/reference/metrics.md); METRICS_PUBLIC=1 opens /metrics on purpose.",
         id="vmotion.W001",
     )]

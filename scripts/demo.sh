@@ -17,7 +17,7 @@ export HTTPS=0
 export DATABASE_URL="${DATABASE_URL:-sqlite:///$PWD/$state/vmotion.sqlite3}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 # The lab's hosts are libvirt daemons on this machine, reached over unix sockets in its
-# directory: a lab install (README, "Which host URIs are accepted").
+# directory: a lab install (docs/operations/hosts.md, "Which host URIs are accepted").
 export LIBVIRT_LOCAL_INSTALL=1
 # The metric files of every process below, for one scrape of /metrics to add up: emptied
 # here, when the whole demo starts, and never by one process.
@@ -56,8 +56,8 @@ for i in $(seq "${VMOTION_WORKERS:-4}"); do
     pids+=($!)
 done
 # Inventory syncs have workers of their own, so they never wait behind migrations; one
-# reads the lab's three hosts many times over within the interval (README: "Size the
-# inventory workers").
+# reads the lab's three hosts many times over within the interval (docs/operations/compose.md:
+# "Size the inventory workers").
 for i in $(seq "${VMOTION_INVENTORY_WORKERS:-1}"); do
     .venv/bin/python manage.py rqworker inventory --worker-class inventory.worker.InventoryWorker >"$state/inventory-worker$i.log" 2>&1 &
     pids+=($!)
@@ -76,7 +76,7 @@ cat <<EOT
 vmotion is running: http://127.0.0.1:8000/
   sign in as  admin  /  $(cat "$password_file")
   logs in $state/ (web.log, worker*.log, scheduler.log)
-  metrics:    http://127.0.0.1:8000/metrics (README, "Metrics")
+  metrics:    http://127.0.0.1:8000/metrics (docs/reference/metrics.md)
   in another shell:  source $state/env
                      .venv/bin/python manage.py vmotion migrate lab-vm1 --to lab-host2 --wait --json
                      .venv/bin/python manage.py lab status

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Walks a running `make demo` the way an operator would, in Chromium, and saves the main
-pages to docs/ for the README:
+pages to docs/ for the README and the guides:
 
 - the dashboard;
 - the wizard's destination step, with one host put in maintenance (through the admin site)

@@ -15,7 +15,7 @@ export HTTPS=0
 export VMOTION_LAB_DIR="${VMOTION_TEST_LAB_DIR:-/var/lib/vmotion-lab-test}"
 export VMOTION_LAB_NETNS="${VMOTION_TEST_LAB_NETNS:-vmotion-test}"
 # The lab's hosts are libvirt daemons on this machine, reached over unix sockets in its
-# directory: a lab install (README, "Which host URIs are accepted").
+# directory: a lab install (docs/operations/hosts.md, "Which host URIs are accepted").
 export LIBVIRT_LOCAL_INSTALL=1
 
 exec .venv/bin/pytest "$@"

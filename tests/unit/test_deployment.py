@@ -22,7 +22,7 @@ NEVER_SHIPPED = {"lab", "devsupport", "tests", "bench"}
 # What the image runs: the packages, manage.py, the pages and their assets, and what pip needs.
 IMAGE_NEEDS = PRODUCT_PACKAGES | {"manage.py", "templates", "static", "pyproject.toml", "README.md"}
 VMOTION_SERVICES = {"web", "worker", "inventory-worker", "scheduler"}
-IMAGE_UID = 10001  # the image's user: README tells operators to give it the mounted keys
+IMAGE_UID = 10001  # the image's user: docs/operations/compose.md tells operators to give it the mounted keys
 
 
 def test_docker_compose_config_accepts_the_file():
