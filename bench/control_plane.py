@@ -103,7 +103,7 @@ class Workers:
         self.code = code_fingerprint()
         self.code_history.append({"at": datetime.now(UTC).isoformat(timespec="seconds"), "code": self.code, "git": git_revision()})
         generation = len(self.code_history)
-        worker = ["rqworker", *QUEUES, "--worker-class", "migrations_app.worker.VmotionWorker"]
+        worker = ["rqworker", *QUEUES, "--worker-class", "migrations_app.engine.worker.VmotionWorker"]
         self.processes = [
             self._start("rqworker", worker, self.log_dir / f"worker-{generation}.log"),
             self._start("scheduler", ["scheduler"], self.log_dir / f"scheduler-{generation}.log"),

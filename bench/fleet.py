@@ -33,7 +33,7 @@ def start_control_plane(env: dict, lab_dir: Path, workers: int, name: str) -> li
     """`workers` migration workers and the scheduler, logs in <lab dir>/bench-logs/."""
     logs = lab_dir / "bench-logs"
     logs.mkdir(exist_ok=True)
-    worker = ["rqworker", *control_plane.QUEUES, "--worker-class", "migrations_app.worker.VmotionWorker"]
+    worker = ["rqworker", *control_plane.QUEUES, "--worker-class", "migrations_app.engine.worker.VmotionWorker"]
     started = [start_in_session(control_plane.manage_command(*worker), cwd=ROOT, env=env, log_path=logs / f"{name}-worker-{i}.log") for i in range(workers)]
     return started + [start_in_session(control_plane.manage_command("scheduler"), cwd=ROOT, env=env, log_path=logs / f"{name}-scheduler.log")]
 

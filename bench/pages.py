@@ -147,7 +147,7 @@ def main(argv: list[str]) -> int:
     print(f"  filled in {time.monotonic() - begin:.0f} s", flush=True)
 
     from inventory.models import Host, VirtualMachine
-    from migrations_app import assistant
+    from migrations_app.placement import store as assistant
     from migrations_app.models import MigrationTask
 
     admin = User.objects.create_superuser("admin", "", "bench-password")
@@ -206,7 +206,8 @@ def measure_cluster_work(host) -> list[bool]:
     64-host cluster of 1,000 VMs with their CPU demand; 20 anti-affinity rules in each.
     Returns whether each met its target."""
     from inventory.models import Cluster, Host, VirtualMachine
-    from migrations_app import balance, maintenance
+    from migrations_app.automation import balancing as balance
+    from migrations_app.automation import maintenance
 
     rng = random.Random(11)
     others = VirtualMachine.objects.exclude(host=host).order_by("pk").values_list("pk", flat=True)[: 200 - host.vms.count()]

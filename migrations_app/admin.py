@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import MigrationLimits, MigrationTask, ProgressSample, TaskEvent
+from migrations_app.models import MigrationLimits, MigrationTask, ProgressSample, TaskEvent
 
 
 class TaskEventInline(admin.TabularInline):

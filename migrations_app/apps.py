@@ -8,19 +8,19 @@ class MigrationsAppConfig(AppConfig):
     def ready(self):
         from core.scheduler import register_periodic
 
-        from . import audit  # noqa: F401  registers the models with django-auditlog
-        from . import metrics  # noqa: F401  records each task's end
+        from migrations_app.audit import registry as audit  # noqa: F401  registers the models with django-auditlog
+        from migrations_app.metrics import recording as metrics  # noqa: F401  records each task's end
 
         # The scheduler process runs these.
 
         # In this process, not a queue: when every worker is busy migrating, waiting tasks
         # must still get the slots that free up.
-        register_periodic("migration housekeeping", "MIGRATION_HOUSEKEEPING_INTERVAL_SECONDS", "migrations_app.jobs.housekeeping_job")
+        register_periodic("migration housekeeping", "MIGRATION_HOUSEKEEPING_INTERVAL_SECONDS", "migrations_app.engine.jobs.housekeeping_job")
         # Retries, stops, or closes each host whose VMs are moving off it for maintenance.
-        register_periodic("evacuations", "EVACUATION_INTERVAL_SECONDS", "migrations_app.evacuation.advance_all")
+        register_periodic("evacuations", "EVACUATION_INTERVAL_SECONDS", "migrations_app.automation.evacuation.advance_all")
         # Due schedules fire here, once however many schedulers run; windows close here.
-        register_periodic("schedules", "SCHEDULE_INTERVAL_SECONDS", "migrations_app.schedules.tick")
+        register_periodic("schedules", "SCHEDULE_INTERVAL_SECONDS", "migrations_app.automation.schedules.tick")
         # Clusters in automatic balancing; each policy says how often it acts.
-        register_periodic("balancing", "BALANCING_INTERVAL_SECONDS", "migrations_app.balance.automatic_rounds")
+        register_periodic("balancing", "BALANCING_INTERVAL_SECONDS", "migrations_app.automation.balancing.automatic_rounds")
         # Health rules mark failing hosts degraded; each cluster's policy says whether they are evacuated.
-        register_periodic("host health", "HEALTH_INTERVAL_SECONDS", "migrations_app.proactive.tick")
+        register_periodic("host health", "HEALTH_INTERVAL_SECONDS", "migrations_app.automation.proactive.tick")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from .check_report import CheckReport
+from migrations_app.checks.report import CheckReport
 
 
 class MigrationRequestError(Exception):

@@ -11,16 +11,16 @@ from django.utils import timezone
 from hypervisor.job import JobSample
 from inventory.models import Cluster, Host, VirtualMachine
 
-from .choices import (
+from migrations_app.choices import (
     ACTIVE_STATES, AutomationLevel, ALLOWED_TRANSITIONS, FINAL_STATES, EndReason, EvacuationState, EventKind, Priority, ProactiveLevel,
     RecurrenceKind, RuleKind, RuleStrength, ScheduleAction, ScheduleRunState, TaskState,
 )
-from .health_rules import HealthThresholds
-from .options import DEFAULT_MAX_DOWNTIME_MS, MigrationOptions
-from .policy import ConvergenceInputs
-from .progress import SampleFigures
-from .recurrence import Recurrence
-from .signals import task_ended
+from migrations_app.automation.health_rules import HealthThresholds
+from migrations_app.options import DEFAULT_MAX_DOWNTIME_MS, MigrationOptions
+from migrations_app.convergence.policy import ConvergenceInputs
+from migrations_app.convergence.progress import SampleFigures
+from migrations_app.automation.recurrence import Recurrence
+from migrations_app.signals import task_ended
 
 
 class InvalidTransition(Exception):

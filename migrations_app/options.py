@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .choices import Priority
-from .errors import MigrationRequestError
-from .policy import MIB, ConvergenceInputs
+from migrations_app.choices import Priority
+from migrations_app.errors import MigrationRequestError
+from migrations_app.convergence.policy import MIB, ConvergenceInputs
 
 DEFAULT_MAX_DOWNTIME_MS = 300  # libvirt's own default
 MAX_DOWNTIME_RANGE_MS = (1, 60_000)

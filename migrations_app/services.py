@@ -13,14 +13,14 @@ from django.db import IntegrityError, transaction
 from core.roles import Role, has_role
 from inventory.models import Host, VirtualMachine
 
-from . import enqueue
-from .check_report import CheckReport
-from .checks import preflight
-from .choices import ACTIVE_STATES, EndReason, EventKind, Priority, TaskState
-from .errors import ActiveMigrationExists, MigrationRequestError, StateConflict
-from .forecast import MoveForecast, forecast_moves
-from .models import InvalidTransition, MigrationBatch, MigrationTask
-from .options import MigrationOptions
+from migrations_app.engine import enqueue
+from migrations_app.checks.report import CheckReport
+from migrations_app.checks.store import preflight
+from migrations_app.choices import ACTIVE_STATES, EndReason, EventKind, Priority, TaskState
+from migrations_app.errors import ActiveMigrationExists, MigrationRequestError, StateConflict
+from migrations_app.forecast.store import MoveForecast, forecast_moves
+from migrations_app.models import InvalidTransition, MigrationBatch, MigrationTask
+from migrations_app.options import MigrationOptions
 
 __all__ = [
     "ActiveMigrationExists", "BatchRefused", "MigrationOptions", "MigrationPreview", "MigrationRequestError", "Refusal", "cancel_task",

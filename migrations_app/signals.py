@@ -1,5 +1,5 @@
 """What happens to migration tasks, for code that follows it without the engine knowing
-(the metrics, migrations_app/metrics.py)."""
+(the metrics, migrations_app/metrics/recording.py)."""
 
 from django.dispatch import Signal
 

@@ -1,6 +1,12 @@
 from django.urls import path
 
-from . import balance_views, health_views, maintenance_views, metrics_views, rule_views, schedule_views, views
+from migrations_app.web import balance_views
+from migrations_app.web import health_views
+from migrations_app.web import maintenance_views
+from migrations_app.metrics import views as metrics_views
+from migrations_app.web import rule_views
+from migrations_app.web import schedule_views
+from migrations_app.web import task_views as views
 
 urlpatterns = [
     path("tasks/", views.task_list, name="task-list"),

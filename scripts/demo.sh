@@ -52,7 +52,7 @@ password_file="$state/admin-password"
 
 # One worker per concurrent migration: a worker follows its migration to the end.
 for i in $(seq "${VMOTION_WORKERS:-4}"); do
-    .venv/bin/python manage.py rqworker high default low --worker-class migrations_app.worker.VmotionWorker >"$state/worker$i.log" 2>&1 &
+    .venv/bin/python manage.py rqworker high default low --worker-class migrations_app.engine.worker.VmotionWorker >"$state/worker$i.log" 2>&1 &
     pids+=($!)
 done
 # Inventory syncs have workers of their own, so they never wait behind migrations; one

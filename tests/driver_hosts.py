@@ -15,7 +15,7 @@ from rq import Queue, SimpleWorker
 from hypervisor import connection
 from inventory import enqueue
 
-from migrations_app.check_rules import ok
+from migrations_app.checks.rules import ok
 from tests.factories import HostFactory
 
 TEST_GUEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the guest libvirt's test driver defines
@@ -24,14 +24,14 @@ TEST_GUEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the guest libvirt's 
 @pytest.fixture
 def cpus_compatible(monkeypatch):
     compatible = lambda vm, source, destination: ok("cpu_compatible", "compatible")  # noqa: E731
-    monkeypatch.setattr("migrations_app.checks.check_cpu_compatible", compatible)
-    monkeypatch.setattr("migrations_app.live_checks.check_cpu_compatible", compatible)
+    monkeypatch.setattr("migrations_app.checks.store.check_cpu_compatible", compatible)
+    monkeypatch.setattr("migrations_app.checks.live.check_cpu_compatible", compatible)
 
 
 @pytest.fixture
 def no_libvirt_sync(monkeypatch):
     """The inventory stays as each test sets it."""
-    monkeypatch.setattr("migrations_app.evacuation.sync.sync_host", lambda host: None)
+    monkeypatch.setattr("migrations_app.automation.evacuation.sync.sync_host", lambda host: None)
 
 
 def driver_host(name: str, **fields):

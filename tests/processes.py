@@ -31,7 +31,7 @@ def start_manage(*args: str, log_name: str, **extra_env: str) -> subprocess.Pope
 
 def start_worker(index: int = 0, **extra_env: str) -> subprocess.Popen:
     return start_manage(
-        "rqworker", "high", "default", "low", "--worker-class", "migrations_app.worker.VmotionWorker",
+        "rqworker", "high", "default", "low", "--worker-class", "migrations_app.engine.worker.VmotionWorker",
         log_name=f"worker{index}", **extra_env,
     )
 

@@ -46,7 +46,7 @@ def a_series_of_every_metric() -> None:
     migration with a progress sample and a slot, a synced host, and one succeeded end."""
     from django.utils import timezone
 
-    from migrations_app import metrics
+    from migrations_app.metrics import recording as metrics
     from migrations_app.choices import EndReason, TaskState
     from migrations_app.models import MigrationTask, ProgressSample
     from tests.factories import HostFactory, VirtualMachineFactory

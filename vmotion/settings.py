@@ -336,7 +336,7 @@ SPECTACULAR_SETTINGS = {
         "PowerStateEnum": "inventory.choices.PowerState",
         "DatastoreKindEnum": "inventory.choices.DatastoreKind",
         "ClusterCpuModeEnum": "inventory.choices.ClusterCpuMode",
-        "CheckStatusEnum": "migrations_app.check_report.CheckStatus",
+        "CheckStatusEnum": "migrations_app.checks.report.CheckStatus",
         "PriorityEnum": "api.fields.PRIORITY_NAMES",
         "AuditActionEnum": "api.fields.AUDIT_ACTIONS",
     },

@@ -2,12 +2,12 @@
 
 from rest_framework import serializers
 
-from migrations_app.check_report import CheckReport, CheckStatus
+from migrations_app.checks.report import CheckReport, CheckStatus
 
 
 class CheckSerializer(serializers.Serializer):
     name = serializers.CharField(help_text="The check, e.g. memory_free")
-    status = serializers.ChoiceField(choices=CheckStatus.choices)
+    status = serializers.ChoiceField(choices=[(status.value, status.label) for status in CheckStatus])
     message = serializers.CharField(help_text="What it found, in a sentence an operator can act on")
 
 

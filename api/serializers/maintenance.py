@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from migrations_app.maintenance import PlannedEvacuation
+from migrations_app.automation.maintenance import PlannedEvacuation
 from inventory.choices import HostState
 from migrations_app.models import Evacuation
 

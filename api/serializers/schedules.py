@@ -12,8 +12,8 @@ from core.time_zones import time_zone_of
 from migrations_app.choices import Priority
 from migrations_app.models import Schedule, ScheduleRun
 from migrations_app.options import BANDWIDTH_RANGE_MIB_S, DEFAULT_MAX_DOWNTIME_MS, MAX_DOWNTIME_RANGE_MS
-from migrations_app.recurrence import RecurrenceError, zone
-from migrations_app.wizard import MAX_BATCH
+from migrations_app.automation.recurrence import RecurrenceError, zone
+from migrations_app.web.wizard import MAX_BATCH
 
 from ..fields import PriorityField
 from .strict import StrictJsonTypes

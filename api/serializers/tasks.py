@@ -8,7 +8,7 @@ from inventory.models import Host, VirtualMachine
 from migrations_app.choices import Priority
 from migrations_app.models import MigrationTask, ProgressSample, TaskEvent
 from migrations_app.options import BANDWIDTH_RANGE_MIB_S, DEFAULT_MAX_DOWNTIME_MS, MAX_DOWNTIME_RANGE_MS, MigrationOptions
-from migrations_app.progress import progress_of
+from migrations_app.convergence.progress import progress_of
 
 from ..fields import PriorityField
 from .errors import CheckSerializer

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from core.roles import Role
 from inventory.models import Host
-from migrations_app import maintenance
+from migrations_app.automation import maintenance
 from migrations_app.models import Evacuation
 from migrations_app.options import MigrationOptions
 

@@ -10,7 +10,8 @@ from rest_framework.response import Response
 
 from core.roles import Role
 from inventory.models import Cluster, Datastore, Network, VirtualMachine
-from migrations_app import assistant, balance
+from migrations_app.placement import store as assistant
+from migrations_app.automation import balancing as balance
 
 from .. import filtersets
 from ..serializers.balance import BalanceAppliedSerializer

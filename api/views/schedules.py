@@ -1,5 +1,5 @@
 """Schedules: read (Viewer); created, edited, enabled, disabled and deleted (Operator, and an
-evacuation schedule needs an Administrator), through `migrations_app.schedules` as the pages
+evacuation schedule needs an Administrator), through `migrations_app.automation.schedules` as the pages
 and the CLI."""
 
 from django.urls import reverse
@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.roles import Role
-from migrations_app import schedules
+from migrations_app.automation import schedules
 from migrations_app.models import Schedule
 
 from .. import filtersets

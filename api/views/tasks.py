@@ -11,7 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.roles import Role
-from migrations_app import queries, services
+from migrations_app import services
+from migrations_app.web import queries
 from migrations_app.models import MigrationTask, ProgressSample
 
 from .. import filtersets

@@ -3,7 +3,7 @@ about a degraded host, so that the inventory needs no import of migrations."""
 
 from django import template
 
-from migrations_app import proactive
+from migrations_app.automation import proactive
 
 register = template.Library()
 

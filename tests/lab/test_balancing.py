@@ -11,7 +11,9 @@ import pytest
 
 from inventory import sync
 from inventory.models import Host, VirtualMachine
-from migrations_app import affinity_rules, balance, maintenance
+from migrations_app.affinity import store as affinity_rules
+from migrations_app.automation import balancing as balance
+from migrations_app.automation import maintenance
 from migrations_app.choices import ACTIVE_STATES, AutomationLevel, EvacuationState, RuleKind, RuleStrength, TaskState
 from migrations_app.models import BalancingPolicy, MigrationTask
 from migrations_app.options import MigrationOptions

@@ -8,7 +8,7 @@ import pytest
 from inventory.choices import HostState
 from inventory.models import Host
 from lab.commands import domain_names
-from migrations_app import maintenance
+from migrations_app.automation import maintenance
 from migrations_app.choices import ACTIVE_STATES, EvacuationState
 from migrations_app.models import Evacuation
 

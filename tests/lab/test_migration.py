@@ -20,9 +20,11 @@ from hypervisor.guest import Guest
 from hypervisor.migration import MigrationRequest, MigrationRun
 from inventory import sync
 from inventory.models import Host, VirtualMachine
-from migrations_app import assistant, engine, services
+from migrations_app import services
+from migrations_app.placement import store as assistant
+from migrations_app.engine import run as engine
 from migrations_app.choices import Priority, TaskState
-from migrations_app.history import first_pass_hints
+from migrations_app.forecast.history import first_pass_hints
 from migrations_app.models import MigrationLimits, MigrationTask
 from migrations_app.options import MigrationOptions
 from lab import control as lab_control

@@ -9,7 +9,7 @@ import pytest
 from inventory import degradation
 from inventory.choices import HostState
 from inventory.models import Host
-from migrations_app import maintenance
+from migrations_app.automation import maintenance
 from migrations_app.choices import EvacuationState, ProactiveLevel
 from migrations_app.models import Evacuation, ProactivePolicy
 

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from inventory.models import Host, VirtualMachine
-from migrations_app import schedules
+from migrations_app.automation import schedules
 from migrations_app.choices import ScheduleRunState, TaskState
 from migrations_app.models import MigrationTask, Schedule, ScheduleRun
 from tests import processes

@@ -2,7 +2,7 @@
 
 import pytest
 
-from migrations_app.affinity import RuleFacts, breaches, contradictions, violations
+from migrations_app.affinity.rules import RuleFacts, breaches, contradictions, violations
 from migrations_app.choices import RuleKind
 
 WEB1, WEB2, WEB3, DB = (1, "web1"), (2, "web2"), (3, "web3"), (4, "db")

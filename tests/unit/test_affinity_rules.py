@@ -12,7 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inventory.models import Host, VirtualMachine
-from migrations_app import affinity_rules, assistant, maintenance
+from migrations_app.affinity import store as affinity_rules
+from migrations_app.placement import store as assistant
+from migrations_app.automation import maintenance
 from migrations_app.choices import RuleKind, RuleStrength
 from migrations_app.errors import MigrationRequestError
 from migrations_app.models import AffinityRule, MigrationTask
@@ -68,7 +70,7 @@ def test_the_assistant_blocks_the_hosts_a_must_rule_forbids_and_names_the_rule(p
 
 
 def test_maintenance_sends_vms_kept_together_to_one_host_and_vms_kept_apart_to_different_ones(prod, hosts, monkeypatch):
-    monkeypatch.setattr("migrations_app.evacuation.sync.sync_host", lambda host: None)
+    monkeypatch.setattr("migrations_app.automation.evacuation.sync.sync_host", lambda host: None)
     kvm1 = hosts[0]
     vm = {name: VirtualMachineFactory(name=name, host=kvm1) for name in ("app", "db", "web1", "web2")}
     rule(prod, "app-db", RuleKind.TOGETHER, vm["app"], vm["db"])

@@ -1,4 +1,4 @@
-"""Schedules through the API, validated by `migrations_app.schedules` as on the pages: times
+"""Schedules through the API, validated by `migrations_app.automation.schedules` as on the pages: times
 read in the schedule's time zone (the user's by default), bad input refused with nothing
 saved, an evacuation schedule only for an Administrator; edit, enable, disable, delete."""
 

@@ -91,17 +91,17 @@ def test_core_imports_no_app(graph):
 
 
 def test_the_engine_knows_nothing_of_the_queue(graph):
-    imported = {module.split(".")[0] for module in graph.find_upstream_modules("migrations_app.engine")}
+    imported = {module.split(".")[0] for module in graph.find_upstream_modules("migrations_app.engine.run")}
 
     assert not {"rq", "django_rq"} & imported
-    assert "migrations_app.jobs" not in graph.find_upstream_modules("migrations_app.engine")
+    assert "migrations_app.engine.jobs" not in graph.find_upstream_modules("migrations_app.engine.run")
 
 
 def test_only_the_metrics_modules_import_prometheus_client_and_the_engine_knows_nothing_of_them(graph):
     importers = graph.find_modules_that_directly_import("prometheus_client") & product_modules(graph)
 
-    assert importers == {"core.metric_files", "migrations_app.metrics", "migrations_app.metrics_collector", "migrations_app.metrics_views"}
-    upstream = graph.find_upstream_modules("migrations_app.engine")
+    assert importers == {"core.metric_files", "migrations_app.metrics.recording", "migrations_app.metrics.collector", "migrations_app.metrics.views"}
+    upstream = graph.find_upstream_modules("migrations_app.engine.run")
     assert "prometheus_client" not in upstream and not {module for module in upstream if "metric" in module}
 
 
@@ -134,5 +134,5 @@ def test_no_module_serving_the_web_reaches_the_hypervisors_connection_code(graph
         if graph.chain_exists(importer=module, imported="hypervisor.connection")
     }
 
-    assert {"inventory.views", "migrations_app.wizard", "api.views.tasks", "vmotion.urls", "vmotion.wsgi"} <= web_modules(graph)
+    assert {"inventory.views", "migrations_app.web.wizard", "api.views.tasks", "vmotion.urls", "vmotion.wsgi"} <= web_modules(graph)
     assert reaching == {}

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from inventory.choices import ClusterCpuMode, HostState
 from inventory.models import Datastore, DatastoreMount, Network, NetworkAttachment, VirtualDisk, VirtualNic
-from migrations_app import assistant
+from migrations_app.placement import store as assistant
 from migrations_app.errors import MigrationRequestError
 from migrations_app.models import MigrationTask
 from migrations_app.options import MigrationOptions

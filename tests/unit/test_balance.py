@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inventory.models import VirtualMachine
-from migrations_app import balance
+from migrations_app.automation import balancing as balance
 from migrations_app.choices import AutomationLevel, TaskState
 from migrations_app.models import BalancingPolicy, MigrationTask
 from tests.api import token_client

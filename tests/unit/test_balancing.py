@@ -5,9 +5,9 @@ from dataclasses import replace
 
 import pytest
 
-from migrations_app.balancing import BalanceSettings, HostSupply, VmDemand, recommend, spread
-from migrations_app.check_rules import ok
-from migrations_app.placement import GIB, HostFacts, VmFacts
+from migrations_app.automation.balancing_rules import BalanceSettings, HostSupply, VmDemand, recommend, spread
+from migrations_app.checks.rules import ok
+from migrations_app.placement.rules import GIB, HostFacts, VmFacts
 
 HOST = HostFacts(
     id=0, name="", reachable=True, last_error="", in_maintenance=False, state_label="Connected", cluster_id=1,
@@ -94,7 +94,7 @@ def test_out_of_range_settings_are_refused():
 
 @pytest.mark.parametrize("must", [True, False])
 def test_balancing_breaks_no_affinity_rule_must_or_should(must):
-    from migrations_app.affinity import RuleFacts
+    from migrations_app.affinity.rules import RuleFacts
     from migrations_app.choices import RuleKind
 
     # vm1 and vm2 load kvm1; vm3, kept apart from both, idles on kvm2: moving either there
@@ -111,7 +111,7 @@ def test_balancing_breaks_no_affinity_rule_must_or_should(must):
 def test_the_spread_after_a_move_worked_out_from_two_hosts_equals_the_spread_recomputed_from_all():
     from statistics import pstdev
 
-    from migrations_app.balancing import _Shares
+    from migrations_app.automation.balancing_rules import _Shares
 
     hosts = [host(1), host(2), host(3, memory_total_bytes=32 * GIB)]
     hosts[2] = HostSupply(hosts[2].facts, cpu_cores=4, memory_total_bytes=32 * GIB)

@@ -8,7 +8,7 @@ import pytest
 from auditlog.models import LogEntry
 from django.core.management import CommandError, call_command
 
-from migrations_app.bandwidth import Claim, Share, ShareKeeper, share_for, water_fill
+from migrations_app.engine.bandwidth import Claim, Share, ShareKeeper, share_for, water_fill
 from migrations_app.choices import Priority, TaskState
 from migrations_app.models import MigrationTask
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory

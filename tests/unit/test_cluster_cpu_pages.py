@@ -19,7 +19,7 @@ from hypervisor.cpu import describe_model
 from inventory import sync
 from inventory.choices import ClusterCpuMode, HostState
 from inventory.models import Cluster, Host, VirtualMachine
-from migrations_app.check_rules import cpu_offered
+from migrations_app.checks.rules import cpu_offered
 from tests.driver_hosts import inventory_worker, libvirt_allowed, libvirt_forbidden, no_inventory_worker  # noqa: F401  fixtures
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 

@@ -10,9 +10,11 @@ from django.utils import timezone
 
 from hypervisor.states import DomainState
 from inventory.models import VirtualDisk
-from migrations_app import checks, engine, recovery
+from migrations_app.checks import store as checks
+from migrations_app.engine import run as engine
+from migrations_app.engine import recovery
 from migrations_app.choices import TaskState
-from migrations_app.conclusion import conclude
+from migrations_app.engine.conclusion import conclude
 from migrations_app.models import InvalidTransition, MigrationTask
 from tests.factories import HostFactory, VirtualMachineFactory
 

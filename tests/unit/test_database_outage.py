@@ -9,7 +9,7 @@ import pytest
 from django.db import OperationalError, close_old_connections, connection
 
 from core.scheduler import PeriodicTask, run_periodic
-from migrations_app.database_outage import DATABASE_ERRORS, DatabaseLink
+from migrations_app.engine.database_outage import DATABASE_ERRORS, DatabaseLink
 from migrations_app.models import MigrationTask
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,7 +46,7 @@ def test_what_can_wait_is_skipped_while_the_connection_is_gone_and_the_outage_no
 def test_what_must_be_written_waits_for_the_database_to_answer(monkeypatch):
     outages, calls = [], []
     database = DatabaseLink(noted=outages.append)
-    monkeypatch.setattr("migrations_app.database_outage.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("migrations_app.engine.database_outage.time.sleep", lambda seconds: None)
 
     def refused_twice():
         calls.append(1)
@@ -61,7 +61,7 @@ def test_what_must_be_written_waits_for_the_database_to_answer(monkeypatch):
 def test_a_database_that_stays_away_beyond_the_patience_raises(monkeypatch, settings):
     settings.DATABASE_OUTAGE_PATIENCE_SECONDS = 0
     database = DatabaseLink(noted=lambda seconds: None)
-    monkeypatch.setattr("migrations_app.database_outage.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("migrations_app.engine.database_outage.time.sleep", lambda seconds: None)
 
     def refused():
         raise OperationalError("connection refused")

@@ -11,7 +11,7 @@ from django.utils import timezone
 from inventory import degradation
 from inventory.models import HostHealthSample
 from migrations_app.choices import ProactiveLevel
-from migrations_app.health_views import cluster_health
+from migrations_app.web.health_views import cluster_health
 from migrations_app.models import ProactivePolicy, ProactiveRefusal
 from tests.factories import ClusterFactory, HostFactory
 

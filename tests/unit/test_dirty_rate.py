@@ -9,8 +9,9 @@ from django.utils import timezone
 from inventory.dirty_rate import recent_dirty_rate, recent_working_set
 from hypervisor.connection import Connection
 from hypervisor.guest import Guest
-from migrations_app import live_forecast, services
-from migrations_app.history import LinkRates
+from migrations_app import services
+from migrations_app.forecast import live as live_forecast
+from migrations_app.forecast.history import LinkRates
 from migrations_app.options import MigrationOptions
 from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, inventory_worker, libvirt_forbidden  # noqa: F401  fixtures
 from tests.factories import VirtualMachineFactory

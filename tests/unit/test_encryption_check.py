@@ -5,10 +5,11 @@ import pytest
 from django.utils import timezone
 
 from inventory.choices import MigrationEncryption
-from migrations_app import assistant, engine
-from migrations_app.check_report import CheckStatus
-from migrations_app.check_rules import HostTls, encrypts, encryption, stream_note
-from migrations_app.checks import check_encryption, encryption_setting
+from migrations_app.placement import store as assistant
+from migrations_app.engine import run as engine
+from migrations_app.checks.report import CheckStatus
+from migrations_app.checks.rules import HostTls, encrypts, encryption, stream_note
+from migrations_app.checks.store import check_encryption, encryption_setting
 from migrations_app.models import MigrationTask
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from migrations_app.evacuation_time import TimedMove, evacuation_ms
+from migrations_app.automation.evacuation_time import TimedMove, evacuation_ms
 
 
 def test_moves_from_one_host_run_two_at_a_time_by_default_limits():

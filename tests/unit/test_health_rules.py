@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from migrations_app.health_rules import FAILING_CALLS, MEMORY_PRESSURE, SLOW_LIBVIRT, Finding, HealthSample, HealthThresholds, evaluate
+from migrations_app.automation.health_rules import FAILING_CALLS, MEMORY_PRESSURE, SLOW_LIBVIRT, Finding, HealthSample, HealthThresholds, evaluate
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 GIB = 1024**3

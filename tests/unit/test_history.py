@@ -9,10 +9,10 @@ import pytest
 from django.utils import timezone
 
 from migrations_app.choices import TaskState
-from migrations_app.history import FirstPassHint, LinkRates, expected_link_rates, first_pass_hints
+from migrations_app.forecast.history import FirstPassHint, LinkRates, expected_link_rates, first_pass_hints
 from migrations_app.models import MigrationTask, ProgressSample
-from migrations_app.policy import MIB
-from migrations_app.prediction import SETUP_MS
+from migrations_app.convergence.policy import MIB
+from migrations_app.convergence.prediction import SETUP_MS
 from tests.factories import HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db

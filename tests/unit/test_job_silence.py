@@ -1,4 +1,4 @@
-from migrations_app.job_silence import NOTE_AFTER_SECONDS, JobSilence
+from migrations_app.convergence.job_silence import NOTE_AFTER_SECONDS, JobSilence
 
 
 class Clock:

@@ -13,8 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inventory.choices import HostState, PowerState
-from migrations_app import assistant, maintenance
-from migrations_app import evacuation as evacuation_steps
+from migrations_app.placement import store as assistant
+from migrations_app.automation import maintenance
+from migrations_app.automation import evacuation as evacuation_steps
 from migrations_app.choices import EvacuationState, Priority, TaskState
 from migrations_app.errors import MigrationRequestError
 from migrations_app.models import Evacuation, MigrationTask

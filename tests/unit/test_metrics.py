@@ -17,9 +17,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from hypervisor.job import JobSample
 from hypervisor.states import DomainState
-from migrations_app import conclusion, recovery, services
+from migrations_app import services
+from migrations_app.engine import conclusion
+from migrations_app.engine import recovery
 from migrations_app.choices import EndReason, TaskState
-from migrations_app.conclusion import conclude
+from migrations_app.engine.conclusion import conclude
 from migrations_app.models import MigrationLimits, MigrationTask, ProgressSample
 from tests.factories import HostFactory, VirtualMachineFactory
 from tests.scrape import AUTHORIZATION, TOKEN, a_series_of_every_metric, families, value
@@ -243,7 +245,7 @@ def test_queue_depth_comes_from_redis(scrape):
     queue.empty()
     try:
         for _ in range(2):
-            queue.enqueue("migrations_app.jobs.hand_on_slots")
+            queue.enqueue("migrations_app.engine.jobs.hand_on_slots")
         exposition = scrape()
     finally:
         queue.empty()

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from core import metric_files
-from migrations_app import metrics
+from migrations_app.metrics import recording as metrics
 from migrations_app.choices import EndReason, TaskState
 from tests.processes import ROOT, process_env
 from tests.scrape import AUTHORIZATION, TOKEN, families, over_http, value
@@ -120,7 +120,7 @@ def test_a_worker_records_in_its_own_process_and_its_files_are_folded_once_it_en
     job = queue.enqueue(record_a_failure)
 
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "low", "--burst", "--worker-class", "migrations_app.worker.VmotionWorker"],
+        [sys.executable, "manage.py", "rqworker", "low", "--burst", "--worker-class", "migrations_app.engine.worker.VmotionWorker"],
         cwd=ROOT, env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     _, errors = worker.communicate(timeout=120)

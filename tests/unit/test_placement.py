@@ -2,9 +2,9 @@
 
 from dataclasses import replace
 
-from migrations_app.check_report import CheckStatus
-from migrations_app.check_rules import DiskOnDatastore, NicOnNetwork, ok
-from migrations_app.placement import GIB, HostFacts, VmFacts, checks, place, rank
+from migrations_app.checks.report import CheckStatus
+from migrations_app.checks.rules import DiskOnDatastore, NicOnNetwork, ok
+from migrations_app.placement.rules import GIB, HostFacts, VmFacts, checks, place, rank
 
 RESERVE = GIB // 2
 VM = VmFacts(

@@ -4,9 +4,9 @@ from dataclasses import replace
 
 import pytest
 
-from migrations_app.check_rules import DiskOnDatastore
-from migrations_app.placement import GIB
-from migrations_app.placement_plan import plan
+from migrations_app.checks.rules import DiskOnDatastore
+from migrations_app.placement.rules import GIB
+from migrations_app.placement.plan import plan
 
 from .test_placement import HOST, RESERVE, VM, host
 
@@ -65,7 +65,7 @@ def test_with_no_other_host_the_plan_says_so():
 
 
 def test_an_evacuation_sends_vms_kept_apart_to_different_hosts_and_vms_kept_together_to_one():
-    from migrations_app.affinity import RuleFacts
+    from migrations_app.affinity.rules import RuleFacts
     from migrations_app.choices import RuleKind
 
     apart = RuleFacts(1, "web-apart", RuleKind.APART, True, ((1, "web1"), (2, "web2")))
@@ -80,7 +80,7 @@ def test_an_evacuation_sends_vms_kept_apart_to_different_hosts_and_vms_kept_toge
 
 
 def test_a_must_rule_that_cannot_be_met_blocks_the_move_with_the_rule_named():
-    from migrations_app.affinity import RuleFacts
+    from migrations_app.affinity.rules import RuleFacts
     from migrations_app.choices import RuleKind
 
     apart = RuleFacts(1, "web-apart", RuleKind.APART, True, ((1, "web1"), (2, "web2"), (3, "web3")))
@@ -92,7 +92,7 @@ def test_a_must_rule_that_cannot_be_met_blocks_the_move_with_the_rule_named():
 
 
 def test_a_should_rule_costs_points_but_does_not_block():
-    from migrations_app.affinity import RuleFacts
+    from migrations_app.affinity.rules import RuleFacts
     from migrations_app.choices import RuleKind
 
     apart = RuleFacts(1, "web-apart", RuleKind.APART, False, ((1, "web1"), (2, "web2")))

@@ -8,9 +8,9 @@ import pytest
 
 from hypervisor import HypervisorError
 from hypervisor.job import JobSample
-from migrations_app import policy
-from migrations_app.monitor import ConvergenceMonitor
-from migrations_app.policy import (
+from migrations_app.convergence import policy
+from migrations_app.engine.monitor import ConvergenceMonitor
+from migrations_app.convergence.policy import (
     GIB,
     MB,
     MIB,

@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from migrations_app.policy import GIB, MB, MIB, ConvergencePolicy, ConvergenceInputs
-from migrations_app.prediction import POST_COPY_SWITCH_MS, SETUP_MS, predict
+from migrations_app.convergence.policy import GIB, MB, MIB, ConvergencePolicy, ConvergenceInputs
+from migrations_app.convergence.prediction import POST_COPY_SWITCH_MS, SETUP_MS, predict
 
 POLICY = ConvergencePolicy()
 QEMU_DEFAULT_THROTTLE = replace(POLICY, auto_converge_initial_percent=20, auto_converge_increment_percent=10)

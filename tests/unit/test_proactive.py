@@ -13,7 +13,8 @@ from django.utils import timezone
 from inventory import degradation, sync
 from inventory.choices import HostState
 from inventory.models import HostHealthSample
-from migrations_app import maintenance, proactive
+from migrations_app.automation import maintenance
+from migrations_app.automation import proactive
 from migrations_app.choices import EvacuationState, EventKind, ProactiveLevel
 from migrations_app.models import Evacuation, MigrationTask, ProactivePolicy, ProactiveRefusal
 from tests.driver_hosts import cpus_compatible, no_libvirt_sync  # noqa: F401  fixtures

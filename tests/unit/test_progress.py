@@ -1,8 +1,8 @@
 """Live progress figures and the chart, from stored samples: no database."""
 
-from migrations_app.chart import MAX_POINTS, progress_chart
+from migrations_app.web.chart import MAX_POINTS, progress_chart
 from migrations_app.choices import TaskState
-from migrations_app.progress import SampleFigures, progress_of
+from migrations_app.convergence.progress import SampleFigures, progress_of
 
 MIB = 1024**2
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from migrations_app.recurrence import CRON, DAILY, ONCE, WEEKLY, Recurrence, RecurrenceError
+from migrations_app.automation.recurrence import CRON, DAILY, ONCE, WEEKLY, Recurrence, RecurrenceError
 
 PARIS = "Europe/Paris"
 

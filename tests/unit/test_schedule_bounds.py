@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from migrations_app.models import Schedule
-from migrations_app.recurrence import Recurrence
+from migrations_app.automation.recurrence import Recurrence
 from tests.api import token_client
 from tests.factories import HostFactory, VirtualMachineFactory
 

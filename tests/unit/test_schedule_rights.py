@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
-from migrations_app import schedules
+from migrations_app.automation import schedules
 from migrations_app.choices import ScheduleRunState
 from migrations_app.models import MigrationTask, Schedule
 from tests.api import token_client

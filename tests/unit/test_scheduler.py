@@ -111,5 +111,5 @@ def test_a_name_registered_again_for_other_work_fails_and_the_same_registration_
     register_periodic("inventory sync", "INVENTORY_SYNC_INTERVAL_SECONDS", "inventory.enqueue.enqueue_sync_all")
 
     with pytest.raises(ImproperlyConfigured, match="registered twice"):
-        register_periodic("inventory sync", "INVENTORY_SYNC_INTERVAL_SECONDS", "migrations_app.schedules.tick")
+        register_periodic("inventory sync", "INVENTORY_SYNC_INTERVAL_SECONDS", "migrations_app.automation.schedules.tick")
     assert list(registry) == APPS_TASKS

@@ -13,7 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from inventory.models import VirtualMachine
-from migrations_app import schedules
+from migrations_app.automation import schedules
 from migrations_app.choices import ScheduleRunState, TaskState
 from migrations_app.errors import MigrationRequestError
 from migrations_app.models import MigrationTask, Schedule, ScheduleRun

@@ -6,8 +6,9 @@ from django.db import IntegrityError, transaction
 
 from inventory.choices import HostState, PowerState
 from inventory.models import Datastore, DatastoreMount, Network, NetworkAttachment, VirtualDisk, VirtualNic
-from migrations_app import checks, slots
-from migrations_app.conclusion import _slo_note
+from migrations_app.checks import store as checks
+from migrations_app.engine import slots
+from migrations_app.engine.conclusion import _slo_note
 from migrations_app.choices import Priority, TaskState
 from migrations_app.models import InvalidTransition, MigrationLimits, MigrationTask
 from tests.factories import HostFactory, VirtualMachineFactory

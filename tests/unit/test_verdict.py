@@ -7,7 +7,7 @@ import pytest
 
 from hypervisor.states import DomainState
 from migrations_app.choices import TaskState
-from migrations_app.verdict import RunsOn, judge
+from migrations_app.engine.verdict import RunsOn, judge
 
 COLUMNS = [DomainState.RUNNING, DomainState.PAUSED, DomainState.MIGRATING, DomainState.STOPPED, DomainState.ABSENT, DomainState.UNREACHABLE]
 CODES = {"DST": RunsOn.DESTINATION, "SRC": RunsOn.SOURCE, "UNK": RunsOn.UNKNOWN, "BOTH": RunsOn.BOTH, "NONE": RunsOn.NEITHER}

@@ -11,9 +11,10 @@ from django.utils.module_loading import import_string
 from inventory import enqueue as inventory_enqueue
 from inventory.choices import HostState
 from inventory.models import VirtualMachine
-from migrations_app import checks, enqueue as migrations_enqueue
-from migrations_app import evacuation as evacuation_steps
-from migrations_app.check_report import CheckStatus
+from migrations_app.checks import store as checks
+from migrations_app.engine import enqueue as migrations_enqueue
+from migrations_app.automation import evacuation as evacuation_steps
+from migrations_app.checks.report import CheckStatus
 from migrations_app.choices import EvacuationState
 from migrations_app.models import Evacuation
 from tests.driver_hosts import driver_host, inventory_worker, libvirt_forbidden, no_libvirt_sync  # noqa: F401  fixtures
@@ -27,7 +28,7 @@ MB = 1000**2
     inventory_enqueue.SYNC_HOST, inventory_enqueue.MEASURE_GUESTS, inventory_enqueue.READ_HOST_CPU,
     inventory_enqueue.SET_NAMED_CPU_BASELINE, inventory_enqueue.SET_VM_CPU_TO_BASELINE, migrations_enqueue.RUN_MIGRATION,
     # Where jobs queued before these were queued by name, RQ finds them still.
-    "inventory.jobs.sync_host_job", "migrations_app.jobs.run_migration_job",
+    "inventory.jobs.sync_host_job", "migrations_app.engine.jobs.run_migration_job",
 ])
 def test_every_job_queued_by_name_is_a_function_the_workers_can_import(name):
     assert callable(import_string(name))
@@ -35,7 +36,7 @@ def test_every_job_queued_by_name_is_a_function_the_workers_can_import(name):
 
 def test_the_former_homes_of_the_enqueueing_functions_still_answer():
     from inventory import jobs as inventory_jobs
-    from migrations_app import jobs as migration_jobs
+    from migrations_app.engine import jobs as migration_jobs
 
     assert inventory_jobs.enqueue_host_sync is inventory_enqueue.enqueue_host_sync and inventory_jobs.job_id is inventory_enqueue.job_id
     assert migration_jobs.enqueue_task is migrations_enqueue.enqueue_task and migration_jobs.job_id is migrations_enqueue.job_id

@@ -15,13 +15,20 @@ from inventory import degradation
 from inventory import bandwidth_budget, encryption, registration
 from inventory.choices import ClusterCpuMode
 from inventory.models import Cluster
-from migrations_app import affinity_rules, assistant, balance, maintenance, recurrence, rule_fixes, schedules, services
-from migrations_app import evacuation as evacuation_steps
-from migrations_app.check_report import CheckReport
+from migrations_app import services
+from migrations_app.affinity import store as affinity_rules
+from migrations_app.placement import store as assistant
+from migrations_app.automation import balancing as balance
+from migrations_app.automation import maintenance
+from migrations_app.automation import recurrence
+from migrations_app.automation import rule_fixes
+from migrations_app.automation import schedules
+from migrations_app.automation import evacuation as evacuation_steps
+from migrations_app.checks.report import CheckReport
 from migrations_app.choices import EvacuationState, Priority, RecurrenceKind, RuleKind, RuleStrength, ScheduleAction, TaskState
 from migrations_app.models import AffinityRule, Evacuation, MigrationTask, Schedule
 from migrations_app.options import DEFAULT_MAX_DOWNTIME_MS
-from migrations_app.presenters import task_summary
+from migrations_app.cli.presenters import task_summary
 
 PRIORITIES = {priority.label.lower(): priority for priority in Priority}
 

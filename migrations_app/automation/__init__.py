@@ -1,0 +1,1 @@
+"""Work done without an operator at the keyboard, one module per strategy, each submitting moves through `migrations_app.services`: balancing, proactive evacuation, maintenance, schedules and affinity fixes; their pure rules beside them (`*_rules`, `recurrence`, `evacuation_time`)."""

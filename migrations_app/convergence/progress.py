@@ -1,0 +1,93 @@
+"""Where a migration stands, from the task and its latest job sample: what the live progress
+fragment shows. Pure: values in, figures out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class State(StrEnum):
+    """The task states progress tells apart: the values of `choices.TaskState`, mirrored here so
+    that this module needs no Django (a test keeps the two equal)."""
+
+    QUEUED = "queued"
+    CHECKING = "checking"
+    WAITING = "waiting"
+    MIGRATING = "migrating"
+    POST_COPY = "post_copy"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class SampleFigures:
+    """The few numbers of a stored job sample the progress needs."""
+
+    # Named as ProgressSample's columns, so a row maps onto it field by field.
+    elapsed_ms: int
+    data_total: int
+    data_remaining: int
+    throughput_bytes_s: int
+    dirty_rate_bytes_s: int
+    iteration: int
+    max_downtime_ms: int | None
+    throttle_percent: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    phase: str
+    percent: int  # of the guest's memory already on the destination, 0-100
+    remaining_bytes: int | None
+    throughput_bytes_s: int | None
+    dirty_rate_bytes_s: int | None
+    iteration: int | None
+    eta_s: float | None  # None when the copy does not gain on the guest's writes
+    expected_pause_ms: int | None  # the pause if the switch happened now; None during the first pass
+    allowed_pause_ms: int | None  # what libvirt currently allows
+    slo_ms: int
+    throttle_percent: int = 0
+
+    @property
+    def pause_within_slo(self) -> bool | None:
+        return None if self.expected_pause_ms is None else self.expected_pause_ms <= self.slo_ms
+
+
+PHASES = {
+    State.QUEUED: "Waiting for a worker",
+    State.CHECKING: "Checking everything again",
+    State.WAITING: "Waiting for a migration slot",
+    State.POST_COPY: "Post-copy: running on the destination, memory follows",
+    State.SUCCEEDED: "Done",
+    State.FAILED: "Failed",
+    State.CANCELLED: "Cancelled",
+}
+
+
+def progress_of(state: str, slo_ms: int, sample: SampleFigures | None) -> Progress:
+    if state == State.SUCCEEDED:
+        return Progress(PHASES[state], 100, 0, None, None, None, 0, None, None, slo_ms)
+    if sample is None or state not in (State.MIGRATING, State.POST_COPY):
+        phase = PHASES.get(state, "Starting the copy")
+        return Progress(phase, 0, None, None, None, None, None, None, None, slo_ms)
+    done = sample.data_total - sample.data_remaining
+    percent = min(max(int(100 * done / sample.data_total), 0), 99) if sample.data_total else 0
+    rate, dirty = sample.throughput_bytes_s, sample.dirty_rate_bytes_s
+    gaining = rate > dirty
+    phase = PHASES[state] if state == State.POST_COPY else f"Copying memory, pass {sample.iteration or 1}"
+    return Progress(
+        phase=phase,
+        percent=percent,
+        remaining_bytes=sample.data_remaining,
+        throughput_bytes_s=rate or None,
+        dirty_rate_bytes_s=dirty,
+        iteration=sample.iteration or 1,
+        eta_s=sample.data_remaining / (rate - dirty) if rate and gaining else None,
+        # In the first pass "remaining" is memory not yet sent once; no switch is due before it ends.
+        expected_pause_ms=round(sample.data_remaining * 1000 / rate) if rate and sample.iteration > 1 else None,
+        allowed_pause_ms=sample.max_downtime_ms,
+        slo_ms=slo_ms,
+        throttle_percent=sample.throttle_percent,
+    )

@@ -1,0 +1,1 @@
+"""The migration engine, run by workers: one task's run, its monitor, conclusion and verdict, recovery of orphans, slots, bandwidth, riding out a database outage, and the RQ boundary (`jobs`, `enqueue`, `worker`)."""

@@ -1,0 +1,124 @@
+"""Ends tasks whose worker is gone, truthfully: libvirt says where the VM runs.
+
+A worker may die mid-migration (killed, its machine rebooted). libvirt drives a
+peer-to-peer migration itself, so the migration may still finish without it; what counts
+is where the VM runs once no migration is under way any more.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from hypervisor import HypervisorError
+from hypervisor.connection import Connection
+from hypervisor.guest import Guest, domain_state
+from hypervisor.states import DomainState
+from inventory import sync
+from inventory.models import Host
+
+from migrations_app.convergence import policy
+from migrations_app.choices import EndReason, EventKind, TaskState
+from migrations_app.engine.conclusion import conclude
+from migrations_app.models import MigrationTask
+
+log = logging.getLogger(__name__)
+
+# States in which a task is held by a worker.
+HELD_STATES = (TaskState.CHECKING, TaskState.MIGRATING, TaskState.POST_COPY)
+# The worker of a task whose worker lost contact with a host and left it to recovery.
+HANDED_TO_RECOVERY = "recovery"
+
+
+def hand_to_recovery(task: MigrationTask, why: str, error: HypervisorError | None) -> None:
+    """Where the VM runs cannot be known yet, so no verdict: recovery ends the task once
+    both hosts answer and libvirt is done with the VM."""
+    detail = f" (libvirt: {error})" if error else ""
+    task.log(EventKind.INFO, f"{why} vmotion finalises this task once both hosts answer again and libvirt is done{detail}.")
+    MigrationTask.objects.filter(pk=task.pk).update(worker=HANDED_TO_RECOVERY, heartbeat_at=None)
+
+
+def reconcile_orphaned_tasks() -> list[int]:
+    """End every task whose worker is gone; returns the ids ended."""
+    ended = []
+    for task in orphans():
+        try:
+            if reconcile(task):
+                ended.append(task.pk)
+        except HypervisorError as error:
+            log.warning("task %s: cannot reconcile yet: %s", task.pk, error)
+    return ended
+
+
+def orphans() -> list[MigrationTask]:
+    """Held tasks whose worker is gone: handed over, its process dead on this machine, or,
+    for a worker elsewhere, silent for longer than MIGRATION_WORKER_LOST_AFTER."""
+    stale = timezone.now() - timedelta(seconds=settings.MIGRATION_WORKER_LOST_AFTER_SECONDS)
+    held = MigrationTask.objects.filter(state__in=HELD_STATES).select_related("vm", "source", "destination")
+    return [task for task in held if _worker_gone(task, stale)]
+
+
+def _worker_gone(task: MigrationTask, stale) -> bool:
+    if task.worker == HANDED_TO_RECOVERY:
+        return True
+    alive_here = _process_alive_here(task.worker)
+    if alive_here is not None:
+        return not alive_here
+    return task.heartbeat_at is None or task.heartbeat_at < stale
+
+
+def _process_alive_here(worker: str) -> bool | None:
+    """Whether a worker process on this machine still exists; None for a worker elsewhere."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reconcile(task: MigrationTask) -> bool:
+    uuid, timeout = str(task.vm.uuid), settings.LIBVIRT_CALL_TIMEOUT_SECONDS
+    on_source = domain_state(task.source.uri, uuid, timeout)
+    if on_source == DomainState.MIGRATING:
+        _abort_if_overdue(task)
+        return False
+    on_destination = domain_state(task.destination.uri, uuid, timeout)
+    log.info("task %s: worker %s gone; %s is %s on %s and %s on %s", task.pk, task.worker or "-", task.vm.name, on_source, task.source.name, on_destination, task.destination.name)
+    if task.worker == HANDED_TO_RECOVERY:
+        cause, reason = "vmotion lost contact with a host during the migration", EndReason.LOST_CONTACT
+    else:
+        cause, reason = "Worker lost: the worker running this migration stopped", EndReason.WORKER_LOST
+    ended = conclude(
+        task, on_source, on_destination, cancelled=task.cancel_requested,
+        failure=f"{cause}.", success_prefix=f"{cause}, but libvirt finished it: ", failure_reason=reason,
+        success_reason=EndReason.RECOVERED, held_by=task.worker, overdue=_overdue(task),
+    )
+    if ended:
+        for host in (task.source, task.destination):
+            sync.sync_host(Host.objects.get(pk=host.pk))
+    return ended
+
+
+def _overdue(task: MigrationTask) -> bool:
+    """Past the completion timeout the policy would have aborted the migration at."""
+    limit = timedelta(milliseconds=policy.completion_timeout_ms(task.convergence_inputs(), policy.ConvergencePolicy()))
+    return task.started_at is not None and timezone.now() - task.started_at > limit
+
+
+def _abort_if_overdue(task: MigrationTask) -> None:
+    """libvirt still moves the VM without a worker: let it finish, within the time limit."""
+    if task.state != TaskState.MIGRATING or not _overdue(task):
+        return
+    with Connection(task.source.uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS) as connection:
+        Guest(connection, str(task.vm.uuid)).abort_job()
+    task.log(EventKind.POLICY, "The worker was lost and the migration ran past its completion timeout: aborted; the VM stays on the source.")

@@ -1,0 +1,1 @@
+"""How long a move will take and how long it will pause the guest: from the inventory's measurements (`store`), from past moves (`history`), replayed (`replay`), and from the guest as it is now in a worker (`live`)."""

@@ -1,0 +1,73 @@
+"""The forecast of one move replayed by `prediction.predict` from measured numbers: the
+guest's resident set, the rate it dirties pages, its working set and the link's rates.
+Pages forecast from the inventory's measurements (`forecast`), the worker from the guest
+just before it starts (`live_forecast`); both replay here."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+from migrations_app.forecast.history import FirstPassHint, LinkRates
+from migrations_app.convergence.policy import MB, MIB, ConvergenceInputs, ConvergencePolicy
+from migrations_app.convergence.prediction import Prediction, predict
+
+POLICY = ConvergencePolicy()
+
+
+@dataclass(frozen=True)
+class Forecast:
+    prediction: Prediction
+    inputs: ConvergenceInputs  # with what was measured, as the policy then steers by it
+    resident_bytes: int  # QEMU's resident set
+    first_pass_bytes: int  # what of it the first pass is expected to send
+    dirty_rate_bytes_s: int | None  # None when the hypervisor cannot measure it
+    link: LinkRates
+    sampled_now: bool = True  # False: the inventory's recent background measurement
+    measured_at: datetime | None = None  # when the oldest measurement it rests on was taken
+
+    def summary(self) -> str:
+        rate = f"{self.dirty_rate_bytes_s / MB:.0f} MB/s" if self.dirty_rate_bytes_s is not None else "an unmeasured rate"
+        if not self.sampled_now:
+            rate += " as last sampled by the inventory"
+        return (
+            f"{self.prediction.strategy}, about {self.prediction.total_ms / 1000:.1f} s with a {self.prediction.downtime_ms} ms "
+            f"pause ({self.first_pass_bytes / MIB:.0f} MiB in use, dirtied at {rate}, {self.link.first_pass_bytes_s / MIB:.0f} MiB/s)."
+        )
+
+    @property
+    def age_seconds(self) -> int | None:
+        return max(round((timezone.now() - self.measured_at).total_seconds()), 0) if self.measured_at else None
+
+    @property
+    def measured_ago(self) -> str:
+        """How old the measurement is, as a page says it: "measured 12 s ago"."""
+        age = self.age_seconds
+        if age is None:
+            return "measured just now" if self.sampled_now else "measurement age unknown"
+        return f"measured {age} s ago" if age < 120 else f"measured {age // 60} min ago"
+
+
+def replay(
+    resident_bytes: int, inputs: ConvergenceInputs, link: LinkRates, dirty_rate: int | None,
+    first_pass: FirstPassHint | None = None, working_set: int | None = None, *, sampled_now: bool, measured_at: datetime | None,
+) -> Forecast:
+    """Replay the migration from the guest's resident set and dirty rate.
+
+    Memory in use: what a first pass sends, every page the guest uses. QEMU's resident set
+    holds that and QEMU's own memory, which past migrations tell apart (`first_pass`).
+    The working set, the pages it keeps rewriting, bounds what each pass resends."""
+    in_use = first_pass.first_pass_bytes(resident_bytes) if first_pass else resident_bytes
+    # Whether the guest outruns the link is a matter of how fast its dirtied pages are resent.
+    inputs = dataclasses.replace(inputs, measured_dirty_rate_bytes_s=dirty_rate or 0, expected_link_bytes_s=link.resend_bytes_s)
+    prediction = predict(in_use, dirty_rate or 0, link.first_pass_bytes_s, inputs, POLICY, working_set, link.resend_bytes_s)
+    return Forecast(prediction, inputs, resident_bytes, in_use, dirty_rate, link, sampled_now, measured_at)
+
+
+@dataclass(frozen=True)
+class MoveForecast:
+    forecast: Forecast | None
+    error: str = ""  # why there is no forecast
