@@ -190,11 +190,8 @@ def _apply_domains(host, domains, mounts, attachments, now, read_at) -> None:
             known[str(vm.uuid)] = vm
         if vm.host_id == host.pk and vm.power_state != PowerState.MISSING:
             here.add(vm.pk)
-    disks, nics = defaultdict(dict), defaultdict(dict)
-    for disk in VirtualDisk.objects.filter(vm__in=known.values()).order_by():
-        disks[disk.vm_id][disk.target] = disk
-    for nic in VirtualNic.objects.filter(vm__in=known.values()).order_by():
-        nics[nic.vm_id][nic.mac] = nic
+    disks = _rows_by_vm(VirtualDisk, "target", known.values())
+    nics = _rows_by_vm(VirtualNic, "mac", known.values())
     new_disks, new_nics, seen, sightings = [], [], [], []
     for domain in domains:
         vm = known.get(domain.uuid.lower())
@@ -296,17 +293,8 @@ def _belongs_here(vm: VirtualMachine, host: Host, domain: DomainFacts) -> bool:
 
 def _apply_disks(vm: VirtualMachine, disks, mounts: list[DatastoreMount], existing: dict[str, VirtualDisk]) -> list[VirtualDisk]:
     """Updates the VM's disks and deletes those it lost; returns the new ones, unsaved."""
-    new = []
-    for facts in disks:
-        values = {"source": facts.source, "format": facts.format, "datastore_id": _datastore_for(facts, mounts)}
-        disk = existing.pop(facts.target, None)
-        if disk is None:
-            new.append(VirtualDisk(vm=vm, target=facts.target, **values))
-        else:
-            _save_changes(disk, values)
-    if existing:  # disks the definition no longer has
-        VirtualDisk.objects.filter(pk__in=[disk.pk for disk in existing.values()]).delete()
-    return new
+    wanted = ((facts.target, {"source": facts.source, "format": facts.format, "datastore_id": _datastore_for(facts, mounts)}) for facts in disks)
+    return _apply_rows(vm, VirtualDisk, "target", wanted, existing)
 
 
 def _datastore_for(disk: DiskFacts, mounts: list[DatastoreMount]) -> int | None:
@@ -320,16 +308,32 @@ def _datastore_for(disk: DiskFacts, mounts: list[DatastoreMount]) -> int | None:
 
 def _apply_nics(vm: VirtualMachine, nics, attachments: list[NetworkAttachment], existing: dict[str, VirtualNic]) -> list[VirtualNic]:
     """Updates the VM's NICs and deletes those it lost; returns the new ones, unsaved."""
+    wanted = ((facts.mac, {"network_id": _network_for(facts, attachments), "network_name": facts.network or facts.bridge, "model": facts.model}) for facts in nics)
+    return _apply_rows(vm, VirtualNic, "mac", wanted, existing)
+
+
+def _rows_by_vm(model, key: str, vms) -> defaultdict[int, dict]:
+    """The rows of a VM's device table (disks, NICs) for all of `vms` in one query, by VM and
+    then by the device's own key (a disk's target, a NIC's MAC)."""
+    rows = defaultdict(dict)
+    for row in model.objects.filter(vm__in=vms).order_by():
+        rows[row.vm_id][getattr(row, key)] = row
+    return rows
+
+
+def _apply_rows(vm: VirtualMachine, model, key: str, wanted, existing: dict) -> list:
+    """Brings the VM's rows of `model` to `wanted`, pairs of the device's key and its values:
+    changed rows are saved, rows no longer wanted deleted; returns the new rows, unsaved.
+    `existing` (the VM's rows by key, as `_rows_by_vm` read them) is used up."""
     new = []
-    for facts in nics:
-        values = {"network_id": _network_for(facts, attachments), "network_name": facts.network or facts.bridge, "model": facts.model}
-        nic = existing.pop(facts.mac, None)
-        if nic is None:
-            new.append(VirtualNic(vm=vm, mac=facts.mac, **values))
+    for key_value, values in wanted:
+        row = existing.pop(key_value, None)
+        if row is None:
+            new.append(model(vm=vm, **{key: key_value}, **values))
         else:
-            _save_changes(nic, values)
-    if existing:  # NICs the definition no longer has
-        VirtualNic.objects.filter(pk__in=[nic.pk for nic in existing.values()]).delete()
+            _save_changes(row, values)
+    if existing:  # devices the definition no longer has
+        model.objects.filter(pk__in=[row.pk for row in existing.values()]).delete()
     return new
 
 
