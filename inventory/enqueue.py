@@ -136,6 +136,8 @@ def answer_of(job: Job, wait_seconds: float) -> Answer:
         return Answer(job.return_value(), done=True)
     if status == JobStatus.FAILED:
         return Answer(why_not="the inventory worker's job failed")
+    if wait_seconds <= 0:  # asked without waiting: the answer is for a later reading
+        return Answer(why_not="an inventory worker has been asked to measure it")
     return Answer(why_not=f"an inventory worker has not answered within {wait_seconds:g} s")
 
 

@@ -22,5 +22,8 @@ class MigrationsAppConfig(AppConfig):
         register_periodic("schedules", "SCHEDULE_INTERVAL_SECONDS", "migrations_app.automation.schedules.tick")
         # Clusters in automatic balancing; each policy says how often it acts.
         register_periodic("balancing", "BALANCING_INTERVAL_SECONDS", "migrations_app.automation.balancing.automatic_rounds")
+        # Each cluster's recommendations, computed every RECOMMENDATION_INTERVAL (or when a page
+        # asks) and stored for the cluster page, which never computes them.
+        register_periodic("balancing recommendations", "RECOMMENDATION_TICK_SECONDS", "migrations_app.automation.recommendations.due_round")
         # Health rules mark failing hosts degraded; each cluster's policy says whether they are evacuated.
         register_periodic("host health", "HEALTH_INTERVAL_SECONDS", "migrations_app.automation.proactive.tick")

@@ -417,6 +417,41 @@ class BalancingPolicy(models.Model):
         return policy
 
 
+class ClusterRecommendations(models.Model):
+    """A cluster's latest balancing recommendations, as the scheduler computed them in the
+    background (`recommendations`): the cluster page shows these, with when they were
+    computed, instead of computing them per request. Applying one judges it again against
+    the cluster as it is then. `moves` holds each recommendation with its forecast as plain
+    values (`recommendations.StoredMove`)."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="stored_recommendations")
+    computed_at = models.DateTimeField(null=True, blank=True)  # None: not computed yet
+    # When the scheduler next computes them: an interval after the last computation, sooner
+    # when a page asks to recompute now or when something they depend on changed.
+    due_at = models.DateTimeField(default=timezone.now, db_index=True)
+    spread = models.FloatField(null=True, blank=True)
+    moves = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True, help_text="Why the last computation failed")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "cluster recommendations"
+
+    def __str__(self) -> str:
+        return f"{self.cluster}: {len(self.moves)} recommendation(s)"
+
+    @classmethod
+    def request(cls, cluster_id: int) -> None:
+        """Have the scheduler compute the cluster's recommendations at its next round."""
+        if not cls.objects.filter(cluster_id=cluster_id).update(due_at=timezone.now()):
+            cls.objects.get_or_create(cluster_id=cluster_id)
+
+    @property
+    def queued(self) -> bool:
+        """A computation is due: asked for, or not done yet."""
+        return self.computed_at is None or self.due_at <= timezone.now()
+
+
 class AffinityRule(models.Model):
     """Which VMs of a cluster run together, apart, or only on some hosts; "must" blocks a move
     that breaks it, "should" only weighs against one."""

@@ -255,6 +255,11 @@ EVACUATION_INTERVAL_SECONDS = float(os.environ.get("EVACUATION_INTERVAL", "3"))
 # How long each VM's load history (one sample per inventory sync) is kept.
 LOAD_HISTORY_MINUTES = int(os.environ.get("LOAD_HISTORY_MINUTES", "30"))
 BALANCING_INTERVAL_SECONDS = float(os.environ.get("BALANCING_INTERVAL", "10"))
+# Each cluster's balancing recommendations are computed in the background this often (DRS
+# computes every five minutes) and stored for the cluster page; the scheduler looks for
+# clusters that are due (or whose page asked to recompute now) every RECOMMENDATION_TICK.
+RECOMMENDATION_INTERVAL_SECONDS = float(os.environ.get("RECOMMENDATION_INTERVAL", "300"))
+RECOMMENDATION_TICK_SECONDS = float(os.environ.get("RECOMMENDATION_TICK", "5"))
 # How often the health rules judge each host's recent reads (and a refused automatic
 # evacuation is tried again), and how long each host's health history is kept: at least
 # the longest window a rule may look at (60 min).

@@ -46,7 +46,7 @@ def cluster_balance(cluster: Cluster) -> ClusterBalance:
         .exclude(migration_tasks__state__in=ACTIVE_STATES)  # moving already
         .select_related("host")
     )
-    facts = {fact.id: fact for fact in assistant.host_facts() if fact.cluster_id == cluster.pk}
+    facts = {fact.id: fact for fact in assistant.host_facts(cluster_id=cluster.pk)}
     supplies = [HostSupply(facts[host.pk], host.cpu_count, host.memory_total_bytes) for host in hosts if host.pk in facts]
     demands = [VmDemand(facts, vm.pk, vm.cpu_cores_used or 0.0, vm.memory_in_use_bytes or 0) for vm, facts in zip(vms, assistant.vm_facts_many(vms))]
     choices = BalanceSettings(threshold=policy.threshold, max_moves=policy.max_moves, reserve_bytes=settings.MIGRATION_MEMORY_RESERVE_BYTES)
@@ -57,11 +57,12 @@ def cluster_balance(cluster: Cluster) -> ClusterBalance:
     return ClusterBalance(cluster, policy, loads, spread(demands, supplies), moves, {vm.pk: vm for vm in vms})
 
 
-def forecast_recommendations(balance: ClusterBalance) -> dict[int, MoveForecast]:
-    """Each recommended move's predicted time and pause, from the inventory's measurements."""
+def forecast_recommendations(balance: ClusterBalance, **how) -> dict[int, MoveForecast]:
+    """Each recommended move's predicted time and pause, from the inventory's measurements
+    (`how`: as `forecast_moves` takes it)."""
     hosts = {host.pk: host for host, _ in balance.hosts}
     moves = [(balance.vms[r.vm.vm_id], hosts[r.destination_id]) for r in balance.recommendations]
-    forecasts = forecast_moves(moves, MigrationOptions()) if moves else []
+    forecasts = forecast_moves(moves, MigrationOptions(), **how) if moves else []
     return {r.vm.vm_id: forecast for r, forecast in zip(balance.recommendations, forecasts)}
 
 

@@ -45,10 +45,14 @@ class Forecast:
     @property
     def measured_ago(self) -> str:
         """How old the measurement is, as a page says it: "measured 12 s ago"."""
-        age = self.age_seconds
-        if age is None:
-            return "measured just now" if self.sampled_now else "measurement age unknown"
-        return f"measured {age} s ago" if age < 120 else f"measured {age // 60} min ago"
+        return measured_ago(self.measured_at, self.sampled_now)
+
+
+def measured_ago(measured_at: datetime | None, sampled_now: bool = False) -> str:
+    if measured_at is None:
+        return "measured just now" if sampled_now else "measurement age unknown"
+    age = max(round((timezone.now() - measured_at).total_seconds()), 0)
+    return f"measured {age} s ago" if age < 120 else f"measured {age // 60} min ago"
 
 
 def replay(

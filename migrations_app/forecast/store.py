@@ -31,12 +31,15 @@ __all__ = ["POLICY", "Forecast", "MoveForecast", "forecast_moves", "replay"]
 MEASUREMENT_KEPT_SECONDS = 30
 
 
-def forecast_moves(moves: list[tuple[VirtualMachine, Host]], options: MigrationOptions) -> list[MoveForecast]:
+def forecast_moves(
+    moves: list[tuple[VirtualMachine, Host]], options: MigrationOptions, wait_seconds: float = enqueue.MEASUREMENT_WAIT_SECONDS,
+) -> list[MoveForecast]:
     """A forecast for each (VM, destination) under the operator's options, from the
     inventory's measurements. Guests it has no recent rate for are measured by an inventory
-    worker first, waited for a few seconds. What the database knows is read once per host
-    pair and once for all VMs, not per move."""
-    answered, why_not = _measure_the_unmeasured([vm for vm, _ in moves])
+    worker first, waited for `wait_seconds` (0: asked, not waited for; the background's
+    computations read the measurement at their next turn). What the database knows is read
+    once per host pair and once for all VMs, not per move."""
+    answered, why_not = _measure_the_unmeasured([vm for vm, _ in moves], wait_seconds)
     now = timezone.now()
     links = {pair: expected_link_rates(*pair, options.bandwidth_mib_s) for pair in {(vm.host, destination) for vm, destination in moves}}
     hints = first_pass_hints([vm for vm, _ in moves])
@@ -60,7 +63,7 @@ def _from_inventory(
     return MoveForecast(replay(resident, inputs, link, rate, first_pass, recent_working_set(vm, now), sampled_now=False, measured_at=min(taken)))
 
 
-def _measure_the_unmeasured(vms: list[VirtualMachine]) -> tuple[bool, str]:
+def _measure_the_unmeasured(vms: list[VirtualMachine], wait_seconds: float) -> tuple[bool, str]:
     """Ask an inventory worker to measure the guests with no recent rate, and read what it
     stored on them: whether it answered, and if not, why."""
     now = timezone.now()
@@ -69,7 +72,7 @@ def _measure_the_unmeasured(vms: list[VirtualMachine]) -> tuple[bool, str]:
         return True, ""
     ids = sorted(unmeasured)
     answer = enqueue.ask(
-        enqueue.MEASURE_GUESTS, ids, key=",".join(map(str, ids)), wait_seconds=enqueue.MEASUREMENT_WAIT_SECONDS, keep_seconds=MEASUREMENT_KEPT_SECONDS,
+        enqueue.MEASURE_GUESTS, ids, key=",".join(map(str, ids)), wait_seconds=wait_seconds, keep_seconds=MEASUREMENT_KEPT_SECONDS,
     )
     if not answer.done:
         return False, answer.why_not

@@ -85,9 +85,15 @@ _NO_IDS: frozenset[int] = frozenset()
 _BASELINE = Case(When(cluster__cpu_mode=ClusterCpuMode.NAMED, then=F("cluster__cpu_named_model")), default=F("cluster__cpu_baseline_model"))
 
 
-def host_facts(exclude_tasks_of: VirtualMachine | None = None) -> list[placement.HostFacts]:
-    datastores = _ids_by_host(DatastoreMount.objects.filter(active=True).values_list("host_id", "datastore_id"))
-    networks = _ids_by_host(NetworkAttachment.objects.filter(active=True).values_list("host_id", "network_id"))
+def host_facts(exclude_tasks_of: VirtualMachine | None = None, cluster_id: int | None = None) -> list[placement.HostFacts]:
+    """Every host's facts, or only those of the hosts of `cluster_id`."""
+    hosts = Host.objects.all() if cluster_id is None else Host.objects.filter(cluster_id=cluster_id)
+    mounts, attachments = DatastoreMount.objects.filter(active=True), NetworkAttachment.objects.filter(active=True)
+    if cluster_id is not None:
+        mounts, attachments = mounts.filter(host__cluster_id=cluster_id), attachments.filter(host__cluster_id=cluster_id)
+    # Unordered: their models' default order would join and sort thousands of rows for nothing.
+    datastores = _ids_by_host(mounts.order_by().values_list("host_id", "datastore_id"))
+    networks = _ids_by_host(attachments.order_by().values_list("host_id", "network_id"))
     active = MigrationTask.objects.filter(state__in=ACTIVE_STATES)
     if exclude_tasks_of is not None:
         active = active.exclude(vm=exclude_tasks_of)
@@ -96,7 +102,7 @@ def host_facts(exclude_tasks_of: VirtualMachine | None = None) -> list[placement
     state_labels = dict(HostState.choices)
     # Plain rows, not model instances: building thousands of Hosts would cost more than ranking them.
     # `Host.is_reachable` is judged by the database, so no timestamp is parsed per host.
-    rows = Host.objects.order_by("name").annotate(reachable=_REACHABLE, baseline=_BASELINE).values_list(
+    rows = hosts.order_by("name").annotate(reachable=_REACHABLE, baseline=_BASELINE).values_list(
         "pk", "name", "reachable", "last_error", "state", "cluster_id", "cluster__name", "baseline",
         "memory_total_bytes", "memory_free_bytes", "cpu_utilisation", "degraded_reason", "degraded_since",
         "migration_tls", "cluster__migration_encryption",

@@ -41,7 +41,7 @@ def test_each_task_runs_once_per_interval_and_a_failing_one_does_not_stop_the_ot
 
 # The registry: apps register their periodic work, the scheduler command runs it.
 
-APPS_TASKS = ["inventory sync", "migration housekeeping", "evacuations", "schedules", "balancing", "host health"]
+APPS_TASKS = ["inventory sync", "migration housekeeping", "evacuations", "schedules", "balancing", "balancing recommendations", "host health"]
 
 
 @pytest.fixture
