@@ -402,3 +402,22 @@ def test_the_api_example_submits_a_migration(lab_inventory):
 
     assert response.status_code == 202, response.json()
     assert response.json()["reason"] == "kernel update"
+
+
+# --- Pages that describe the code: names that must keep up with it ---------------------------
+
+
+def test_the_settings_reference_names_every_variable_the_settings_read():
+    read = set(re.findall(r'(?:environ\.get|environ\[|env_bool|env_list)\(?"([A-Z_]+)"', (ROOT / "vmotion" / "settings.py").read_text()))
+    documented = set(re.findall(r"`([A-Z][A-Z_]+)`", (DOCS / "reference" / "settings.md").read_text()))
+
+    assert read - documented == set(), "document each new variable in docs/reference/settings.md"
+
+
+def test_the_layout_draws_every_package():
+    layout = (DOCS / "design" / "layout.md").read_text()
+    tree = FENCE.search(layout).group(2)
+    packages = {path.parent.name for path in (ROOT / "migrations_app").glob("*/__init__.py")} - {"migrations"}
+    top_level = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"vmotion.egg-info"}
+
+    assert [name for name in sorted(packages | top_level) if f"{name}/" not in tree] == []
