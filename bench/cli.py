@@ -4,16 +4,13 @@ database, the worker and the scheduler, the cells, the report, and everything st
 from __future__ import annotations
 
 import argparse
-import fcntl
-import os
 import signal
-import sys
 import time
 import traceback
 from datetime import datetime
 from pathlib import Path
 
-from bench import control_plane, lab_setup
+from bench import control_plane, lab_setup, script
 from bench.cells import Bench
 from bench.config import (
     ENGINE_MODES,
@@ -93,39 +90,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def hold_bench_lock(lab_dir: Path):
-    """One bench per lab dir: a second one would destroy the first one's guest, and its cleanup
-    would take the lab down under it. Returns the open lock file (keep it open), or None."""
-    lab_dir.mkdir(parents=True, exist_ok=True)
-    lock = (lab_dir / "bench.lock").open("a+")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().strip() or "another process"
-        lock.close()
-        print(f"another bench runs in {lab_dir} ({holder}): wait for it, or use another --lab-dir and --netns", file=sys.stderr)
-        return None
-    lock.truncate(0)
-    lock.write(f"pid {os.getpid()}, started {datetime.now():%H:%M:%S}: {' '.join(sys.argv)}\n")
-    lock.flush()
-    return lock
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        print("bench/migration.py runs libvirt hosts: run it as root", file=sys.stderr)
-        return 2
     lab_dir = args.lab_dir.absolute()
-    bench_lock = hold_bench_lock(lab_dir)  # held until this process exits
+    bench_lock = script.as_root_alone(lab_dir)  # held until this process exits
     if bench_lock is None:
         return 2
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     results_path = (args.output or RESULTS_DIR / f"migration-{stamp}.json").absolute()
     env = control_plane.bench_environment(lab_dir)
-    os.environ.update({k: env[k] for k in control_plane.DJANGO_ENV_KEYS})
-    os.chdir(ROOT)
+    control_plane.configure_this_process(env)
 
     def terminate(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")

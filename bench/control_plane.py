@@ -16,7 +16,7 @@ from lab.processes import start_in_session, stop_session
 
 # The engine's sources (the product's packages): what a worker runs.
 CODE_DIRS = ("core", "hypervisor", "inventory", "migrations_app", "vmotion")
-# What main copies into its own environment, for Django in this process.
+# What configure_this_process copies into this process's environment, for Django here.
 DJANGO_ENV_KEYS = ("DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MIGRATION_HOUSEKEEPING_INTERVAL", "LIBVIRT_LOCAL_INSTALL", "LIBVIRT_URI_DIRS")
 QUEUES = ("high", "default", "low")
 
@@ -36,6 +36,12 @@ def bench_environment(lab_dir: Path) -> dict:
         "LIBVIRT_URI_DIRS": f"~/.ssh,/etc/pki,{lab_dir}",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def configure_this_process(env: dict) -> None:
+    """This process's Django as the bench's control plane's (`register` sets it up), from the project root."""
+    os.environ.update({key: env[key] for key in DJANGO_ENV_KEYS})
+    os.chdir(ROOT)
 
 
 def manage_command(*args: str) -> list[str]:

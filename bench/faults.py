@@ -18,7 +18,6 @@ matrix and writes it as JSON to bench/results/faults-<timestamp>.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -28,7 +27,15 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+if __name__ == "__main__":
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repository root, not bench/: bench/script.py says why
+    from bench import script
+
+    script.start()
+
+from bench import script  # noqa: E402
+from bench.config import RESULTS_DIR, ROOT, VENV_PYTHON  # noqa: E402
+
 LAB_DIR = "/var/lib/vmotion-bench-faults"
 NETNS = "vmotion-faults"
 
@@ -83,14 +90,14 @@ def print_matrix(rounds: list[dict[str, dict]]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script.argument_parser(__doc__)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each runs every fault once")
     parser.add_argument("--only", default="", help="only the faults whose name contains this")
     args = parser.parse_args(argv)
     faults = {name: test for name, test in FAULTS.items() if args.only in name}
     if not faults or args.repeat < 1:
         parser.error(f"nothing to run: --only {args.only!r} names none of: {', '.join(FAULTS)}")
-    results_dir = ROOT / "bench" / "results"
+    results_dir = RESULTS_DIR
     results_dir.mkdir(parents=True, exist_ok=True)
     rounds = []
     try:
@@ -100,7 +107,7 @@ def main(argv: list[str]) -> int:
             passed = sum(run["passed"] for run in rounds[-1].values())
             print(f"round {number}: {passed}/{len(faults)} faults handled in {time.monotonic() - started:.0f} s", flush=True)
     finally:
-        lab_down = [str(ROOT / ".venv" / "bin" / "python"), "-m", "lab", "down", "--lab-dir", LAB_DIR, "--netns", NETNS]
+        lab_down = [str(VENV_PYTHON), "-m", "lab", "down", "--lab-dir", LAB_DIR, "--netns", NETNS]
         subprocess.run(lab_down, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print_matrix(rounds)
     output = results_dir / f"faults-{time.strftime('%Y%m%d-%H%M%S')}.json"

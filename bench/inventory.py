@@ -19,7 +19,6 @@ database 11. It stops only the worker processes it started.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -29,13 +28,16 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 if __name__ == "__main__":
-    sys.path[0] = str(ROOT)  # run as a script: `lab` must be the package, not a sibling module
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repository root, not bench/: bench/script.py says why
+    from bench import script
 
+    script.start()
+
+from bench import script  # noqa: E402
+from bench.config import ROOT, VENV_PYTHON  # noqa: E402
 from lab.processes import start_in_session, stop_session  # noqa: E402
 
-PYTHON = ROOT / ".venv" / "bin" / "python"
 DATABASE = "vmotion_bench_inventory"
 REDIS_URL = "redis://127.0.0.1:6379/11"
 INTERVAL_S = 30  # the default INVENTORY_SYNC_INTERVAL
@@ -61,20 +63,11 @@ def node_xml(host: int, vms: int) -> str:
 
 
 def manage(env: dict, *args: str, code: str | None = None) -> str:
-    command = [str(PYTHON), "manage.py", *args] + (["-c", code] if code else [])
+    command = [str(VENV_PYTHON), "manage.py", *args] + (["-c", code] if code else [])
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     if result.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result.stdout.strip()
-
-
-def fresh_database(pg_url: str) -> str:
-    import psycopg
-
-    with psycopg.connect(f"{pg_url}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DATABASE}")
-    return f"{pg_url}/{DATABASE}"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -117,7 +110,7 @@ def round_time(env: dict, workers: list) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = script.argument_parser(__doc__)
     parser.add_argument("--hosts", type=int, default=2500)
     parser.add_argument("--vms-per-host", type=int, default=16, help="40,000 VMs over 2,500 hosts")
     parser.add_argument("--workers", default="1,2,4", help="inventory worker counts to measure")
@@ -125,7 +118,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--worker-class", default=WORKER_CLASS, help=f"RQ worker class (default {WORKER_CLASS})")
     parser.add_argument("--interval", type=float, default=INTERVAL_S, help="the sync interval a round must fit in")
     args = parser.parse_args(argv)
-    env = {**os.environ, "DATABASE_URL": fresh_database(os.environ.get("VMOTION_PG_URL", "postgres://postgres@127.0.0.1:5432")),
+    env = {**os.environ, "DATABASE_URL": script.fresh_database(DATABASE),
            "REDIS_URL": REDIS_URL, "SECRET_KEY": "bench-only", "DEBUG": "0", "LOG_LEVEL": "WARNING",
            # The fleet is libvirt's test driver, which the URI rule allows only in a lab install.
            "LIBVIRT_LOCAL_INSTALL": "1"}
@@ -149,7 +142,7 @@ def main(argv: list[str]) -> int:
     for count in [int(n) for n in args.workers.split(",")]:
         logs = Path(tempfile.mkdtemp(prefix="vmotion-bench-inventory-logs-"))
         workers = [
-            start_in_session([str(PYTHON), "manage.py", "rqworker", "inventory", "--worker-class", args.worker_class], cwd=ROOT, env=env, log_path=logs / f"worker{i}.log")
+            start_in_session([str(VENV_PYTHON), "manage.py", "rqworker", "inventory", "--worker-class", args.worker_class], cwd=ROOT, env=env, log_path=logs / f"worker{i}.log")
             for i in range(count)
         ]
         try:

@@ -22,21 +22,14 @@ database in that directory and Redis database 13. It stops only the processes it
 This file only starts the bench: the package bench/ does the work (bench/cli.py's main).
 """
 
-import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-
 if __name__ == "__main__":
-    if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve() and VENV_PYTHON.exists() and not os.environ.get("VMOTION_BENCH_REEXEC"):
-        os.environ["VMOTION_BENCH_REEXEC"] = "1"
-        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
-    # Run as a script, Python puts bench/ first on the path: put the repository root there
-    # instead, so that `bench` and `lab` are the packages and bench's modules shadow nothing.
-    sys.path[0] = str(ROOT)
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repository root, not bench/: bench/script.py says why
+    from bench import script
 
+    script.start()
     from bench.cli import main
 
     sys.exit(main(sys.argv[1:]))

@@ -17,7 +17,6 @@ Uses the PostgreSQL database vmotion_bench_pages, dropped and created afresh.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import sys
@@ -27,7 +26,13 @@ import warnings
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+if __name__ == "__main__":
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repository root, not bench/: bench/script.py says why
+    from bench import script
+
+    script.start()
+
+from bench import script  # noqa: E402
 
 DATABASE = "vmotion_bench_pages"
 REQUESTS = 20
@@ -37,15 +42,6 @@ ASSISTANT_TARGET_MS = 100
 EVACUATION_PLAN_TARGET_MS = 1000
 BALANCING_TARGET_MS = 2000
 GIB = 1024**3
-
-
-def fresh_database(pg_url: str) -> str:
-    import psycopg
-
-    with psycopg.connect(f"{pg_url}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DATABASE}")
-    return f"{pg_url}/{DATABASE}"
 
 
 def fill(hosts: int, vms: int, tasks: int, clusters: int) -> None:
@@ -120,14 +116,14 @@ def percentile(times: list[float], share: float) -> float:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = script.argument_parser(__doc__)
     parser.add_argument("--hosts", type=int, default=2500)
     parser.add_argument("--clusters", type=int, default=50)
     parser.add_argument("--vms", type=int, default=40_000)
     parser.add_argument("--tasks", type=int, default=100_000)
     args = parser.parse_args(argv)
     os.environ.update(
-        DATABASE_URL=fresh_database(os.environ.get("VMOTION_PG_URL", "postgres://postgres@127.0.0.1:5432")),
+        DATABASE_URL=script.fresh_database(DATABASE),
         SECRET_KEY="bench-only", DEBUG="0", ALLOWED_HOSTS="testserver", LOG_LEVEL="ERROR",
         DJANGO_SETTINGS_MODULE="vmotion.settings",
     )
@@ -247,6 +243,4 @@ def add_apart_rules(cluster, vms, prefix: str, count: int = 20) -> None:
 
 
 if __name__ == "__main__":
-    # Run as a script, Python puts bench/ first on the path: the repository root goes there.
-    sys.path[0] = str(ROOT)
     sys.exit(main(sys.argv[1:]))

@@ -18,26 +18,21 @@ bench/results/soak-<timestamp>.json.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve() and VENV_PYTHON.exists():
-    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
-# Run as a script, Python puts bench/ first on the path, where bench/inventory.py would
-# shadow the inventory app: the repository root goes there instead.
-sys.path[0] = str(ROOT)
+if __name__ == "__main__":
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repository root, not bench/: bench/script.py says why
+    from bench import script
 
-from bench import control_plane, fleet, lab_setup  # noqa: E402
-from bench.cli import hold_bench_lock  # noqa: E402
-from bench.config import RESULTS_DIR, log  # noqa: E402
+    script.start()
+
+from bench import control_plane, fleet, lab_setup, script  # noqa: E402
+from bench.config import RESULTS_DIR, ROOT, log  # noqa: E402
 from lab import control as lab_control  # noqa: E402
 from lab.commands import run_command  # noqa: E402
 from lab.config import GuestWorkload, LabConfig  # noqa: E402
@@ -82,18 +77,15 @@ def run_round(number: int, lab: lab_setup.BenchLab) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = script.argument_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=25, help="rounds of four migrations (25)")
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab up at the end")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print("bench/soak.py runs libvirt hosts: run it as root", file=sys.stderr)
-        return 2
-    if hold_bench_lock(LAB_DIR) is None:
+    lock = script.as_root_alone(LAB_DIR)  # held until this process exits
+    if lock is None:
         return 2
     env = fleet.environment(LAB_DIR, DATABASE, redis_db=9)
-    os.environ.update({key: env[key] for key in control_plane.DJANGO_ENV_KEYS})
-    os.chdir(ROOT)
+    control_plane.configure_this_process(env)
     config = LabConfig(
         lab_dir=LAB_DIR, netns=NETNS, host_count=3, guest_count=6, guest_memory_mib=192,
         workloads={name: GuestWorkload(dirty_mb=32, dirty_rate=5) for name in MOVING},

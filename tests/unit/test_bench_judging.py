@@ -209,13 +209,11 @@ class FakeBench:
 
 def run_main(monkeypatch, tmp_path: Path, runs: list[Run], *extra: str) -> tuple[int, dict]:
     """bench/migration.py's main with the lab, the database and the workers left out."""
-    monkeypatch.chdir(cli.ROOT)  # main changes to the project root; this restores the directory
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cli.script, "as_root_alone", lambda lab_dir: object())
     monkeypatch.setattr(cli.signal, "signal", lambda *args: None)
-    monkeypatch.setattr(cli, "hold_bench_lock", lambda lab_dir: object())
     monkeypatch.setattr(cli, "run_command", lambda *args, **kwargs: None)
     monkeypatch.setattr(cli, "control_plane", SimpleNamespace(
-        bench_environment=lambda lab_dir: {}, DJANGO_ENV_KEYS=[], fresh_database=lambda *args: None, register=lambda *args: None,
+        bench_environment=lambda lab_dir: {}, configure_this_process=lambda env: None, fresh_database=lambda *args: None, register=lambda *args: None,
         Workers=lambda env, lab_dir: SimpleNamespace(start=lambda: None, stop=lambda: None, code_history=[]),
     ))  # fmt: skip
     lab = SimpleNamespace(names=["lab-host1", "lab-host2"], versions=lambda: {})
