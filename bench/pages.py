@@ -183,7 +183,7 @@ def measure_page(client, name: str, path: str) -> bool:
     statuses = set()
 
     def get():
-        response = client.get(path)
+        response = client.get(path, secure=True)  # as browsers ask: plain HTTP is only redirected
         statuses.add(response.status_code)
         return response
 

@@ -274,13 +274,13 @@ class FakeResponse:
 
 @pytest.mark.parametrize("status", [500, 302, 404])
 def test_the_pages_bench_fails_a_page_that_does_not_answer_200(status, capsys):
-    fast_error = SimpleNamespace(get=lambda path: FakeResponse(status))
+    fast_error = SimpleNamespace(get=lambda path, secure: FakeResponse(status if secure else 301))
     assert pages.measure_page(fast_error, "dashboard", "/") is False
     assert f"FAILED: answered {status}" in capsys.readouterr().out
 
 
 def test_the_pages_bench_passes_a_fast_page_that_answers_200(capsys):
-    assert pages.measure_page(SimpleNamespace(get=lambda path: FakeResponse(200)), "dashboard", "/") is True
+    assert pages.measure_page(SimpleNamespace(get=lambda path, secure: FakeResponse(200 if secure else 301)), "dashboard", "/") is True
     assert "met" in capsys.readouterr().out
 
 
