@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from inventory.models import VirtualMachine
 from migrations_app.automation import balancing as balance
+from migrations_app.automation import recommendations
 from migrations_app.choices import AutomationLevel, TaskState
 from migrations_app.models import BalancingPolicy, MigrationTask
 from tests.api import token_client
@@ -37,6 +38,8 @@ def test_the_cluster_page_shows_the_load_and_a_recommendation_that_applies_as_a_
     client = client_as(operator)
     for vm in VirtualMachine.objects.filter(name__startswith="app-"):
         measured(vm, seconds_ago=40, dirty_rate_bytes_s=2 * 1000**2, resident_bytes=GIB)
+
+    recommendations.compute(cluster)  # as the scheduler does in the background
 
     page = client.get(reverse("cluster-detail", args=[cluster.pk])).content.decode()
 
@@ -89,15 +92,15 @@ def test_an_automatic_round_applies_then_waits_for_its_moves_and_never_moves_a_v
 
 
 def test_the_cli_shows_the_recommendations_and_applies_them_with_json(cluster, operator, no_inventory_worker):
-    out = StringIO()
-    call_command("vmotion", "balance", "prod", "--apply", "--user", "operator", "--json", stdout=out)
+    out, err = StringIO(), StringIO()
+    call_command("vmotion", "balance", "prod", "--apply", "--user", "operator", "--json", stdout=out, stderr=err)
 
-    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    result = json.loads(out.getvalue())
     assert result["recommendations"] and result["recommendations"][0]["to"] == "idle"
     assert len(result["tasks"]) == len(result["recommendations"]) == MigrationTask.objects.count()
     # Each move's forecast, or why there is none: the inventory has not measured these guests.
     assert result["recommendations"][0]["predicted_total_ms"] is None
-    assert "no forecast (Not measured yet: no inventory worker is running.)" in out.getvalue()
+    assert "no forecast (Not measured yet: no inventory worker is running.)" in err.getvalue()
 
 
 OFF_REASON = "Balancing of cluster prod is off: no recommendation is applied."
@@ -154,6 +157,7 @@ def test_balancing_manual_or_automatic_applies_the_recommendations_through_every
 
 def test_the_page_of_a_cluster_with_balancing_off_shows_the_moves_without_apply_and_says_why(client_as, operator, cluster):
     set_level(cluster, AutomationLevel.OFF)
+    recommendations.compute(cluster)
 
     page = client_as(operator).get(reverse("cluster-detail", args=[cluster.pk])).content.decode()
 
