@@ -1,5 +1,8 @@
-"""What a subcommand prints: lines for a person on stdout, and with --json one JSON line
-last, also when the command fails ({"error": ..., "checks": [...]})."""
+"""What a subcommand prints. Without --json: lines for a person, on stdout. With --json,
+stdout holds exactly one JSON document, so that `vmotion show 3 --json | jq` works (as
+`kubectl -o json` and `openstack --format json`); the lines a person would read (messages,
+progress) go to stderr. A failure with --json is the document {"error": ..., "checks": [...]}
+on stdout, its message on stderr and a non-zero exit."""
 
 import json
 
@@ -16,7 +19,7 @@ class Output:
     def __init__(self, stdout: OutputWrapper, stderr: OutputWrapper, as_json: bool):
         self.as_json = as_json
         self._stdout = stdout
-        self._lines = stdout
+        self._lines = stderr if as_json else stdout
 
     def say(self, line: str) -> None:
         """A line for a person."""

@@ -68,14 +68,14 @@ def test_the_number_of_queries_does_not_grow_with_the_hosts(inventory, django_as
 
 def test_the_cli_ranks_with_reasons_and_ends_with_json(inventory):
     vm, _ = inventory
-    out = StringIO()
+    out, err = StringIO(), StringIO()
 
-    call_command("vmotion", "recommend", "Web-01", "--json", stdout=out)
+    call_command("vmotion", "recommend", "Web-01", "--json", stdout=out, stderr=err)
 
-    lines = out.getvalue().strip().splitlines()
+    lines = err.getvalue().strip().splitlines()
     assert lines[0].split()[0] == "1" and lines[0].split()[2] == "kvm2" and "same cluster prod" in lines[0]
-    assert "cannot take it: kvm5 is in maintenance" in out.getvalue()
-    result = json.loads(lines[-1])
+    assert "cannot take it: kvm5 is in maintenance" in err.getvalue()
+    result = json.loads(out.getvalue())
     assert result["vm"] == "Web-01"
     assert [c["host"] for c in result["candidates"]] == ["kvm2", "kvm3", "kvm4", "kvm5"]
     assert result["candidates"][3]["blocked_by"] == {"check": "destination_open", "message": "kvm5 is in maintenance: it takes no new VMs."}

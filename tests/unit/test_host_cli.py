@@ -22,15 +22,15 @@ def kvm1():
 
 
 def test_the_cli_degrades_and_restores_with_json_lines(kvm1, administrator):
-    out = StringIO()
-    call_command("vmotion", "host", "degrade", "kvm1", "--reason", "fan failing", "--json", stdout=out)
-    line = json.loads(out.getvalue().strip().splitlines()[-1])
+    out, err = StringIO(), StringIO()
+    call_command("vmotion", "host", "degrade", "kvm1", "--reason", "fan failing", "--json", stdout=out, stderr=err)
+    line = json.loads(out.getvalue())
     assert (line["host"], line["degraded"], line["reason"], line["by"]) == ("kvm1", True, "fan failing", "vmotion CLI")
-    assert "kvm1 is marked degraded: kvm1 was marked degraded by vmotion CLI: fan failing" in out.getvalue()
+    assert "kvm1 is marked degraded: kvm1 was marked degraded by vmotion CLI: fan failing" in err.getvalue()
 
     out = StringIO()
-    call_command("vmotion", "host", "restore", "kvm1", "--user", "administrator", "--json", stdout=out)
-    assert json.loads(out.getvalue().strip().splitlines()[-1]) == {"host": "kvm1", "degraded": False, "reason": "", "by": "", "since": None}
+    call_command("vmotion", "host", "restore", "kvm1", "--user", "administrator", "--json", stdout=out, stderr=StringIO())
+    assert json.loads(out.getvalue()) == {"host": "kvm1", "degraded": False, "reason": "", "by": "", "since": None}
     assert LogEntry.objects.get_for_object(kvm1).latest("timestamp").actor == administrator
 
 
@@ -49,9 +49,9 @@ def test_the_cli_names_an_administrator_it_acts_for(kvm1, administrator):
 def test_the_cli_refuses_bad_input_and_changes_nothing(kvm1, argv, why):
     out = StringIO()
     with pytest.raises(CommandError, match=why):
-        call_command("vmotion", "host", *argv, "--json", stdout=out)
+        call_command("vmotion", "host", *argv, "--json", stdout=out, stderr=StringIO())
 
-    assert why in json.loads(out.getvalue().strip().splitlines()[-1])["error"]
+    assert why in json.loads(out.getvalue())["error"]
     assert not Host.objects.get(pk=kvm1.pk).is_degraded
 
 
