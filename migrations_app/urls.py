@@ -1,10 +1,9 @@
 from django.urls import path
 
-from migrations_app.web import balance_views
+from migrations_app.web import cluster
 from migrations_app.web import health_views
 from migrations_app.web import maintenance_views
 from migrations_app.metrics import views as metrics_views
-from migrations_app.web import rule_views
 from migrations_app.web import schedule_views
 from migrations_app.web import task_views as views
 
@@ -27,14 +26,21 @@ urlpatterns = [
     path("evacuations/<int:pk>/", maintenance_views.evacuation_detail, name="evacuation-detail"),
     path("evacuations/<int:pk>/progress/", maintenance_views.evacuation_progress, name="evacuation-progress"),
     path("evacuations/<int:pk>/abort/", maintenance_views.evacuation_abort, name="evacuation-abort"),
-    path("clusters/<int:pk>/", balance_views.cluster_detail, name="cluster-detail"),
-    path("clusters/<int:pk>/policy/", balance_views.cluster_policy, name="cluster-policy"),
-    path("clusters/<int:pk>/apply/", balance_views.cluster_apply, name="cluster-apply"),
-    path("clusters/<int:pk>/rules/", rule_views.rule_add, name="rule-add"),
-    path("rules/<int:pk>/delete/", rule_views.rule_delete, name="rule-delete"),
-    path("rules/<int:pk>/fix/", rule_views.rule_fix, name="rule-fix"),
-    path("clusters/<int:pk>/health/", health_views.cluster_health_page, name="cluster-health"),
-    path("clusters/<int:pk>/health-policy/", health_views.cluster_health_policy, name="cluster-health-policy"),
+    # A cluster's overview and settings, and every form on them (migrations_app.web.cluster).
+    path("clusters/<int:pk>/", cluster.cluster_detail, name="cluster-detail"),
+    path("clusters/<int:pk>/settings/", cluster.cluster_settings, name="cluster-settings"),
+    path("clusters/<int:pk>/apply/", cluster.cluster_apply, name="cluster-apply"),
+    path("clusters/<int:pk>/recompute/", cluster.cluster_recompute, name="cluster-recompute"),
+    path("clusters/<int:pk>/policy/", cluster.cluster_policy, name="cluster-policy"),
+    path("clusters/<int:pk>/health/", cluster.cluster_health, name="cluster-health"),
+    path("clusters/<int:pk>/health-policy/", cluster.cluster_health_policy, name="cluster-health-policy"),
+    path("clusters/<int:pk>/cpu/", cluster.cluster_cpu, name="cluster-cpu"),
+    path("clusters/<int:pk>/cpu/mode/", cluster.cluster_cpu_mode, name="cluster-cpu-mode"),
+    path("clusters/<int:pk>/encryption/", cluster.cluster_encryption, name="cluster-encryption"),
+    path("clusters/<int:pk>/rules/", cluster.rule_add, name="rule-add"),
+    path("rules/<int:pk>/delete/", cluster.rule_delete, name="rule-delete"),
+    path("rules/<int:pk>/fix/", cluster.rule_fix, name="rule-fix"),
+    path("vms/<int:pk>/cpu-baseline/", cluster.vm_cpu_baseline, name="vm-cpu-baseline"),
     path("schedules/", schedule_views.schedule_list, name="schedule-list"),
     path("schedules/new/", schedule_views.schedule_new, name="schedule-new"),
     path("schedules/<int:pk>/", schedule_views.schedule_detail, name="schedule-detail"),

@@ -136,17 +136,20 @@ def cluster_tour(page: Page, url: str, out: Path, idle: str) -> None:
     page.click(f'article.host[data-host="{idle}"] h2 a')
     page.click("dt:has-text('Cluster') + dd a")
     cluster_url = page.url
-    policy = page.locator("form[action$='/policy/']")
+    page.click("[data-testid=cluster-tabs] a:text-is('Settings')")
+    settings_url = page.url
+    policy = page.get_by_test_id("automation-form")
     policy.locator("input[name=threshold]").fill("5")
     policy.locator("input[name=cooldown_minutes]").fill("0")  # every guest moved in this walk already
     policy.locator("button:has-text('Save')").click()
     expect(page.locator(".messages")).to_contain_text("Balancing of")
+    page.goto(cluster_url)
     recommendation = page.get_by_test_id("recommended-move").first
-    for _ in range(12):  # the inventory measures the guests' demand every sync
+    for _ in range(12):  # the inventory measures the guests' demand every sync; the scheduler computes them
         if recommendation.count():
             break
         page.wait_for_timeout(5_000)
-        page.goto(cluster_url)
+        page.get_by_test_id("recompute").click()
     expect(recommendation).to_contain_text(f"→ {idle}")
     expect(page.get_by_test_id("recommendation-forecast").first).to_contain_text("pause")
     shoot(page, out / "cluster.png")
@@ -160,6 +163,7 @@ def cluster_tour(page: Page, url: str, out: Path, idle: str) -> None:
 
     page.goto(cluster_url)
     others = [name for name in page.locator("[data-host]").evaluate_all("rows => rows.map(r => r.dataset.host)") if name]
+    page.goto(settings_url)
     form = page.get_by_test_id("rule-form")
     form.locator("input[name=name]").fill("keep-apart")
     form.locator("select[name=kind]").select_option("apart")
@@ -179,7 +183,8 @@ def proactive_tour(page: Page, url: str, out: Path) -> None:
     host_url = page.url
     page.click("dt:has-text('Cluster') + dd a")
     cluster_url = page.url
-    health = page.get_by_test_id("cluster-health")
+    page.click("[data-testid=cluster-tabs] a:text-is('Settings')")
+    health = page.get_by_test_id("proactive-form")
     health.locator("select[name=level]").select_option("evacuate")
     health.locator("button:has-text('Save the proactive policy')").click()
     expect(page.locator(".messages")).to_contain_text("evacuate")

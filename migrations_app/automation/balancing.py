@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from inventory.choices import ACTIVE_POWER_STATES
@@ -19,7 +19,7 @@ from inventory.models import Cluster, Host, VirtualMachine
 
 from migrations_app.affinity import store as affinity_rules
 from migrations_app.placement import store as assistant
-from migrations_app.automation.balancing_rules import BalanceSettings, HostSupply, Recommendation, VmDemand, recommend, spread
+from migrations_app.automation.balancing_rules import BalanceSettings, HostSupply, Recommendation, VmDemand, load_spread, recommend, spread
 from migrations_app.choices import ACTIVE_STATES, AutomationLevel, EvacuationState, EventKind, TaskState
 from migrations_app.errors import MigrationRequestError
 from migrations_app.forecast.store import MoveForecast, forecast_moves
@@ -55,6 +55,24 @@ def cluster_balance(cluster: Cluster) -> ClusterBalance:
     moves = recommend(demands, supplies, choices, cooling=_cooling(vms, policy), elsewhere=elsewhere)
     loads = [(host, host_load(host.cpu_count, host.memory_total_bytes, [vm for vm in vms if vm.host_id == host.pk])) for host in hosts]
     return ClusterBalance(cluster, policy, loads, spread(demands, supplies), moves, {vm.pk: vm for vm in vms})
+
+
+def cluster_loads(cluster: Cluster) -> tuple[list[tuple[Host, HostLoad]], float]:
+    """Each host's load now, its running VMs summed by the database in one query, and the
+    cluster's spread over them: what a page shows without computing recommendations."""
+    running = Q(vms__power_state__in=ACTIVE_POWER_STATES)
+    hosts = (
+        Host.objects.filter(cluster=cluster).order_by("name").only("name", "state", "cpu_count", "memory_total_bytes", "cluster_id")
+        .annotate(
+            running_vms=Count("vms", filter=running), measured_vms=Count("vms", filter=running & Q(vms__cpu_cores_used__isnull=False)),
+            cpu_used=Sum("vms__cpu_cores_used", filter=running), memory_used=Sum("vms__memory_in_use_bytes", filter=running),
+        )
+    )
+    loads = [
+        (host, HostLoad(round(host.cpu_used or 0.0, 3), host.cpu_count, host.memory_used or 0, host.memory_total_bytes, host.measured_vms, host.running_vms))
+        for host in hosts
+    ]
+    return loads, load_spread([load for _, load in loads])
 
 
 def forecast_recommendations(balance: ClusterBalance, **how) -> dict[int, MoveForecast]:

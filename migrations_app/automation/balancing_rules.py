@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from math import sqrt
 
+from inventory.load import HostLoad
 from migrations_app.placement.rules import NOWHERE, HostFacts, VmFacts, place
 
 # Minimum drop of the spread for a move, by threshold: 1 is conservative (only big
@@ -67,6 +68,15 @@ def spread(vms: Sequence[VmDemand], hosts: Sequence[HostSupply]) -> float:
     if len(hosts) < 2:
         return 0.0
     return round(_Shares(vms, hosts).spread(), 4)
+
+
+def load_spread(loads: Sequence[HostLoad]) -> float:
+    """`spread` from the hosts' loads as a page reads them (`inventory.load.HostLoad`)."""
+    if len(loads) < 2:
+        return 0.0
+    cpu = [_share(load.cpu_cores_used, load.cpu_cores) for load in loads]
+    memory = [_share(load.memory_in_use_bytes, load.memory_total_bytes) for load in loads]
+    return round(_deviation(sum(cpu), sum(x * x for x in cpu), len(loads)) + _deviation(sum(memory), sum(x * x for x in memory), len(loads)), 4)
 
 
 class _Shares:

@@ -1,6 +1,7 @@
 from django import forms
 
 from migrations_app.choices import Priority
+from migrations_app.models import BalancingPolicy, ProactivePolicy
 from migrations_app.options import BANDWIDTH_RANGE_MIB_S, DEFAULT_MAX_DOWNTIME_MS, MAX_DOWNTIME_RANGE_MS, MigrationOptions
 
 
@@ -29,3 +30,19 @@ class MigrationOptionsForm(forms.Form):
             allow_auto_converge=data["allow_auto_converge"],
             reason=data["reason"],
         )
+
+
+class BalancingPolicyForm(forms.ModelForm):
+    """A cluster's automation: balancing off, recommended or automatic, and how eagerly."""
+
+    class Meta:
+        model = BalancingPolicy
+        fields = ["level", "threshold", "max_moves", "interval_minutes", "cooldown_minutes"]
+
+
+class ProactivePolicyForm(forms.ModelForm):
+    """A cluster's health rules and what becomes of a host they find failing."""
+
+    class Meta:
+        model = ProactivePolicy
+        fields = ["level", "slow_latency_ms", "slow_samples", "failed_reads", "failed_window_minutes", "memory_free_percent", "memory_minutes"]

@@ -108,7 +108,7 @@ def test_a_rule_naming_a_deleted_vm_is_kept_and_shown_stale(prod, hosts, vms, cl
 
     (status,) = affinity_rules.cluster_rules(prod)
     assert status.stale == ("db",) and [name for _, name in status.facts.vms] == ["web1", "web2"]
-    page = client_as(viewer).get(reverse("cluster-detail", args=[prod.pk])).content.decode()
+    page = client_as(viewer).get(reverse("cluster-settings", args=[prod.pk])).content.decode()
     assert "stale" in page and "names db, no longer in the inventory" in page
 
 
@@ -134,6 +134,7 @@ def test_adding_a_contradicting_rule_through_the_page_is_refused_with_the_reason
 
     response = client.post(url, {"name": "web-together", "kind": RuleKind.TOGETHER, "strength": RuleStrength.MUST, "vm_names": "web1 web2"})
     assert response.status_code == 400 and "must keep web1, web2 apart" in response.content.decode()
+    assert 'data-testid="rule-refused"' in response.content.decode() and response.context["rule_form"]["name"].value() == "web-together"
     response = client.post(url, {"name": "x", "kind": RuleKind.APART, "strength": RuleStrength.MUST, "vm_names": "web1 nosuch"})
     assert response.status_code == 400 and "No VM named nosuch in the inventory." in response.content.decode()
     assert AffinityRule.objects.count() == 1
@@ -166,7 +167,12 @@ def test_the_cli_adds_lists_and_deletes_rules_and_refuses_bad_ones(prod, hosts, 
         cli("rules", "list", "--cluster", "nope")
 
 
-def test_the_cluster_page_gathers_load_rules_cpu_and_failing_hosts(prod, hosts, vms, client_as, administrator):
-    page = client_as(administrator).get(reverse("cluster-detail", args=[prod.pk])).content.decode()
-    for section in ('data-testid="cluster-spread"', 'data-testid="affinity-rules"', 'data-testid="cluster-health"', "Save the proactive policy", "CPU"):
-        assert section in page, section
+def test_the_overview_gathers_load_violations_and_failing_hosts_and_the_settings_the_rest(prod, hosts, vms, client_as, administrator):
+    client = client_as(administrator)
+    overview = client.get(reverse("cluster-detail", args=[prod.pk])).content.decode()
+    settings = client.get(reverse("cluster-settings", args=[prod.pk])).content.decode()
+
+    for section in ('data-testid="cluster-spread"', 'data-testid="cluster-recommendations"', 'data-testid="rule-violations"', 'data-testid="cluster-health"'):
+        assert section in overview and section not in settings, section
+    for section in ('data-testid="automation-form"', 'data-testid="proactive-form"', 'data-testid="cpu-mode-form"', 'data-testid="encryption-form"', 'data-testid="rule-form"'):
+        assert section in settings and section not in overview, section

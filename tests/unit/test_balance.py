@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from inventory.models import VirtualMachine
 from migrations_app.automation import balancing as balance
+from migrations_app.automation import recommendations
 from migrations_app.choices import AutomationLevel, TaskState
 from migrations_app.models import BalancingPolicy, MigrationTask
 from tests.api import token_client
@@ -37,6 +38,8 @@ def test_the_cluster_page_shows_the_load_and_a_recommendation_that_applies_as_a_
     client = client_as(operator)
     for vm in VirtualMachine.objects.filter(name__startswith="app-"):
         measured(vm, seconds_ago=40, dirty_rate_bytes_s=2 * 1000**2, resident_bytes=GIB)
+
+    recommendations.compute(cluster)  # as the scheduler does in the background
 
     page = client.get(reverse("cluster-detail", args=[cluster.pk])).content.decode()
 
@@ -154,6 +157,7 @@ def test_balancing_manual_or_automatic_applies_the_recommendations_through_every
 
 def test_the_page_of_a_cluster_with_balancing_off_shows_the_moves_without_apply_and_says_why(client_as, operator, cluster):
     set_level(cluster, AutomationLevel.OFF)
+    recommendations.compute(cluster)
 
     page = client_as(operator).get(reverse("cluster-detail", args=[cluster.pk])).content.decode()
 

@@ -63,8 +63,12 @@ def exceeding_names(page: str) -> list[str]:
     return [chunk.split('"', 1)[0] for chunk in table.split('data-vm="')[1:]]
 
 
-def test_the_page_lists_the_vms_above_the_baseline_with_the_fix_for_operators(client_as, operator, cluster):
-    page = client_as(operator).get(reverse("cluster-cpu", args=[cluster.pk])).content.decode()
+def settings_of(client, cluster) -> str:
+    return client.get(reverse("cluster-settings", args=[cluster.pk])).content.decode()
+
+
+def test_the_settings_list_the_vms_above_the_baseline_with_the_fix_for_operators(client_as, operator, cluster):
+    page = settings_of(client_as(operator), cluster)
 
     assert "Baseline <strong>Westmere</strong>, computed from the hosts" in page
     assert exceeding_names(page) == ["haswell-vm", "passthrough"]
@@ -74,11 +78,17 @@ def test_the_page_lists_the_vms_above_the_baseline_with_the_fix_for_operators(cl
 
 
 def test_viewers_see_the_list_without_buttons_and_administrators_get_the_mode_form(client_as, viewer, administrator, cluster):
-    viewed = client_as(viewer).get(reverse("cluster-cpu", args=[cluster.pk])).content.decode()
+    viewed = settings_of(client_as(viewer), cluster)
     assert exceeding_names(viewed) == ["haswell-vm", "passthrough"] and "from next boot</button>" not in viewed
 
-    administered = client_as(administrator).get(reverse("cluster-cpu", args=[cluster.pk])).content.decode()
+    administered = settings_of(client_as(administrator), cluster)
     assert 'data-testid="cpu-mode-form"' in administered
+
+
+def test_the_former_cpu_page_leads_to_the_settings_section(client_as, viewer, cluster):
+    response = client_as(viewer).get(reverse("cluster-cpu", args=[cluster.pk]))
+
+    assert response.status_code == 302 and response["Location"] == reverse("cluster-settings", args=[cluster.pk]) + "#cluster-cpu"
 
 
 def test_an_administrator_names_an_older_model_that_every_host_offers(client_as, administrator, cluster, inventory_worker, libvirt_forbidden):
@@ -141,7 +151,7 @@ def test_an_operator_gives_a_running_vm_the_baseline_from_its_next_boot(client_a
     vm = VirtualMachine.objects.get(name="passthrough")
     # test:///default keeps its domains while one connection to it stays open.
     with Connection(TEST_DRIVER, timeout=10) as held:
-        response = client_as(operator).post(reverse("vm-cpu-baseline", args=[vm.pk]), {"next": reverse("cluster-cpu", args=[cluster.pk])}, follow=True)
+        response = client_as(operator).post(reverse("vm-cpu-baseline", args=[vm.pk]), {"next": reverse("cluster-settings", args=[cluster.pk])}, follow=True)
 
         definition = held.call(lambda conn: conn.lookupByUUIDString(TEST_DOMAIN).XMLDesc(INACTIVE_XML), "reading")
         running = held.call(lambda conn: conn.lookupByUUIDString(TEST_DOMAIN).XMLDesc(0), "reading")

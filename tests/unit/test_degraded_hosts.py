@@ -4,14 +4,12 @@ cluster's policy form with its ranges."""
 
 import pytest
 from auditlog.models import LogEntry
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from inventory import degradation
 from inventory.models import HostHealthSample
 from migrations_app.choices import ProactiveLevel
-from migrations_app.web.health_views import cluster_health
 from migrations_app.models import ProactivePolicy, ProactiveRefusal
 from tests.factories import ClusterFactory, HostFactory
 
@@ -131,7 +129,7 @@ def test_an_administrator_sets_the_policy_and_the_trail_records_it(client_as, ad
 
     response = client_as(administrator).post(reverse("cluster-health-policy", args=[kvm1.cluster.pk]), fields)
 
-    assert response.status_code == 302 and response["Location"] == reverse("cluster-detail", args=[kvm1.cluster.pk])
+    assert response.status_code == 302 and response["Location"] == reverse("cluster-settings", args=[kvm1.cluster.pk]) + "#proactive-policy"
     policy = ProactivePolicy.of(kvm1.cluster)
     assert (policy.level, policy.slow_latency_ms, policy.slow_samples) == (ProactiveLevel.EVACUATE, 1500, 4)
     assert LogEntry.objects.get_for_object(policy).latest("timestamp").actor == administrator
@@ -150,29 +148,31 @@ def test_an_out_of_range_value_gets_a_field_error_and_changes_nothing(client_as,
     response = client_as(administrator).post(reverse("cluster-health-policy", args=[kvm1.cluster.pk]), fields)
 
     assert response.status_code == 400 and f'data-testid="field-error-{field}"' in response.content.decode()
-    health = response.context["health"]
-    assert list(health.form.errors) == [field] and health.policy.level == ProactiveLevel.OFF
+    assert list(response.context["proactive_form"].errors) == [field] and response.context["proactive_policy"].level == ProactiveLevel.OFF
     assert ProactivePolicy.objects.get(pk=before.pk).level == ProactiveLevel.OFF
-    section = render_to_string("migrations_app/_cluster_health.html", {"health": health, "can_administer": True})
-    assert f'data-testid="field-error-{field}"' in section
+    assert 'data-testid="proactive-form"' in response.content.decode()  # shown again on the settings, with what was sent
 
 
-def test_the_sections_own_page_shows_the_policy_and_the_degraded_hosts(client_as, viewer, kvm1):
+def test_the_failing_hosts_former_page_leads_to_the_overview_which_lists_them(client_as, viewer, kvm1):
     degradation.mark_degraded(kvm1, "fan failing", degradation.BY_CLI)
 
-    page = client_as(viewer).get(reverse("cluster-health", args=[kvm1.cluster.pk])).content.decode()
+    response = client_as(viewer).get(reverse("cluster-health", args=[kvm1.cluster.pk]), follow=True)
 
+    assert response.redirect_chain == [(reverse("cluster-detail", args=[kvm1.cluster.pk]) + "#cluster-health", 302)]
+    page = response.content.decode()
     assert "kvm1 was marked degraded by vmotion CLI: fan failing" in page and "The cluster&#x27;s proactive policy is off" in page
-    assert 'data-testid="proactive-policy"' in page and "Off: no health rules." in page
 
 
-def test_the_section_lists_the_degraded_hosts_and_shows_the_policy_to_viewers(kvm1):
+def test_the_overview_lists_the_degraded_hosts_and_the_settings_show_the_policy_to_viewers(client_as, viewer, administrator, kvm1):
     ProactivePolicy.objects.create(cluster=kvm1.cluster, level=ProactiveLevel.RECOMMEND)
     degradation.mark_degraded(kvm1, "fan failing", degradation.BY_CLI)
+    overview, settings = reverse("cluster-detail", args=[kvm1.cluster.pk]), reverse("cluster-settings", args=[kvm1.cluster.pk])
 
-    as_viewer = render_to_string("migrations_app/_cluster_health.html", {"health": cluster_health(kvm1.cluster), "can_administer": False})
-    as_administrator = render_to_string("migrations_app/_cluster_health.html", {"health": cluster_health(kvm1.cluster), "can_administer": True})
+    as_viewer = client_as(viewer).get(overview).content.decode()
+    as_administrator = client_as(administrator).get(overview).content.decode()
 
     assert "kvm1 was marked degraded by vmotion CLI: fan failing" in as_viewer and "Evacuating kvm1 is recommended" in as_viewer
-    assert 'data-testid="proactive-policy"' in as_viewer and "<form" not in as_viewer
-    assert reverse("maintenance-plan", args=[kvm1.pk]) in as_administrator and "Save the proactive policy" in as_administrator
+    assert reverse("maintenance-plan", args=[kvm1.pk]) not in as_viewer and reverse("maintenance-plan", args=[kvm1.pk]) in as_administrator
+    viewed = client_as(viewer).get(settings).content.decode()
+    assert 'data-testid="proactive-policy">Recommend' in viewed and 'data-testid="proactive-form"' not in viewed
+    assert "Save the proactive policy" in client_as(administrator).get(settings).content.decode()

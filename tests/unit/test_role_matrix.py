@@ -48,6 +48,8 @@ VIEWS = {
     "api-tokens": ("get", None),
     "api-token-revoke": ("post", None),
     "cluster-detail": ("get", Role.VIEWER),
+    "cluster-settings": ("get", Role.VIEWER),
+    "cluster-recompute": ("post", Role.OPERATOR),
     "cluster-policy": ("post", Role.ADMINISTRATOR),
     "cluster-apply": ("post", Role.OPERATOR),  # every signed-in user's own
     "rule-add": ("post", Role.ADMINISTRATOR),
@@ -94,7 +96,7 @@ def url_of(name: str, objects: dict) -> str:
         "rule-add": [objects["cluster"].pk], "rule-delete": [objects["rule"].pk], "rule-fix": [objects["rule"].pk],
         "cluster-health": [objects["cluster"].pk], "cluster-health-policy": [objects["cluster"].pk], "host-degrade": [vm.host.pk], "host-restore": [vm.host.pk],
         "cluster-cpu": [objects["cluster"].pk], "cluster-cpu-mode": [objects["cluster"].pk], "vm-cpu-baseline": [vm.pk],
-        "cluster-encryption": [objects["cluster"].pk],
+        "cluster-encryption": [objects["cluster"].pk], "cluster-settings": [objects["cluster"].pk], "cluster-recompute": [objects["cluster"].pk],
         "api-token-revoke": [objects.get("token", 0)],
     }.get(name, [])
     url = reverse(name, args=args)
