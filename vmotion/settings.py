@@ -145,7 +145,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-# --- HTTPS, cookies and sessions (README: "Production deployment and security") ---
+# --- HTTPS, cookies and sessions (docs/operations/security.md) ---
 # Browsers reach vmotion over HTTPS, directly or through a TLS-terminating proxy: plain HTTP
 # is redirected, browsers are told to use HTTPS only (HSTS) and cookies travel over HTTPS
 # only. On unless DEBUG. SECURE_COOKIES is this setting's former name and still turns it off.
@@ -221,8 +221,8 @@ CONTENT_SECURITY_POLICY = {
 # How often the scheduler re-reads every host, and how long one libvirt call may take.
 INVENTORY_SYNC_INTERVAL_SECONDS = float(os.environ.get("INVENTORY_SYNC_INTERVAL", "30"))
 LIBVIRT_CALL_TIMEOUT_SECONDS = float(os.environ.get("LIBVIRT_CALL_TIMEOUT", "10"))
-# Which libvirt URIs a host may have (hypervisor/uri_policy.py; README, "Which host URIs are
-# accepted"). A single-machine or lab install also allows libvirt on this machine
+# Which libvirt URIs a host may have (hypervisor/uri_policy.py; docs/operations/hosts.md,
+# "Which host URIs are accepted"). A single-machine or lab install also allows libvirt on this machine
 # (qemu:///system, qemu+unix), qemu+tcp to a loopback address and libvirt's test driver.
 LIBVIRT_LOCAL_INSTALL = env_bool("LIBVIRT_LOCAL_INSTALL")
 # Where keyfile=, pkipath= and known_hosts= may point (and socket=, for a local install).

@@ -37,7 +37,7 @@ def register(commands, json_option) -> None:
     bandwidth_parser.add_argument("budget", nargs="?", help="MiB/s each way, shared by its migrations by priority; none: its cluster's")
     bandwidth_parser.add_argument("--user", help=ADMINISTRATOR_HELP)
     bandwidth_parser.set_defaults(handler=bandwidth)
-    add_parser = host_commands.add_parser("add", parents=[json_option], help="add a host by its libvirt URI (README: which URIs are accepted)")
+    add_parser = host_commands.add_parser("add", parents=[json_option], help="add a host by its libvirt URI (docs/operations/hosts.md: which URIs are accepted)")
     add_parser.add_argument("host", help="host name")
     add_parser.add_argument("uri", help="how vmotion reaches its libvirt, e.g. qemu+ssh://root@kvm1/system")
     add_parser.add_argument("--migration-uri", default="", help="how the other hosts' libvirt reaches it; default: the libvirt URI")
