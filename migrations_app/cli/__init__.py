@@ -35,8 +35,7 @@ def run(handler: Callable, out: Output, arguments: dict) -> None:
         raise
     except Exception as error:
         # A fault of vmotion's own still leaves a script one JSON document; the traceback follows on stderr.
-        if out.as_json:
-            out.result({"error": f"{type(error).__name__}: {error}", "checks": []})
+        out.error(f"{type(error).__name__}: {error}")
         raise
 
 

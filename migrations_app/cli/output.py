@@ -32,9 +32,13 @@ class Output:
 
     def fail(self, message: str, report: CheckReport | None = None, **fields) -> None:
         """Exit non-zero saying why; with --json, the error document says it too."""
+        self.error(message, report, **fields)
+        raise CommandError(message)
+
+    def error(self, message: str, report: CheckReport | None = None, **fields) -> None:
+        """With --json, the error document, for a failure raised by other means."""
         if self.as_json:
             self._stdout.write(error_document(message, report, **fields))
-        raise CommandError(message)
 
 
 def error_document(message: str, report: CheckReport | None = None, **fields) -> str:
