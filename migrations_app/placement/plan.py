@@ -6,10 +6,11 @@ plan through `plan`.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from migrations_app.placement.rules import CHECK_ORDER, NOWHERE, WEIGHTS, HostFacts, Placement, VmFacts, Weights, rank
+from migrations_app.placement.rules import CHECK_ORDER, NOWHERE, WEIGHTS, HostFacts, Placement, VmFacts, Weights, place, rank, ranking_order
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class PlannedMove:
     vm: VmFacts
     ranking: tuple[Placement, ...]  # every other host for this VM, with the earlier moves counted
     chosen: Placement | None  # None when no host can take the VM
+    unranked: int = 0  # other hosts left out of the ranking (`blocked_shown`), none of which can take the VM
 
     @property
     def blocked_reason(self) -> str:
@@ -38,6 +40,7 @@ def plan(
     weights: Weights = WEIGHTS,
     every_host: bool = False,
     where: Mapping[int, int] = NOWHERE,
+    blocked_shown: int | None = None,
 ) -> list[PlannedMove]:
     """One move per VM, in order. `preferred[i]` is the host id an operator picked for VM i:
     it is kept when that host can take the VM, otherwise the best host is chosen.
@@ -47,6 +50,12 @@ def plan(
     among 2,500 hosts ranks each VM among the few dozen hosts that share its datastores and
     networks instead of all of them. A VM no host can take is always ranked against every
     host, so its plan says why.
+
+    `blocked_shown`, with `every_host`, is for a page that shows only the first few hosts
+    that cannot take the VM: the hosts it cannot reach (they lack its datastores or networks,
+    do not answer, or are in maintenance) are then ranked only as far as the first
+    `blocked_shown` of them by name, with the operator's pick, and the rest are counted in
+    `unranked`; ranking thousands of them would only write reasons no one reads.
 
     `where` holds the host of each VM the batch's affinity rules name. The batch's own VMs
     count as unplaced until their turn, then where they are planned to go: two VMs kept
@@ -58,20 +67,35 @@ def plan(
         placed.pop(vm.id, None)
     moves = []
     for index, vm in enumerate(vms):
-        candidates = list(facts.values()) if every_host else [facts[id] for id in reach.hosts_for(vm)]
-        ranking = tuple(rank(vm, candidates, reserve_bytes, weights, placed))
-        if not every_host and not (ranking and ranking[0].eligible):
-            ranking = tuple(rank(vm, list(facts.values()), reserve_bytes, weights, placed))
         wanted = preferred[index] if index < len(preferred) else None
+        whole = every_host and blocked_shown is None
+        candidates = list(facts.values()) if whole else [facts[id] for id in reach.hosts_for(vm)]
+        ranking = tuple(rank(vm, candidates, reserve_bytes, weights, placed))
+        unranked = 0
+        if not whole and not (ranking and ranking[0].eligible):
+            ranking = tuple(rank(vm, list(facts.values()), reserve_bytes, weights, placed))
+        elif every_host and not whole:
+            ranking, unranked = _with_first_blocked(vm, ranking, facts, blocked_shown, wanted, reserve_bytes, weights, placed)
         chosen = next((p for p in ranking if p.host.id == wanted and p.eligible), None)
         if chosen is None:
             chosen = ranking[0] if ranking and ranking[0].eligible else None
-        moves.append(PlannedMove(vm, ranking, chosen))
+        moves.append(PlannedMove(vm, ranking, chosen, unranked))
         if chosen is not None:
             _count_move(facts, vm, chosen.host.id)
         if vm.id is not None:
             placed[vm.id] = chosen.host.id if chosen is not None else vm.host_id
     return moves
+
+
+def _with_first_blocked(vm, ranking, facts, shown, wanted, reserve_bytes, weights, placed) -> tuple[tuple[Placement, ...], int]:
+    """The ranking with the first `shown` hosts out of the VM's reach by name (each blocked,
+    with why) and the host the operator picked; how many others it leaves out."""
+    ranked = {placement.host.id for placement in ranking}
+    others = [host for host in facts.values() if host.id not in ranked and host.id != vm.host_id]
+    added = heapq.nsmallest(shown, others, key=lambda host: host.name)  # the order `rank` gives the blocked
+    added += [host for host in others if host.id == wanted and host not in added]
+    placements = [place(vm, host, reserve_bytes, weights, placed) for host in added]
+    return tuple(sorted(ranking + tuple(placements), key=ranking_order)), len(others) - len(added)
 
 
 class _Reach:

@@ -93,7 +93,12 @@ def rank(vm: VmFacts, hosts: list[HostFacts], reserve_bytes: int, weights: Weigh
     """Every host but the VM's own: those that can take it first, best score first. `where`
     holds the host of each VM the VM's affinity rules name (see `affinity`)."""
     placements = [place(vm, host, reserve_bytes, weights, where) for host in hosts if host.id != vm.host_id]
-    return sorted(placements, key=lambda p: (not p.eligible, -p.score, p.host.name))
+    return sorted(placements, key=ranking_order)
+
+
+def ranking_order(placement: Placement) -> tuple:
+    """Those that can take the VM first, best score first; then by name."""
+    return (not placement.eligible, -placement.score, placement.host.name)
 
 
 def place(vm: VmFacts, host: HostFacts, reserve_bytes: int, weights: Weights = WEIGHTS, where: Mapping[int, int] = NOWHERE) -> Placement:

@@ -68,12 +68,15 @@ class Move:
     destination: Host | None  # None when no host can take the VM
 
 
-def plan_moves(vms: list[VirtualMachine], preferred: Sequence[int | None] = (), every_host: bool = False) -> list[Move]:
+def plan_moves(vms: list[VirtualMachine], preferred: Sequence[int | None] = (), every_host: bool = False, blocked_shown: int | None = None) -> list[Move]:
     """A destination for each VM, spread by load (`placement_plan.plan`), with the hosts read;
-    `every_host` ranks the hosts that cannot take a VM too, for a page that lists them."""
+    `every_host` ranks the hosts that cannot take a VM too, for a page that lists them (the
+    first `blocked_shown` of those out of its reach, when given)."""
     facts = vm_facts_many(vms)
     where = affinity_rules.where_they_run({rule for vm in facts for rule in vm.rules})
-    planned = placement_plan.plan(facts, host_facts(), settings.MIGRATION_MEMORY_RESERVE_BYTES, preferred, every_host=every_host, where=where)
+    planned = placement_plan.plan(
+        facts, host_facts(), settings.MIGRATION_MEMORY_RESERVE_BYTES, preferred, every_host=every_host, where=where, blocked_shown=blocked_shown,
+    )
     hosts = Host.objects.in_bulk([move.chosen.host.id for move in planned if move.chosen])
     return [Move(vm, move, hosts.get(move.chosen.host.id) if move.chosen else None) for vm, move in zip(vms, planned)]
 

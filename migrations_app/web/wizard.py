@@ -48,7 +48,7 @@ class VmChoice:
 
     @property
     def more(self) -> int:
-        return len(self.move.ranking) - len(self.shown)
+        return len(self.move.ranking) + self.move.unranked - len(self.shown)
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,9 @@ class Wizard:
 
     def _plan(self) -> list[VmChoice]:
         picked = [self._picked(vm) for vm in self.vms]
-        moves = assistant.plan_moves(self.vms, [host_id for host_id, _ in picked], every_host=True)
+        # Every host when the operator asks for them all; otherwise those that can take the
+        # VM and the first few that cannot, which is all the step shows.
+        moves = assistant.plan_moves(self.vms, [host_id for host_id, _ in picked], every_host=True, blocked_shown=None if self.show_all else SHOWN_HOSTS)
         return [self._choice(move, *pick) for move, pick in zip(moves, picked)]
 
     def _picked(self, vm: VirtualMachine) -> tuple[int | None, str]:

@@ -100,3 +100,22 @@ def test_a_should_rule_costs_points_but_does_not_block():
     assert move.chosen.host.name == "kvm3"
     broken = next(p for p in move.ranking if p.host.name == "kvm2")
     assert broken.eligible and broken.soft_breaches and any("breaks rule 'web-apart'" in r for r in broken.reasons)
+
+
+@pytest.mark.parametrize("shown", [1, 2, 8])
+def test_ranking_the_first_few_hosts_out_of_reach_gives_what_ranking_every_host_gives_for_them(shown):
+    vms = [vm(f"web{n}", memory_bytes=(n + 1) * GIB) for n in range(3)]
+    full = plan(vms, many_hosts(), RESERVE, every_host=True)
+    some = plan(vms, many_hosts(), RESERVE, every_host=True, blocked_shown=shown)
+
+    for whole, part in zip(full, some):
+        assert part.chosen == whole.chosen and len(part.ranking) + part.unranked == len(whole.ranking)
+        assert [p for p in part.ranking if p.eligible] == [p for p in whole.ranking if p.eligible]
+        assert [p for p in part.ranking if not p.eligible][:shown] == [p for p in whole.ranking if not p.eligible][:shown]
+
+
+def test_the_host_an_operator_picked_out_of_reach_is_ranked_with_why_it_cannot_take_the_vm():
+    (move,) = plan([vm("web0")], many_hosts(), RESERVE, preferred=[11], every_host=True, blocked_shown=1)
+
+    picked = next(p for p in move.ranking if p.host.id == 11)
+    assert not picked.eligible and "timeout" in picked.blocked_by.message and move.chosen.host.id != 11
