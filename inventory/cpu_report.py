@@ -26,7 +26,8 @@ class ClusterCpuReport:
     baseline: Baseline
     hosts: list[Host]
     hosts_identical: bool
-    vms: list[VmCpuRow]  # those above the baseline first
+    vms: list[VmCpuRow]  # the VMs that do not fit within the baseline, those above it first
+    fitting: int  # how many VMs do
 
     def with_fit(self, fit: Fit) -> list[VmCpuRow]:
         return [row for row in self.vms if row.verdict.fit == fit]
@@ -45,15 +46,23 @@ class ClusterCpuReport:
 
 
 def cluster_cpu_report(cluster: Cluster) -> ClusterCpuReport:
-    """Every VM of the cluster judged against its baseline, from the inventory alone."""
+    """Every VM of the cluster judged against its baseline, from the inventory alone. Each VM
+    is judged from its CPU's columns; only those that do not fit are read whole, to be listed."""
     hosts = list(cluster.hosts.order_by("name"))
     host_cpus = [host.cpu for host in hosts]
     baseline = cluster.cpu_baseline
-    vms = VirtualMachine.objects.filter(host__cluster=cluster).select_related("host").order_by("name", "pk")
-    rows = [VmCpuRow(vm, judge_vm(vm.cpu, baseline, host_cpus)) for vm in vms]
-    order = {Fit.EXCEEDS: 0, Fit.UNKNOWN: 1, Fit.RESTART_PENDING: 2, Fit.FITS: 3}
+    judged, fitting = {}, 0
+    for pk, *cpu in VirtualMachine.objects.filter(host__cluster=cluster).order_by().values_list("pk", *VirtualMachine.CPU_FIELDS):
+        verdict = judge_vm(VirtualMachine.cpu_of(*cpu), baseline, host_cpus)
+        if verdict.fit == Fit.FITS:
+            fitting += 1
+        else:
+            judged[pk] = verdict
+    listed = VirtualMachine.objects.filter(pk__in=judged).select_related("host").order_by("name", "pk") if judged else []
+    rows = [VmCpuRow(vm, judged[vm.pk]) for vm in listed]
+    order = {Fit.EXCEEDS: 0, Fit.UNKNOWN: 1, Fit.RESTART_PENDING: 2}
     rows.sort(key=lambda row: order[row.verdict.fit])
-    return ClusterCpuReport(cluster, baseline, hosts, hosts_identical(host_cpus), rows)
+    return ClusterCpuReport(cluster, baseline, hosts, hosts_identical(host_cpus), rows, fitting)
 
 
 def use_computed_baseline(cluster: Cluster) -> str:

@@ -293,9 +293,16 @@ class VirtualMachine(models.Model):
     def is_active(self) -> bool:
         return self.power_state in ACTIVE_POWER_STATES
 
+    # What judging a VM's CPU reads: `cpu_of` takes these columns' values, in this order.
+    CPU_FIELDS = ("name", "cpu_mode", "cpu_model", "cpu_features", "cpu_pending_instance_id")
+
     @property
     def cpu(self) -> VmCpu:
-        return VmCpu(self.name, self.cpu_mode, self.cpu_model, _feature_set(self.cpu_features), restart_pending=self.cpu_pending_instance_id is not None)
+        return self.cpu_of(*(getattr(self, field) for field in self.CPU_FIELDS))
+
+    @staticmethod
+    def cpu_of(name: str, cpu_mode: str, cpu_model: str, cpu_features: list[str] | None, cpu_pending_instance_id: int | None) -> VmCpu:
+        return VmCpu(name, cpu_mode, cpu_model, _feature_set(cpu_features), restart_pending=cpu_pending_instance_id is not None)
 
 
 class VmLoadSample(models.Model):

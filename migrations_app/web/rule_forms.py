@@ -19,7 +19,7 @@ class RuleForm(forms.Form):
     def __init__(self, cluster: Cluster, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.cluster = cluster
-        self.fields["hosts"].queryset = Host.objects.filter(cluster=cluster).order_by("name")
+        self.fields["hosts"].queryset = Host.objects.filter(cluster=cluster).order_by("name").only("name", "cluster_id")
 
     def clean_vm_names(self) -> list[VirtualMachine]:
         names = list(dict.fromkeys(self.cleaned_data["vm_names"].replace(",", " ").split()))
