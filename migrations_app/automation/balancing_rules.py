@@ -16,9 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from math import sqrt
+from typing import TYPE_CHECKING
 
-from inventory.load import HostLoad
 from migrations_app.placement.rules import NOWHERE, HostFacts, VmFacts, place
+
+if TYPE_CHECKING:  # a type only: the rules load without Django, which inventory.load needs
+    from inventory.load import HostLoad
 
 # Minimum drop of the spread for a move, by threshold: 1 is conservative (only big
 # imbalances are worth a migration), 5 aggressive.
