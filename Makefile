@@ -7,9 +7,9 @@ demo:
 test:
 	bash scripts/test.sh
 
-# The inner loop: the unit tests only (no lab, no browser), a few minutes.
+# The inner loop: the unit tests only (no lab, no browser), on every core, a few minutes.
 test-fast:
-	bash scripts/test.sh tests/unit
+	bash scripts/test.sh -n auto --maxprocesses 8 tests/unit
 
 bootstrap:
 	bash scripts/bootstrap.sh

@@ -14,6 +14,35 @@ from core.roles import Role
 from tests.production_server import AppServer, collect_static, production_server
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config, specs):
+    """Each xdist worker gets its own Redis database, REDIS_URL's index plus the worker's
+    number, set in the worker's environment before its Django settings load: queues, the API
+    throttle counts and locks of one worker's tests never meet another's. (The test database
+    is the worker's own already: pytest-django suffixes its name with the worker's id.)"""
+    base_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix, _, index = base_url.rpartition("/")
+    base = int(index or 0)
+    databases = _redis_database_count(base_url)
+    if base + len(specs) > databases:
+        raise pytest.UsageError(
+            f"{len(specs)} test workers need Redis databases {base} to {base + len(specs) - 1}, and this Redis has {databases}: "
+            "give TEST_REDIS_URL a lower database index or run fewer workers (-n)"
+        )
+    for number, spec in enumerate(specs):
+        spec.env["REDIS_URL"] = f"{prefix}/{base + number}"
+
+
+def _redis_database_count(url: str) -> int:
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    try:
+        return int(Redis.from_url(url, socket_connect_timeout=2).config_get("databases")["databases"])
+    except (RedisError, KeyError, ValueError):
+        return 16  # Redis's default
+
+
 def pytest_configure(config):
     """The test session is one deployment: one directory of metric files, empty when it
     starts, shared by the worker, scheduler and web processes the tests start (they inherit
