@@ -3,7 +3,7 @@
 # With no arguments (`make test`): the tests that need no lab on every core (pytest-xdist,
 # each worker with its own test database and Redis database), then the lab and browser tests
 # in one process, as there is one lab. With arguments: exactly that pytest run, e.g.
-# `bash scripts/test.sh tests/unit/test_wizard.py` or `bash scripts/test.sh -n auto tests/unit`.
+# `bash scripts/test.sh tests/unit/migrations_app/web/test_wizard.py` or `bash scripts/test.sh -n auto tests/unit`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

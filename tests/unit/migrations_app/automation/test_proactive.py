@@ -20,7 +20,7 @@ from migrations_app.models import Evacuation, MigrationTask, ProactivePolicy, Pr
 from tests.driver_hosts import cpus_compatible, no_libvirt_sync  # noqa: F401  fixtures
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
-from .node_files import NodeSpec
+from tests.unit.node_files import NodeSpec
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 GIB = 1024**3

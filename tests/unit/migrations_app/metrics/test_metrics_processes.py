@@ -22,7 +22,7 @@ RECORD_A_FAILURE = """
 import os
 import django
 django.setup()
-from tests.unit.test_metrics_processes import record_a_failure
+from tests.unit.migrations_app.metrics.test_metrics_processes import record_a_failure
 print(record_a_failure())
 """
 

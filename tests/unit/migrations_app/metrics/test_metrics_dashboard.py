@@ -9,7 +9,7 @@ import pytest
 
 from tests.scrape import AUTHORIZATION, TOKEN, a_series_of_every_metric, families, labels_of, sample_names
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "vmotion-dashboard.json"
+DASHBOARD = Path(__file__).resolve().parents[4] / "deploy" / "grafana" / "vmotion-dashboard.json"
 DATA_SOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 # Every word of PromQL the dashboard may use besides vmotion's metrics.
 PROMQL_WORDS = {"sum", "max", "rate", "increase", "histogram_quantile", "time"}

@@ -6,7 +6,7 @@ rendered text, which wraps with the terminal's width and changes with the Python
 Django's own options (--verbosity, --settings...) are Django's to change and are left out.
 After a deliberate change to the command line, rewrite the snapshot:
 
-    python manage.py shell -c "from tests.unit.test_cli_help import write_snapshot; write_snapshot()"
+    python manage.py shell -c "from tests.unit.migrations_app.cli.test_cli_help import write_snapshot; write_snapshot()"
 """
 
 import argparse

@@ -11,7 +11,7 @@ from inventory.location import record_location
 from inventory.models import Datastore, Host, Network, VirtualMachine
 from tests.factories import ClusterFactory, HostFactory
 
-from .node_files import DomainSpec, NodeSpec
+from tests.unit.node_files import DomainSpec, NodeSpec
 
 pytestmark = pytest.mark.django_db
 

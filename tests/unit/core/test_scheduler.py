@@ -84,7 +84,7 @@ def test_the_scheduler_says_each_registered_task_and_its_interval_read_from_sett
 def test_a_task_an_app_registers_is_run_by_the_scheduler(registry, scheduler_signals):
     registry.clear()
     RUNS.clear()
-    register_periodic("note", 0.01, "tests.unit.test_scheduler.note_the_run_and_stop_the_scheduler")
+    register_periodic("note", 0.01, "tests.unit.core.test_scheduler.note_the_run_and_stop_the_scheduler")
     out = io.StringIO()
     watchdog = threading.Timer(10, os.kill, (os.getpid(), signal.SIGTERM))  # should the task never run
     watchdog.start()

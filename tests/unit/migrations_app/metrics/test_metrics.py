@@ -28,7 +28,7 @@ from tests.scrape import AUTHORIZATION, TOKEN, a_series_of_every_metric, familie
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 METRICS_DOC = ROOT / "docs" / "reference" / "metrics.md"
 
 EXPORTED = {

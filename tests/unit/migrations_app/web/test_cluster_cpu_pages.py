@@ -23,7 +23,7 @@ from migrations_app.checks.rules import cpu_offered
 from tests.driver_hosts import inventory_worker, libvirt_allowed, libvirt_forbidden, no_inventory_worker  # noqa: F401  fixtures
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
-from .node_files import DomainSpec, NodeSpec
+from tests.unit.node_files import DomainSpec, NodeSpec
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from inventory.load import host_load
 from inventory.models import VirtualMachine, VmLoadSample
 from tests.factories import HostFactory, VirtualMachineFactory
 
-from .node_files import DomainSpec, NodeSpec
+from tests.unit.node_files import DomainSpec, NodeSpec
 
 pytestmark = pytest.mark.django_db
 WEB = str(uuid.UUID(int=1))
