@@ -29,7 +29,6 @@ from django.utils.module_loading import import_string
 
 
 from tests.compose import COMPOSE, OPERATOR_ENV, ROOT, rendered_config, service_environment
-from tests.driver_hosts import cpus_compatible  # noqa: F401  a fixture
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"

@@ -17,7 +17,7 @@ from migrations_app.automation import evacuation as evacuation_steps
 from migrations_app.checks.report import CheckStatus
 from migrations_app.choices import EvacuationState
 from migrations_app.models import Evacuation
-from tests.driver_hosts import driver_host, inventory_worker, libvirt_forbidden, no_libvirt_sync  # noqa: F401  fixtures
+from tests.driver_hosts import driver_host
 from tests.factories import HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db

@@ -17,11 +17,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def api(operator):
-    return token_client(operator)
-
-
-@pytest.fixture
 def task():
     vm = VirtualMachineFactory(name="web-01")
     return MigrationTask.objects.create(vm=vm, source=vm.host, destination=HostFactory(name="kvm2"), state=TaskState.SUCCEEDED)

@@ -8,7 +8,7 @@ from inventory.choices import HostState
 from migrations_app.choices import TaskState
 from migrations_app.models import Evacuation, MigrationTask
 from tests.api import token_client
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, measured, no_libvirt_sync  # noqa: F401  fixtures
+from tests.driver_hosts import TEST_GUEST_UUID, driver_host, measured
 from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]

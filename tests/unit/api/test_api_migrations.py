@@ -11,7 +11,7 @@ from migrations_app import services
 from migrations_app.choices import Priority, TaskState
 from migrations_app.models import MigrationTask, ProgressSample
 from tests.api import token_client
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, libvirt_forbidden, measured  # noqa: F401  fixtures
+from tests.driver_hosts import TEST_GUEST_UUID, driver_host, measured
 from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
@@ -31,11 +31,6 @@ def kvm2():
 @pytest.fixture
 def vm(kvm1):
     return VirtualMachineFactory(name="web-01", host=kvm1, uuid=TEST_GUEST_UUID, memory_bytes=2 * GIB)
-
-
-@pytest.fixture
-def api(operator):
-    return token_client(operator)
 
 
 def test_a_migration_is_accepted_with_202_and_the_queued_task(api, operator, vm, kvm2):

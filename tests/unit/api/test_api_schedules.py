@@ -20,11 +20,6 @@ def inventory():
     HostFactory(name="kvm2")
 
 
-@pytest.fixture
-def api(operator):
-    return token_client(operator)
-
-
 def nightly(**changes) -> dict:
     return {"name": "nightly", "vm_names": ["app-1"], "destination_name": "kvm2", "recurrence": "daily", "time_of_day": "02:00", **changes}
 

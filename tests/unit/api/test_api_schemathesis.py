@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from core import api_tokens
 from migrations_app.choices import RuleKind, TaskState
 from migrations_app.models import AffinityRule, AffinityRuleVm, Evacuation, MigrationBatch, MigrationTask, ProgressSample, Schedule
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, no_libvirt_sync  # noqa: F401  fixtures
+from tests.driver_hosts import TEST_GUEST_UUID
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

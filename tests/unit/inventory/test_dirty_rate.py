@@ -13,7 +13,7 @@ from migrations_app import services
 from migrations_app.forecast import live as live_forecast
 from migrations_app.forecast.history import LinkRates
 from migrations_app.options import MigrationOptions
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, inventory_worker, libvirt_forbidden  # noqa: F401  fixtures
+from tests.driver_hosts import TEST_GUEST_UUID, driver_host
 from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]

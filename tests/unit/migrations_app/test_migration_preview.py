@@ -8,7 +8,7 @@ from migrations_app import services
 from migrations_app.errors import ActiveMigrationExists
 from migrations_app.models import MigrationTask
 from migrations_app.options import MigrationOptions
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, libvirt_forbidden, measured  # noqa: F401  fixtures
+from tests.driver_hosts import TEST_GUEST_UUID, driver_host, measured
 from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]

@@ -20,7 +20,6 @@ from migrations_app.errors import MigrationRequestError
 from migrations_app.models import AffinityRule, MigrationTask
 from migrations_app.options import MigrationOptions
 from migrations_app.services import submit_migration
-from tests.driver_hosts import cpus_compatible  # noqa: F401  fixtures
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]

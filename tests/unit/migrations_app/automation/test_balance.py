@@ -16,22 +16,11 @@ from migrations_app.automation import recommendations
 from migrations_app.choices import AutomationLevel, TaskState
 from migrations_app.models import BalancingPolicy, MigrationTask
 from tests.api import token_client
-from tests.driver_hosts import cpus_compatible, libvirt_forbidden, measured, no_inventory_worker  # noqa: F401  fixtures
+from tests.driver_hosts import measured
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 GIB = 1024**3
-
-
-@pytest.fixture
-def cluster():
-    cluster = ClusterFactory(name="prod")
-    now = timezone.now()
-    busy, idle = (HostFactory(name=name, cluster=cluster, uri="test:///default", last_seen=now, last_error="", cpu_count=4) for name in ("busy", "idle"))
-    for index, cores in enumerate((3.0, 2.5)):
-        VirtualMachineFactory(name=f"app-{index}", host=busy, cpu_cores_used=cores, memory_in_use_bytes=GIB)
-    VirtualMachineFactory(name="quiet", host=idle, cpu_cores_used=0.1, memory_in_use_bytes=GIB)
-    return cluster
 
 
 def test_the_cluster_page_shows_the_load_and_a_recommendation_that_applies_as_a_task(client_as, operator, cluster, libvirt_forbidden):

@@ -20,7 +20,7 @@ from migrations_app.choices import EvacuationState, Priority, TaskState
 from migrations_app.errors import MigrationRequestError
 from migrations_app.models import Evacuation, MigrationTask
 from migrations_app.options import MigrationOptions
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, libvirt_forbidden, measured, no_libvirt_sync, no_inventory_worker  # noqa: F401  fixtures
+from tests.driver_hosts import TEST_GUEST_UUID, driver_host, measured
 from tests.factories import VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]

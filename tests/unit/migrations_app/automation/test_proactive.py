@@ -17,7 +17,6 @@ from migrations_app.automation import maintenance
 from migrations_app.automation import proactive
 from migrations_app.choices import EvacuationState, EventKind, ProactiveLevel
 from migrations_app.models import Evacuation, MigrationTask, ProactivePolicy, ProactiveRefusal
-from tests.driver_hosts import cpus_compatible, no_libvirt_sync  # noqa: F401  fixtures
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 from tests.unit.node_files import NodeSpec

@@ -5,28 +5,16 @@ stored says which VMs have started moving since."""
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from core import scheduler
 from inventory.models import VirtualMachine
 from migrations_app.automation import recommendations
 from migrations_app.models import ClusterRecommendations, MigrationTask
-from tests.driver_hosts import cpus_compatible, libvirt_forbidden, measured, no_inventory_worker  # noqa: F401  fixtures
-from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
+from tests.driver_hosts import measured
+from tests.factories import ClusterFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
 GIB = 1024**3
-
-
-@pytest.fixture
-def cluster():
-    cluster = ClusterFactory(name="prod")
-    now = timezone.now()
-    busy, idle = (HostFactory(name=name, cluster=cluster, uri="test:///default", last_seen=now, last_error="", cpu_count=4) for name in ("busy", "idle"))
-    for index, cores in enumerate((3.0, 2.5)):
-        VirtualMachineFactory(name=f"app-{index}", host=busy, cpu_cores_used=cores, memory_in_use_bytes=GIB)
-    VirtualMachineFactory(name="quiet", host=idle, cpu_cores_used=0.1, memory_in_use_bytes=GIB)
-    return cluster
 
 
 def test_the_scheduler_runs_the_round_that_computes_them():

@@ -17,7 +17,6 @@ from migrations_app.automation import schedules
 from migrations_app.choices import ScheduleRunState, TaskState
 from migrations_app.errors import MigrationRequestError
 from migrations_app.models import MigrationTask, Schedule, ScheduleRun
-from tests.driver_hosts import cpus_compatible  # noqa: F401  fixtures
 from tests.factories import HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.usefixtures("cpus_compatible")

@@ -18,7 +18,7 @@ from migrations_app.choices import TaskState
 from migrations_app.management.commands.vmotion import Command
 from migrations_app.models import MigrationTask, Schedule
 from tests import processes
-from tests.driver_hosts import TEST_GUEST_UUID, cpus_compatible, driver_host, no_inventory_worker, no_libvirt_sync  # noqa: F401  fixtures
+from tests.driver_hosts import TEST_GUEST_UUID, driver_host
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible", "no_inventory_worker", "no_libvirt_sync")]

@@ -20,7 +20,7 @@ from inventory import sync
 from inventory.choices import ClusterCpuMode, HostState
 from inventory.models import Cluster, Host, VirtualMachine
 from migrations_app.checks.rules import cpu_offered
-from tests.driver_hosts import inventory_worker, libvirt_allowed, libvirt_forbidden, no_inventory_worker  # noqa: F401  fixtures
+from tests.driver_hosts import libvirt_allowed
 from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
 
 from tests.unit.node_files import DomainSpec, NodeSpec

@@ -15,22 +15,10 @@ from inventory.models import Cluster, VirtualMachine
 from migrations_app.automation import recommendations
 from migrations_app.choices import AutomationLevel, ProactiveLevel, RuleKind
 from migrations_app.models import AffinityRule, AffinityRuleVm, BalancingPolicy, ClusterRecommendations, MigrationTask, ProactivePolicy
-from tests.driver_hosts import cpus_compatible, libvirt_forbidden, no_inventory_worker  # noqa: F401  fixtures
-from tests.factories import ClusterFactory, HostFactory, VirtualMachineFactory
+from tests.factories import HostFactory, VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible", "no_inventory_worker")]
 GIB = 1024**3
-
-
-@pytest.fixture
-def cluster():
-    cluster = ClusterFactory(name="prod")
-    now = timezone.now()
-    busy, idle = (HostFactory(name=name, cluster=cluster, uri="test:///default", last_seen=now, last_error="", cpu_count=4) for name in ("busy", "idle"))
-    for index, cores in enumerate((3.0, 2.5)):
-        VirtualMachineFactory(name=f"app-{index}", host=busy, cpu_cores_used=cores, memory_in_use_bytes=GIB)
-    VirtualMachineFactory(name="quiet", host=idle, cpu_cores_used=0.1, memory_in_use_bytes=GIB)
-    return cluster
 
 
 def overview_of(client, cluster):

@@ -13,7 +13,6 @@ from migrations_app.automation import schedules
 from migrations_app.choices import ScheduleRunState
 from migrations_app.models import MigrationTask, Schedule
 from tests.api import token_client
-from tests.driver_hosts import cpus_compatible  # noqa: F401  fixtures
 from tests.factories import HostFactory, VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]

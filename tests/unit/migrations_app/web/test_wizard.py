@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from inventory.choices import HostState, PowerState
 from migrations_app.models import MigrationBatch, MigrationTask, Schedule
-from tests.driver_hosts import TEST_GUEST_UUID, driver_host, libvirt_forbidden, measured, no_inventory_worker  # noqa: F401  fixtures
+from tests.driver_hosts import TEST_GUEST_UUID, driver_host, measured
 from tests.factories import VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db
