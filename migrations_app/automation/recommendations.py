@@ -34,7 +34,7 @@ from migrations_app.forecast.replay import MoveForecast, measured_ago
 log = logging.getLogger(__name__)
 
 # What one scheduler round spends at most; a cluster begun within it is finished.
-ROUND_BUDGET_SECONDS = 2.0
+ROUND_BUDGET_SECONDS = 1.0
 # A cluster whose forecasts asked an inventory worker for a measurement is computed again
 # this soon: within the time the worker's answer is kept (forecast.MEASUREMENT_KEPT_SECONDS).
 MEASURED_AGAIN_AFTER = timedelta(seconds=20)

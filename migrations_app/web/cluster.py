@@ -24,7 +24,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from core.roles import Role, role_required
 from inventory import cpu_report, encryption, enqueue
@@ -46,7 +46,7 @@ AUTOMATION, PROACTIVE, CPU, ENCRYPTION, RULES = "automation", "proactive-policy"
 # The overview.
 
 
-@require_GET
+@require_safe
 @role_required(Role.VIEWER)
 def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
     cluster = get_object_or_404(Cluster, pk=pk)
@@ -121,7 +121,7 @@ def rule_fix(request: HttpRequest, pk: int) -> HttpResponse:
     return _to_overview(rule.cluster, "violations")
 
 
-@require_GET
+@require_safe
 @role_required(Role.VIEWER)
 def cluster_health(request: HttpRequest, pk: int) -> HttpResponse:
     """The failing hosts' former page: they are on the overview now."""
@@ -147,7 +147,7 @@ class EncryptionSection:
     form: ClusterEncryptionForm
 
 
-@require_GET
+@require_safe
 @role_required(Role.VIEWER)
 def cluster_settings(request: HttpRequest, pk: int) -> HttpResponse:
     return settings_page(request, get_object_or_404(Cluster, pk=pk))
@@ -265,7 +265,7 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(f"{reverse('cluster-settings', args=[cluster.pk])}#{RULES}")
 
 
-@require_GET
+@require_safe
 @role_required(Role.VIEWER)
 def cluster_cpu(request: HttpRequest, pk: int) -> HttpResponse:
     """The CPU baseline's former page: it is a section of the settings now."""

@@ -14,6 +14,19 @@ def tasks() -> QuerySet[MigrationTask]:
     return MigrationTask.objects.select_related("vm", "source", "destination", "requested_by")
 
 
+# What a row of the task history shows (migrations_app/_task_table.html).
+TASK_ROW_FIELDS = (
+    "state", "priority", "created_at", "total_ms", "downtime_ms", "error",
+    "vm__name", "source__name", "destination__name", "requested_by__username",
+)
+
+
+def task_rows() -> QuerySet[MigrationTask]:
+    """The task history's rows: the columns the table shows, not every column of each task,
+    its VM and its hosts (a host's CPU description among them)."""
+    return tasks().only(*TASK_ROW_FIELDS)
+
+
 @dataclass(frozen=True)
 class RunningMigration:
     task: MigrationTask

@@ -22,7 +22,7 @@ from migrations_app.convergence.progress import progress_of
 @role_required(Role.VIEWER)
 def task_list(request: HttpRequest) -> HttpResponse:
     form = TaskFilterForm(request.GET or None)
-    page = page_of(request, form.filter(queries.tasks().order_by("-created_at", "-pk")))
+    page = page_of(request, form.filter(queries.task_rows().order_by("-created_at", "-pk")))
     return render_page_or_partial(request, "migrations_app/task_list.html", "migrations_app/_task_table.html", {"form": form, "page": page})
 
 

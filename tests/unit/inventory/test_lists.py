@@ -1,6 +1,8 @@
 """The VM list and the task history: search, filters and pages, in a bounded number of queries."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from inventory.choices import PowerState
@@ -90,6 +92,21 @@ def test_the_task_history_filters_by_state_vm_host_user_and_dates(client_as, vie
     today = web00.created_at.date().isoformat()
     assert len(task_ids(client.get(reverse("task-list"), {"since": today, "until": today}).content.decode())) == 3
     assert task_ids(client.get(reverse("task-list"), {"since": "2001-01-01", "until": "2001-01-02"}).content.decode()) == []
+
+
+def test_the_task_history_reads_its_rows_in_the_same_queries_however_many_and_shows_every_column(client_as, viewer, history, inventory):
+    client = client_as(viewer)
+    with CaptureQueriesContext(connection) as three:
+        client.get(reverse("task-list"))
+    kvm1, kvm2 = inventory
+    for vm in kvm1.vms.all()[3:6]:
+        MigrationTask.objects.create(vm=vm, source=kvm1, destination=kvm2).transition(TaskState.CANCELLED)
+    with CaptureQueriesContext(connection) as six:
+        page = client.get(reverse("task-list")).content.decode()
+
+    assert len(six.captured_queries) == len(three.captured_queries)
+    row = page.split(f'data-task="{history[1].pk}"', 1)[1].split("</tr>", 1)[0]
+    assert all(text in row for text in ("web-01", "kvm1 → kvm2", "Failed", "Normal", "system", "no slot")), row
 
 
 def test_an_end_date_before_the_start_date_is_refused_next_to_the_field(client_as, viewer, history):
