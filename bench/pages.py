@@ -6,8 +6,11 @@ disks and NICs) and 100,000 finished migration tasks (with job samples and timel
 then requests each page (the wizard's steps among them) through Django's test client, in a
 process set up as vmotion/wsgi.py sets up the web server's, as a signed-in administrator, and
 reports the server time, p50 and p95 over 20 warm requests (fewer when a page is so slow
-that 20 would take over a minute), against the targets: every page p95 <= 150 ms, the
-migration assistant ranking one VM over every host <= 100 ms.
+that 20 would take over a minute), against the targets: every page p95 <= 150 ms, the task
+history filtered by state and the wizard's destination step for two VMs <= 100 ms, the
+migration assistant ranking one VM over every host <= 100 ms. The cluster pages are those of
+a cluster of 50 hosts and 800 VMs, its recommendations computed first, as the scheduler
+computes them in the background.
 
     .venv/bin/python bench/pages.py
     .venv/bin/python bench/pages.py --hosts 250 --vms 4000 --tasks 10000   # a quick look
@@ -38,6 +41,8 @@ DATABASE = "vmotion_bench_pages"
 REQUESTS = 20
 PAGE_BUDGET_S = 60
 PAGE_TARGET_MS = 150
+# Pages an operator goes back to all day, held to a tighter target than the others.
+TIGHTER_TARGET_MS = {"task history, filtered": 100, "wizard: 2 VMs": 100}
 ASSISTANT_TARGET_MS = 100
 EVACUATION_PLAN_TARGET_MS = 1000
 BALANCING_TARGET_MS = 2000
@@ -143,15 +148,21 @@ def main(argv: list[str]) -> int:
     print(f"  filled in {time.monotonic() - begin:.0f} s", flush=True)
 
     from inventory.models import Host, VirtualMachine
+    from migrations_app.automation import recommendations
     from migrations_app.placement import store as assistant
     from migrations_app.models import MigrationTask
 
     admin = User.objects.create_superuser("admin", "", "bench-password")
     client = Client()
     client.force_login(admin)
-    vm = VirtualMachine.objects.order_by("pk").first()
+    vm, other_vm = VirtualMachine.objects.order_by("pk")[:2]
     task = MigrationTask.objects.order_by("-pk").first()
     host = Host.objects.order_by("pk").first()
+    cluster = host.cluster
+    begin = time.perf_counter()
+    recommendations.compute(cluster)  # as the scheduler's round does, in the background
+    print(f"  recommendations of {cluster.name} ({cluster.hosts.count()} hosts, {VirtualMachine.objects.filter(host__cluster=cluster).count()} VMs) "
+          f"computed in {(time.perf_counter() - begin) * 1000:.0f} ms", flush=True)
     pages = {
         "dashboard": "/",
         "VM list, first page": "/vms/",
@@ -162,10 +173,13 @@ def main(argv: list[str]) -> int:
         "host detail": host.get_absolute_url(),
         "audit page": "/audit/",
         "wizard: destination": f"/migrate/?vm={vm.pk}",
+        "wizard: 2 VMs": f"/migrate/?vm={vm.pk}&vm={other_vm.pk}",
         "wizard: options": f"/migrate/?vm={vm.pk}&step=options",
+        "cluster overview": cluster.get_absolute_url(),
+        "cluster settings": f"{cluster.get_absolute_url()}settings/",
     }
     print(f"\n{'page':<24} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'KiB':>8}  target")
-    met = [measure_page(client, name, path) for name, path in pages.items()]
+    met = [measure_page(client, name, path, TIGHTER_TARGET_MS.get(name, PAGE_TARGET_MS)) for name, path in pages.items()]
     times = timed(lambda: assistant.recommend(vm))
     p95 = percentile(times, 0.95)
     met.append(p95 <= ASSISTANT_TARGET_MS)
@@ -176,7 +190,7 @@ def main(argv: list[str]) -> int:
     return 1 if missed else 0
 
 
-def measure_page(client, name: str, path: str) -> bool:
+def measure_page(client, name: str, path: str, target_ms: float = PAGE_TARGET_MS) -> bool:
     """Print the page's line; True when it answered 200 every time and its p95 met the target.
     A page that answers anything else (an error, a redirect to sign in) fails, whatever its
     time: a fast error page measures nothing."""
@@ -191,9 +205,9 @@ def measure_page(client, name: str, path: str) -> bool:
     times = timed(get)
     p95 = percentile(times, 0.95)
     wrong = sorted(status for status in statuses if status != 200)
-    met = not wrong and p95 <= PAGE_TARGET_MS
+    met = not wrong and p95 <= target_ms
     verdict = f"FAILED: answered {', '.join(map(str, wrong))}" if wrong else ("met" if met else "NOT MET")
-    print(f"{name:<24} {len(times):>3} {percentile(times, 0.5):8.0f} {p95:8.0f} {size:8.0f}  {verdict} (p95 <= {PAGE_TARGET_MS} ms)", flush=True)
+    print(f"{name:<24} {len(times):>3} {percentile(times, 0.5):8.0f} {p95:8.0f} {size:8.0f}  {verdict} (p95 <= {target_ms:g} ms)", flush=True)
     return met
 
 
