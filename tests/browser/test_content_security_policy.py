@@ -22,13 +22,36 @@ from .conftest import sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 MIB = 1024 * 1024
-# Runs before any script of each page: every violation the browser reports is kept.
+# Runs before any script of each page: every violation the browser reports is kept, and
+# htmx's requests are counted against those the page makes at once (a fragment loaded on
+# "load", the first poll of one that polls within a second and a half). htmx's script is
+# deferred: it has run by DOMContentLoaded.
 RECORD_VIOLATIONS = """
 window.__violations = [];
 document.addEventListener("securitypolicyviolation", (event) => {
   window.__violations.push(`${event.effectiveDirective} refused ${event.blockedURI || "inline"} at ${event.sourceFile}:${event.lineNumber} ${event.sample}`);
 });
+window.__htmx = {expected: 0, finished: 0};
+document.addEventListener("DOMContentLoaded", () => {
+  if (!window.htmx) return;  // a fragment opened on its own: nothing polls it
+  for (const element of document.querySelectorAll("[hx-trigger]")) {
+    const trigger = element.getAttribute("hx-trigger");
+    const every = trigger.match(/every (\\d+(?:\\.\\d+)?)(ms|s)/);
+    const seconds = every ? Number(every[1]) / (every[2] === "ms" ? 1000 : 1) : Infinity;
+    if (/(^|,)\\s*load\\b/.test(trigger) || seconds <= 1.5) window.__htmx.expected += 1;
+  }
+});
+document.addEventListener("htmx:afterRequest", () => { window.__htmx.finished += 1; });
+// Refreshes a list held while a box in it was ticked (vmotion.js cancels them).
+window.__held = 0;
+document.addEventListener("htmx:confirm", (event) => {
+  setTimeout(() => { if (event.defaultPrevented && event.detail.elt.matches("[data-hold-while-checked]")) window.__held += 1; });
+});
 """
+# How long a page must have had no request in flight, once htmx made the requests it makes at
+# once, for its scripts to have run and the browser to have reported what it refused.
+QUIET_MS = 300
+SETTLE_TIMEOUT_MS = 5000
 
 
 @pytest.fixture
@@ -94,21 +117,35 @@ class Watch:
     def __init__(self, page):
         self.page = page
         self.console: list[str] = []
+        self.in_flight: set = set()
         page.add_init_script(RECORD_VIOLATIONS)
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.console.append(f"uncaught: {error}"))
+        page.on("request", lambda request: self.in_flight.add(request))
+        page.on("requestfinished", lambda request: self.in_flight.discard(request))
+        page.on("requestfailed", lambda request: self.in_flight.discard(request))
 
     def visit(self, url: str) -> dict[str, list[str]]:
         self.console.clear()
         response = self.page.goto(url)
         policy = response.headers.get("content-security-policy", "")
-        # Not "networkidle": a task page polls every second. A second and a half lets the
-        # fragments loaded at once and the first polls swap in, and be checked too.
-        self.page.wait_for_timeout(1500)
+        self.settle()
         problems = {"violations": self.violations(), "console": list(self.console)}
         if "script-src 'self'" not in policy:
             problems["header"] = [f"no script-src 'self' in {policy!r}"]
         return {kind: found for kind, found in problems.items() if found}
+
+    def settle(self) -> None:
+        """Until the fragments the page loads at once and its first polls within a second and
+        a half have swapped in, and no request of the page (Swagger UI's schema, say) has
+        been in flight for QUIET_MS. Not "networkidle": a task page polls every second. At
+        most SETTLE_TIMEOUT_MS, then the page is checked as it is."""
+        waited = quiet = 0
+        while waited < SETTLE_TIMEOUT_MS and quiet < QUIET_MS:
+            self.page.wait_for_timeout(50)  # Playwright reports the page's events meanwhile
+            waited += 50
+            htmx = self.page.evaluate("window.__htmx")
+            quiet = 0 if self.in_flight or htmx["finished"] < htmx["expected"] else quiet + 50
 
     def _console(self, message) -> None:
         # The browser asks for /favicon.ico by itself; vmotion has none, which is no page's error.
@@ -165,7 +202,14 @@ def test_the_vm_list_holds_its_refresh_while_a_vm_is_ticked(page, app_server, in
     page.check('tr[data-vm="web-01"] input[name=vm]')
 
     VirtualMachine.objects.filter(name="web-02").update(power_state=PowerState.PAUSED)
-    page.wait_for_timeout(7_000)  # longer than the 5 s refresh
+    held = page.evaluate("window.__held")
+    for _ in range(100):  # until the 5 s refresh came and was held (wait_for_function would need eval)
+        if page.evaluate("window.__held") > held:
+            break
+        page.wait_for_timeout(100)
+    else:
+        raise AssertionError("the VM list's refresh did not come within 10 s")
+    page.wait_for_timeout(300)
 
     expect(web2).to_have_text("Running")
     expect(page.locator('tr[data-vm="web-01"] input[name=vm]')).to_be_checked()
