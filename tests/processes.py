@@ -4,11 +4,13 @@ sets and every process started here inherits), as a deployment's processes share
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from django.db import connection
@@ -53,6 +55,24 @@ def start_scheduler(index: int = 0, **extra_env: str) -> subprocess.Popen:
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     """Stop a process this test started, and its children (an RQ work horse)."""
     stop_session(process, sig)
+
+
+def stop_all(started: list[subprocess.Popen], sig: int = signal.SIGTERM, grace: float = 30) -> None:
+    """Stop several processes this test started, and their children: all are signalled
+    first, so that their shutdowns overlap, then each is waited for (and killed, with its
+    children, if it outlives the grace period)."""
+    for process in started:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+    deadline = time.monotonic() + grace
+    for process in started:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
 
 def submit_with_cli(vm: str, destination: str, *options: str, **extra_env: str) -> int:

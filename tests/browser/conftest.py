@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.lab.conftest import lab, lab_config, lab_inventory, workers  # noqa: F401  the browser tests drive the lab
+from tests.lab.conftest import guests_stay_intact, home_hosts, lab, lab_config, lab_inventory, workers  # noqa: F401  the browser tests drive the lab
 from tests.prerequisites import require
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from inventory.choices import HostState
 from inventory.models import Host, VirtualMachine
-from tests.lab.conftest import guests_stay_intact, home_hosts, where_runs  # noqa: F401  fixtures
+from tests.lab.conftest import where_runs
 
 from .conftest import sign_in
 

@@ -20,7 +20,7 @@ from migrations_app.options import MigrationOptions
 from migrations_app.services import submit_migration
 from tests.processes import ROOT, process_env
 
-from .conftest import guests_stay_intact, home_hosts, wait_for_state, where_runs  # noqa: F401  fixtures
+from tests.lab.conftest import wait_for_state, where_runs
 from .test_maintenance import wait_until_ended
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]

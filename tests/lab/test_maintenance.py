@@ -12,7 +12,7 @@ from migrations_app.automation import maintenance
 from migrations_app.choices import ACTIVE_STATES, EvacuationState
 from migrations_app.models import Evacuation
 
-from .conftest import guests_stay_intact, home_hosts, where_runs  # noqa: F401  fixtures
+from tests.lab.conftest import where_runs
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
@@ -25,12 +25,6 @@ def wait_until_ended(evacuation: Evacuation, timeout: float = 240) -> Evacuation
             return evacuation
         time.sleep(0.5)
     raise AssertionError(f"evacuation #{evacuation.pk} still {evacuation.state}: {evacuation.message}")
-
-
-@pytest.fixture
-def quiet_host(lab_config):
-    """A host whose guests all converge at once (not lab-vm4's, which outruns the link)."""
-    return Host.objects.get(name=lab_config.home_host("lab-vm2"))
 
 
 def lab_guests_on(host: Host) -> set[str]:

@@ -305,8 +305,7 @@ def test_a_worker_killed_mid_migration_is_reconciled_with_libvirt(lab, lab_inven
     try:
         task = wait_for_state(task, [TaskState.SUCCEEDED, TaskState.FAILED], timeout=120)
     finally:
-        processes.stop(replacement)
-        processes.stop(scheduler)
+        processes.stop_all([replacement, scheduler])
     running = where_runs(name)
     timeline = "\n".join(f"{e.at:%H:%M:%S.%f} {e.message}" for e in task.events.all())
     assert len(running) == 1, running

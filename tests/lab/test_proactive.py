@@ -13,8 +13,8 @@ from migrations_app.automation import maintenance
 from migrations_app.choices import EvacuationState, ProactiveLevel
 from migrations_app.models import Evacuation, ProactivePolicy
 
-from .conftest import guests_stay_intact, home_hosts, where_runs  # noqa: F401  fixtures
-from .test_maintenance import lab_guests_on, quiet_host, wait_until_ended  # noqa: F401  quiet_host is a fixture
+from tests.lab.conftest import where_runs
+from .test_maintenance import lab_guests_on, wait_until_ended
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 

@@ -13,7 +13,7 @@ from migrations_app.choices import ScheduleRunState, TaskState
 from migrations_app.models import MigrationTask, Schedule, ScheduleRun
 from tests import processes
 
-from .conftest import guests_stay_intact, home_hosts, wait_for_state, where_runs  # noqa: F401  fixtures
+from tests.lab.conftest import wait_for_state, where_runs
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
