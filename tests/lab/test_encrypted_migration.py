@@ -17,11 +17,12 @@ from migrations_app import services
 from migrations_app.choices import TaskState
 from migrations_app.models import MigrationTask
 from tests.api import token_client
-from tests.lab.conftest import wait_for_state, where_runs
+from tests.lab.conftest import at_full_speed, wait_for_state, where_runs
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
 
-# Slow enough that QEMU can be asked about the stream while it flows.
+# Slow enough that QEMU can be asked about the stream while it flows; once asked, the test
+# lifts the cap.
 BANDWIDTH_MIB_S = 8
 
 
@@ -56,6 +57,7 @@ def test_required_encryption_moves_the_vm_over_tls_between_hosts_with_certificat
 
     task = submit("lab-vm7", "lab-host2")
     parameters = stream_parameters(lab, "lab-host1", "lab-vm7")
+    at_full_speed(task)
     task = wait_for_state(task, [TaskState.SUCCEEDED, TaskState.FAILED], timeout=180)
 
     assert task.state == TaskState.SUCCEEDED, task.error
@@ -71,6 +73,7 @@ def test_when_available_a_move_to_a_host_without_certificates_goes_unencrypted_a
 
     task = submit("lab-vm7", "lab-host3")
     parameters = stream_parameters(lab, "lab-host1", "lab-vm7")
+    at_full_speed(task)
     task = wait_for_state(task, [TaskState.SUCCEEDED, TaskState.FAILED], timeout=180)
 
     assert task.state == TaskState.SUCCEEDED, task.error
@@ -88,9 +91,11 @@ def test_a_new_cluster_encrypts_between_hosts_with_certificates_and_says_so_when
 
     encrypted = submit("lab-vm7", "lab-host2")
     parameters = stream_parameters(lab, "lab-host1", "lab-vm7")
+    at_full_speed(encrypted)
     encrypted = wait_for_state(encrypted, [TaskState.SUCCEEDED, TaskState.FAILED], timeout=180)
     plain = submit("lab-vm7", "lab-host3")
     plain_parameters = stream_parameters(lab, "lab-host2", "lab-vm7")
+    at_full_speed(plain)
     plain = wait_for_state(plain, [TaskState.SUCCEEDED, TaskState.FAILED], timeout=180)
 
     assert fresh.migration_encryption == MigrationEncryption.AVAILABLE

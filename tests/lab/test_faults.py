@@ -18,17 +18,19 @@ from django.db import connection
 
 from inventory.models import Host, VirtualMachine
 from lab import link
+from lab.commands import virsh
 from lab.hosts import host_subdir
 from lab.processes import start_in_session, stop_session
 from migrations_app import services
 from migrations_app.choices import TaskState
 from migrations_app.models import MigrationTask, ProgressSample
 from tests import processes
-from tests.lab.conftest import defined_on, wait_for_state, where_runs
+from tests.lab.conftest import at_full_speed, defined_on, wait_for_state, where_runs
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
 
 FINAL = [TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED]
+OUTAGE_NOTED = "The database did not answer for"  # the worker's note, once the database answers again
 
 
 def terminate_every_other_connection() -> int:
@@ -69,6 +71,15 @@ def test_the_database_dropping_the_workers_connections_mid_migration_loses_nothi
 
     assert terminate_every_other_connection() > 0
 
+    # Once the worker is back on the database, the cap that kept the copy going has served.
+    deadline = time.monotonic() + 60
+    while not task.events.filter(message__contains=OUTAGE_NOTED).exists():
+        task.refresh_from_db()
+        if task.is_final:
+            break
+        assert time.monotonic() < deadline, timeline(task)
+        time.sleep(0.1)
+    at_full_speed(task)
     task = wait_for_state(task, FINAL, timeout=120)
     assert task.state == TaskState.SUCCEEDED, timeline(task)
     assert where_runs(name) == [destination.name] and defined_on(name) == [destination.name]
@@ -213,13 +224,21 @@ def test_the_database_restarted_mid_migration_loses_nothing(lab_inventory, home_
 
         restart_database(down_seconds=3)
 
+        # Once the worker is back on the database, the cap that kept the copy going has served
+        # (as at_full_speed does; the task is in this test's own database).
+        deadline = time.monotonic() + 60
+        while (row := _task_row_when_answering(database_url, task_id))[0] not in ("succeeded", "failed", "cancelled"):
+            if len(row) > 2 and any(OUTAGE_NOTED in event for event in row[2]):
+                virsh(vm.host.uri, "migrate-setspeed", name, "1000", check=False)
+                break
+            assert time.monotonic() < deadline, row
+            time.sleep(0.2)
         deadline = time.monotonic() + 120
         while (row := _task_row_when_answering(database_url, task_id))[0] not in ("succeeded", "failed", "cancelled"):
             assert time.monotonic() < deadline, row
             time.sleep(0.5)
     finally:
-        for process in started:
-            processes.stop(process)
+        processes.stop_all(started)
     state, error, events, _ = row
     assert state == "succeeded", (error, events)
     assert where_runs(name) == [destination.name] and defined_on(name) == [destination.name]

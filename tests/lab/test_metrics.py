@@ -11,7 +11,7 @@ import pytest
 from inventory.models import Host, VirtualMachine
 from migrations_app import services
 from migrations_app.choices import FINAL_STATES, TaskState
-from tests.lab.conftest import wait_for_state, where_runs
+from tests.lab.conftest import at_full_speed, wait_for_state, where_runs
 from tests.scrape import families, over_http, value
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
@@ -39,10 +39,11 @@ def test_a_migration_through_the_worker_shows_in_the_duration_and_downtime_histo
     before = scrape(app_server)
     ended_before = value(before, "vmotion_migrations_total", result="succeeded", reason="completed")
 
-    # Capped so that it runs long enough to be seen running.
+    # Capped so that it runs long enough to be seen running, then let go.
     task = services.submit_migration(vm, destination, services.MigrationOptions(bandwidth_mib_s=8, max_downtime_ms=300))
     wait_for_state(task, [TaskState.MIGRATING, *FINAL_STATES])
     running = scrape_until(app_server, lambda exposition: value(exposition, "vmotion_migration_data_processed_bytes", **migration) > 0)
+    at_full_speed(task)
     task = wait_for_state(task, FINAL_STATES, timeout=120)
     # The worker records once the end is committed, a moment after the state shows.
     after = scrape_until(app_server, lambda e: value(e, "vmotion_migrations_total", result="succeeded", reason="completed") > ended_before)

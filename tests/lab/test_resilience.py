@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -14,7 +15,7 @@ from migrations_app import services
 from migrations_app.choices import TaskState
 from migrations_app.models import MigrationLimits, MigrationTask
 from tests import processes
-from tests.lab.conftest import wait_for_state, where_runs
+from tests.lab.conftest import at_full_speed, wait_for_state, where_runs
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
 
@@ -86,18 +87,20 @@ def test_tasks_whose_jobs_redis_lost_in_a_restart_are_queued_again_and_all_arriv
     worker = processes.start_worker(0, REDIS_URL=redis_url)
     scheduler = processes.start_scheduler(REDIS_URL=redis_url)
     try:
-        # Slow enough to outlast the two submissions below, each a process of its own (5-8 s on a busy machine).
-        task_ids = [processes.submit_with_cli(moves[0][0], moves[0][1], "--bandwidth", "4", REDIS_URL=redis_url)]
-        task_ids += [processes.submit_with_cli(name, destination, REDIS_URL=redis_url) for name, destination in moves[1:]]
-        wait_for_state(MigrationTask.objects.get(pk=task_ids[0]), [TaskState.MIGRATING], timeout=120)
+        # Slow enough to outlast the two submissions below, each a process of its own, made at
+        # once (5-8 s on a busy machine), and short of the 60 s completion timeout.
+        task_ids = [processes.submit_with_cli(moves[0][0], moves[0][1], "--bandwidth", "3", REDIS_URL=redis_url)]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            task_ids += pool.map(lambda move: processes.submit_with_cli(*move, REDIS_URL=redis_url), moves[1:])
+        first = wait_for_state(MigrationTask.objects.get(pk=task_ids[0]), [TaskState.MIGRATING], timeout=120)
         assert MigrationTask.objects.filter(pk__in=task_ids[1:], state=TaskState.QUEUED).count() == 2
 
         restart_redis()
+        at_full_speed(first)  # the cap only kept it under way while the others queued
 
         for task_id in task_ids:
             task = wait_for_state(MigrationTask.objects.get(pk=task_id), FINAL, timeout=240)
             assert task.state == TaskState.SUCCEEDED, (task.vm.name, task.error, [e.message for e in task.events.all()])
             assert where_runs(task.vm.name) == [task.destination.name]
     finally:
-        processes.stop(worker)
-        processes.stop(scheduler)
+        processes.stop_all([worker, scheduler])
