@@ -15,7 +15,10 @@ import django_rq
 import hypothesis
 import pytest
 import schemathesis
+from django.core.servers.basehttp import WSGIServer
+from django.test.testcases import LiveServerThread
 from django.utils import timezone
+from pytest_django.live_server_helper import LiveServer
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.core import NotSet
 from schemathesis.generation import GenerationMode
@@ -36,6 +39,33 @@ EVERY_CHECK = CHECKS.get_all()
 # checks refuse: rules no schema can state. Those are a 400 with the reason (the schema
 # documents it); every other answer to allowed data is held to Schemathesis' own rule.
 ALLOWED_DATA_ANSWERS = {200, 201, 202, 204, 401, 403, 404, 409}
+
+
+class OneThreadServer(WSGIServer):
+    """Django's test server answering one request after another in its own thread, which keeps
+    its database connection (CONN_MAX_AGE) from one request to the next. Schemathesis sends
+    one request at a time, thousands of them: a thread and a new PostgreSQL connection for
+    each, as the threaded server makes, cost more than many an answer."""
+
+    def __init__(self, *args, connections_override=None, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
+class OneThreadLiveServerThread(LiveServerThread):
+    server_class = OneThreadServer
+
+
+@pytest.fixture(scope="session")
+def live_server(django_db_setup):
+    """pytest-django's live server (session-wide), on the one-thread server. It stops, and
+    closes its connection, before the test database is dropped."""
+    server = LiveServer("localhost", start=False)
+    thread = server.thread
+    server.thread = OneThreadLiveServerThread(thread.host, static_handler=thread.static_handler, connections_override=thread.connections_override, port=thread.port)
+    server.thread.daemon = True
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
