@@ -97,9 +97,11 @@ def _stored(recommendation: Recommendation, state: balance.ClusterBalance, forec
     return replace(move, strategy=prediction.strategy, total_ms=prediction.total_ms, downtime_ms=prediction.downtime_ms, measured_at=forecast.forecast.measured_at)
 
 
-def compute(cluster: Cluster) -> ClusterRecommendations:
-    """Compute the cluster's recommendations and their forecasts now, and store them."""
-    record, _ = ClusterRecommendations.objects.get_or_create(cluster=cluster)
+def compute(cluster: Cluster, record: ClusterRecommendations | None = None) -> ClusterRecommendations:
+    """Compute the cluster's recommendations and their forecasts now, and store them (in
+    `record`, when the caller has already read it)."""
+    if record is None:
+        record, _ = ClusterRecommendations.objects.get_or_create(cluster=cluster)
     asked_at, began = record.due_at, time.monotonic()
     state = balance.cluster_balance(cluster)
     try:
@@ -131,7 +133,7 @@ def due_round(budget_seconds: float = ROUND_BUDGET_SECONDS) -> int:
         if time.monotonic() - began >= budget_seconds:
             break
         try:
-            compute(record.cluster)
+            compute(record.cluster, record)
         except Exception as error:  # one cluster's failure must not stop the others'
             log.exception("balancing recommendations of cluster %s", record.cluster.name)
             retry = timezone.now() + timedelta(seconds=settings.RECOMMENDATION_INTERVAL_SECONDS)
