@@ -18,7 +18,7 @@ from .connection import Connection, describe, with_connection
 from .cpu import features_of
 from .errors import HypervisorError
 from .job import JobSample
-from .states import DomainState, domain_state_of, is_post_copy, job_is_active
+from .states import DomainState, domain_state_of, is_post_copy, is_post_copy_failed, job_is_active
 
 T = TypeVar("T")
 
@@ -75,7 +75,9 @@ class Guest:
         def read(dom: libvirt.virDomain) -> JobSample:
             stats = dom.jobStats(flags)
             state, reason = dom.state(0)
-            return JobSample.from_stats(stats, active=job_is_active(stats), post_copy=is_post_copy(state, reason))
+            return JobSample.from_stats(
+                stats, active=job_is_active(stats), post_copy=is_post_copy(state, reason), post_copy_failed=is_post_copy_failed(state, reason)
+            )
 
         return self._on_domain(read, "reading job stats")
 
@@ -117,6 +119,12 @@ class Guest:
 
     def abort_job(self) -> None:
         self._on_domain(lambda dom: dom.abortJob(), "aborting the migration")
+
+    def interrupt_post_copy(self) -> None:
+        """Stop a post-copy migration's stream on the source (libvirt 8.5.0 and later): QEMU
+        pauses the migration and libvirt marks the source "post-copy failed", where a resume
+        (VIR_MIGRATE_POSTCOPY_RESUME) could pick it up again. A post-copy cannot be aborted."""
+        self._on_domain(lambda dom: dom.abortJobFlags(libvirt.VIR_DOMAIN_ABORT_JOB_POSTCOPY), "interrupting the post-copy migration")
 
     def resident_bytes(self) -> int:
         """Memory the guest has touched (QEMU's resident set): what a first pre-copy pass sends."""

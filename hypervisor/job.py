@@ -19,11 +19,12 @@ class JobSample:
     memory_bps: int  # current transfer rate (0 until the first pass ends)
     auto_converge_throttle: int  # % the vCPUs are throttled (0 = none)
     post_copy: bool  # the guest already runs on the destination
+    post_copy_failed: bool = False  # the post-copy stream broke: libvirt paused the migration
     downtime_ms: int | None = None  # the final pause, in the statistics of a completed job
     active: bool = True  # False when the domain has no migration job (any more)
 
     @classmethod
-    def from_stats(cls, stats: Mapping, *, active: bool, post_copy: bool) -> "JobSample":
+    def from_stats(cls, stats: Mapping, *, active: bool, post_copy: bool, post_copy_failed: bool = False) -> "JobSample":
         page_size = stats.get("memory_page_size", 4096) or 4096
         return cls(
             elapsed_ms=stats.get("time_elapsed", 0),
@@ -35,6 +36,7 @@ class JobSample:
             memory_bps=stats.get("memory_bps", 0),
             auto_converge_throttle=stats.get("auto_converge_throttle", 0),
             post_copy=post_copy,
+            post_copy_failed=post_copy_failed,
             downtime_ms=stats.get("downtime"),
             active=active,
         )

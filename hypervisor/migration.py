@@ -26,6 +26,10 @@ class MigrationRequest:
     # QEMU encrypts the memory stream with TLS (VIR_MIGRATE_TLS), with the certificates in
     # each host's migrate_tls_x509_cert_dir; libvirt refuses if either host lacks them.
     tls: bool = False
+    # Resume a post-copy migration whose stream broke (VIR_MIGRATE_POSTCOPY_RESUME, with the
+    # original flags, as libvirt documents): only where both hosts' libvirt can
+    # (migrations_app.convergence.post_copy_recovery); 11.2 and 11.3 crash the destination.
+    post_copy_resume: bool = False
 
 
 class MigrationRun:
@@ -82,8 +86,10 @@ def _flags(request: MigrationRequest) -> int:
     )
     if request.auto_converge:
         flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
-    if request.post_copy:
+    if request.post_copy or request.post_copy_resume:
         flags |= libvirt.VIR_MIGRATE_POSTCOPY
+    if request.post_copy_resume:
+        flags |= libvirt.VIR_MIGRATE_POSTCOPY_RESUME
     if request.tls:
         flags |= libvirt.VIR_MIGRATE_TLS
     return flags

@@ -29,6 +29,10 @@ class DomainState(StrEnum):
     # A migration is under way: a migration job is active, or the guest is paused for the
     # switch-over or for post-copy. Where it will end up is not known yet.
     MIGRATING = "migrating"
+    # A post-copy migration broke and libvirt says so (paused or running "post-copy failed"):
+    # this copy is part of a guest split between two hosts, whole only if libvirt resumes the
+    # migration (VIR_MIGRATE_POSTCOPY_RESUME).
+    POST_COPY_FAILED = "post-copy failed"
     # Defined here but not running (shut off, crashed): a leftover definition.
     STOPPED = "stopped"
     # Not defined on this host at all.
@@ -51,12 +55,15 @@ _POWER = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: DomainPower.SUSPENDED,
 }
 
+_PAUSED_FOR_MIGRATION = (libvirt.VIR_DOMAIN_PAUSED_MIGRATION, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY)
 # A post-copy migration whose stream broke leaves the source paused and the destination
 # running or paused "post-copy failed": the destination has the guest's CPU state, the
 # source the pages it has not sent yet. Neither copy is the guest until libvirt resumes the
-# migration (VIR_MIGRATE_POSTCOPY_RESUME), so both count as a migration under way.
-_PAUSED_FOR_MIGRATION = (libvirt.VIR_DOMAIN_PAUSED_MIGRATION, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED)
-_RUNNING_FOR_MIGRATION = (libvirt.VIR_DOMAIN_RUNNING_POSTCOPY_FAILED,)
+# migration (VIR_MIGRATE_POSTCOPY_RESUME).
+_POST_COPY_FAILED = {
+    libvirt.VIR_DOMAIN_PAUSED: libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED,
+    libvirt.VIR_DOMAIN_RUNNING: libvirt.VIR_DOMAIN_RUNNING_POSTCOPY_FAILED,
+}
 _ACTIVE_JOBS = (libvirt.VIR_DOMAIN_JOB_BOUNDED, libvirt.VIR_DOMAIN_JOB_UNBOUNDED)
 _MIGRATION_OPERATIONS = (libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN, libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT)
 
@@ -75,14 +82,19 @@ def is_post_copy(state: int, reason: int) -> bool:
     return state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_POSTCOPY
 
 
+def is_post_copy_failed(state: int, reason: int) -> bool:
+    """libvirt marks both ends of a broken post-copy migration so, once it knows."""
+    return state in _POST_COPY_FAILED and reason == _POST_COPY_FAILED[state]
+
+
 def job_is_active(stats: dict) -> bool:
     return stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) in _ACTIVE_JOBS
 
 
 def domain_state_of(state: int, reason: int, job_stats: dict) -> DomainState:
+    if is_post_copy_failed(state, reason):
+        return DomainState.POST_COPY_FAILED
     if state == libvirt.VIR_DOMAIN_PAUSED and reason in _PAUSED_FOR_MIGRATION:
-        return DomainState.MIGRATING
-    if state == libvirt.VIR_DOMAIN_RUNNING and reason in _RUNNING_FOR_MIGRATION:
         return DomainState.MIGRATING
     if job_is_active(job_stats) and job_stats.get("operation", libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT) in _MIGRATION_OPERATIONS:
         return DomainState.MIGRATING

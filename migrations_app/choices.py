@@ -37,6 +37,7 @@ class EndReason(models.TextChoices):
     CONVERGENCE_ABORT = "convergence_abort", "Aborted by the convergence policy"
     LIBVIRT_ERROR = "libvirt_error", "libvirt could not migrate the VM"
     NOT_ON_DESTINATION = "not_on_destination", "libvirt returned but the VM did not run on the destination"
+    POST_COPY_BROKEN = "post_copy_broken", "Post-copy broke and libvirt could not resume it"
     WORKER_LOST = "worker_lost", "Its worker was lost"
     LOST_CONTACT = "lost_contact", "vmotion lost contact with a host"
     INTERNAL_ERROR = "internal_error", "vmotion hit an unexpected error"

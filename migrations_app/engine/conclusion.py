@@ -20,6 +20,7 @@ from inventory.location import record_location
 from migrations_app.choices import EndReason, EventKind, TaskState
 from migrations_app.models import InvalidTransition, MigrationTask
 from migrations_app.convergence.policy import MIB
+from migrations_app.engine.post_copy import stranded_error
 from migrations_app.engine.verdict import RunsOn, Verdict, judge
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ def conclude(
         if verdict.outcome == TaskState.SUCCEEDED:
             message = f"{success_prefix}{where}{_result_summary(task)}.{_slo_note(task)}"
             finish(task, TaskState.SUCCEEDED, success_reason, message=message, held_by=held_by)
+        elif verdict.runs_on == RunsOn.STRANDED:
+            finish(task, TaskState.FAILED, EndReason.POST_COPY_BROKEN, error=stranded_error(task), detail=failure_detail, held_by=held_by)
         elif verdict.outcome == TaskState.CANCELLED:
             finish(task, TaskState.CANCELLED, EndReason.OPERATOR, message=f"Cancelled by the operator; {where}.", held_by=held_by)
         else:
@@ -85,6 +88,8 @@ def whereabouts(task: MigrationTask, verdict: Verdict, on_source: DomainState, o
         return f"{vm} still runs on {source}{_paused(on_source)}"
     if verdict.runs_on == RunsOn.BOTH:
         return f"{vm} runs on both {source} and {destination}: stop the copy that should not run"
+    if verdict.runs_on == RunsOn.STRANDED:
+        return f"{vm} is paused on both {source} and {destination}: its post-copy migration broke"
     if verdict.runs_on == RunsOn.NEITHER:
         return f"{vm} runs on neither host: it is {_word(on_source)} on {source} and {_word(on_destination)} on {destination}"
     return f"where {vm} runs is not known yet"

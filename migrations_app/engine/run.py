@@ -40,6 +40,7 @@ from migrations_app.convergence.job_silence import JobSilence
 from migrations_app.forecast.live import forecast
 from migrations_app.models import InvalidTransition, MigrationTask, ProgressSample
 from migrations_app.engine.monitor import ConvergenceMonitor
+from migrations_app.engine.post_copy import PostCopyWatch
 from migrations_app.engine.recovery import hand_to_recovery
 from migrations_app.forecast.replay import POLICY
 
@@ -154,8 +155,12 @@ def _migrate(task: MigrationTask) -> None:
 
         monitor = ConvergenceMonitor(guest, inputs, POLICY, note=note)
         keeper = bandwidth.ShareKeeper(share, read=lambda: database.if_answering(lambda: bandwidth.share_for(task), None), apply=guest.set_max_speed, note=note)
+        post_copy = PostCopyWatch(task, guest, note)
         try:
-            cancelled = _watch(task, run, guest, monitor, database, keeper, wake)
+            cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy)
+            while post_copy.needs_resume(run):
+                run = post_copy.resume(request, source.uri, on_done=wake.set)
+                cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy)
         finally:
             stop_following()
     _end(task, run, monitor, cancelled, database)
@@ -232,11 +237,12 @@ def _follow_pass_ends(task: MigrationTask, guest: Guest, wake: threading.Event) 
 
 def _watch(
     task: MigrationTask, run: MigrationRun, guest: Guest, monitor: ConvergenceMonitor, database: DatabaseLink,
-    keeper: bandwidth.ShareKeeper, wake: threading.Event,
+    keeper: bandwidth.ShareKeeper, wake: threading.Event, post_copy: PostCopyWatch,
 ) -> bool:
     """Sample the job every MONITOR_INTERVAL_S and at each pass's end, until the migrate call
-    returns; returns whether a cancel was carried out. The policy steers on without the
-    database; its samples and the operator's requests wait."""
+    returns or the post-copy broke (the call may then never return); returns whether a cancel
+    was carried out. The policy steers on without the database; its samples and the
+    operator's requests wait."""
     cancelled = False
     silence = JobSilence(task.source.name, note=lambda message: database.if_answering(lambda: task.log(EventKind.INFO, message), None))
     while True:
@@ -251,6 +257,8 @@ def _watch(
             silence.failed(error)
             continue
         silence.answered()
+        if post_copy.review(sample):
+            break
         if not sample.active:
             continue
         cancel, force = database.if_answering(lambda: _record_sample(task, sample, monitor), (False, False))

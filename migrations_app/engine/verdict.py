@@ -21,6 +21,9 @@ class RunsOn(StrEnum):
     UNKNOWN = "unknown"  # a host is silent or the move is unfinished: ask again later
     BOTH = "both"  # both hosts run it: for a moment at the switch-over, or for good
     NEITHER = "neither"  # it runs nowhere (crashed, shut off): an operator must start it
+    # A post-copy migration broke: the guest is split between the hosts, paused, until libvirt
+    # resumes the migration or an operator restarts the guest from its disk.
+    STRANDED = "stranded"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,11 @@ def judge(
 
 
 def _runs_on(source: DomainState, destination: DomainState, post_copy: bool) -> RunsOn:
+    if source == DomainState.POST_COPY_FAILED or (destination == DomainState.POST_COPY_FAILED and not source.runs_here):
+        # The source still holds pages the destination lacks, whatever the destination says
+        # (its libvirt may not have noticed yet): no resume comes by itself, and the engine
+        # has tried one where the hosts can.
+        return RunsOn.STRANDED
     if source == DomainState.MIGRATING:
         return RunsOn.UNKNOWN  # libvirt still moves it, or the source is paused for the switch
     if destination == DomainState.MIGRATING:

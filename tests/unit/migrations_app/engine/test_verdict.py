@@ -9,30 +9,37 @@ from hypervisor.states import DomainState
 from migrations_app.choices import TaskState
 from migrations_app.engine.verdict import RunsOn, judge
 
-COLUMNS = [DomainState.RUNNING, DomainState.PAUSED, DomainState.MIGRATING, DomainState.STOPPED, DomainState.ABSENT, DomainState.UNREACHABLE]
-CODES = {"DST": RunsOn.DESTINATION, "SRC": RunsOn.SOURCE, "UNK": RunsOn.UNKNOWN, "BOTH": RunsOn.BOTH, "NONE": RunsOn.NEITHER}
+COLUMNS = [
+    DomainState.RUNNING, DomainState.PAUSED, DomainState.MIGRATING, DomainState.STOPPED, DomainState.ABSENT, DomainState.UNREACHABLE,
+    DomainState.POST_COPY_FAILED,
+]
+CODES = {"DST": RunsOn.DESTINATION, "SRC": RunsOn.SOURCE, "UNK": RunsOn.UNKNOWN, "BOTH": RunsOn.BOTH, "NONE": RunsOn.NEITHER, "STR": RunsOn.STRANDED}
 
 # Rows: the state on the source. Columns: the state on the destination, in COLUMNS' order.
 BEFORE_POST_COPY = {
     # A source that runs the guest unpaused before post-copy still has it, even when the
     # destination is silent: QEMU only hands over after pausing the source. But while the
     # destination still holds the incoming copy, the hand-over may be under way.
-    DomainState.RUNNING: "BOTH BOTH UNK  SRC  SRC  SRC",
-    DomainState.PAUSED: "BOTH BOTH UNK  SRC  SRC  UNK",
-    DomainState.MIGRATING: "UNK  UNK  UNK  UNK  UNK  UNK",
-    DomainState.STOPPED: "DST  DST  UNK  NONE NONE UNK",
-    DomainState.ABSENT: "DST  DST  UNK  NONE NONE UNK",
-    DomainState.UNREACHABLE: "UNK  UNK  UNK  UNK  UNK  UNK",
+    DomainState.RUNNING: "BOTH BOTH UNK  SRC  SRC  SRC  SRC",
+    DomainState.PAUSED: "BOTH BOTH UNK  SRC  SRC  UNK  SRC",
+    DomainState.MIGRATING: "UNK  UNK  UNK  UNK  UNK  UNK  STR",
+    DomainState.STOPPED: "DST  DST  UNK  NONE NONE UNK  STR",
+    DomainState.ABSENT: "DST  DST  UNK  NONE NONE UNK  STR",
+    DomainState.UNREACHABLE: "UNK  UNK  UNK  UNK  UNK  UNK  STR",
+    # A broken post-copy: the source still holds pages the destination lacks, whatever the
+    # destination's libvirt says (it may not have noticed the link is gone).
+    DomainState.POST_COPY_FAILED: "STR  STR  STR  STR  STR  STR  STR",
 }
 AFTER_POST_COPY = {
     # Once post-copy began the destination may hold the only live copy: a silent host
     # leaves the answer open even while the source says it runs.
-    DomainState.RUNNING: "BOTH BOTH UNK  SRC  SRC  UNK",
-    DomainState.PAUSED: "BOTH BOTH UNK  SRC  SRC  UNK",
-    DomainState.MIGRATING: "UNK  UNK  UNK  UNK  UNK  UNK",
-    DomainState.STOPPED: "DST  DST  UNK  NONE NONE UNK",
-    DomainState.ABSENT: "DST  DST  UNK  NONE NONE UNK",
-    DomainState.UNREACHABLE: "UNK  UNK  UNK  UNK  UNK  UNK",
+    DomainState.RUNNING: "BOTH BOTH UNK  SRC  SRC  UNK  SRC",
+    DomainState.PAUSED: "BOTH BOTH UNK  SRC  SRC  UNK  SRC",
+    DomainState.MIGRATING: "UNK  UNK  UNK  UNK  UNK  UNK  STR",
+    DomainState.STOPPED: "DST  DST  UNK  NONE NONE UNK  STR",
+    DomainState.ABSENT: "DST  DST  UNK  NONE NONE UNK  STR",
+    DomainState.UNREACHABLE: "UNK  UNK  UNK  UNK  UNK  UNK  STR",
+    DomainState.POST_COPY_FAILED: "STR  STR  STR  STR  STR  STR  STR",
 }
 OUTCOMES = {
     RunsOn.DESTINATION: TaskState.SUCCEEDED,
@@ -40,6 +47,8 @@ OUTCOMES = {
     # Both hosts run the guest for a moment at every switch-over; the verdict waits.
     RunsOn.BOTH: None,
     RunsOn.NEITHER: TaskState.FAILED,
+    # libvirt cannot resume it (or did not within the time given): an operator must act.
+    RunsOn.STRANDED: TaskState.FAILED,
     RunsOn.UNKNOWN: None,
 }
 
