@@ -14,9 +14,10 @@ from core.roles import Role, has_role
 from inventory.models import Host, VirtualMachine
 
 from migrations_app.engine import enqueue
+from migrations_app.checks import post_copy as post_copy_checks
 from migrations_app.checks.report import CheckReport
 from migrations_app.checks.store import preflight
-from migrations_app.choices import ACTIVE_STATES, EndReason, EventKind, Priority, TaskState
+from migrations_app.choices import ACTIVE_STATES, EndReason, EventKind, Priority, ScheduleAction, TaskState
 from migrations_app.errors import ActiveMigrationExists, MigrationRequestError, StateConflict
 from migrations_app.forecast.store import MoveForecast, forecast_moves
 from migrations_app.models import InvalidTransition, MigrationBatch, MigrationTask
@@ -24,7 +25,8 @@ from migrations_app.options import MigrationOptions
 
 __all__ = [
     "ActiveMigrationExists", "BatchRefused", "MigrationOptions", "MigrationPreview", "MigrationRequestError", "Refusal", "cancel_task",
-    "check_migration", "force_complete", "planned_of", "preview_migration", "refusals_of", "submit_batch", "submit_migration",
+    "check_migration", "force_complete", "planned_of", "post_copy_warnings", "preview_migration", "refusals_of", "schedule_post_copy_warnings",
+    "submit_batch", "submit_migration",
 ]
 
 
@@ -60,6 +62,30 @@ def find_user_with_role(username: str, role: Role):
     if not has_role(user, role):
         raise MigrationRequestError(f"{username} does not have the {role.group_name} role, which this needs.")
     return user
+
+
+def post_copy_warnings(moves: list[tuple[VirtualMachine, Host | None]]) -> list[str]:
+    """What allowing post-copy risks on these moves: a warning for each pair of hosts whose
+    libvirt (as the inventory recorded it) cannot resume a post-copy whose link broke."""
+    return post_copy_checks.move_warnings(moves)
+
+
+def schedule_post_copy_warnings(schedule) -> list[str]:
+    """The same for a schedule that allows post-copy, over every host its moves may use: its
+    VMs' hosts and its destination, or, where the assistant chooses at run time, the hosts of
+    their clusters (every host when they have none)."""
+    if not schedule.allow_post_copy:
+        return []
+    if schedule.action == ScheduleAction.EVACUATE:
+        sources = list(Host.objects.filter(name=schedule.host_name))
+    else:
+        sources = [vm.host for vm in VirtualMachine.objects.select_related("host").filter(name__in=schedule.vm_names) if vm.host]
+    if schedule.action == ScheduleAction.MOVE and schedule.destination_name:
+        destinations = list(Host.objects.filter(name=schedule.destination_name))
+    else:
+        clusters = {host.cluster_id for host in sources}
+        destinations = list(Host.objects.all() if None in clusters else Host.objects.filter(cluster_id__in=clusters))
+    return post_copy_checks.hosts_of_warning([*sources, *destinations])
 
 
 def check_migration(vm: VirtualMachine, destination: Host) -> CheckReport:

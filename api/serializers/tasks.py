@@ -75,6 +75,25 @@ class TaskDetailSerializer(TaskSerializer):
         return task.outcome()
 
 
+WARNINGS_HELP = (
+    "What the request risks though it is accepted: with allow_post_copy, one entry per pair of hosts whose libvirt (as the "
+    "inventory recorded it) cannot resume a post-copy whose link broke, which loses the running guest. Empty when none"
+)
+
+
+class TaskCreatedSerializer(TaskDetailSerializer):
+    """The task just submitted, with what its request risks."""
+
+    warnings = serializers.SerializerMethodField(help_text=WARNINGS_HELP)
+
+    class Meta(TaskDetailSerializer.Meta):
+        fields = [*TaskDetailSerializer.Meta.fields, "warnings"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_warnings(self, task: MigrationTask) -> list[str]:
+        return list(self.context.get("warnings", []))
+
+
 class ProgressSampleSerializer(serializers.ModelSerializer):
     class Meta:
         model = ProgressSample
@@ -132,6 +151,7 @@ class MigrationCheckSerializer(serializers.Serializer):
     checks = CheckSerializer(many=True)
     prediction = PredictionSerializer(allow_null=True, help_text="The forecast of the move, from the inventory's latest measurement of the guest; null unless it passed")
     prediction_error = serializers.CharField(help_text="Why there is no forecast, when it passed but the guest has not been measured yet")
+    warnings = serializers.ListField(child=serializers.CharField(), help_text=WARNINGS_HELP)
 
 
 class TaskActionSerializer(serializers.Serializer):

@@ -18,7 +18,8 @@ from migrations_app.models import MigrationTask, ProgressSample
 from .. import filtersets
 from ..serializers.errors import ConflictSerializer, ErrorSerializer, checks_of
 from ..serializers.tasks import (
-    MigrationCheckSerializer, MigrationRequestSerializer, ProgressSampleSerializer, TaskActionSerializer, TaskDetailSerializer, TaskSerializer,
+    MigrationCheckSerializer, MigrationRequestSerializer, ProgressSampleSerializer, TaskActionSerializer, TaskCreatedSerializer,
+    TaskDetailSerializer, TaskSerializer,
 )
 from .base import ApiViewMixin
 
@@ -43,20 +44,22 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
     @extend_schema(
         summary="Migrate a VM",
         request=MigrationRequestSerializer,
-        responses={202: TaskDetailSerializer, 409: CONFLICT},
+        responses={202: TaskCreatedSerializer, 409: CONFLICT},
         parameters=[ACCEPTED_LOCATION],
         examples=[MIGRATION_EXAMPLE],
     )
     def create(self, request: Request) -> Response:
         """Submit a live migration, exactly as the wizard does: the pre-flight checks run now
         (a failing one is a 400 with every check) and again on the worker before anything
-        moves. Answers at once with the queued task; follow it at /tasks/{id}/."""
+        moves. Answers at once with the queued task and its `warnings` (post-copy allowed between
+        hosts whose libvirt cannot resume a broken one); follow it at /tasks/{id}/."""
         body = MigrationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         task = services.submit_migration(data["vm"], data["target"], body.options(), requested_by=request.user)
         headers = {"Location": reverse("api:task-detail", args=[task.pk])}
-        return Response(TaskDetailSerializer(self._reread(task)).data, status=status.HTTP_202_ACCEPTED, headers=headers)
+        warnings = _post_copy_warnings(data)
+        return Response(TaskCreatedSerializer(self._reread(task), context={"warnings": warnings}).data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
     @extend_schema(summary="Check a migration without submitting it", request=MigrationRequestSerializer, responses=MigrationCheckSerializer, examples=[MIGRATION_EXAMPLE])
     @action(detail=False, methods=["post"], pagination_class=None, filterset_class=None)
@@ -81,6 +84,7 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
                 "measured_seconds_ago": forecast.age_seconds,
             } if forecast else None,
             "prediction_error": preview.forecast.error if preview.forecast else "",
+            "warnings": _post_copy_warnings(body.validated_data),
         }).data)
 
     @extend_schema(
@@ -110,6 +114,10 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
 
     def _reread(self, task: MigrationTask) -> MigrationTask:
         return queries.tasks().prefetch_related("events__actor").get(pk=task.pk)
+
+
+def _post_copy_warnings(data: dict) -> list[str]:
+    return services.post_copy_warnings([(data["vm"], data["target"])]) if data["allow_post_copy"] else []
 
 
 class ProgressSampleList(ApiViewMixin, generics.ListAPIView):

@@ -48,13 +48,18 @@ def migrate(out: Output, vm, destination, priority, max_downtime, bandwidth, pos
         reason=reason,
     )
     requester = acting_user(user, Role.OPERATOR)
-    task = services.submit_migration(services.find_vm(vm), services.find_host(destination), request, requested_by=requester)
+    machine, host = services.find_vm(vm), services.find_host(destination)
+    task = services.submit_migration(machine, host, request, requested_by=requester)
     out.say(f"task #{task.pk} queued: {task.vm.name} {task.source.name} -> {task.destination.name}")
+    # Said at once, before any --wait: the operator may still cancel before post-copy begins.
+    warnings = services.post_copy_warnings([(machine, host)]) if post_copy else []
+    for warning in warnings:
+        out.warn(warning)
     if wait:
         task = follow(out, task)
         if task.state != TaskState.SUCCEEDED:
-            out.fail(f"task #{task.pk} {task.get_state_display().lower()}: {task.error}", task=task_fields(task))
-    out.result(task_fields(task))
+            out.fail(f"task #{task.pk} {task.get_state_display().lower()}: {task.error}", task=task_fields(task), warnings=warnings)
+    out.result({**task_fields(task), "warnings": warnings})
 
 
 def check(out: Output, vm, destination, **_):

@@ -19,11 +19,16 @@ class Output:
     def __init__(self, stdout: OutputWrapper, stderr: OutputWrapper, as_json: bool):
         self.as_json = as_json
         self._stdout = stdout
+        self._stderr = stderr
         self._lines = stderr if as_json else stdout
 
     def say(self, line: str) -> None:
         """A line for a person."""
         self._lines.write(line, style_func=_plain)
+
+    def warn(self, line: str) -> None:
+        """A warning, on stderr with or without --json (where the document carries it too)."""
+        self._stderr.write(f"warning: {line}", style_func=_plain)
 
     def result(self, fields: dict) -> None:
         """The JSON document of a success; a subcommand gives exactly one."""

@@ -56,7 +56,10 @@ def add(out: Output, name, vms, evacuate, destination, at, daily, weekly, cron, 
         reason=reason, created_by=services.find_user_with_role(user, Role.OPERATOR), **fields,
     ))
     out.say(f"schedule #{created.pk} {created.name}: {created.when().describe()}, next run {_local(created.next_run_at, tz)}")
-    out.result(_schedule_fields(created))
+    warnings = services.schedule_post_copy_warnings(created)
+    for warning in warnings:
+        out.warn(warning)
+    out.result({**_schedule_fields(created), "warnings": warnings})
 
 
 def list_schedules(out: Output, **_):

@@ -90,6 +90,20 @@ def post_copy_warning(source: HostLibvirt, destination: HostLibvirt) -> str:
     )
 
 
+def hosts_warning(hosts: list[HostLibvirt]) -> str:
+    """The warning for post-copy moves among these hosts, whichever pairs they make (a
+    schedule's or an evacuation's destinations are chosen when it runs); "" when all can resume."""
+    unable = [host for host in dict.fromkeys(hosts) if recovery_of(host.version) != Recovery.RESUMES]
+    if not unable:
+        return ""
+    versions = " and ".join(dict.fromkeys(f"libvirt {h.version}" for h in unable if recovery_of(h.version) in (Recovery.CRASHES, Recovery.NONE)))
+    on_this = f"on this libvirt ({versions})" if versions else "on these hosts"
+    return (
+        f"A broken link during the post-copy phase loses the running guest {on_this}: {'; '.join(_why(host) for host in unable)}. "
+        f"The guest would stay paused on both hosts until an operator restarts it from its disk."
+    )
+
+
 def broken_post_copy_error(vm: str, source: HostLibvirt, destination: HostLibvirt) -> str:
     """The error of a task whose post-copy broke on hosts that cannot resume it."""
     versions = ", ".join(dict.fromkeys(f"libvirt {host.version or 'of unknown version'} on {host.name}" for host in (source, destination)))

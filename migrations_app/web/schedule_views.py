@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from core.roles import Role, has_role, role_required
 
+from migrations_app import services
 from migrations_app.automation import schedules
 from migrations_app.errors import MigrationRequestError, RoleRefused
 from migrations_app.models import Schedule
@@ -59,7 +60,8 @@ def schedule_detail(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(Schedule.objects.select_related("created_by"), pk=pk)
     runs = item.runs.select_related("batch", "evacuation")[:50]
     may_change = has_role(request.user, schedules.role_for(item.action))  # the buttons only for who may use them
-    return render(request, "migrations_app/schedule_detail.html", {"schedule": item, "runs": runs, "may_change": may_change})
+    context = {"schedule": item, "runs": runs, "may_change": may_change, "post_copy_warnings": services.schedule_post_copy_warnings(item)}
+    return render(request, "migrations_app/schedule_detail.html", context)
 
 
 @require_POST

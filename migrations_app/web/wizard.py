@@ -7,6 +7,7 @@ the server between steps."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from django import forms
 from django.http import Http404, QueryDict
@@ -24,7 +25,7 @@ from migrations_app.web.forms import MigrationOptionsForm
 from migrations_app.models import Schedule
 from migrations_app.options import MigrationOptions
 from migrations_app.placement.rules import Placement
-from migrations_app.services import Refusal, refusals_of
+from migrations_app.services import Refusal, post_copy_warnings, refusals_of
 
 STEPS = (("vms", "Virtual machines"), ("destination", "Destination"), ("options", "Options"), ("confirm", "Confirm"))
 MAX_BATCH = 50
@@ -131,6 +132,12 @@ class Wizard:
 
     def moves(self) -> list[tuple[VirtualMachine, Host | None]]:
         return [(choice.vm, choice.destination) for choice in self.choices]
+
+    @cached_property
+    def post_copy_warnings(self) -> list[str]:
+        """What allowing post-copy would risk on these hosts' libvirt, as the inventory
+        recorded it: shown beside "Allow post-copy", and on the confirm step if it was allowed."""
+        return post_copy_warnings(self.moves())
 
     def review(self) -> list[ReviewRow]:
         """Every move checked in full and, for those that pass, the forecast from the

@@ -45,6 +45,36 @@ def test_a_migration_is_accepted_with_202_and_the_queued_task(api, operator, vm,
     assert task.priority == Priority.HIGH and task.requested_by == operator and task.reason == "firmware"
     assert body["events"][0]["message"] == "Requested by operator: web-01 from kvm1 to kvm2, high priority."
     assert body["progress"]["phase"] == "Waiting for a worker"
+    assert body["warnings"] == []
+
+
+def test_allowing_post_copy_between_hosts_whose_libvirt_cannot_resume_it_is_accepted_with_a_warning(api, vm, kvm1, kvm2):
+    kvm1.libvirt_version = kvm2.libvirt_version = "11.3.0"
+    kvm1.save()
+    kvm2.save()
+
+    response = api.post("/api/v1/tasks/", {"vm": vm.pk, "target": kvm2.pk, "allow_post_copy": True}, format="json")
+
+    assert response.status_code == 202, response.json()
+    [warning] = response.json()["warnings"]
+    assert warning.startswith("kvm1 -> kvm2: a broken link during the post-copy phase loses the running guest on this libvirt (libvirt 11.3.0")
+    assert MigrationTask.objects.get().allow_post_copy
+
+
+def test_no_post_copy_warning_unless_post_copy_is_allowed_or_where_libvirt_can_resume(api, vm, kvm1, kvm2):
+    kvm1.libvirt_version, kvm2.libvirt_version = "11.3.0", "11.3.0"
+    kvm1.save()
+    kvm2.save()
+    without = api.post("/api/v1/tasks/check/", {"vm": vm.pk, "target": kvm2.pk}, format="json").json()
+    with_post_copy = api.post("/api/v1/tasks/check/", {"vm": vm.pk, "target": kvm2.pk, "allow_post_copy": True}, format="json").json()
+    kvm1.libvirt_version = kvm2.libvirt_version = "11.4.0"
+    kvm1.save()
+    kvm2.save()
+    resumable = api.post("/api/v1/tasks/check/", {"vm": vm.pk, "target": kvm2.pk, "allow_post_copy": True}, format="json").json()
+
+    assert without["warnings"] == [] and resumable["warnings"] == []
+    assert len(with_post_copy["warnings"]) == 1 and "fixed in libvirt 11.4.0" in with_post_copy["warnings"][0]
+    assert not MigrationTask.objects.exists()
 
 
 def test_a_second_migration_of_the_same_vm_is_a_409_naming_the_active_task(api, vm, kvm2):

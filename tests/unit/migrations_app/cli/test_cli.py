@@ -225,3 +225,37 @@ def test_from_a_shell_stdout_parses_whole_and_the_exit_status_tells_success_from
     refused = vmotion("migrate", "vm1", "--to", "kvm1", "--max-downtime", "soon")
     assert refused.returncode == 2
     assert "invalid int value: 'soon'" in json.loads(refused.stdout)["error"]
+
+
+def test_migrate_with_post_copy_where_libvirt_cannot_resume_it_warns_on_stderr_and_in_the_json(world):
+    HostFactory._meta.model.objects.filter(name__in=["kvm1", "kvm2"]).update(libvirt_version="11.3.0")
+    out, err = StringIO(), StringIO()
+
+    call_command("vmotion", "migrate", "web-01", "--to", "kvm2", "--user", "operator", "--post-copy", "--json", stdout=out, stderr=err)
+
+    document = json.loads(out.getvalue())
+    [warning] = document["warnings"]
+    assert warning.startswith("kvm1 -> kvm2: a broken link during the post-copy phase loses the running guest on this libvirt (libvirt 11.3.0")
+    assert f"warning: {warning}" in err.getvalue() and document["state"] == "queued"
+
+
+def test_migrate_without_json_prints_the_warning_on_stderr_and_none_without_post_copy(world):
+    HostFactory._meta.model.objects.filter(name__in=["kvm1", "kvm2"]).update(libvirt_version="11.3.0")
+    out, err = StringIO(), StringIO()
+    call_command("vmotion", "migrate", "web-01", "--to", "kvm2", "--user", "operator", "--post-copy", stdout=out, stderr=err)
+    quiet_out, quiet_err = StringIO(), StringIO()
+    call_command("vmotion", "migrate", "db-01", "--to", "kvm1", "--user", "operator", "--json", stdout=quiet_out, stderr=quiet_err)
+
+    assert "fixed in libvirt 11.4.0" in err.getvalue() and "warning:" not in out.getvalue()
+    assert json.loads(quiet_out.getvalue())["warnings"] == [] and "warning:" not in quiet_err.getvalue()
+
+
+def test_a_schedule_allowing_post_copy_warns_of_its_hosts_libvirt(world):
+    HostFactory._meta.model.objects.filter(name="kvm2").update(libvirt_version="11.3.0")
+    HostFactory._meta.model.objects.filter(name="kvm1").update(libvirt_version="11.4.0")
+    out, err = StringIO(), StringIO()
+
+    call_command("vmotion", "schedule", "add", "late", "--vm", "db-01", "--to", "kvm1", "--daily", "03:00", "--post-copy", "--user", "operator", "--json", stdout=out, stderr=err)
+
+    [warning] = json.loads(out.getvalue())["warnings"]
+    assert "kvm2 runs libvirt 11.3.0" in warning and "kvm1 runs" not in warning and f"warning: {warning}" in err.getvalue()

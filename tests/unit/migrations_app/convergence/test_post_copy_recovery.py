@@ -100,3 +100,14 @@ def test_the_resume_command_is_libvirts_postcopy_resume():
     assert resume_command("web-1", "u", "qemu+ssh://kvm1/system", "qemu+tls://kvm2/system") == (
         "virsh -c qemu+ssh://kvm1/system migrate --live --p2p --persistent --postcopy --postcopy-resume web-1 qemu+tls://kvm2/system"
     )
+
+
+def test_the_hosts_warning_names_each_host_that_cannot_resume_once():
+    from migrations_app.convergence.post_copy_recovery import hosts_warning
+
+    kvm1, kvm2, kvm3 = HostLibvirt("kvm1", "11.3.0"), HostLibvirt("kvm2", "11.4.0"), HostLibvirt("kvm3", "7.0.0")
+
+    assert hosts_warning([kvm2]) == ""
+    warning = hosts_warning([kvm1, kvm2, kvm3, kvm1])
+    assert warning.startswith("A broken link during the post-copy phase loses the running guest on this libvirt (libvirt 11.3.0 and libvirt 7.0.0)")
+    assert warning.count("kvm1 runs") == 1 and "kvm3 runs libvirt 7.0.0" in warning and "kvm2" not in warning

@@ -77,3 +77,20 @@ def test_an_edit_moves_the_next_run_and_bad_values_change_nothing(paris_operator
     edited = Schedule.objects.get()
     assert edited.time_of_day.strftime("%H:%M") == "03:30"
     assert edited.next_run_at.astimezone(ZoneInfo("Europe/Paris")).strftime("%H:%M") == "03:30"
+
+
+def test_a_schedule_allowing_post_copy_warns_on_its_page_of_hosts_whose_libvirt_cannot_resume_it(paris_operator):
+    VirtualMachineFactory(name="app-1", host=HostFactory(name="kvm1", libvirt_version="11.3.0"))
+    HostFactory(name="kvm2", libvirt_version="11.4.0")
+    fields = {
+        "name": "firmware", "action": "move", "vm_names": "app-1", "destination_name": "kvm2", "recurrence": "once",
+        "run_at": "2027-01-15T02:00", "priority": "2", "max_downtime_ms": "300",
+    }
+
+    allowed = paris_operator.post(reverse("schedule-new"), {**fields, "allow_post_copy": "on"}, follow=True).content.decode()
+    not_allowed = paris_operator.post(reverse("schedule-new"), {**fields, "name": "plain"}, follow=True).content.decode()
+
+    assert 'data-testid="post-copy-warning"' in allowed
+    assert "Post-copy allowed: A broken link during the post-copy phase loses the running guest on this libvirt (libvirt 11.3.0)" in allowed
+    assert "kvm1 runs libvirt 11.3.0, whose daemon crashes" in allowed and "kvm2 runs" not in allowed
+    assert "post-copy-warning" not in not_allowed

@@ -201,3 +201,42 @@ def test_run_at_in_the_past_comes_back_with_the_reason(client_as, operator, vm):
 
     assert response.status_code == 400 and "is in the past" in response.content.decode()
     assert not Schedule.objects.exists() and not MigrationTask.objects.exists()
+
+
+def test_the_options_step_warns_beside_allow_post_copy_when_the_hosts_libvirt_cannot_resume_it(client_as, operator, vm, kvm1, libvirt_forbidden):
+    kvm1.libvirt_version = "11.3.0"
+    kvm1.save()
+    kvm2 = driver_host("kvm2", libvirt_version="11.3.0")
+
+    response = wizard(client_as(operator), vm, **{f"to-{vm.pk}": kvm2.pk, "step": "options"})
+
+    page = response.content.decode()
+    assert response.context["wizard"].step == "options"
+    warning = page[page.index('data-testid="post-copy-warning"'):]
+    assert page.index("Allow post-copy") < page.index('data-testid="post-copy-warning"')
+    assert "kvm1 -&gt; kvm2: a broken link during the post-copy phase loses the running guest on this libvirt (libvirt 11.3.0" in warning
+    assert "crashes when asked to resume a broken post-copy (fixed in libvirt 11.4.0)" in warning
+    assert libvirt_forbidden == []
+
+
+def test_no_post_copy_warning_where_both_hosts_can_resume(client_as, operator, vm, kvm1):
+    kvm1.libvirt_version = "11.4.0"
+    kvm1.save()
+    kvm2 = driver_host("kvm2", libvirt_version="11.5.0")
+
+    options_page = wizard(client_as(operator), vm, **{f"to-{vm.pk}": kvm2.pk, "step": "options"}).content.decode()
+    confirm_page = wizard(client_as(operator), vm, **{f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options(allow_post_copy="on")}).content.decode()
+
+    assert "post-copy-warning" not in options_page and "post-copy-warning" not in confirm_page
+
+
+def test_the_confirm_step_repeats_the_warning_only_when_post_copy_was_allowed(client_as, operator, vm, kvm1, no_inventory_worker):
+    kvm1.libvirt_version = "11.3.0"
+    kvm1.save()
+    kvm2 = driver_host("kvm2", libvirt_version="11.4.0")
+
+    allowed = wizard(client_as(operator), vm, **{f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options(allow_post_copy="on")}).content.decode()
+    not_allowed = wizard(client_as(operator), vm, **{f"to-{vm.pk}": kvm2.pk, "step": "confirm", **options()}).content.decode()
+
+    assert "You allowed post-copy:" in allowed and "kvm1 runs libvirt 11.3.0" in allowed and "kvm2 runs" not in allowed
+    assert "post-copy-warning" not in not_allowed
