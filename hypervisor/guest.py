@@ -62,8 +62,10 @@ class Guest:
                 raise
             state, reason = dom.state(0)
             # Only a running source can hide a migration behind its state. Asking a domain
-            # paused for an incoming migration would wait for that migration's job.
-            job = dom.jobStats(0) if state == libvirt.VIR_DOMAIN_RUNNING else {}
+            # paused for an incoming migration would wait for that migration's job, and the
+            # destination of a broken post-copy has no statistics to give (its state says it).
+            asks_job = state == libvirt.VIR_DOMAIN_RUNNING and not is_post_copy_failed(state, reason)
+            job = dom.jobStats(0) if asks_job else {}
             return domain_state_of(state, reason, job)
 
         return self.connection.call(read, "reading the domain's state")
