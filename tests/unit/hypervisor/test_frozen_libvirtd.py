@@ -4,10 +4,9 @@ it is abandoned on its thread and reported, and what follows does not wait behin
 import threading
 import time
 
-import libvirt
 import pytest
 
-from hypervisor import HypervisorTimeout
+from hypervisor import HypervisorError, HypervisorTimeout, connection as hypervisor_connection
 from hypervisor.connection import Connection, open_connection
 from hypervisor.guest import Guest
 from hypervisor.host import read_host
@@ -74,7 +73,7 @@ def test_a_connection_is_not_opened_again_behind_an_opening_that_never_returned(
 
 
 def test_an_opening_that_returned_leaves_the_next_one_free(monkeypatch, release):
-    real_open = libvirt.open
+    real_open = hypervisor_connection.libvirt.open
     gate = {"hang": True}
     monkeypatch.setattr("hypervisor.connection.libvirt.open", lambda uri: release.wait(30) if gate["hang"] else real_open(uri))
     with pytest.raises(HypervisorTimeout):
@@ -122,7 +121,7 @@ def test_a_host_watch_tells_how_long_its_question_went_unanswered(release):
 
 def test_a_host_watch_counts_a_refused_connection_as_an_answer():
     def refused(uri):
-        raise libvirt.libvirtError("Failed to connect socket: Connection refused")
+        raise HypervisorError("Failed to connect socket: Connection refused")
 
     watch = HostWatch("test:///down", interval=0.05, opener=refused).start()
     try:
