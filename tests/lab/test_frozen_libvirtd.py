@@ -122,10 +122,9 @@ def test_a_frozen_hosts_sync_marks_it_disconnected_and_holds_up_no_other_host(la
         frozen_sync = threading.Thread(target=sync_in_its_own_worker, args=(still,))
         frozen_sync.start()
         time.sleep(0.5)
-        started = time.monotonic()
         assert sync.sync_host(answering).reachable
-        assert time.monotonic() - started < 5, "another host's sync waited for the frozen one"
-        assert frozen_sync.is_alive(), "the frozen host's sync returned before its deadline"
+        # Done while the frozen host's sync still waits out its deadline: it waited for nothing.
+        assert frozen_sync.is_alive(), "another host's sync waited for the frozen one"
 
         frozen_sync.join(15)
         assert not frozen_sync.is_alive()
