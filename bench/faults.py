@@ -52,6 +52,8 @@ FAULTS = {
     "database restarted": "tests/lab/test_faults.py::test_the_database_restarted_mid_migration_loses_nothing",
     "migration link cut mid pre-copy": "tests/lab/test_faults.py::test_the_migration_link_cut_mid_pre_copy_fails_the_task_with_the_guest_on_its_source",
     "migration link down before the stream opens": "tests/lab/test_faults.py::test_the_migration_link_down_before_the_stream_opens_fails_the_task_once_tcp_gives_up",
+    "source libvirtd SIGSTOPped": "tests/lab/test_frozen_libvirtd.py::test_the_sources_libvirtd_frozen_mid_migration_is_ended_from_the_destination",
+    "destination libvirtd SIGSTOPped": "tests/lab/test_frozen_libvirtd.py::test_the_destinations_libvirtd_frozen_mid_migration_is_aborted_on_the_source",
 }
 
 
@@ -68,22 +70,26 @@ def run_round(number: int, faults: dict[str, str], results_dir: Path) -> dict[st
     by_test = {}
     for case in ET.parse(report).iter("testcase"):
         problem = case.find("failure") if case.find("failure") is not None else case.find("error")
+        # A test that measures it records the seconds from its fault to the task's final state.
+        to_final = case.find("properties/property[@name='seconds_to_final']")
         by_test[case.get("name")] = {
             "passed": problem is None and case.find("skipped") is None,
             "seconds": float(case.get("time", 0)),
+            "seconds_to_final": float(to_final.get("value")) if to_final is not None else None,
             "message": "" if problem is None else (problem.get("message") or "")[:300],
         }
-    missing = {"passed": False, "seconds": 0.0, "message": "did not run"}
+    missing = {"passed": False, "seconds": 0.0, "seconds_to_final": None, "message": "did not run"}
     return {fault: by_test.get(test.rpartition("::")[2], missing) for fault, test in faults.items()}
 
 
 def print_matrix(rounds: list[dict[str, dict]]) -> None:
-    print(f"\n{'fault':48} {'passed':>8} {'median s':>9} {'worst s':>8}")
+    print(f"\n{'fault':48} {'passed':>8} {'median s':>9} {'worst s':>8}  to final s (each run)")
     for fault in rounds[0]:
         runs = [round_[fault] for round_ in rounds]
         seconds = [run["seconds"] for run in runs]
         passed = sum(run["passed"] for run in runs)
-        print(f"{fault:48} {passed:>4}/{len(runs):<3} {statistics.median(seconds):>9.1f} {max(seconds):>8.1f}")
+        to_final = " ".join(f"{run['seconds_to_final']:.1f}" if run.get("seconds_to_final") is not None else "-" for run in runs)
+        print(f"{fault:48} {passed:>4}/{len(runs):<3} {statistics.median(seconds):>9.1f} {max(seconds):>8.1f}  {to_final}")
         for number, run in enumerate(runs, 1):
             if not run["passed"]:
                 print(f"    round {number}: {run['message']}")

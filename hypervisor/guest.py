@@ -18,7 +18,7 @@ from .connection import Connection, describe, with_connection
 from .cpu import features_of
 from .errors import HypervisorError
 from .job import JobSample
-from .states import DomainState, domain_state_of, is_post_copy, is_post_copy_failed, job_is_active
+from .states import DomainState, domain_state_of, is_incoming_copy, is_post_copy, is_post_copy_failed, job_is_active
 
 T = TypeVar("T")
 
@@ -175,6 +175,27 @@ class Guest:
             )
 
         return self._on_domain(read, "reading the domain's CPU")
+
+    def destroy_incoming(self) -> DomainState:
+        """Stop this host's incoming copy of a migration, which has never run the guest, and
+        only that: ends a migration whose source's libvirtd has stopped answering (its QEMU's
+        stream then fails, and the guest runs on there). Returns the domain's state here
+        afterwards: ABSENT once the incoming copy is gone; any other state was left alone."""
+
+        def destroy(conn: libvirt.virConnect) -> DomainState:
+            try:
+                dom = conn.lookupByUUIDString(self.uuid)
+            except libvirt.libvirtError as error:
+                if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return DomainState.ABSENT
+                raise
+            state, reason = dom.state(0)
+            if not is_incoming_copy(state, reason, bool(dom.isPersistent())):
+                return domain_state_of(state, reason, {})
+            dom.destroy()
+            return DomainState.ABSENT
+
+        return self.connection.call(destroy, "stopping the incoming copy")
 
     def undefine_if_inactive(self) -> bool:
         """Remove the definition from a host where the domain no longer runs (the source, after

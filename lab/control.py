@@ -5,6 +5,7 @@ those and nothing else.
 """
 
 import fcntl
+import os
 import signal
 import json
 import time
@@ -184,6 +185,19 @@ def stop_host_daemon(config: LabConfig, name: str, log: Log = print, *, kill: bo
             return
         stop_processes([libvirtd], signals=(signal.SIGKILL,) if kill else (signal.SIGTERM, signal.SIGKILL))
         log(f"{name}'s libvirtd {'killed' if kill else 'stopped'}")
+
+
+def signal_host_daemon(config: LabConfig, name: str, sig: signal.Signals) -> int:
+    """Send one host's libvirtd a signal (SIGSTOP freezes it: it accepts connections and
+    answers nothing, while its guests' QEMU run on; SIGCONT lets it go on); returns its pid."""
+    with _lab_lock(config):
+        state = _load_state(config)
+        _require_running_host(config, state, name)
+        libvirtd = _recorded_process(state, name, "libvirtd")
+        if libvirtd is None or not libvirtd.is_alive():
+            raise LabError(f"{name}'s libvirtd is not running")
+        os.kill(libvirtd.pid, sig)
+        return libvirtd.pid
 
 
 def start_host_daemon(config: LabConfig, name: str, log: Log = print) -> None:

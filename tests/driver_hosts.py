@@ -51,9 +51,9 @@ def libvirt_forbidden(monkeypatch):
     opened = []
     real = connection.open_connection
 
-    def open_connection(uri):
+    def open_connection(uri, timeout=None):
         if _InventoryWorker.running:
-            return real(uri)
+            return real(uri, timeout)
         opened.append(uri)
         raise AssertionError(f"a libvirt connection to {uri} was opened")
 

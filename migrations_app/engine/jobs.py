@@ -63,6 +63,7 @@ def housekeeping_job() -> dict:
     """End tasks whose worker is gone, queue again what Redis lost, hand free slots on."""
     return {
         "reconciled": recovery.reconcile_orphaned_tasks(),
+        "settled": recovery.settle_unconfirmed_tasks(),
         "requeued": requeue_lost_jobs(),
         "queued": hand_on_slots(),
     }

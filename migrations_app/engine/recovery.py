@@ -20,11 +20,13 @@ from hypervisor.connection import Connection
 from hypervisor.guest import Guest, domain_state
 from hypervisor.states import DomainState
 from inventory import sync
+from inventory.location import record_location
 from inventory.models import Host
 
 from migrations_app.convergence import policy
-from migrations_app.choices import EndReason, EventKind, TaskState
-from migrations_app.engine.conclusion import conclude
+from migrations_app.choices import FINAL_STATES, EndReason, EventKind, TaskState
+from migrations_app.engine.conclusion import conclude, whereabouts
+from migrations_app.engine.verdict import RunsOn, judge
 from migrations_app.models import MigrationTask
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 HELD_STATES = (TaskState.CHECKING, TaskState.MIGRATING, TaskState.POST_COPY)
 # The worker of a task whose worker lost contact with a host and left it to recovery.
 HANDED_TO_RECOVERY = "recovery"
+# The worker of an ended task whose VM's host libvirt has not confirmed yet (a host's libvirtd
+# stopped answering): recovery confirms it once both hosts answer.
+UNCONFIRMED = "unconfirmed"
 
 
 def hand_to_recovery(task: MigrationTask, why: str, error: HypervisorError | None) -> None:
@@ -41,6 +46,40 @@ def hand_to_recovery(task: MigrationTask, why: str, error: HypervisorError | Non
     detail = f" (libvirt: {error})" if error else ""
     task.log(EventKind.INFO, f"{why} vmotion finalises this task once both hosts answer again and libvirt is done{detail}.")
     MigrationTask.objects.filter(pk=task.pk).update(worker=HANDED_TO_RECOVERY, heartbeat_at=None)
+
+
+def leave_unconfirmed(task: MigrationTask, silent_host: str) -> None:
+    """The task ended while `silent_host`'s libvirtd did not answer: say that recovery
+    confirms where the VM runs once it does."""
+    task.log(EventKind.INFO, f"{silent_host} has not answered yet: once it does, vmotion asks both hosts where {task.vm.name} runs and notes it here.")
+    MigrationTask.objects.filter(pk=task.pk).update(worker=UNCONFIRMED)
+
+
+def settle_unconfirmed_tasks() -> list[int]:
+    """Confirm with libvirt where the VM of each task left unconfirmed runs, once both of its
+    hosts answer; returns the ids settled. A host that still does not answer is asked again
+    at the next round (after its first unanswered connection, without waiting)."""
+    settled = []
+    unconfirmed = MigrationTask.objects.filter(state__in=FINAL_STATES, worker=UNCONFIRMED).select_related("vm", "source", "destination")
+    for task in unconfirmed:
+        uuid, timeout = str(task.vm.uuid), settings.LIBVIRT_CALL_TIMEOUT_SECONDS
+        on_source = domain_state(task.source.uri, uuid, timeout)
+        on_destination = domain_state(task.destination.uri, uuid, timeout) if on_source != DomainState.UNREACHABLE else DomainState.UNREACHABLE
+        verdict = judge(on_source, on_destination, post_copy=False, overdue=True)
+        if verdict.runs_on == RunsOn.UNKNOWN:
+            continue
+        where = whereabouts(task, verdict, on_source, on_destination)
+        expected = task.destination if task.state == TaskState.SUCCEEDED else task.source
+        host = {RunsOn.SOURCE: task.source, RunsOn.DESTINATION: task.destination}.get(verdict.runs_on)
+        agrees = "as this task said" if host == expected else "not as this task said: the inventory now shows where it runs"
+        task.log(EventKind.INFO, f"Both hosts answer again; libvirt confirms where the VM runs: {where}, {agrees}.")
+        if host is not None:
+            record_location(task.vm_id, host)
+        MigrationTask.objects.filter(pk=task.pk, worker=UNCONFIRMED).update(worker="")
+        for each in (task.source, task.destination):
+            sync.sync_host(Host.objects.get(pk=each.pk))
+        settled.append(task.pk)
+    return settled
 
 
 def reconcile_orphaned_tasks() -> list[int]:

@@ -41,7 +41,8 @@ from migrations_app.forecast.live import forecast
 from migrations_app.models import InvalidTransition, MigrationTask, ProgressSample
 from migrations_app.engine.monitor import ConvergenceMonitor
 from migrations_app.engine.post_copy import PostCopyWatch
-from migrations_app.engine.recovery import hand_to_recovery
+from migrations_app.engine.recovery import hand_to_recovery, leave_unconfirmed
+from migrations_app.engine.silent_hosts import HostSilence, end_without_source, source_fell_silent
 from migrations_app.forecast.replay import POLICY
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ def _migrate(task: MigrationTask) -> None:
         wake = threading.Event()  # a pass ended, or the migrate call returned
         stop_following = _follow_pass_ends(task, guest, wake) if events else lambda: None
         task.transition(TaskState.MIGRATING, f"Copying {vm.name}'s memory to {destination.name}.")
+        hosts = HostSilence(task)
         run = MigrationRun(source.uri, request, on_done=wake.set).start()
         database = DatabaseLink(noted=lambda seconds: _note_outage(task, seconds))
 
@@ -157,13 +159,19 @@ def _migrate(task: MigrationTask) -> None:
         keeper = bandwidth.ShareKeeper(share, read=lambda: database.if_answering(lambda: bandwidth.share_for(task), None), apply=guest.set_max_speed, note=note)
         post_copy = PostCopyWatch(task, guest, note)
         try:
-            cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy)
+            cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy, hosts)
             while post_copy.needs_resume(run):
                 run = post_copy.resume(request, source.uri, on_done=wake.set)
-                cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy)
+                cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy, hosts)
         finally:
             stop_following()
-    _end(task, run, monitor, cancelled, database)
+    try:
+        if not run.wait(0) and source_fell_silent(hosts):
+            end_without_source(task, hosts)
+        else:
+            _end(task, run, monitor, cancelled, database, hosts)
+    finally:
+        hosts.stop()
     # The destination first: read the other way round, a VM that moved would show as missing
     # until the destination answered (a second or so over SSH).
     for host in (destination, source):
@@ -237,19 +245,21 @@ def _follow_pass_ends(task: MigrationTask, guest: Guest, wake: threading.Event) 
 
 def _watch(
     task: MigrationTask, run: MigrationRun, guest: Guest, monitor: ConvergenceMonitor, database: DatabaseLink,
-    keeper: bandwidth.ShareKeeper, wake: threading.Event, post_copy: PostCopyWatch,
+    keeper: bandwidth.ShareKeeper, wake: threading.Event, post_copy: PostCopyWatch, hosts: HostSilence,
 ) -> bool:
     """Sample the job every MONITOR_INTERVAL_S and at each pass's end, until the migrate call
-    returns or the post-copy broke (the call may then never return); returns whether a cancel
-    was carried out. The policy steers on without the database; its samples and the
-    operator's requests wait."""
+    returns, the post-copy broke (the call may then never return) or the source's libvirtd
+    stops answering; returns whether a cancel was carried out. The policy steers on without
+    the database; its samples and the operator's requests wait. A destination that stops
+    answering gets the migration aborted (silent_hosts)."""
     cancelled = False
     silence = JobSilence(task.source.name, note=lambda message: database.if_answering(lambda: task.log(EventKind.INFO, message), None))
     while True:
         wake.wait(MONITOR_INTERVAL_S)
         wake.clear()
-        if run.wait(0):
+        if run.wait(0) or source_fell_silent(hosts):
             break
+        hosts.abort_for_silent_destination(guest, note=lambda message: database.if_answering(lambda: task.log(EventKind.POLICY, message), None))
         try:
             sample = guest.job_sample()
         except HypervisorError as error:
@@ -301,11 +311,14 @@ def _cancel(task: MigrationTask, guest: Guest, database: DatabaseLink) -> bool:
     return True
 
 
-def _end(task: MigrationTask, run: MigrationRun, monitor: ConvergenceMonitor, cancelled: bool, database: DatabaseLink) -> None:
+def _end(task: MigrationTask, run: MigrationRun, monitor: ConvergenceMonitor, cancelled: bool, database: DatabaseLink, hosts: HostSilence) -> None:
     """End the task by where libvirt says the VM runs now, not by what the call returned;
-    a database that does not answer is waited for (see database_outage)."""
+    a database that does not answer is waited for (see database_outage), a host whose
+    libvirtd stopped answering is not."""
     uuid, timeout = str(task.vm.uuid), settings.LIBVIRT_CALL_TIMEOUT_SECONDS
-    if monitor.abort_reason:
+    if hosts.aborted_for_destination:
+        failure, failure_reason = hosts.destination_failure(), EndReason.LOST_CONTACT
+    elif monitor.abort_reason:
         failure, failure_reason = monitor.abort_reason, EndReason.CONVERGENCE_ABORT
     elif run.error is not None:
         failure, failure_reason = f"libvirt could not migrate the VM ({run.error}).", EndReason.LIBVIRT_ERROR
@@ -314,8 +327,11 @@ def _end(task: MigrationTask, run: MigrationRun, monitor: ConvergenceMonitor, ca
         failure_reason = EndReason.NOT_ON_DESTINATION
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
-        on_source = domain_state(task.source.uri, uuid, timeout)
-        on_destination = domain_state(task.destination.uri, uuid, timeout)
+        if source_fell_silent(hosts):
+            end_without_source(task, hosts)
+            return
+        on_source = hosts.state_unless_silent(task.source, lambda: domain_state(task.source.uri, uuid, timeout))
+        on_destination = hosts.state_unless_silent(task.destination, lambda: domain_state(task.destination.uri, uuid, timeout))
         ended = database.waiting_for_it(lambda: conclude(
             task, on_source, on_destination, cancelled=cancelled,
             failure=failure, failure_detail=str(run.error or ""), failure_reason=failure_reason,
@@ -326,6 +342,8 @@ def _end(task: MigrationTask, run: MigrationRun, monitor: ConvergenceMonitor, ca
         time.sleep(0.5)  # libvirt is still tidying up after the call: the incoming copy, the switch
     if not ended:
         hand_to_recovery(task, _unknown_because(task, on_source, on_destination), run.error)
+    elif on_destination == DomainState.UNREACHABLE:
+        leave_unconfirmed(task, task.destination.name)
 
 
 def _unknown_because(task: MigrationTask, on_source: DomainState, on_destination: DomainState) -> str:
