@@ -278,7 +278,7 @@ def _bring_up_guests(config: LabConfig, host_names: list[str], image: GuestImage
         host, state = placement.get(name, (None, "undefined"))
         if host is None:
             host = config.home_host(name)
-            guests.define_guest(config, host, name, guests.guest_domain_xml(config, name, image, accel, disk_cache))
+            guests.define_guest(config, host, name, guests.guest_domain_xml(config, host, name, image, accel, disk_cache))
             log(f"{name}: defined on {host}")
         if state in ("undefined", "shut off", "crashed"):
             log_offsets[name] = guests.serial_log_size(config, name)

@@ -18,10 +18,12 @@ from lab.config import (
     LabError,
     guest_ip,
     guest_mac,
+    host_index,
 )
-from lab.guest_image import GuestImage, GuestImageError, build_guest_image
 from lab.commands import run_command, virsh
+from lab.guest_image import GuestImage, GuestImageError, build_guest_image
 from lab.processes import LabProcess, process_from_pidfile
+from lab.tap_names import tap_name, tap_names, with_host_taps
 
 BASE_DISK_SIZE = "64M"
 KVM_PROBE_SECONDS = 15
@@ -88,7 +90,8 @@ def supports_direct_io(directory: Path) -> bool:
 # Domains --------------------------------------------------------------------------------------
 
 
-def guest_domain_xml(config: LabConfig, name: str, image: GuestImage, accel: str, disk_cache: str) -> str:
+def guest_domain_xml(config: LabConfig, host: str, name: str, image: GuestImage, accel: str, disk_cache: str) -> str:
+    """The guest's definition on `host`, its tap named for that host (lab/tap_names.py says why)."""
     domain_type = "kvm" if accel == "kvm" else "qemu"
     return f"""<domain type='{domain_type}'>
   <name>{name}</name>
@@ -115,6 +118,7 @@ def guest_domain_xml(config: LabConfig, name: str, image: GuestImage, accel: str
     <interface type='network'>
       <source network='{NETWORK_NAME}'/>
       <mac address='{guest_mac(name)}'/>
+      <target dev='{tap_name(host_index(host), guest_mac(name))}'/>
       <model type='virtio'/>
     </interface>
     <serial type='file'>
@@ -149,7 +153,14 @@ def define_guest(config: LabConfig, host: str, name: str, xml: str) -> None:
 
 
 def start_guest(config: LabConfig, host: str, name: str) -> None:
-    virsh(config.management_uri(host), "start", name, timeout=60)
+    """Start the guest where it is defined, its taps named for that host first: a definition a
+    migration left there still names the host the guest was first defined on."""
+    uri = config.management_uri(host)
+    defined = virsh(uri, "dumpxml", "--inactive", "--security-info", name).stdout
+    renamed = with_host_taps(defined, host_index(host))
+    if tap_names(renamed) != tap_names(defined):
+        define_guest(config, host, name, renamed)
+    virsh(uri, "start", name, timeout=60)
 
 
 def serial_log_size(config: LabConfig, name: str) -> int:

@@ -15,6 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
+from lab import tap_names
 from lab.commands import COMMAND_TIMEOUT, INSTALL_HINT, virsh
 from lab.config import (
     BRIDGE_NAME,
@@ -23,6 +24,7 @@ from lab.config import (
     POOL_NAME,
     LabConfig,
     LabError,
+    host_index,
     migration_address,
 )
 from lab.credentials import host_pki_dir, host_ssh_dir, host_ssh_key, migration_tls_dir
@@ -54,6 +56,8 @@ REQUIRED_PROGRAMS = (
     "ip", "unshare", "nsenter", "virsh", "virtlogd", "libvirtd", "qemu-img", "qemu-system-x86_64",
     "sshd", "ssh", "ssh-keygen", "certtool",
 )  # fmt: skip
+# The copy of lab/tap_names.py in each host's /etc/libvirt/hooks, which its qemu hook runs.
+TAP_FILTER = "lab-tap-names.py"
 # The daemons of one host, in the order they start.
 HOST_DAEMONS = ("virtlogd", "libvirtd", "sshd")
 
@@ -127,6 +131,21 @@ def prepare_host_dir(config: LabConfig, name: str) -> None:
         "migrate_tls_x509_verify = 1\n"
     )
     _write_sshd_config(config, name)
+    _write_qemu_hook(config, name)
+
+
+def _write_qemu_hook(config: LabConfig, name: str) -> None:
+    """The hook that names an incoming guest's taps for this host (lab/tap_names.py says why).
+    libvirtd looks for it when it starts: a daemon already running keeps going without it."""
+    hooks = host_subdir(config, name, "etc") / "hooks"
+    hooks.mkdir(exist_ok=True)
+    (hooks / TAP_FILTER).write_text(Path(tap_names.__file__).read_text())
+    script = hooks / "qemu"
+    # As the daemon sees it: its own /etc/libvirt, in its mount namespace.
+    filter_path = LIBVIRT_PATHS["etc"] / "hooks" / TAP_FILTER
+    # The system's interpreter, not a virtualenv's link to it: the hook needs only the standard library.
+    script.write_text(tap_names.hook_script(host_index(name), os.path.realpath(sys.executable), str(filter_path)))
+    script.chmod(0o755)
 
 
 def _write_sshd_config(config: LabConfig, name: str) -> None:

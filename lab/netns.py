@@ -68,6 +68,13 @@ def add_host_address(config: LabConfig, name: str) -> None:
     run_command(["ip", "-n", config.netns, "addr", "replace", address, "dev", MANAGEMENT_LINK])
 
 
+def tap_devices(netns: str) -> dict[str, str | None]:
+    """Every tap in the namespace (the guests' network devices, whichever host's libvirtd
+    created it): name -> the bridge it is a port of, or None."""
+    links = json.loads(run_command(["ip", "-n", netns, "-j", "-d", "link", "show", "type", "tun"]).stdout or "[]")
+    return {link["ifname"]: link.get("master") for link in links}
+
+
 def _shorten_retransmit_timeout(ip: list[str]) -> None:
     """A segment lost while a guest is paused for switchover can wait out TCP's minimum
     retransmit timeout (200 ms), stretching the stall a client sees well beyond the downtime;
