@@ -120,6 +120,10 @@ class FirstPassHint:
     resident_then: int = 0  # ...and its resident set then
     qemu_own_bytes: int = 0  # else: resident less first pass, of the last VM moved from its host
 
+    @property
+    def of_this_vm(self) -> bool:
+        return self.sent_bytes is not None
+
     def first_pass_bytes(self, resident_now: int) -> int:
         """The VM's last first pass plus what its resident set grew by since; else the resident
         set less QEMU's own memory as seen on its host (at least a quarter of it)."""
