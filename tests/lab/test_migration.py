@@ -117,8 +117,9 @@ def test_a_new_installations_first_forecast_of_an_idle_guest_is_within_25_percen
     destination = other_host(name)
     assert not MigrationTask.objects.exists()  # nothing has taught this installation what a first pass sends
 
-    # Capped well below what the machine copies even when busy, so the link's rate is known.
-    result = migrate_cli(name, "--to", destination, "--bandwidth", "30")
+    # Capped well below what the machine copies even when other labs load its CPUs (20-30 MiB/s
+    # at a load of 30 on 2 cores), so the link's rate is the cap and the memory decides.
+    result = migrate_cli(name, "--to", destination, "--bandwidth", "16")
 
     task = MigrationTask.objects.get(pk=result["task"])
     assert result["state"] == "succeeded", [e.message for e in task.events.all()]
