@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from hypervisor import HypervisorError
 from hypervisor.guest import Guest
 from inventory.dirty_rate import cpu_demand_share, record_nonzero_memory, recent_dirty_rate, recent_nonzero_memory, recent_working_set
 from inventory.models import VirtualMachine, VmLoadSample
@@ -36,8 +37,12 @@ def forecast(guest: Guest, vm: VirtualMachine, inputs: ConvergenceInputs, link: 
 
 
 def _sample_memory(guest: Guest, vm: VirtualMachine) -> int | None:
-    """The guest's non-zero memory, sampled now and kept on the VM for the next forecasts."""
-    nonzero = guest.nonzero_memory_bytes()
+    """The guest's non-zero memory, sampled now and kept on the VM for the next forecasts;
+    None where it could not be read in time (the forecast then starts from the resident set)."""
+    try:
+        nonzero = guest.nonzero_memory_bytes()
+    except HypervisorError:
+        return None
     if nonzero is not None:
         record_nonzero_memory(vm, nonzero, timezone.now())
         VirtualMachine.objects.filter(pk=vm.pk).update(nonzero_memory_bytes=nonzero, nonzero_memory_read_at=vm.nonzero_memory_read_at)
