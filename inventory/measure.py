@@ -39,11 +39,15 @@ def measure_guests(vm_ids: list[int]) -> int:
         if rate is not None:
             record_dirty_rate(vm, rate, now)
             measured.append(vm)
+    sampled = []
     for vm, in_use in zip(unsampled, nonzero):
         if in_use is not None:
             record_nonzero_memory(vm, in_use, now)
-    # A metric, as the sync writes it: one update, no audit entry.
-    VirtualMachine.objects.bulk_update(vms, ["dirty_rate_bytes_s", "dirty_rate_read_at", "dirty_rate_readings", "nonzero_memory_bytes", "nonzero_memory_read_at"])
+            sampled.append(vm)
+    # Metrics, as the sync writes them: no audit entry, and only what was measured now, so a
+    # sync's newer reading of the rest stands.
+    VirtualMachine.objects.bulk_update(measured, ["dirty_rate_bytes_s", "dirty_rate_read_at", "dirty_rate_readings"])
+    VirtualMachine.objects.bulk_update(sampled, ["nonzero_memory_bytes", "nonzero_memory_read_at"])
     return len(measured)
 
 
