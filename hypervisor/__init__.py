@@ -10,7 +10,8 @@ act on. Its modules, by what they serve:
 - `guest`: one domain's state, the calls a migration makes on it, and its next boot's CPU;
 - `migration`: starting a peer-to-peer live migration in its own thread;
 - `job`: libvirt's job statistics mapped once to `JobSample`;
-- `sampling`: how long the inventory samples dirty rates, numbers that pages read too.
+- `sampling`: how long the inventory samples dirty rates, numbers that pages read too;
+- `nonzero`: how much of a guest's RAM holds data, from a sample of its physical memory.
 """
 
 from .errors import HypervisorError, HypervisorTimeout

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import libvirt
 
+from . import nonzero
 from .connection import Connection, describe, with_connection
 from .cpu import features_of
 from .errors import HypervisorError
@@ -131,6 +132,26 @@ class Guest:
     def resident_bytes(self) -> int:
         """Memory the guest has touched (QEMU's resident set): what a first pre-copy pass sends."""
         return self._on_domain(lambda dom: dom.memoryStats().get("rss", 0) * 1024, "reading memory stats")
+
+    def nonzero_memory_bytes(self, chunks: int = nonzero.SAMPLED_CHUNKS) -> int | None:
+        """The guest's RAM that is not all zeros, estimated from a sample of its physical
+        memory (`nonzero`): what a first pre-copy pass sends. None where libvirt cannot read
+        the guest's memory (another job holds the domain, a driver without memory peeks, an
+        architecture whose RAM layout is not known here)."""
+
+        def sample(dom: libvirt.virDomain) -> int | None:
+            root = ET.fromstring(dom.XMLDesc(0))
+            os_type = root.find("os/type")
+            memory = dom.info()[2] * 1024  # the RAM it runs with now, in KiB
+            arch, machine = (os_type.get("arch", ""), os_type.get("machine", "")) if os_type is not None else ("", "")
+            try:
+                read = [dom.memoryPeek(address, nonzero.CHUNK, libvirt.VIR_MEMORY_PHYSICAL)
+                        for address in nonzero.sample_addresses(nonzero.guest_ram_ranges(memory, arch, machine), chunks)]  # fmt: skip
+            except libvirt.libvirtError:
+                return None
+            return nonzero.nonzero_bytes(read, memory)
+
+        return self._on_domain(sample, "sampling the guest's memory", extra_seconds=chunks * 0.1)
 
     def measure_dirty_rate(self, seconds: int = 1) -> int | None:
         """Distinct bytes the guest dirties per second, by page sampling (the dirty-bitmap mode

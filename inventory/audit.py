@@ -19,4 +19,4 @@ auditlog.register(
 )
 auditlog.register(Datastore, exclude_fields=["capacity_bytes", "available_bytes"])
 auditlog.register(Network)
-auditlog.register(VirtualMachine, exclude_fields=["last_seen", "located_at", "cpu_cores_used", "memory_in_use_bytes", "cpu_time_ns", "load_sampled_at", "dirty_rate_bytes_s", "dirty_rate_read_at", "dirtied_in_window_bytes", "dirtied_in_window_read_at", "cpu_features"])
+auditlog.register(VirtualMachine, exclude_fields=["last_seen", "located_at", "cpu_cores_used", "memory_in_use_bytes", "cpu_time_ns", "load_sampled_at", "dirty_rate_bytes_s", "dirty_rate_read_at", "dirtied_in_window_bytes", "dirtied_in_window_read_at", "dirty_rate_readings", "nonzero_memory_bytes", "nonzero_memory_read_at", "cpu_features"])

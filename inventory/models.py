@@ -278,6 +278,14 @@ class VirtualMachine(models.Model):
     # means it rewrites the same pages, and this is its working set.
     dirtied_in_window_bytes = models.BigIntegerField(null=True, blank=True)
     dirtied_in_window_read_at = models.DateTimeField(null=True, blank=True)
+    # The last few 1 s rates, [[ISO time read, bytes/s], ...] oldest first: one 1 s sample of a
+    # few pages per GiB is noisy, and the forecast takes their median (inventory.dirty_rate).
+    dirty_rate_readings = models.JSONField(default=list, blank=True)
+    # The bytes of its RAM that are not all zeros, sampled from its physical memory, and when:
+    # what a first pre-copy pass sends (QEMU skips zero pages), before any migration of it
+    # has shown that.
+    nonzero_memory_bytes = models.BigIntegerField(null=True, blank=True)
+    nonzero_memory_read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -23,6 +23,7 @@ from hypervisor.host import DiskFacts, DomainFacts, HostFacts, HostSnapshot, Net
 from . import health_history
 from .choices import ACTIVE_POWER_STATES, CLOSED_HOST_STATES, DatastoreKind, HostState, PowerState
 from .cpu_compat import restart_pending_after
+from .dirty_rate import record_dirty_rate
 from .location import located_after
 from .models import (
     Cluster,
@@ -252,7 +253,7 @@ def _record_load(host: Host, sightings: list[tuple[VirtualMachine, DomainFacts, 
         vm.cpu_time_ns, vm.load_sampled_at = domain.cpu_time_ns, now
         # Each sync reads one kind of measurement; the last of the other stands until it ages out.
         if domain.dirty_rate_bytes_s is not None:
-            vm.dirty_rate_bytes_s, vm.dirty_rate_read_at = domain.dirty_rate_bytes_s, now
+            record_dirty_rate(vm, domain.dirty_rate_bytes_s, now)
         if domain.dirtied_in_window_bytes is not None:
             vm.dirtied_in_window_bytes, vm.dirtied_in_window_read_at = domain.dirtied_in_window_bytes, now
         measured.append(vm)
@@ -261,7 +262,7 @@ def _record_load(host: Host, sightings: list[tuple[VirtualMachine, DomainFacts, 
     if measured:
         VirtualMachine.objects.bulk_update(measured, [
             "cpu_cores_used", "memory_in_use_bytes", "cpu_time_ns", "load_sampled_at",
-            "dirty_rate_bytes_s", "dirty_rate_read_at", "dirtied_in_window_bytes", "dirtied_in_window_read_at",
+            "dirty_rate_bytes_s", "dirty_rate_read_at", "dirty_rate_readings", "dirtied_in_window_bytes", "dirtied_in_window_read_at",
         ])
     VmLoadSample.objects.bulk_create(samples)
     VmLoadSample.objects.filter(host=host, at__lt=now - timedelta(minutes=settings.LOAD_HISTORY_MINUTES)).delete()

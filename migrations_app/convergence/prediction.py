@@ -33,6 +33,7 @@ from migrations_app.convergence.policy import (
     downtime_schedule_ms,
     migration_flags_for,
     start,
+    starting_downtime_ms,
 )
 
 # Starting the destination QEMU, the handshakes and the device state cost about this much
@@ -46,6 +47,10 @@ POST_COPY_SWITCH_MS = 5
 THROTTLE_TRIGGER_PERCENT = 50
 # ...and checks at a dirty-bitmap sync at most once a second.
 THROTTLE_CHECK_INTERVAL_MS = 1000
+MIN_CPU_DEMAND = 0.05
+# libvirt reports page sampling's rate in whole MiB/s: a guest measured at 0 may dirty up to
+# this much (its timers, its console), which its first pass leaves behind.
+DIRTY_RATE_RESOLUTION_BYTES_S = MIB
 
 
 @dataclass(frozen=True)
@@ -65,9 +70,17 @@ class _Workload:
     bandwidth_bytes_s: int  # the first pass's rate
     resend_bytes_s: int  # the rate of later passes and of the final pause
     rewritten_bytes: int  # the most a pass can find dirty: the working set, else memory in use
+    cpu_demand: float = 1.0  # the share of its vCPUs' time the guest uses, unthrottled
 
     def rate_of_pass(self, number: int) -> int:
         return self.bandwidth_bytes_s if number == 0 else self.resend_bytes_s
+
+    def dirty_rate_throttled(self, throttle: int) -> float:
+        """What the guest dirties with its vCPUs throttled `throttle` %: QEMU lets them run
+        (100 - throttle) % of the time, which slows a guest only below what it uses. One that
+        paces its writes and idles the rest catches up in the time it is let run."""
+        running_share = (100 - throttle) / 100
+        return self.dirty_rate_bytes_s * min(1.0, running_share / self.cpu_demand)
 
 
 @dataclass(frozen=True)
@@ -95,17 +108,22 @@ def predict(
     policy: ConvergencePolicy,
     working_set_bytes: int | None = None,
     resend_bytes_s: int | None = None,
+    cpu_demand: float | None = None,
 ) -> Prediction:
     """What migrating this guest will take. For an uncapped link pass the best estimate of its
     rate in the first pass, and in later ones as `resend_bytes_s` (else the same);
-    `working_set_bytes` is what the guest keeps rewriting, where that is known."""
+    `working_set_bytes` is what the guest keeps rewriting, where that is known; `cpu_demand`
+    the share of its vCPUs' time it uses (0-1; unknown: all of it), which decides how much
+    auto-converge's throttle slows its writes."""
     resend_bytes_s = resend_bytes_s or bandwidth_bytes_s
     if bandwidth_bytes_s <= 0 or resend_bytes_s <= 0:
         raise ValueError(f"The link's rate must be positive, not {min(bandwidth_bytes_s, resend_bytes_s)} bytes/s.")
     if memory_in_use_bytes < 0 or dirty_rate_bytes_s < 0 or (working_set_bytes or 0) < 0:
         raise ValueError("Memory in use, dirty rate and working set cannot be negative.")
     rewritten = min(working_set_bytes, memory_in_use_bytes) if working_set_bytes is not None else memory_in_use_bytes
-    workload = _Workload(memory_in_use_bytes, dirty_rate_bytes_s, bandwidth_bytes_s, resend_bytes_s, rewritten)
+    # Below a few percent a demand figure is mostly noise of the CPU-time counter.
+    demand = min(max(cpu_demand, MIN_CPU_DEMAND), 1.0) if cpu_demand is not None else 1.0
+    workload = _Workload(memory_in_use_bytes, dirty_rate_bytes_s, bandwidth_bytes_s, resend_bytes_s, rewritten, demand)
     flags = migration_flags_for(options, policy)
     state = _carried_out(*start(options, policy))
     run = _Precopy(
@@ -125,6 +143,21 @@ def predict(
             return _cannot_meet_slo(run, pause_ms, workload, options, policy)
 
 
+def first_pass_pause_ms(
+    memory_in_use_bytes: int, dirty_rate_bytes_s: int, bandwidth_bytes_s: int, resend_bytes_s: int | None = None,
+    working_set_bytes: int | None = None,
+) -> int:
+    """The final pause were the migration to complete at the end of its first pass: what the
+    guest dirties while the pass sends its memory in use (at least the measurement's
+    resolution, at most its working set), resent at the later passes' rate. The policy starts
+    max downtime there when it fits the SLO (`policy.starting_downtime_ms`)."""
+    resend_bytes_s = resend_bytes_s or bandwidth_bytes_s
+    pass_s = memory_in_use_bytes / bandwidth_bytes_s
+    rewritten = min(working_set_bytes, memory_in_use_bytes) if working_set_bytes is not None else memory_in_use_bytes
+    dirtied = min((dirty_rate_bytes_s + DIRTY_RATE_RESOLUTION_BYTES_S) * pass_s, rewritten)
+    return round(dirtied * 1000 / resend_bytes_s)
+
+
 def _carried_out(state: PolicyState, actions: list[Action]) -> PolicyState:
     """The simulated libvirt does whatever the policy asks."""
     for action in actions:
@@ -134,7 +167,7 @@ def _carried_out(state: PolicyState, actions: list[Action]) -> PolicyState:
 
 def _send_pass(run: _Precopy, workload: _Workload, flags: dict) -> _Precopy:
     pass_ms = run.to_send_bytes * 1000 / workload.rate_of_pass(run.passes)
-    dirty_rate = workload.dirty_rate_bytes_s * (100 - run.throttle) / 100  # throttled vCPUs write less
+    dirty_rate = workload.dirty_rate_throttled(run.throttle)
     dirtied = min(dirty_rate * pass_ms / 1000, workload.rewritten_bytes)
     run = replace(
         run,
@@ -195,7 +228,7 @@ def _converged(
 ) -> Prediction:
     if run.throttle:
         strategy, how = "auto-converge", f" once QEMU throttles the vCPUs to {run.throttle}%"
-    elif state.max_downtime_ms > downtime_schedule_ms(options, policy)[0]:
+    elif state.max_downtime_ms > starting_downtime_ms(options, policy):
         strategy, how = "pre-copy with larger downtime", f" after max downtime is raised to {state.max_downtime_ms} ms"
     else:
         strategy, how = "pre-copy", ""

@@ -22,7 +22,6 @@ from hypervisor.guest import Guest, domain_state
 from hypervisor.migration import MigrationRequest, MigrationRun
 from hypervisor.states import DomainState
 from inventory import sync
-from inventory.dirty_rate import recent_dirty_rate, recent_working_set
 from inventory.models import Host
 
 from migrations_app.engine import bandwidth
@@ -35,7 +34,7 @@ from migrations_app.checks.store import encryption_setting, preflight, tls_ends
 from migrations_app.choices import EndReason, EventKind, TaskState
 from migrations_app.engine.conclusion import conclude, finish
 from migrations_app.engine.database_outage import DATABASE_ERRORS, DatabaseLink, drop_connection
-from migrations_app.forecast.history import expected_link_rates, first_pass_hints
+from migrations_app.forecast.history import expected_link_rates
 from migrations_app.convergence.job_silence import JobSilence
 from migrations_app.forecast.live import forecast
 from migrations_app.models import InvalidTransition, MigrationTask, ProgressSample
@@ -215,10 +214,7 @@ def _predict(task: MigrationTask, guest: Guest, inputs: policy.ConvergenceInputs
     """Measure the guest, store the forecast, and return the inputs with what was measured."""
     link = expected_link_rates(task.source, task.destination, bandwidth_mib_s)
     try:
-        expected = forecast(
-            guest, task.vm.memory_bytes, inputs, link, recent_dirty_rate(task.vm), first_pass_hints([task.vm]).get(task.vm.pk),
-            recent_working_set(task.vm),
-        )
+        expected = forecast(guest, task.vm, inputs, link)
     except HypervisorError as error:
         task.log(EventKind.INFO, f"Could not measure the guest before starting ({error}); no prediction.")
         return inputs

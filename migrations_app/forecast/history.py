@@ -93,12 +93,22 @@ def expected_link_rates(source: Host, destination: Host, bandwidth_mib_s: int | 
     recent = _with_first_pass(
         MigrationTask.objects.filter(Q(source__in=ends) | Q(destination__in=ends), bandwidth_mib_s__isnull=True)
     ).annotate(nearness=nearness).order_by("nearness", "-finished_at")[:RECENT_MIGRATIONS]
+    recent = list(recent)
     passes = [_passes(task) for task in recent]
     first = next((p.first_pass_rate for p in passes if p.first_pass_rate), None)
     if first is None:
         first = settings.MIGRATION_ASSUMED_BANDWIDTH_MIB_S * MIB if not bandwidth_mib_s else bandwidth_mib_s * MIB
-    resend = next((p.resend_rate for p in passes if p.resend_rate), None) or first
+    resend = _resend_rate(passes, [task.nearness for task in recent]) or first
     return LinkRates(first, max(resend, first)).capped(bandwidth_mib_s)
+
+
+def _resend_rate(passes: list[_Passes], nearness: list[int]) -> int | None:
+    """The resend rate of the migration that resent the most, among the nearest ones that
+    resent enough: a few short passes spend much of their time on bitmap syncs and round
+    trips, so a migration that resent little understates what a guest that keeps the link
+    busy with resends gets (and those are the guests whose forecast depends on it)."""
+    with_rate = [(near, -p.resent_bytes, p.resend_rate) for p, near in zip(passes, nearness) if p.resend_rate]
+    return min(with_rate)[2] if with_rate else None
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,10 @@ class FirstPassHint:
     sent_bytes: int | None = None  # this VM's last first pass...
     resident_then: int = 0  # ...and its resident set then
     qemu_own_bytes: int = 0  # else: resident less first pass, of the last VM moved from its host
+
+    @property
+    def of_this_vm(self) -> bool:
+        return self.sent_bytes is not None
 
     def first_pass_bytes(self, resident_now: int) -> int:
         """The VM's last first pass plus what its resident set grew by since; else the resident

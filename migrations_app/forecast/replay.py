@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from migrations_app.forecast.history import FirstPassHint, LinkRates
 from migrations_app.convergence.policy import MB, MIB, ConvergenceInputs, ConvergencePolicy
-from migrations_app.convergence.prediction import Prediction, predict
+from migrations_app.convergence.prediction import Prediction, first_pass_pause_ms, predict
 
 POLICY = ConvergencePolicy()
 
@@ -55,19 +55,36 @@ def measured_ago(measured_at: datetime | None, sampled_now: bool = False) -> str
     return f"measured {age} s ago" if age < 120 else f"measured {age // 60} min ago"
 
 
+def memory_in_use(resident_bytes: int, first_pass: FirstPassHint | None, nonzero_bytes: int | None) -> int:
+    """What a first pass sends: every page the guest uses, zero pages skipped. QEMU's resident
+    set holds that and QEMU's own memory (and zero pages the guest once touched). This VM's
+    last first pass tells it best; else a sample of the guest's memory now (`nonzero_bytes`);
+    else what QEMU held of its own in the last move from the same host; else the resident set."""
+    if first_pass and first_pass.of_this_vm:
+        return first_pass.first_pass_bytes(resident_bytes)
+    if nonzero_bytes is not None:
+        return min(nonzero_bytes, resident_bytes)
+    return first_pass.first_pass_bytes(resident_bytes) if first_pass else resident_bytes
+
+
 def replay(
     resident_bytes: int, inputs: ConvergenceInputs, link: LinkRates, dirty_rate: int | None,
     first_pass: FirstPassHint | None = None, working_set: int | None = None, *, sampled_now: bool, measured_at: datetime | None,
+    nonzero_bytes: int | None = None, cpu_demand: float | None = None,
 ) -> Forecast:
-    """Replay the migration from the guest's resident set and dirty rate.
-
-    Memory in use: what a first pass sends, every page the guest uses. QEMU's resident set
-    holds that and QEMU's own memory, which past migrations tell apart (`first_pass`).
-    The working set, the pages it keeps rewriting, bounds what each pass resends."""
-    in_use = first_pass.first_pass_bytes(resident_bytes) if first_pass else resident_bytes
+    """Replay the migration from the guest's memory in use (`memory_in_use`) and dirty rate.
+    The working set, the pages it keeps rewriting, bounds what each pass resends; its CPU
+    demand, how much auto-converge's throttle slows it."""
+    in_use = memory_in_use(resident_bytes, first_pass, nonzero_bytes)
     # Whether the guest outruns the link is a matter of how fast its dirtied pages are resent.
-    inputs = dataclasses.replace(inputs, measured_dirty_rate_bytes_s=dirty_rate or 0, expected_link_bytes_s=link.resend_bytes_s)
-    prediction = predict(in_use, dirty_rate or 0, link.first_pass_bytes_s, inputs, POLICY, working_set, link.resend_bytes_s)
+    inputs = dataclasses.replace(
+        inputs, measured_dirty_rate_bytes_s=dirty_rate or 0, expected_link_bytes_s=link.resend_bytes_s,
+        # Unmeasured, the guest might dirty anything: no start above the usual one.
+        forecast_first_pause_ms=(
+            first_pass_pause_ms(in_use, dirty_rate, link.first_pass_bytes_s, link.resend_bytes_s, working_set) if dirty_rate is not None else None
+        ),
+    )
+    prediction = predict(in_use, dirty_rate or 0, link.first_pass_bytes_s, inputs, POLICY, working_set, link.resend_bytes_s, cpu_demand)
     return Forecast(prediction, inputs, resident_bytes, in_use, dirty_rate, link, sampled_now, measured_at)
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from inventory import enqueue
-from inventory.dirty_rate import measured_at, recent_dirty_rate, recent_working_set
+from inventory.dirty_rate import cpu_demand_share, measured_at, recent_dirty_rate, recent_nonzero_memory, recent_working_set
 from inventory.models import Host, VirtualMachine
 
 from migrations_app.forecast.history import FirstPassHint, LinkRates, expected_link_rates, first_pass_hints
@@ -60,7 +60,10 @@ def _from_inventory(
     # A worker that tried and found no rate (the inventory's longer window under way, or a
     # hypervisor that cannot measure): the forecast does without one rather than wait.
     taken = [moment for moment in (measured_at(vm, now) if rate is not None else now, resident_at) if moment is not None]
-    return MoveForecast(replay(resident, inputs, link, rate, first_pass, recent_working_set(vm, now), sampled_now=False, measured_at=min(taken)))
+    return MoveForecast(replay(
+        resident, inputs, link, rate, first_pass, recent_working_set(vm, now), sampled_now=False, measured_at=min(taken),
+        nonzero_bytes=recent_nonzero_memory(vm, now), cpu_demand=cpu_demand_share(vm),
+    ))
 
 
 def _measure_the_unmeasured(vms: list[VirtualMachine], wait_seconds: float) -> tuple[bool, str]:
@@ -82,4 +85,7 @@ def _measure_the_unmeasured(vms: list[VirtualMachine], wait_seconds: float) -> t
     return True, ""
 
 
-MEASUREMENT_FIELDS = ("dirty_rate_bytes_s", "dirty_rate_read_at", "dirtied_in_window_bytes", "dirtied_in_window_read_at", "memory_in_use_bytes", "load_sampled_at")
+MEASUREMENT_FIELDS = (
+    "dirty_rate_bytes_s", "dirty_rate_read_at", "dirty_rate_readings", "dirtied_in_window_bytes", "dirtied_in_window_read_at",
+    "memory_in_use_bytes", "load_sampled_at", "nonzero_memory_bytes", "nonzero_memory_read_at",
+)

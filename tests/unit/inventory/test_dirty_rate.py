@@ -6,7 +6,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from inventory.dirty_rate import recent_dirty_rate, recent_working_set
+from inventory.dirty_rate import (
+    READINGS_KEPT,
+    cpu_demand_share,
+    record_dirty_rate,
+    recent_dirty_rate,
+    recent_nonzero_memory,
+    recent_working_set,
+)
 from hypervisor.connection import Connection
 from hypervisor.guest import Guest
 from migrations_app import services
@@ -114,8 +121,65 @@ def test_without_a_recent_rate_the_workers_forecast_samples_the_guest():
     vm = vm_read(1000, name="web-01", host=driver_host("kvm1"), uuid=TEST_GUEST_UUID)
 
     with Connection(vm.host.uri, timeout=10) as connection:
-        forecast = live_forecast.forecast(Guest(connection, TEST_GUEST_UUID), vm.memory_bytes, MigrationOptions().convergence_inputs(vm.memory_bytes), LinkRates(100 * MB, 100 * MB))
+        forecast = live_forecast.forecast(Guest(connection, TEST_GUEST_UUID), vm, MigrationOptions().convergence_inputs(vm.memory_bytes), LinkRates(100 * MB, 100 * MB))
 
     # libvirt's test driver cannot measure a dirty rate: sampled, and found unmeasurable.
     assert forecast.sampled_now and forecast.dirty_rate_bytes_s is None
     assert "an unmeasured rate" in forecast.summary()
+
+
+def test_the_rate_is_the_median_of_the_last_few_1_s_readings_so_one_outlier_does_not_decide_it():
+    vm = VirtualMachineFactory()
+    now = timezone.now()
+    # A guest rewriting 100 MB/s, sampled a few hundred pages per GiB for a second at a time.
+    for seconds_ago, rate in ((50, 96 * MB), (40, 104 * MB), (30, 98 * MB), (20, 100 * MB), (10, 71 * MB)):
+        record_dirty_rate(vm, rate, now - timedelta(seconds=seconds_ago))
+
+    assert vm.dirty_rate_bytes_s == 71 * MB  # the last reading, as before
+    assert recent_dirty_rate(vm, now) == 98 * MB
+
+
+def test_only_the_last_few_readings_are_kept_and_only_recent_ones_count(settings):
+    settings.INVENTORY_SYNC_INTERVAL_SECONDS = 30
+    vm = VirtualMachineFactory()
+    now = timezone.now()
+    record_dirty_rate(vm, 10 * MB, now - timedelta(hours=1))
+    for n in range(READINGS_KEPT):
+        record_dirty_rate(vm, (40 + n) * MB, now - timedelta(seconds=100 - n))
+    assert len(vm.dirty_rate_readings) == READINGS_KEPT and [r for _, r in vm.dirty_rate_readings][0] == 40 * MB
+
+    stale = VirtualMachineFactory()
+    record_dirty_rate(stale, 90 * MB, now - timedelta(hours=1))
+    record_dirty_rate(stale, 30 * MB, now - timedelta(seconds=5))
+    assert recent_dirty_rate(stale, now) == 30 * MB
+
+
+def test_readings_are_saved_by_the_sync_and_read_back_as_their_median():
+    vm = VirtualMachineFactory()
+    now = timezone.now()
+    for seconds_ago, rate in ((30, 20 * MB), (20, 60 * MB), (10, 22 * MB)):
+        record_dirty_rate(vm, rate, now - timedelta(seconds=seconds_ago))
+    vm.save()
+    vm.refresh_from_db()
+
+    assert recent_dirty_rate(vm, now) == 22 * MB
+
+
+def test_a_vm_measured_before_readings_were_kept_has_its_last_rate():
+    assert recent_dirty_rate(vm_read(5, rate=40 * MB, dirty_rate_readings=[])) == 40 * MB
+
+
+def test_the_non_zero_memory_sampled_stands_as_long_as_a_rate_does(settings):
+    settings.INVENTORY_SYNC_INTERVAL_SECONDS = 30
+    fresh = VirtualMachineFactory(nonzero_memory_bytes=96 * 2**20, nonzero_memory_read_at=timezone.now() - timedelta(minutes=5))
+    old = VirtualMachineFactory(nonzero_memory_bytes=96 * 2**20, nonzero_memory_read_at=timezone.now() - timedelta(hours=1))
+
+    assert recent_nonzero_memory(fresh) == 96 * 2**20
+    assert recent_nonzero_memory(old) is None and recent_nonzero_memory(VirtualMachineFactory()) is None
+
+
+def test_cpu_demand_is_the_share_of_the_vcpus_time_used():
+    assert cpu_demand_share(VirtualMachineFactory(vcpus=2, cpu_cores_used=0.5)) == 0.25
+    assert cpu_demand_share(VirtualMachineFactory(vcpus=1, cpu_cores_used=1.3)) == 1.0  # emulation's own threads
+    assert cpu_demand_share(VirtualMachineFactory(vcpus=1, cpu_cores_used=None)) is None
+    assert cpu_demand_share(VirtualMachineFactory(vcpus=2, cpu_cores_used=None), 1.0) == 0.5

@@ -52,6 +52,29 @@ def test_two_syncs_measure_a_vms_demand_keep_its_history_and_drop_old_history(tm
     assert list(VmLoadSample.objects.values_list("cpu_cores_used", flat=True)) == [web.cpu_cores_used]
 
 
+def test_each_sync_keeps_the_1_s_rate_it_read_among_the_last_few_and_the_forecast_takes_their_median(tmp_path, monkeypatch):
+    from inventory.dirty_rate import READINGS_KEPT, recent_dirty_rate
+
+    host = HostFactory(name="h1", uri=NodeSpec(domains=[DomainSpec("web", WEB)]).write(tmp_path / "h1.xml"))
+    readings = iter([96, 104, None, 98, 71, 100, 97])  # MB/s; None: a sync that read the 4 s window instead
+    read_host = sync.hypervisor_host.read_host
+
+    def with_rate(uri, timeout):
+        snapshot = read_host(uri, timeout)
+        rate = next(readings)
+        measured = {"dirty_rate_bytes_s": rate * 1_000_000} if rate is not None else {"dirtied_in_window_bytes": 200 * MIB}
+        domains = tuple(dataclasses.replace(d, cpu_time_ns=1, memory_in_use_bytes=300 * MIB, **measured) for d in snapshot.domains)
+        return dataclasses.replace(snapshot, domains=domains)
+
+    monkeypatch.setattr(sync.hypervisor_host, "read_host", with_rate)
+    for _ in range(7):
+        sync.sync_host(host)
+
+    web = VirtualMachine.objects.get(uuid=WEB)
+    assert [rate for _, rate in web.dirty_rate_readings] == [n * 1_000_000 for n in (104, 98, 71, 100, 97)][-READINGS_KEPT:]
+    assert web.dirty_rate_bytes_s == 97_000_000 and recent_dirty_rate(web) == 98_000_000
+
+
 def test_a_hosts_load_sums_its_running_vms_demand_against_its_capacity():
     host = HostFactory(cpu_count=4, memory_total_bytes=8 * 1024 * MIB)
     VirtualMachineFactory(host=host, cpu_cores_used=1.5, memory_in_use_bytes=1024 * MIB)

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from migrations_app.convergence.policy import GIB, MB, MIB, ConvergencePolicy, ConvergenceInputs
-from migrations_app.convergence.prediction import POST_COPY_SWITCH_MS, SETUP_MS, predict
+from migrations_app.convergence.prediction import POST_COPY_SWITCH_MS, SETUP_MS, first_pass_pause_ms, predict
 
 POLICY = ConvergencePolicy()
 QEMU_DEFAULT_THROTTLE = replace(POLICY, auto_converge_initial_percent=20, auto_converge_increment_percent=10)
@@ -173,3 +173,42 @@ def test_a_link_with_one_rate_names_it_once():
     prediction = predict(LAB_FIRST_PASS, 20 * MB, LINK, PRECOPY_ONLY, POLICY, resend_bytes_s=LINK)
 
     assert "at 110 MiB/s while" in prediction.explanation and "later passes" not in prediction.explanation
+
+
+def test_a_guest_that_uses_little_of_its_vcpu_barely_feels_the_throttle_so_it_takes_longer():
+    # 100 MB/s over gigabit, auto-converge: QEMU starts throttling 30 % and raises it 20 % at a
+    # time. A guest busy all the time writes 30 % slower at 30 %; one that paces its writes
+    # with 40 % of its vCPU writes as fast until the throttle leaves it less than that.
+    busy = predict(LAB_FIRST_PASS, 100 * MB, LINK, WITH_AUTO_CONVERGE, POLICY, 256 * MIB)
+    pacing = predict(LAB_FIRST_PASS, 100 * MB, LINK, WITH_AUTO_CONVERGE, POLICY, 256 * MIB, cpu_demand=0.4)
+
+    assert busy.converges and pacing.converges
+    assert pacing.total_ms > busy.total_ms * 1.2
+    assert predict(LAB_FIRST_PASS, 100 * MB, LINK, WITH_AUTO_CONVERGE, POLICY, 256 * MIB, cpu_demand=1.0) == busy
+
+
+def test_a_throttle_slows_a_guest_only_below_the_share_of_its_vcpu_it_uses():
+    from migrations_app.convergence.prediction import _Workload
+
+    pacing = _Workload(LAB_FIRST_PASS, 100 * MB, LINK, LINK, 256 * MIB, cpu_demand=0.4)
+    assert pacing.dirty_rate_throttled(0) == 100 * MB
+    assert pacing.dirty_rate_throttled(50) == 100 * MB  # 50 % of the vCPU left, 40 % needed
+    assert pacing.dirty_rate_throttled(80) == pytest.approx(50 * MB)  # 20 % left of the 40 % it needs
+    assert _Workload(LAB_FIRST_PASS, 100 * MB, LINK, LINK, 256 * MIB).dirty_rate_throttled(80) == pytest.approx(20 * MB)
+
+
+def test_the_pause_after_the_first_pass_is_what_the_guest_dirtied_meanwhile_at_least_its_measurements_resolution():
+    # 345 MiB over gigabit take 3.1 s: an idle guest measured at 0 may dirty up to 1 MiB/s.
+    assert first_pass_pause_ms(LAB_FIRST_PASS, 0, LINK) == 29
+    # 20 MB/s (and the resolution) for 3.1 s: 66 MB, resent at the link's 115 MB/s.
+    assert first_pass_pause_ms(LAB_FIRST_PASS, 20 * MB, LINK) == 572
+    # 400 MB/s uncapped: the whole 256 MiB working set, resent at 500 MiB/s.
+    assert first_pass_pause_ms(LAB_FIRST_PASS, 400 * MB, 300 * MIB, 500 * MIB, 256 * MIB) == 512
+
+
+def test_an_idle_guest_whose_forecast_starts_it_higher_is_still_predicted_as_plain_pre_copy():
+    options = replace(PRECOPY_ONLY, forecast_first_pause_ms=first_pass_pause_ms(LAB_FIRST_PASS, 0, LINK))
+
+    prediction = predict(LAB_FIRST_PASS, 0, LINK, options, POLICY)
+
+    assert (prediction.iterations, prediction.strategy, prediction.total_ms) == (1, "pre-copy", 3436)

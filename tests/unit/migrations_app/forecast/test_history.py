@@ -75,6 +75,23 @@ def test_the_resend_rate_comes_from_the_last_migration_that_resent_enough(hosts)
     assert expected_link_rates(source, destination, None) == rates(400, 2000)
 
 
+def test_the_resend_rate_comes_from_the_migration_that_resent_the_most(hosts):
+    source, destination = hosts
+    busy = moved(source, destination, first_mib=300, first_ms=1000, resent_mib=600, resent_ms=1500)  # 400 MiB/s, sustained
+    MigrationTask.objects.filter(pk=busy.pk).update(finished_at=timezone.now() - timedelta(hours=1))
+    moved(source, destination, first_mib=300, first_ms=1000, resent_mib=20, resent_ms=100)  # 200 MiB/s over two short passes
+
+    assert expected_link_rates(source, destination, None) == rates(300, 400)
+
+
+def test_the_most_resent_is_taken_among_the_nearest_migrations_that_resent_enough(hosts):
+    source, destination = hosts
+    moved(destination, source, first_mib=300, first_ms=1000, resent_mib=900, resent_ms=1000)  # the other way
+    moved(source, destination, first_mib=300, first_ms=1000, resent_mib=100, resent_ms=200)
+
+    assert expected_link_rates(source, destination, None) == rates(300, 500)
+
+
 def test_capped_migrations_teach_no_rate(hosts):
     moved(*hosts, first_mib=10, first_ms=1000, bandwidth_mib_s=10)
 
