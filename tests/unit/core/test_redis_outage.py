@@ -160,5 +160,8 @@ def test_the_scheduler_rides_out_redis_restarted_without_its_data_and_queues_aga
         queue = Queue(task.queue_name, connection=Redis.from_url(own_redis.url))
         wait_until(lambda: queue.fetch_job(f"migration-task-{task.pk}"), 30, "housekeeping queues the task's job once Redis is back")
         assert scheduler.poll() is None, log_path(name).read_text()
+        said = log_path(name).read_text()
+        assert said.count("periodic task migration housekeeping: Redis does not answer") == 1, said
+        assert "periodic task migration housekeeping: Redis answers again" in said
     finally:
         processes.stop(scheduler)
