@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 def redis(own_redis, monkeypatch, settings) -> Redis:
     settings.MIGRATION_REDRIVE_AFTER_SECONDS = 30
     client = Redis.from_url(own_redis.url)
-    monkeypatch.setattr("django_rq.get_queue", lambda name: Queue(name, connection=client))
+    monkeypatch.setattr("django_rq.get_queue", lambda name, **options: Queue(name, connection=client))
     return client
 
 
@@ -113,3 +113,18 @@ def test_a_waiting_task_without_a_slot_is_not_run_by_a_stale_job(redis, queued_t
     run.run_task(task.pk, queue_granted=lambda tasks: None)
     assert MigrationTask.objects.get(pk=task.pk).state == TaskState.WAITING
     assert not task.events.exists()
+
+
+def test_a_job_queues_on_its_worker_s_connection(own_redis):
+    """The worker's connection waits out a Redis outage; one of django_rq's own would not."""
+    from rq.job import Job, _job_stack
+
+    from migrations_app.engine.enqueue import queue_for
+
+    worker_connection = Redis.from_url(own_redis.url)
+    _job_stack.push(Job.create("tests.queue_jobs.nap", args=(0, "x"), connection=worker_connection))
+    try:
+        assert queue_for("high").connection is worker_connection
+    finally:
+        _job_stack.pop()
+    assert queue_for("high").connection is not worker_connection
