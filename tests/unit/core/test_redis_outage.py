@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, Worker
 from rq.job import Job, JobStatus
 
@@ -65,23 +66,19 @@ class TestOutageRetry:
         def command():
             attempts.append(1)
             if len(attempts) < 4:
-                raise ConnectionError("refused")
+                raise RedisConnectionError("refused")
             return "OK"
-
-        from redis.exceptions import ConnectionError
 
         assert OutageRetry(5, poll_seconds=0.01).call_with_retry(command, lambda error: None) == "OK"
         assert len(attempts) == 4
 
     def test_past_its_tolerance_the_error_is_raised(self):
-        from redis.exceptions import ConnectionError
-
         clock = iter(range(0, 100, 10))
 
         def command():
-            raise ConnectionError("refused")
+            raise RedisConnectionError("refused")
 
-        with pytest.raises(ConnectionError):
+        with pytest.raises(RedisConnectionError):
             OutageRetry(25, poll_seconds=0, clock=lambda: next(clock)).call_with_retry(command, lambda error: None)
 
 
