@@ -7,13 +7,19 @@ is reset here: the database connection (closed when broken or older than CONN_MA
 Django does between requests), and libvirt calls that outlived their time limit, whose
 threads stay blocked on a host that stopped answering, each with its socket. Past
 `abandoned_calls_limit` the worker stops after its job and its supervisor starts a clean one.
+
+Every Redis command of the worker waits out a Redis outage of up to REDIS_OUTAGE_TOLERANCE
+(core.redis_outage): RQ itself survives one only while it waits for a job.
 """
 
 import logging
 import threading
 
+from django.conf import settings
 from django.db import close_old_connections
 from rq.worker import SimpleWorker
+
+from core.redis_outage import ride_out_outages
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +29,14 @@ class InProcessWorker(SimpleWorker):
     # minutes), so a few such hosts stay well below it; a libvirtd that accepts and never
     # answers holds its call for good.
     abandoned_calls_limit = 100
+
+    def __init__(self, queues, *args, connection=None, **kwargs):
+        # Before RQ's own __init__, which already names the worker in Redis.
+        listed = queues if isinstance(queues, list | tuple) else [queues]
+        clients = [connection, *(getattr(queue, "connection", None) for queue in listed)]
+        for client in {id(client): client for client in clients if client is not None}.values():
+            ride_out_outages(client, settings.REDIS_OUTAGE_TOLERANCE_SECONDS)
+        super().__init__(queues, *args, connection=connection, **kwargs)
 
     def execute_job(self, job, queue):
         close_old_connections()

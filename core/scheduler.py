@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
@@ -36,9 +38,11 @@ def run_periodic(
     runs before each task's turn.
 
     A task that raises is logged and tried again at its next interval: one bad tick
-    (Redis restarting, say) must not end the scheduler.
+    (Redis restarting, say) must not end the scheduler. A Redis that does not answer a task
+    is said once for that task, not with a traceback at every tick until it is back.
     """
     wait = wait or stop.wait
+    redis_silent_since: dict[str, float] = {}  # by task
     while not stop.is_set():
         now = clock()
         for task in tasks:
@@ -47,8 +51,15 @@ def run_periodic(
                 try:
                     before_each()
                     task.action()
+                except (RedisConnectionError, RedisTimeoutError) as error:
+                    if task.name not in redis_silent_since:
+                        redis_silent_since[task.name] = clock()
+                        log.warning("periodic task %s: Redis does not answer (%s); tried again at each interval", task.name, error)
+                    continue
                 except Exception:
                     log.exception("periodic task %s failed", task.name)
+                if task.name in redis_silent_since:
+                    log.warning("periodic task %s: Redis answers again after %.1f s", task.name, clock() - redis_silent_since.pop(task.name))
         next_due = min(task.next_run for task in tasks)
         wait(max(0.05, next_due - clock()))
 

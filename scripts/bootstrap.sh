@@ -13,6 +13,6 @@ fi
 stamp=.venv/.vmotion-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e '.[test]'
+    .venv/bin/pip install -q -e '.[test,demo]'
     touch "$stamp"
 fi

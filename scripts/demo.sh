@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the product on this machine: the lab (three libvirt hosts with guests), Redis if none
-# answers, the web server on 127.0.0.1:8000, an RQ worker and the scheduler. Ctrl-C stops
-# everything it started.
+# answers, and under supervisord (scripts/demo-supervisord.conf) the web server on
+# 127.0.0.1:8000, the RQ workers and the scheduler: one of them that exits is started again.
+# Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,22 +28,27 @@ mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 manage=(.venv/bin/python manage.py)
 # The same settings for commands typed in another shell: `source .demo/env`.
 cat > "$state/env" <<EOT
-export SECRET_KEY='$SECRET_KEY' DEBUG=1 HTTPS=0 DATABASE_URL='$DATABASE_URL' REDIS_URL='$REDIS_URL' PROMETHEUS_MULTIPROC_DIR='$PROMETHEUS_MULTIPROC_DIR' LIBVIRT_LOCAL_INSTALL=1
+export SECRET_KEY='$SECRET_KEY' DEBUG=1 HTTPS=0 DATABASE_URL='$DATABASE_URL' REDIS_URL='$REDIS_URL' PROMETHEUS_MULTIPROC_DIR='$PROMETHEUS_MULTIPROC_DIR' LIBVIRT_LOCAL_INSTALL=1 VMOTION_DEMO_STATE='$PWD/$state'
 EOT
 
 "${manage[@]}" migrate --no-input -v 0
 
-pids=()
+supervisor_pid=
 stop_all() {
     trap - INT TERM EXIT
     echo
-    echo "demo: stopping the web server, worker and scheduler"
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait "${pids[@]}" 2>/dev/null || true
+    if [ -n "$supervisor_pid" ]; then
+        echo "demo: stopping the web server, workers and scheduler"
+        # supervisord stops each of its processes and waits for them before it exits.
+        kill "$supervisor_pid" 2>/dev/null || true
+        wait "$supervisor_pid" 2>/dev/null || true
+    fi
     echo "demo: stopping the lab"
     "${manage[@]}" lab down || true
 }
-trap stop_all INT TERM EXIT
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+trap stop_all EXIT
 
 "${manage[@]}" lab up --hosts "${LAB_HOSTS:-3}" --guests "${LAB_GUESTS:-4}"
 
@@ -50,37 +56,29 @@ password_file="$state/admin-password"
 [ -f "$password_file" ] || .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(12))" > "$password_file"
 "${manage[@]}" ensure_admin --username admin --password-file "$password_file"
 
-# One worker per concurrent migration: a worker follows its migration to the end.
-for i in $(seq "${VMOTION_WORKERS:-4}"); do
-    .venv/bin/python manage.py rqworker high default low --worker-class migrations_app.engine.worker.VmotionWorker >"$state/worker$i.log" 2>&1 &
-    pids+=($!)
-done
-# Inventory syncs have workers of their own, so they never wait behind migrations; one
-# reads the lab's three hosts many times over within the interval (docs/operations/compose.md:
-# "Size the inventory workers").
-for i in $(seq "${VMOTION_INVENTORY_WORKERS:-1}"); do
-    .venv/bin/python manage.py rqworker inventory --worker-class inventory.worker.InventoryWorker >"$state/inventory-worker$i.log" 2>&1 &
-    pids+=($!)
-done
-.venv/bin/python manage.py scheduler >"$state/scheduler.log" 2>&1 &
-pids+=($!)
-.venv/bin/python manage.py runserver 127.0.0.1:8000 --noreload >"$state/web.log" 2>&1 &
-pids+=($!)
+# The workers (one per concurrent migration), the inventory workers, the scheduler and the
+# web server, each started again by supervisord if it exits (logged in supervisord.log).
+export VMOTION_DEMO_STATE="$PWD/$state" VMOTION_DEMO_PORT="${VMOTION_DEMO_PORT:-8000}"
+export VMOTION_WORKERS="${VMOTION_WORKERS:-4}" VMOTION_INVENTORY_WORKERS="${VMOTION_INVENTORY_WORKERS:-1}"
+.venv/bin/supervisord -c scripts/demo-supervisord.conf &
+supervisor_pid=$!
 
 for _ in $(seq 100); do
-    curl -fs -o /dev/null http://127.0.0.1:8000/login/ && break
+    curl -fs -o /dev/null "http://127.0.0.1:$VMOTION_DEMO_PORT/login/" && break
     sleep 0.2
 done
 cat <<EOT
 
-vmotion is running: http://127.0.0.1:8000/
+vmotion is running: http://127.0.0.1:$VMOTION_DEMO_PORT/
   sign in as  admin  /  $(cat "$password_file")
-  logs in $state/ (web.log, worker*.log, scheduler.log)
-  metrics:    http://127.0.0.1:8000/metrics (docs/reference/metrics.md)
+  logs in $state/ (web.log, worker*.log, scheduler.log; exits and restarts in supervisord.log)
+  metrics:    http://127.0.0.1:$VMOTION_DEMO_PORT/metrics (docs/reference/metrics.md)
   in another shell:  source $state/env
                      .venv/bin/python manage.py vmotion migrate lab-vm1 --to lab-host2 --wait --json
                      .venv/bin/python manage.py lab status
-Press Ctrl-C to stop the web server, worker, scheduler and lab.
+                     .venv/bin/supervisorctl -c scripts/demo-supervisord.conf status
+Press Ctrl-C to stop the web server, workers, scheduler and lab.
 EOT
-wait -n "${pids[@]}" || true
-echo "demo: a process exited; see $state/*.log"
+wait "$supervisor_pid" || true
+supervisor_pid=
+echo "demo: supervisord exited; see $state/supervisord.log"

@@ -14,6 +14,7 @@ from core import metric_files
 from core.role_groups import sync_role_groups
 from core.roles import Role
 from tests.production_server import AppServer, collect_static, production_server
+from tests.redis_server import RedisServer
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -127,6 +128,16 @@ def api_throttle_out_of_the_way(settings):
     test reaches (test_api_throttling sets its own and clears the counts)."""
     settings.API_THROTTLE_RATES = {"user": "100000/minute", "anon": "100000/minute"}
     cache.clear()
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[RedisServer]:
+    """A Redis this test starts, restarts, freezes and stops itself, without persistence as
+    docker-compose runs it (set `persist` before a restart to keep its data)."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

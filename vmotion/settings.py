@@ -250,6 +250,14 @@ MIGRATION_WORKER_LOST_AFTER_SECONDS = float(os.environ.get("MIGRATION_WORKER_LOS
 # How long a worker whose database stopped answering mid-migration waits for it to write
 # where the VM ended up, before leaving the task to recovery.
 DATABASE_OUTAGE_PATIENCE_SECONDS = float(os.environ.get("DATABASE_OUTAGE_PATIENCE", "120"))
+# How long a worker waits for Redis to answer again (a restart, a network blip) before it
+# gives up and its supervisor starts a fresh one (core.redis_outage).
+REDIS_OUTAGE_TOLERANCE_SECONDS = float(os.environ.get("REDIS_OUTAGE_TOLERANCE", "90"))
+# A task whose job a worker took from the queue but has not started for this long, while
+# another worker is idle, is queued again: the worker that took it is frozen or stopped.
+# Starting a job takes milliseconds; 30 s, as MIGRATION_WORKER_LOST_AFTER, outlasts any
+# pause of a busy but live worker, and bounds how long a task shows Queued for nothing.
+MIGRATION_REDRIVE_AFTER_SECONDS = float(os.environ.get("MIGRATION_REDRIVE_AFTER", "30"))
 MIGRATION_HOUSEKEEPING_INTERVAL_SECONDS = float(os.environ.get("MIGRATION_HOUSEKEEPING_INTERVAL", "2"))
 EVACUATION_INTERVAL_SECONDS = float(os.environ.get("EVACUATION_INTERVAL", "3"))
 # How long each VM's load history (one sample per inventory sync) is kept.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import django_rq
 from django.db import transaction
+from rq import Queue
+from rq.job import get_current_job
 
 from migrations_app.models import MigrationTask
 
@@ -21,11 +23,18 @@ def job_id(task: MigrationTask) -> str:
     return f"migration-task-{task.pk}"
 
 
+def queue_for(name: str) -> Queue:
+    """The queue `name`; in a job, on its worker's connection, which rides out a Redis outage
+    (core.redis_outage): a migration that ends while Redis restarts still queues what it granted."""
+    job = get_current_job()
+    return django_rq.get_queue(name, connection=job.connection) if job is not None else django_rq.get_queue(name)
+
+
 def enqueue_task(task: MigrationTask) -> None:
     """Queue the task on the queue of its priority once the current transaction commits."""
 
     def enqueue() -> None:
-        django_rq.get_queue(task.queue_name).enqueue(
+        queue_for(task.queue_name).enqueue(
             RUN_MIGRATION, task.pk,
             job_id=job_id(task), job_timeout=JOB_TIMEOUT_SECONDS, result_ttl=3600, failure_ttl=7 * 86400,
         )

@@ -62,10 +62,15 @@ def run_task(task_id: int, queue_granted: QueueTasks) -> None:
     """Run the task to its end, or until it waits for a slot. `queue_granted` queues other
     tasks that were granted a slot meanwhile."""
     task = MigrationTask.objects.select_related("vm", "source", "destination").get(pk=task_id)
+    # A job may come twice (re-driven from a frozen worker that then wakes): the claim is the
+    # one place that decides who runs it, and a waiting task runs only with a slot granted.
     try:
+        if task.state == TaskState.WAITING and task.slot_granted_at is None:
+            raise InvalidTransition(f"task {task.pk} waits for a slot")
         task.claim(worker_id(), "A worker checks everything again before moving anything.")
-    except InvalidTransition:
-        return  # cancelled, or another worker has it
+    except InvalidTransition as taken:
+        log.info("migration task %s not run by this job: %s", task_id, taken)
+        return  # cancelled, ended, or another worker has it
     try:
         _check_then_migrate(task, queue_granted)
     except Exception as error:  # a task must never be left hanging by a bug

@@ -3,14 +3,11 @@ Redis that restarts and forgets every queued job."""
 
 from __future__ import annotations
 
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from inventory.models import Host, VirtualMachine
-from lab.processes import start_in_session, stop_session
 from migrations_app import services
 from migrations_app.choices import TaskState
 from migrations_app.models import MigrationLimits, MigrationTask
@@ -50,33 +47,8 @@ def test_four_guests_moved_at_once_for_eight_rounds_all_arrive(lab, workers, hom
     assert waited > 0, "no task ever waited for a slot, so the round trip through a second worker went untested"
 
 
-@pytest.fixture
-def own_redis(tmp_path):
-    """A Redis this test starts, restarts and stops itself, without persistence as
-    docker-compose runs it."""
-    port = 6391
-    command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
-
-    def start() -> subprocess.Popen:
-        process = start_in_session(command, cwd=tmp_path, env={}, log_path=tmp_path / f"redis-{time.monotonic_ns()}.log")
-        for _ in range(100):
-            if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() == "PONG":
-                return process
-            time.sleep(0.05)
-        raise AssertionError("the test's Redis did not start")
-
-    server = {"process": start()}
-
-    def restart() -> None:
-        stop_session(server["process"])
-        server["process"] = start()
-
-    yield f"redis://127.0.0.1:{port}/0", restart
-    stop_session(server["process"])
-
-
 def test_tasks_whose_jobs_redis_lost_in_a_restart_are_queued_again_and_all_arrive(lab_inventory, home_hosts, own_redis):
-    redis_url, restart_redis = own_redis
+    redis_url, restart_redis = own_redis.url, own_redis.restart
     MigrationLimits.objects.update_or_create(pk=1, defaults={"max_outgoing_per_host": 2, "max_incoming_per_host": 2, "max_concurrent": 1})
     hosts = list(Host.objects.order_by("name"))
     moves = []

@@ -254,6 +254,9 @@ def check_command(command: Command) -> str:
         case ["source", ".demo/env"]:
             assert "cat > \"$state/env\"" in (ROOT / "scripts" / "demo.sh").read_text()
             return "make demo writes .demo/env"
+        case [".venv/bin/supervisorctl", "-c", "scripts/demo-supervisord.conf", "status"]:
+            assert "demo-supervisord.conf" in (ROOT / "scripts" / "demo.sh").read_text()
+            return "make demo runs this config (tests/unit/test_demo_supervisor.py)"
         case ["source", ".venv/bin/activate"]:
             assert (ROOT / ".venv" / "bin" / "activate").exists()
             return "make demo and make test create .venv"

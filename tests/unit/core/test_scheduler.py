@@ -39,6 +39,28 @@ def test_each_task_runs_once_per_interval_and_a_failing_one_does_not_stop_the_ot
     assert [t for _, t in runs] == [0.0, 10.0, 20.0]
 
 
+def test_a_redis_that_does_not_answer_is_said_once_per_task_and_so_is_its_return(caplog):
+    from redis.exceptions import ConnectionError
+
+    clock, stop, runs = FakeClock(), threading.Event(), []
+
+    def enqueue():
+        runs.append(clock.now)
+        if clock.now < 5:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        if clock.now >= 8:
+            stop.set()
+
+    with caplog.at_level("WARNING", logger="core.scheduler"):
+        run_periodic([PeriodicTask("sync", 1, enqueue)], stop, clock=clock, wait=clock.sleep)
+
+    assert runs == [0, 1, 2, 3, 4, 5, 6, 7, 8]
+    assert [record.getMessage() for record in caplog.records] == [
+        "periodic task sync: Redis does not answer (Error 111 connecting to 127.0.0.1:6379. Connection refused.); tried again at each interval",
+        "periodic task sync: Redis answers again after 5.0 s",
+    ]
+
+
 # The registry: apps register their periodic work, the scheduler command runs it.
 
 APPS_TASKS = ["inventory sync", "migration housekeeping", "evacuations", "schedules", "balancing", "balancing recommendations", "host health"]
