@@ -18,7 +18,7 @@ from .connection import Connection, describe, with_connection
 from .cpu import features_of
 from .errors import HypervisorError
 from .job import JobSample
-from .states import DomainState, domain_state_of, is_post_copy, job_is_active
+from .states import DomainState, domain_state_of, is_incoming_copy, is_post_copy, job_is_active
 
 T = TypeVar("T")
 
@@ -259,3 +259,45 @@ def domain_state(uri: str, uuid: str, timeout: float) -> DomainState:
             return Guest(connection, uuid).state()
     except HypervisorError:
         return DomainState.UNREACHABLE
+
+
+def domain_state_without_job(uri: str, uuid: str, timeout: float) -> DomainState:
+    """As `domain_state`, from the domain's state and reason alone: libvirt answers that even
+    while a job holds the domain (its migration job opening the stream, for one), where asking
+    for the job's statistics waits for that job to end."""
+
+    def read(conn: libvirt.virConnect) -> DomainState:
+        try:
+            dom = conn.lookupByUUIDString(uuid)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return DomainState.ABSENT
+            raise
+        state, reason = dom.state(0)
+        return domain_state_of(state, reason, {})
+
+    try:
+        return with_connection(uri, timeout, read)
+    except HypervisorError:
+        return DomainState.UNREACHABLE
+
+
+def stop_incoming_copy(uri: str, uuid: str, timeout: float) -> bool:
+    """Stop the domain on this host if it is a copy waiting for an incoming migration's stream
+    (transient, paused for the migration): before libvirt's finish step resumes it, such a copy
+    has never run the guest, which still runs on its source. Returns whether it stopped one."""
+
+    def stop(conn: libvirt.virConnect) -> bool:
+        try:
+            dom = conn.lookupByUUIDString(uuid)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return False
+            raise
+        state, reason = dom.state(0)
+        if not is_incoming_copy(state, reason, bool(dom.isPersistent())):
+            return False
+        dom.destroy()
+        return True
+
+    return with_connection(uri, timeout, stop)

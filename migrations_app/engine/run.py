@@ -29,7 +29,7 @@ from migrations_app.engine import bandwidth
 from migrations_app.checks import rules as check_rules
 from migrations_app.checks import live as live_checks
 from migrations_app.convergence import policy
-from migrations_app.engine import slots
+from migrations_app.engine import slots, unopened_stream
 from migrations_app.checks.report import CheckStatus
 from migrations_app.checks.store import encryption_setting, preflight, tls_ends
 from migrations_app.choices import EndReason, EventKind, TaskState
@@ -37,6 +37,7 @@ from migrations_app.engine.conclusion import conclude, finish
 from migrations_app.engine.database_outage import DATABASE_ERRORS, DatabaseLink, drop_connection
 from migrations_app.forecast.history import expected_link_rates, first_pass_hints
 from migrations_app.convergence.job_silence import JobSilence
+from migrations_app.convergence.stream_stall import StreamStall
 from migrations_app.forecast.live import forecast
 from migrations_app.models import InvalidTransition, MigrationTask, ProgressSample
 from migrations_app.engine.monitor import ConvergenceMonitor
@@ -154,11 +155,15 @@ def _migrate(task: MigrationTask) -> None:
 
         monitor = ConvergenceMonitor(guest, inputs, POLICY, note=note)
         keeper = bandwidth.ShareKeeper(share, read=lambda: database.if_answering(lambda: bandwidth.share_for(task), None), apply=guest.set_max_speed, note=note)
+        opening = unopened_stream.StreamOpening()
         try:
-            cancelled = _watch(task, run, guest, monitor, database, keeper, wake)
+            cancelled = _watch(task, run, guest, monitor, database, keeper, wake, opening)
         finally:
             stop_following()
-    _end(task, run, monitor, cancelled, database)
+    if opening.stopped:
+        unopened_stream.end(task)
+    else:
+        _end(task, run, monitor, cancelled, database)
     # The destination first: read the other way round, a VM that moved would show as missing
     # until the destination answered (a second or so over SSH).
     for host in (destination, source):
@@ -232,13 +237,17 @@ def _follow_pass_ends(task: MigrationTask, guest: Guest, wake: threading.Event) 
 
 def _watch(
     task: MigrationTask, run: MigrationRun, guest: Guest, monitor: ConvergenceMonitor, database: DatabaseLink,
-    keeper: bandwidth.ShareKeeper, wake: threading.Event,
+    keeper: bandwidth.ShareKeeper, wake: threading.Event, opening: unopened_stream.StreamOpening,
 ) -> bool:
     """Sample the job every MONITOR_INTERVAL_S and at each pass's end, until the migrate call
-    returns; returns whether a cancel was carried out. The policy steers on without the
-    database; its samples and the operator's requests wait."""
+    returns or its stream never opened (see unopened_stream); returns whether a cancel was
+    carried out. The policy steers on without the database; its samples and the operator's
+    requests wait."""
     cancelled = False
-    silence = JobSilence(task.source.name, note=lambda message: database.if_answering(lambda: task.log(EventKind.INFO, message), None))
+    def note(message: str) -> None:
+        database.if_answering(lambda: task.log(EventKind.INFO, message), None)
+
+    silence, stall = JobSilence(task.source.name, note=note), StreamStall(note=note)
     while True:
         wake.wait(MONITOR_INTERVAL_S)
         wake.clear()
@@ -249,10 +258,14 @@ def _watch(
         except HypervisorError as error:
             log.warning("task %s: cannot read job stats: %s", task.pk, error)
             silence.failed(error)
+            if opening.overdue() and unopened_stream.stop_it(task, opening):
+                break
             continue
         silence.answered()
         if not sample.active:
             continue
+        opening.sampled(sample)
+        stall.sampled(sample)
         cancel, force = database.if_answering(lambda: _record_sample(task, sample, monitor), (False, False))
         if cancel and not cancelled:
             cancelled = _cancel(task, guest, database)
