@@ -19,6 +19,7 @@ from django.db import connection
 from inventory.models import Host, VirtualMachine
 from lab import link
 from lab.commands import virsh
+from lab.config import LabError
 from lab.hosts import host_subdir
 from lab.processes import start_in_session, stop_session
 from migrations_app import services
@@ -141,7 +142,12 @@ def wait_for_libvirt_to_let_go(uri: str, name: str, timeout: float = 150) -> Non
     """Until libvirt on the host gives the domain's job statistics again: it holds the domain
     while it connects to a destination, and the next test must find it free."""
     deadline = time.monotonic() + timeout
-    while virsh(uri, "domjobinfo", name, timeout=5, check=False).returncode != 0:
+    while True:
+        try:
+            if virsh(uri, "domjobinfo", name, timeout=5, check=False).returncode == 0:
+                return
+        except LabError:
+            pass  # the call waited for the job: libvirt still connects
         assert time.monotonic() < deadline, f"libvirt still holds {name}'s job"
         time.sleep(1)
 
