@@ -203,20 +203,7 @@ class Guest:
         stream then fails, and the guest runs on there). Returns the domain's state here
         afterwards: ABSENT once the incoming copy is gone; any other state was left alone."""
 
-        def destroy(conn: libvirt.virConnect) -> DomainState:
-            try:
-                dom = conn.lookupByUUIDString(self.uuid)
-            except libvirt.libvirtError as error:
-                if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                    return DomainState.ABSENT
-                raise
-            state, reason = dom.state(0)
-            if not is_incoming_copy(state, reason, bool(dom.isPersistent())):
-                return domain_state_of(state, reason, {})
-            dom.destroy()
-            return DomainState.ABSENT
-
-        return self.connection.call(destroy, "stopping the incoming copy")
+        return self.connection.call(lambda conn: _stop_if_incoming_copy(conn, self.uuid)[1], "stopping the incoming copy")
 
     def undefine_if_inactive(self) -> bool:
         """Remove the definition from a host where the domain no longer runs (the source, after
@@ -311,3 +298,47 @@ def domain_state(uri: str, uuid: str, timeout: float) -> DomainState:
             return Guest(connection, uuid).state()
     except HypervisorError:
         return DomainState.UNREACHABLE
+
+
+def domain_state_without_job(uri: str, uuid: str, timeout: float) -> DomainState:
+    """As `domain_state`, from the domain's state and reason alone: libvirt answers that even
+    while a job holds the domain (its migration job opening the stream, for one), where asking
+    for the job's statistics waits for that job to end."""
+
+    def read(conn: libvirt.virConnect) -> DomainState:
+        try:
+            dom = conn.lookupByUUIDString(uuid)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return DomainState.ABSENT
+            raise
+        state, reason = dom.state(0)
+        return domain_state_of(state, reason, {})
+
+    try:
+        return with_connection(uri, timeout, read)
+    except HypervisorError:
+        return DomainState.UNREACHABLE
+
+
+def stop_incoming_copy(uri: str, uuid: str, timeout: float) -> bool:
+    """Stop the domain on this host if it is a copy waiting for an incoming migration's stream
+    (transient, paused for the migration): before libvirt's finish step resumes it, such a copy
+    has never run the guest, which still runs on its source. Returns whether it stopped one."""
+    return with_connection(uri, timeout, lambda conn: _stop_if_incoming_copy(conn, uuid)[0])
+
+
+def _stop_if_incoming_copy(conn: libvirt.virConnect, uuid: str) -> tuple[bool, DomainState]:
+    """Destroy the domain only if it is an incoming copy that never ran the guest; returns
+    whether it did and the domain's state here afterwards (ABSENT once gone)."""
+    try:
+        dom = conn.lookupByUUIDString(uuid)
+    except libvirt.libvirtError as error:
+        if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return False, DomainState.ABSENT
+        raise
+    state, reason = dom.state(0)
+    if not is_incoming_copy(state, reason, bool(dom.isPersistent())):
+        return False, domain_state_of(state, reason, {})
+    dom.destroy()
+    return True, DomainState.ABSENT

@@ -2,7 +2,13 @@
 firewall does: the packets of QEMU's migration streams to and from the host's migration
 address are dropped without a reset, in the lab's namespace, so neither end learns of it
 from the network. The hosts' management connections (libvirt, SSH) are on another network
-and stay up."""
+and stay up.
+
+`isolate` takes the whole host off the lab's networks instead: every packet to or from its
+migration address and its management address (where the other hosts' libvirtd and the
+control plane's TLS and SSH connections reach it) is dropped, as when the host's network
+namespace is removed or its switch port dies. Only its unix socket still answers, which no
+network carries."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from .config import LabConfig, migration_address
 # libvirt's default ports for incoming migration streams (migration_port_min/max in qemu.conf).
 MIGRATION_PORTS = "49152:49215"
 COMMENT = ["-m", "comment", "--comment", "vmotion lab: migration link cut"]
+ISOLATED = ["-m", "comment", "--comment", "vmotion lab: host off the network"]
 
 
 def _rules(address: str) -> list[list[str]]:
@@ -29,4 +36,25 @@ def cut(config: LabConfig, host: str) -> None:
 
 def restore(config: LabConfig, host: str) -> None:
     for rule in _rules(migration_address(host)):
+        run_command(["ip", "netns", "exec", config.netns, "iptables", "-D", *rule], check=False)
+
+
+def _isolation_rules(config: LabConfig, host: str) -> list[list[str]]:
+    # Dropped on the way in, which every packet in the namespace passes (loopback and the veth
+    # from the root namespace alike); each direction of a connection carries the address.
+    return [
+        ["INPUT", direction, address, *ISOLATED, "-j", "DROP"]
+        for address in (migration_address(host), config.host_address(host))
+        for direction in ("-d", "-s")
+    ]
+
+
+def isolate(config: LabConfig, host: str) -> None:
+    """Drop every packet to and from `host`'s addresses from now on, open connections included."""
+    for rule in _isolation_rules(config, host):
+        run_command(["ip", "netns", "exec", config.netns, "iptables", "-I", *rule])
+
+
+def rejoin(config: LabConfig, host: str) -> None:
+    for rule in _isolation_rules(config, host):
         run_command(["ip", "netns", "exec", config.netns, "iptables", "-D", *rule], check=False)

@@ -28,7 +28,7 @@ from migrations_app.engine import bandwidth
 from migrations_app.checks import rules as check_rules
 from migrations_app.checks import live as live_checks
 from migrations_app.convergence import policy
-from migrations_app.engine import slots
+from migrations_app.engine import slots, unopened_stream
 from migrations_app.checks.report import CheckStatus
 from migrations_app.checks.store import encryption_setting, preflight, tls_ends
 from migrations_app.choices import EndReason, EventKind, TaskState
@@ -36,6 +36,7 @@ from migrations_app.engine.conclusion import conclude, finish
 from migrations_app.engine.database_outage import DATABASE_ERRORS, DatabaseLink, drop_connection
 from migrations_app.forecast.history import expected_link_rates
 from migrations_app.convergence.job_silence import JobSilence
+from migrations_app.convergence.stream_stall import StreamStall
 from migrations_app.forecast.live import forecast
 from migrations_app.models import InvalidTransition, MigrationTask, ProgressSample
 from migrations_app.engine.monitor import ConvergenceMonitor
@@ -162,15 +163,18 @@ def _migrate(task: MigrationTask) -> None:
         monitor = ConvergenceMonitor(guest, inputs, POLICY, note=note)
         keeper = bandwidth.ShareKeeper(share, read=lambda: database.if_answering(lambda: bandwidth.share_for(task), None), apply=guest.set_max_speed, note=note)
         post_copy = PostCopyWatch(task, guest, note)
+        opening = unopened_stream.StreamOpening()
         try:
-            cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy, hosts)
+            cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy, hosts, opening)
             while post_copy.needs_resume(run):
                 run = post_copy.resume(request, source.uri, on_done=wake.set)
-                cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy, hosts)
+                cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy, hosts, opening)
         finally:
             stop_following()
     try:
-        if not run.wait(0) and source_fell_silent(hosts):
+        if opening.stopped:
+            unopened_stream.end(task)
+        elif not run.wait(0) and source_fell_silent(hosts):
             end_without_source(task, hosts)
         else:
             _end(task, run, monitor, cancelled, database, hosts)
@@ -247,14 +251,19 @@ def _follow_pass_ends(task: MigrationTask, guest: Guest, wake: threading.Event) 
 def _watch(
     task: MigrationTask, run: MigrationRun, guest: Guest, monitor: ConvergenceMonitor, database: DatabaseLink,
     keeper: bandwidth.ShareKeeper, wake: threading.Event, post_copy: PostCopyWatch, hosts: HostSilence,
+    opening: unopened_stream.StreamOpening,
 ) -> bool:
     """Sample the job every MONITOR_INTERVAL_S and at each pass's end, until the migrate call
-    returns, the post-copy broke (the call may then never return) or the source's libvirtd
-    stops answering; returns whether a cancel was carried out. The policy steers on without
-    the database; its samples and the operator's requests wait. A destination that stops
-    answering gets the migration aborted (silent_hosts)."""
+    returns, the post-copy broke (the call may then never return), the source's libvirtd
+    stops answering or the stream never opened (see unopened_stream); returns whether a
+    cancel was carried out. The policy steers on without the database; its samples and the
+    operator's requests wait. A destination that stops answering gets the migration aborted
+    (silent_hosts)."""
     cancelled = False
-    silence = JobSilence(task.source.name, note=lambda message: database.if_answering(lambda: task.log(EventKind.INFO, message), None))
+    def note(message: str) -> None:
+        database.if_answering(lambda: task.log(EventKind.INFO, message), None)
+
+    silence, stall = JobSilence(task.source.name, note=note), StreamStall(note=note)
     while True:
         wake.wait(MONITOR_INTERVAL_S)
         wake.clear()
@@ -266,12 +275,16 @@ def _watch(
         except HypervisorError as error:
             log.warning("task %s: cannot read job stats: %s", task.pk, error)
             silence.failed(error)
+            if opening.overdue() and unopened_stream.stop_it(task, opening):
+                break
             continue
         silence.answered()
         if post_copy.review(sample):
             break
         if not sample.active:
             continue
+        opening.sampled(sample)
+        stall.sampled(sample)
         cancel, force = database.if_answering(lambda: _record_sample(task, sample, monitor), (False, False))
         if cancel and not cancelled:
             cancelled = _cancel(task, guest, database)
