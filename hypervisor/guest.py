@@ -202,7 +202,6 @@ class Guest:
         only that: ends a migration whose source's libvirtd has stopped answering (its QEMU's
         stream then fails, and the guest runs on there). Returns the domain's state here
         afterwards: ABSENT once the incoming copy is gone; any other state was left alone."""
-
         return self.connection.call(lambda conn: _stop_if_incoming_copy(conn, self.uuid)[1], "stopping the incoming copy")
 
     def undefine_if_inactive(self) -> bool:

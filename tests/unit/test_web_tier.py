@@ -46,7 +46,8 @@ def test_a_guest_with_no_recent_measurement_is_measured_by_an_inventory_worker_f
     vm = VirtualMachineFactory(name="web-01", host=driver_host("kvm1"))
     destination = driver_host("kvm2")
     asked = []
-    monkeypatch.setattr("inventory.measure._dirty_rate", lambda uri, uuid: asked.append(uuid) or 7 * MB)
+    monkeypatch.setattr("hypervisor.guest.Guest.measure_dirty_rate", lambda guest, seconds: asked.append(guest.uuid) or 7 * MB)
+    monkeypatch.setattr("hypervisor.guest.Guest.nonzero_memory_bytes", lambda guest: None)
     query = [("vm", vm.pk), (f"to-{vm.pk}", destination.pk), ("step", "confirm"), ("options", "1"), ("priority", "2"), ("max_downtime_ms", "300")]
 
     page = client_as(operator).get(reverse("migration-wizard"), query).content.decode()

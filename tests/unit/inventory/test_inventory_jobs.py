@@ -1,5 +1,6 @@
 """The inventory queue: every host queued in a round is read in that round."""
 
+import contextlib
 import socket
 
 import django_rq
@@ -59,9 +60,13 @@ def test_the_inventory_worker_runs_each_sync_in_its_own_process(transactional_db
 def test_an_inventory_worker_whose_libvirt_calls_hang_stops_after_its_job(transactional_db, inventory_queue, django_capture_on_commit_callbacks, settings, monkeypatch):
     settings.LIBVIRT_CALL_TIMEOUT_SECONDS = 0.2
     monkeypatch.setattr(worker.InventoryWorker, "abandoned_calls_limit", 1)
-    with socket.create_server(("127.0.0.1", 0)) as silent:  # takes connections, never answers
-        port = silent.getsockname()[1]
-        hosts = [HostFactory(uri=f"qemu+tcp://127.0.0.1:{port}/system") for _ in range(3)]
+    # Servers that take connections and never answer, one per host: a URI whose opening never
+    # returned is not opened again, so hosts sharing one would leave a single call hanging.
+    silent = [socket.create_server(("127.0.0.1", 0)) for _ in range(3)]
+    with contextlib.ExitStack() as servers:
+        for server in silent:
+            servers.enter_context(server)
+        hosts = [HostFactory(uri=f"qemu+tcp://127.0.0.1:{server.getsockname()[1]}/system") for server in silent]
         with django_capture_on_commit_callbacks(execute=True):
             jobs.enqueue_sync_all()
 
