@@ -83,3 +83,15 @@ def submit_with_cli(vm: str, destination: str, *options: str, **extra_env: str) 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])["task"]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
+    """`predicate()`'s first true value, asked every `interval` s; AssertionError naming
+    `what` if none comes within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not within {timeout} s: {what}")

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from rq import Queue, Worker
 from rq.job import JobStatus
 
 from lab.processes import start_in_session, stop_session
-from tests.processes import process_env
+from tests.processes import process_env, wait_until
 from tests.redis_server import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,15 +28,6 @@ CONFIG = ROOT / "scripts" / "demo-supervisord.conf"
 SUPERVISORCTL = Path(sys.executable).parent / "supervisorctl"
 SUPERVISORD = Path(sys.executable).parent / "supervisord"
 
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def alive(pid: int) -> bool:

@@ -19,20 +19,12 @@ from rq.job import Job, JobStatus
 from core.redis_outage import OutageRetry
 from migrations_app.models import MigrationTask
 from tests import processes
+from tests.processes import wait_until
 from tests.factories import HostFactory, VirtualMachineFactory
 
 OUTAGE_SECONDS = 10
 NAP = "tests.queue_jobs.nap"
 
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def log_path(name: str) -> Path:

@@ -19,21 +19,13 @@ from migrations_app.choices import FINAL_STATES, EventKind, TaskState
 from migrations_app.engine.enqueue import JOB_TIMEOUT_SECONDS, RUN_MIGRATION
 from migrations_app.models import MigrationTask
 from tests import processes
+from tests.processes import wait_until
 from tests.factories import HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 REDRIVE_AFTER = 5
 
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def log_of(name: str) -> str:
