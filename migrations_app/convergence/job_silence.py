@@ -15,13 +15,13 @@ NOTE_AFTER_SECONDS = 10.0
 class JobSilence:
     def __init__(self, host_name: str, note: Callable[[str], None], clock: Callable[[], float] = time.monotonic):
         self.host_name, self.note, self.clock = host_name, note, clock
-        self._since: float | None = None
+        # Counted from the last answer (or the watch's start): a call that hangs until its
+        # deadline and calls that then fail at once are one silence, however it began.
+        self._since = clock()
         self._noted = False
 
     def failed(self, error: Exception) -> None:
         now = self.clock()
-        if self._since is None:
-            self._since = now
         if not self._noted and now - self._since >= NOTE_AFTER_SECONDS:
             self._noted = True
             self.note(
@@ -32,4 +32,4 @@ class JobSilence:
     def answered(self) -> None:
         if self._noted:
             self.note(f"libvirt on {self.host_name} answers again after {self.clock() - self._since:.0f} s.")
-        self._since, self._noted = None, False
+        self._since, self._noted = self.clock(), False
