@@ -51,21 +51,21 @@ class Guest:
     def _on_domain(self, action: Callable[[libvirt.virDomain], T], what: str, extra_seconds: float = 0) -> T:
         return self.connection.call(lambda conn: action(conn.lookupByUUIDString(self.uuid)), what, extra_seconds)
 
-    def state(self) -> DomainState:
-        """Where the domain stands on this host; ABSENT when it is not defined here."""
+    def state(self, ask_job: bool = True) -> DomainState:
+        """Where the domain stands on this host; ABSENT when it is not defined here. Without
+        `ask_job`, from its state and reason alone: libvirt answers those even while a job holds
+        the domain (its migration job opening the stream, for one), where the job's statistics
+        wait for that job to end."""
 
         def read(conn: libvirt.virConnect) -> DomainState:
-            try:
-                dom = conn.lookupByUUIDString(self.uuid)
-            except libvirt.libvirtError as error:
-                if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                    return DomainState.ABSENT
-                raise
+            dom = _domain_or_none(conn, self.uuid)
+            if dom is None:
+                return DomainState.ABSENT
             state, reason = dom.state(0)
             # Only a running source can hide a migration behind its state. Asking a domain
             # paused for an incoming migration would wait for that migration's job, and the
             # destination of a broken post-copy has no statistics to give (its state says it).
-            asks_job = state == libvirt.VIR_DOMAIN_RUNNING and not is_post_copy_failed(state, reason)
+            asks_job = ask_job and state == libvirt.VIR_DOMAIN_RUNNING and not is_post_copy_failed(state, reason)
             job = dom.jobStats(0) if asks_job else {}
             return domain_state_of(state, reason, job)
 
@@ -209,13 +209,8 @@ class Guest:
         a migration). Never touches a running domain. Returns whether it removed one."""
 
         def undefine(conn: libvirt.virConnect) -> bool:
-            try:
-                dom = conn.lookupByUUIDString(self.uuid)
-            except libvirt.libvirtError as error:
-                if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                    return False
-                raise
-            if dom.isActive():
+            dom = _domain_or_none(conn, self.uuid)
+            if dom is None or dom.isActive():
                 return False
             dom.undefine()
             return True
@@ -290,34 +285,24 @@ def _cpu_position(root: ET.Element) -> int:
     return len(names)
 
 
-def domain_state(uri: str, uuid: str, timeout: float) -> DomainState:
-    """Where the domain stands on the host at `uri`; UNREACHABLE when the host does not answer."""
+def domain_state(uri: str, uuid: str, timeout: float, ask_job: bool = True) -> DomainState:
+    """Where the domain stands on the host at `uri` (see Guest.state); UNREACHABLE when the
+    host does not answer."""
     try:
         with Connection(uri, timeout) as connection:
-            return Guest(connection, uuid).state()
+            return Guest(connection, uuid).state(ask_job)
     except HypervisorError:
         return DomainState.UNREACHABLE
 
 
-def domain_state_without_job(uri: str, uuid: str, timeout: float) -> DomainState:
-    """As `domain_state`, from the domain's state and reason alone: libvirt answers that even
-    while a job holds the domain (its migration job opening the stream, for one), where asking
-    for the job's statistics waits for that job to end."""
-
-    def read(conn: libvirt.virConnect) -> DomainState:
-        try:
-            dom = conn.lookupByUUIDString(uuid)
-        except libvirt.libvirtError as error:
-            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return DomainState.ABSENT
-            raise
-        state, reason = dom.state(0)
-        return domain_state_of(state, reason, {})
-
+def _domain_or_none(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain | None:
+    """The domain, or None where it is not defined on this host."""
     try:
-        return with_connection(uri, timeout, read)
-    except HypervisorError:
-        return DomainState.UNREACHABLE
+        return conn.lookupByUUIDString(uuid)
+    except libvirt.libvirtError as error:
+        if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise
 
 
 def stop_incoming_copy(uri: str, uuid: str, timeout: float) -> bool:
@@ -330,12 +315,9 @@ def stop_incoming_copy(uri: str, uuid: str, timeout: float) -> bool:
 def _stop_if_incoming_copy(conn: libvirt.virConnect, uuid: str) -> tuple[bool, DomainState]:
     """Destroy the domain only if it is an incoming copy that never ran the guest; returns
     whether it did and the domain's state here afterwards (ABSENT once gone)."""
-    try:
-        dom = conn.lookupByUUIDString(uuid)
-    except libvirt.libvirtError as error:
-        if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return False, DomainState.ABSENT
-        raise
+    dom = _domain_or_none(conn, uuid)
+    if dom is None:
+        return False, DomainState.ABSENT
     state, reason = dom.state(0)
     if not is_incoming_copy(state, reason, bool(dom.isPersistent())):
         return False, domain_state_of(state, reason, {})

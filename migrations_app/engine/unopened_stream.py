@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from hypervisor.guest import domain_state_without_job, stop_incoming_copy
+from hypervisor.guest import domain_state, stop_incoming_copy
 from hypervisor.job import JobSample
 from hypervisor.states import DomainState
 from hypervisor import HypervisorError
@@ -55,7 +55,7 @@ def stop_it(task: MigrationTask, opening: StreamOpening) -> bool:
     the migration is over for certain."""
     opening.tried = True
     uuid, timeout = str(task.vm.uuid), settings.LIBVIRT_CALL_TIMEOUT_SECONDS
-    if domain_state_without_job(task.source.uri, uuid, timeout) != DomainState.RUNNING:
+    if domain_state(task.source.uri, uuid, timeout, ask_job=False) != DomainState.RUNNING:
         return False
     try:
         opening.stopped = stop_incoming_copy(task.destination.uri, uuid, timeout)
@@ -73,7 +73,7 @@ def end(task: MigrationTask) -> None:
         f"answers again (nothing listens there now), else when TCP gives up (about 2 minutes after the start); "
         f"a new migration of {vm} waits for that.",
     )
-    on_source = domain_state_without_job(task.source.uri, str(task.vm.uuid), settings.LIBVIRT_CALL_TIMEOUT_SECONDS)
+    on_source = domain_state(task.source.uri, str(task.vm.uuid), settings.LIBVIRT_CALL_TIMEOUT_SECONDS, ask_job=False)
     failure = (
         f"The migration link to {destination} did not answer: libvirt on {source} could not open the migration stream "
         f"within {STREAM_OPEN_SECONDS:.0f} s, so vmotion stopped the copy waiting on {destination} and nothing moved."
