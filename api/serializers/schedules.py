@@ -12,6 +12,7 @@ from core.time_zones import time_zone_of
 from migrations_app.choices import Priority
 from migrations_app.models import Schedule, ScheduleRun
 from migrations_app.options import BANDWIDTH_RANGE_MIB_S, DEFAULT_MAX_DOWNTIME_MS, MAX_DOWNTIME_RANGE_MS
+from migrations_app import services
 from migrations_app.automation.recurrence import RecurrenceError, zone
 from migrations_app.web.wizard import MAX_BATCH
 
@@ -103,13 +104,22 @@ class ScheduleSerializer(StrictJsonTypes, serializers.ModelSerializer):
 
 class ScheduleDetailSerializer(ScheduleSerializer):
     runs = serializers.SerializerMethodField(help_text="Its latest 50 runs, newest first")
+    warnings = serializers.SerializerMethodField(help_text=(
+        "What its settings risk: when it allows post-copy, a warning for hosts its moves may use whose libvirt "
+        "(as the inventory recorded it) cannot resume a post-copy whose link broke, which loses the running guest. "
+        "Empty when none"
+    ))
 
     class Meta(ScheduleSerializer.Meta):
-        fields = [*ScheduleSerializer.Meta.fields, "runs"]
+        fields = [*ScheduleSerializer.Meta.fields, "runs", "warnings"]
 
     @extend_schema_field(ScheduleRunSerializer(many=True))
     def get_runs(self, schedule: Schedule) -> list[dict]:
         return ScheduleRunSerializer(schedule.runs.select_related("batch", "evacuation")[:50], many=True).data
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_warnings(self, schedule: Schedule) -> list[str]:
+        return services.schedule_post_copy_warnings(schedule)
 
 
 def _in_zone(moment: datetime, time_zone: str) -> datetime:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
+from inventory.models import Host
 from migrations_app.models import Schedule
 from tests.api import token_client
 from tests.factories import HostFactory, VirtualMachineFactory
@@ -123,3 +124,19 @@ def test_a_viewer_reads_schedules_but_may_not_make_one(viewer, api):
     assert client.get("/api/v1/schedules/").json()["count"] == 1
     assert client.post("/api/v1/schedules/", nightly(name="other"), format="json").status_code == 403
     assert Schedule.objects.count() == 1
+
+
+def test_a_schedule_that_allows_post_copy_between_hosts_whose_libvirt_cannot_resume_it_carries_the_warning(api):
+    Host.objects.filter(name__in=["kvm1", "kvm2"]).update(libvirt_version="11.3.0")
+
+    created = api.post("/api/v1/schedules/", nightly(allow_post_copy=True), format="json")
+    without = api.post("/api/v1/schedules/", nightly(name="no post-copy"), format="json")
+    read = api.get(created["Location"]).json()
+    Host.objects.filter(name__in=["kvm1", "kvm2"]).update(libvirt_version="11.4.0")
+    resumable = api.get(created["Location"]).json()
+
+    assert created.status_code == 201, created.json()
+    [warning] = created.json()["warnings"]
+    assert warning.startswith("A broken link during the post-copy phase loses the running guest on this libvirt (libvirt 11.3.0)")
+    assert read["warnings"] == [warning]
+    assert without.json()["warnings"] == [] and resumable["warnings"] == []
