@@ -2,7 +2,7 @@
 """The fault suite: every mid-migration fault the lab tests inject, each run several times in
 one lab, and the matrix of what came of it.
 
-    .venv/bin/python bench/faults.py              # each fault 3 times, ~25 min
+    .venv/bin/python bench/faults.py              # each fault 3 times, about an hour
     .venv/bin/python bench/faults.py --repeat 5 --only link --only "gone from the network"
 
 Each fault is a lab test (tests/lab/), which asserts what must hold after it: virsh shows the
@@ -13,8 +13,9 @@ down at the end.
 
 Root only. Its own lab (/var/lib/vmotion-bench-faults, netns vmotion-faults, or --lab-dir and
 --netns), test database (vmotion_faults) and Redis database (12), so it can run beside the test
-suite's. Prints the matrix, with each task's seconds from the fault to its final state where
-the test records them, and writes it as JSON to bench/results/faults-<timestamp>.json.
+suite's. Prints the matrix, with each task's seconds from the fault to its final state (every
+test records them; a fault whose test recorded none is a miss), and writes it as JSON, with
+the command and commit, to bench/results/faults-<timestamp>.json.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ if __name__ == "__main__":
 
 from bench import script  # noqa: E402
 from bench.config import RESULTS_DIR, ROOT, VENV_PYTHON  # noqa: E402
+from bench.control_plane import git_revision  # noqa: E402
 
 LAB_DIR = "/var/lib/vmotion-bench-faults"
 NETNS = "vmotion-faults"
@@ -71,16 +73,26 @@ def run_round(number: int, faults: dict[str, str], results_dir: Path, lab_dir: s
     # Every fault, those the test suite leaves out as taking minutes included.
     command = ["bash", "scripts/test.sh", "-q", "-p", "no:cacheprovider", "-m", "lab", f"--junitxml={report}", *faults.values()]
     subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return outcomes(report, faults)
+
+
+def outcomes(report: Path, faults: dict[str, str]) -> dict[str, dict]:
+    """Each fault's outcome from the round's JUnit report: passed only when its test passed and
+    recorded the seconds from the fault to the task's final state."""
     by_test = {}
     for case in ET.parse(report).iter("testcase"):
         problem = case.find("failure") if case.find("failure") is not None else case.find("error")
-        # A test that measures it records the seconds from its fault to the task's final state.
-        to_final = case.find("properties/property[@name='seconds_to_final']")
+        to_final = _recorded(case, "seconds_to_final")
+        message = "" if problem is None else (problem.get("message") or problem.tag)[:300]
+        if case.find("skipped") is not None:
+            message = "skipped"
+        elif problem is None and to_final is None:
+            message = "no time from the fault to the task's final state was recorded"  # missing data is a miss
         by_test[case.get("name")] = {
-            "passed": problem is None and case.find("skipped") is None,
+            "passed": not message,
             "seconds": float(case.get("time", 0)),
-            "seconds_to_final": _recorded(case, "seconds_to_final"),
-            "message": "" if problem is None else (problem.get("message") or "")[:300],
+            "seconds_to_final": to_final,
+            "message": message,
         }
     missing = {"passed": False, "seconds": 0.0, "seconds_to_final": None, "message": "did not run"}
     return {fault: by_test.get(test.rpartition("::")[2], missing) for fault, test in faults.items()}
@@ -95,13 +107,18 @@ def _recorded(case: ET.Element, name: str) -> float | None:
 
 
 def print_matrix(rounds: list[dict[str, dict]]) -> None:
-    print(f"\n{'fault':48} {'passed':>8} {'median s':>9} {'worst s':>8}  to final after the fault, s")
+    """Per fault: rounds passed, the seconds from the fault to the task's final state (median,
+    worst, each round's) and the test's own seconds (median)."""
+    print(f"\n{'fault':48} {'passed':>8} {'final s median':>15} {'worst':>6}  {'each round':18} {'test s':>7}")
     for fault in rounds[0]:
         runs = [round_[fault] for round_ in rounds]
-        seconds = [run["seconds"] for run in runs]
         passed = sum(run["passed"] for run in runs)
-        to_final = " ".join("-" if run.get("seconds_to_final") is None else f"{run['seconds_to_final']:.1f}" for run in runs)
-        print(f"{fault:48} {passed:>4}/{len(runs):<3} {statistics.median(seconds):>9.1f} {max(seconds):>8.1f}  {to_final}")
+        to_final = [run["seconds_to_final"] for run in runs if run.get("seconds_to_final") is not None]
+        median = f"{statistics.median(to_final):.1f}" if to_final else "-"
+        worst = f"{max(to_final):.1f}" if to_final else "-"
+        each = " ".join("-" if run.get("seconds_to_final") is None else f"{run['seconds_to_final']:.1f}" for run in runs)
+        test_seconds = statistics.median(run["seconds"] for run in runs)
+        print(f"{fault:48} {passed:>4}/{len(runs):<3} {median:>15} {worst:>6}  {each:18} {test_seconds:>7.1f}")
         for number, run in enumerate(runs, 1):
             if not run["passed"]:
                 print(f"    round {number}: {run['message']}")
@@ -134,7 +151,8 @@ def main(argv: list[str]) -> int:
         subprocess.run(lab_down, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print_matrix(rounds)
     output = results_dir / f"faults-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    output.write_text(json.dumps({"faults": faults, "rounds": rounds}, indent=2))
+    run = {"command": " ".join(["bench/faults.py", *argv]), "commit": git_revision(), "machine_load": os.getloadavg()}
+    output.write_text(json.dumps({**run, "faults": faults, "rounds": rounds}, indent=2))
     print(f"\nwritten to {output.relative_to(ROOT)}")
     return 0 if all(run["passed"] for round_ in rounds for run in round_.values()) else 1
 

@@ -19,6 +19,7 @@ from inventory.models import Host
 from lab import control as lab_control
 from lab.commands import domain_names, virsh
 from lab.config import GuestWorkload, LabConfig
+from migrations_app.choices import TaskState
 from migrations_app.models import MigrationTask
 from tests import processes
 from tests.prerequisites import require
@@ -161,3 +162,26 @@ def wait_for_state(task: MigrationTask, states, timeout: float = 60) -> Migratio
             return task
         time.sleep(0.1)
     raise AssertionError(f"task #{task.pk} stayed {task.state}, not {states}: {[e.message for e in task.events.all()]}")
+
+
+FINAL = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+def timeline(task: MigrationTask) -> str:
+    return "\n".join(f"{event.at:%H:%M:%S.%f} {event.message}" for event in task.events.all())
+
+
+def final_within(task: MigrationTask, seconds: float, since: float, record_property=None) -> MigrationTask:
+    """The task once final, at most `seconds` after `since` (the time.monotonic() of the fault).
+    With `record_property`, the seconds it took go into the test report as seconds_to_final,
+    which bench/faults.py tabulates."""
+    deadline = since + seconds
+    while True:
+        task.refresh_from_db()
+        if task.state in FINAL:
+            if record_property is not None:
+                record_property("seconds_to_final", f"{time.monotonic() - since:.1f}")
+            return task
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"task #{task.pk} still {task.state} {seconds:.0f} s after the fault:\n{timeline(task)}")
+        time.sleep(0.1)

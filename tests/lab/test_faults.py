@@ -26,11 +26,10 @@ from migrations_app import services
 from migrations_app.choices import TaskState
 from migrations_app.models import MigrationTask, ProgressSample
 from tests import processes
-from tests.lab.conftest import at_full_speed, defined_on, wait_for_state, where_runs
+from tests.lab.conftest import FINAL, at_full_speed, defined_on, final_within, timeline, wait_for_state, where_runs
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
 
-FINAL = [TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED]
 OUTAGE_NOTED = "The database did not answer for"  # the worker's note, once the database answers again
 
 
@@ -62,14 +61,11 @@ def moving(name: str, bandwidth_mib_s: int) -> tuple[VirtualMachine, Host, Migra
     return vm, destination, task
 
 
-def timeline(task: MigrationTask) -> str:
-    return "\n".join(f"{event.at:%H:%M:%S.%f} {event.message}" for event in task.events.all())
-
-
-def test_the_database_dropping_the_workers_connections_mid_migration_loses_nothing(lab, workers, home_hosts):
+def test_the_database_dropping_the_workers_connections_mid_migration_loses_nothing(lab, workers, home_hosts, record_property):
     name = "lab-vm3"
     vm, destination, task = moving(name, bandwidth_mib_s=5)
 
+    dropped = time.monotonic()
     assert terminate_every_other_connection() > 0
 
     # Once the worker is back on the database, the cap that kept the copy going has served.
@@ -81,7 +77,7 @@ def test_the_database_dropping_the_workers_connections_mid_migration_loses_nothi
         assert time.monotonic() < deadline, timeline(task)
         time.sleep(0.1)
     at_full_speed(task)
-    task = wait_for_state(task, FINAL, timeout=120)
+    task = final_within(task, 120, dropped, record_property)
     assert task.state == TaskState.SUCCEEDED, timeline(task)
     assert where_runs(name) == [destination.name] and defined_on(name) == [destination.name]
     assert "The database did not answer for" in timeline(task)
@@ -102,40 +98,34 @@ def incoming_qemu_pid(lab_config, host: str, vm_name: str) -> int:
     return pid
 
 
-def test_the_destinations_incoming_qemu_killed_mid_migration_leaves_the_guest_on_its_source(lab, lab_config, workers, home_hosts):
+def test_the_destinations_incoming_qemu_killed_mid_migration_leaves_the_guest_on_its_source(lab, lab_config, workers, home_hosts, record_property):
     name = "lab-vm5"
     vm, destination, task = moving(name, bandwidth_mib_s=2)
 
+    killed = time.monotonic()
     os.kill(incoming_qemu_pid(lab_config, destination.name, name), signal.SIGKILL)
 
-    task = wait_for_state(task, FINAL, timeout=60)
+    task = final_within(task, 60, killed, record_property)
     assert task.state == TaskState.FAILED, timeline(task)
     assert f"still runs on {vm.host.name}" in task.error
     assert where_runs(name) == [vm.host.name] and defined_on(name) == [vm.host.name]
     assert VirtualMachine.objects.get(name=name).host == vm.host
 
 
-def test_the_migration_link_cut_mid_pre_copy_fails_the_task_with_the_guest_on_its_source(lab, lab_config, workers, home_hosts):
+def test_the_migration_link_cut_mid_pre_copy_fails_the_task_with_the_guest_on_its_source(lab, lab_config, workers, home_hosts, record_property):
     name = "lab-vm2"
     vm, destination, task = moving(name, bandwidth_mib_s=5)
 
+    cut = time.monotonic()
     link.cut(lab_config, destination.name)
     try:
-        task = wait_for_state(task, FINAL, timeout=60)
+        task = final_within(task, 60, cut, record_property)
     finally:
         link.restore(lab_config, destination.name)
 
     assert task.state == TaskState.FAILED, timeline(task)
     assert "the migration link is down" in task.error and f"still runs on {vm.host.name}" in task.error, task.error
     assert where_runs(name) == [vm.host.name] and defined_on(name) == [vm.host.name]
-
-
-def final_within(task: MigrationTask, seconds: float, since: float, record_property) -> MigrationTask:
-    """The task once final, at most `seconds` after `since` (a time.monotonic()); the time it
-    took goes into the test report, where bench/faults.py reads it."""
-    task = wait_for_state(task, FINAL, timeout=max(0.0, since + seconds - time.monotonic()))
-    record_property("seconds_to_final", f"{time.monotonic() - since:.1f}")
-    return task
 
 
 def wait_for_libvirt_to_let_go(uri: str, name: str, timeout: float = 150) -> None:
@@ -298,7 +288,7 @@ def _task_row(database_url: str, task_id: int) -> tuple[str, str, list[str], int
     return state, error, events, moved
 
 
-def test_the_database_restarted_mid_migration_loses_nothing(lab_inventory, home_hosts, own_postgres):
+def test_the_database_restarted_mid_migration_loses_nothing(lab_inventory, home_hosts, own_postgres, record_property):
     database_url, restart_database = own_postgres
     name = "lab-vm3"
     vm = VirtualMachine.objects.select_related("host").get(name=name)
@@ -311,6 +301,7 @@ def test_the_database_restarted_mid_migration_loses_nothing(lab_inventory, home_
             assert time.monotonic() < deadline, _task_row(database_url, task_id)
             time.sleep(0.2)
 
+        restarted = time.monotonic()
         restart_database(down_seconds=3)
 
         # Once the worker is back on the database, the cap that kept the copy going has served
@@ -325,7 +316,8 @@ def test_the_database_restarted_mid_migration_loses_nothing(lab_inventory, home_
         deadline = time.monotonic() + 120
         while (row := _task_row_when_answering(database_url, task_id))[0] not in ("succeeded", "failed", "cancelled"):
             assert time.monotonic() < deadline, row
-            time.sleep(0.5)
+            time.sleep(0.2)
+        record_property("seconds_to_final", f"{time.monotonic() - restarted:.1f}")
     finally:
         processes.stop_all(started)
     state, error, events, _ = row

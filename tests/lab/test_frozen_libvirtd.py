@@ -22,8 +22,8 @@ from lab import control as lab_control
 from lab.commands import domain_names
 from migrations_app.choices import TaskState
 from migrations_app.models import MigrationTask
-from tests.lab.conftest import where_runs
-from tests.lab.test_faults import FINAL, moving, timeline
+from tests.lab.conftest import final_within, timeline, where_runs
+from tests.lab.test_faults import moving
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
 
@@ -45,19 +45,6 @@ def frozen(lab_config, host: str, seconds: float = FROZEN_FOR_SECONDS):
         lab_control.signal_host_daemon(lab_config, host, signal.SIGCONT)
 
 
-def final_within_a_minute(task: MigrationTask, fault_at: float, record_property) -> MigrationTask:
-    deadline = fault_at + FINAL_WITHIN_SECONDS
-    while time.monotonic() < deadline:
-        task.refresh_from_db()
-        if task.state in FINAL:
-            took = time.monotonic() - fault_at
-            record_property("seconds_to_final", f"{took:.1f}")
-            print(f"task #{task.pk} final {took:.1f} s after the fault")
-            return task
-        time.sleep(0.2)
-    raise AssertionError(f"task #{task.pk} still {task.state} {FINAL_WITHIN_SECONDS} s after the fault:\n{timeline(task)}")
-
-
 def confirmed_once_both_answer(task: MigrationTask, timeout: float = 30) -> str:
     """The timeline's line in which recovery confirms, with both hosts, where the VM runs."""
     deadline = time.monotonic() + timeout
@@ -74,7 +61,7 @@ def test_the_sources_libvirtd_frozen_mid_migration_is_ended_from_the_destination
     vm, destination, task = moving(name, bandwidth_mib_s=3)
     source = vm.host
     with frozen(lab_config, source.name) as fault_at:
-        task = final_within_a_minute(task, fault_at, record_property)
+        task = final_within(task, FINAL_WITHIN_SECONDS, fault_at, record_property)
         assert task.state == TaskState.FAILED, timeline(task)
         assert f"libvirt on {source.name} stopped answering during the migration" in task.error
         assert f"{name} still runs on {source.name}" in task.error
@@ -94,7 +81,7 @@ def test_the_destinations_libvirtd_frozen_mid_migration_is_aborted_on_the_source
     vm, destination, task = moving(name, bandwidth_mib_s=3)
     source = vm.host
     with frozen(lab_config, destination.name) as fault_at:
-        task = final_within_a_minute(task, fault_at, record_property)
+        task = final_within(task, FINAL_WITHIN_SECONDS, fault_at, record_property)
         assert task.state == TaskState.FAILED, timeline(task)
         assert f"libvirt on {destination.name} stopped answering during the migration" in task.error
         assert f"aborted it on {source.name}. {name} still runs on {source.name}." in task.error
