@@ -107,12 +107,3 @@ def recent_nonzero_memory(vm: VirtualMachine, now: datetime | None = None) -> in
 def record_nonzero_memory(vm: VirtualMachine, nonzero_bytes: int, now: datetime) -> None:
     vm.nonzero_memory_bytes, vm.nonzero_memory_read_at = nonzero_bytes, now
 
-
-def cpu_demand_share(vm: VirtualMachine, cores_used: float | None = None) -> float | None:
-    """The share of its vCPUs' time the guest used at the last syncs (`cores_used` where the
-    caller read it elsewhere): what QEMU's auto-converge throttle has to take from it before
-    it writes any slower. None where not measured."""
-    cores = vm.cpu_cores_used if cores_used is None else cores_used
-    if cores is None or not vm.vcpus:
-        return None
-    return min(max(cores / vm.vcpus, 0.0), 1.0)

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from hypervisor import HypervisorError
 from hypervisor.guest import Guest
-from inventory.dirty_rate import cpu_demand_share, record_nonzero_memory, recent_dirty_rate, recent_nonzero_memory, recent_working_set
-from inventory.models import VirtualMachine, VmLoadSample
+from inventory.dirty_rate import record_nonzero_memory, recent_dirty_rate, recent_nonzero_memory, recent_working_set
+from inventory.models import VirtualMachine
 
 from migrations_app.forecast.replay import Forecast, replay
 from migrations_app.forecast.history import LinkRates, first_pass_hints
@@ -32,7 +32,7 @@ def forecast(guest: Guest, vm: VirtualMachine, inputs: ConvergenceInputs, link: 
         nonzero = _sample_memory(guest, vm)
     return replay(
         resident, inputs, link, dirty_rate, first_pass, recent_working_set(vm), sampled_now=sampled_now,
-        measured_at=timezone.now() if sampled_now else None, nonzero_bytes=nonzero, cpu_demand=_cpu_demand(vm),
+        measured_at=timezone.now() if sampled_now else None, nonzero_bytes=nonzero,
     )
 
 
@@ -48,11 +48,3 @@ def _sample_memory(guest: Guest, vm: VirtualMachine) -> int | None:
         VirtualMachine.objects.filter(pk=vm.pk).update(nonzero_memory_bytes=nonzero, nonzero_memory_read_at=vm.nonzero_memory_read_at)
     return nonzero
 
-
-def _cpu_demand(vm: VirtualMachine) -> float | None:
-    """Its CPU demand at the last sync; the one before where that sync was its first since a
-    move (a new QEMU process's CPU time has nothing to be measured against yet)."""
-    if vm.cpu_cores_used is not None:
-        return cpu_demand_share(vm)
-    last = VmLoadSample.objects.filter(vm=vm).order_by("-at").values_list("cpu_cores_used", flat=True).first()
-    return cpu_demand_share(vm, last) if last is not None else None

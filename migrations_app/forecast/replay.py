@@ -70,11 +70,10 @@ def memory_in_use(resident_bytes: int, first_pass: FirstPassHint | None, nonzero
 def replay(
     resident_bytes: int, inputs: ConvergenceInputs, link: LinkRates, dirty_rate: int | None,
     first_pass: FirstPassHint | None = None, working_set: int | None = None, *, sampled_now: bool, measured_at: datetime | None,
-    nonzero_bytes: int | None = None, cpu_demand: float | None = None,
+    nonzero_bytes: int | None = None,
 ) -> Forecast:
     """Replay the migration from the guest's memory in use (`memory_in_use`) and dirty rate.
-    The working set, the pages it keeps rewriting, bounds what each pass resends; its CPU
-    demand, how much auto-converge's throttle slows it."""
+    The working set, the pages it keeps rewriting, bounds what each pass resends."""
     in_use = memory_in_use(resident_bytes, first_pass, nonzero_bytes)
     # Whether the guest outruns the link is a matter of how fast its dirtied pages are resent.
     inputs = dataclasses.replace(
@@ -84,7 +83,7 @@ def replay(
             first_pass_pause_ms(in_use, dirty_rate, link.first_pass_bytes_s, link.resend_bytes_s, working_set) if dirty_rate is not None else None
         ),
     )
-    prediction = predict(in_use, dirty_rate or 0, link.first_pass_bytes_s, inputs, POLICY, working_set, link.resend_bytes_s, cpu_demand)
+    prediction = predict(in_use, dirty_rate or 0, link.first_pass_bytes_s, inputs, POLICY, working_set, link.resend_bytes_s)
     return Forecast(prediction, inputs, resident_bytes, in_use, dirty_rate, link, sampled_now, measured_at)
 
 

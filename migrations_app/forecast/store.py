@@ -16,7 +16,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from inventory import enqueue
-from inventory.dirty_rate import cpu_demand_share, measured_at, recent_dirty_rate, recent_nonzero_memory, recent_working_set
+from inventory.dirty_rate import measured_at, recent_dirty_rate, recent_nonzero_memory, recent_working_set
 from inventory.models import Host, VirtualMachine
 
 from migrations_app.forecast.history import FirstPassHint, LinkRates, expected_link_rates, first_pass_hints
@@ -62,7 +62,7 @@ def _from_inventory(
     taken = [moment for moment in (measured_at(vm, now) if rate is not None else now, resident_at) if moment is not None]
     return MoveForecast(replay(
         resident, inputs, link, rate, first_pass, recent_working_set(vm, now), sampled_now=False, measured_at=min(taken),
-        nonzero_bytes=recent_nonzero_memory(vm, now), cpu_demand=cpu_demand_share(vm),
+        nonzero_bytes=recent_nonzero_memory(vm, now),
     ))
 
 

@@ -8,7 +8,6 @@ from django.utils import timezone
 
 from inventory.dirty_rate import (
     READINGS_KEPT,
-    cpu_demand_share,
     record_dirty_rate,
     recent_dirty_rate,
     recent_nonzero_memory,
@@ -178,8 +177,3 @@ def test_the_non_zero_memory_sampled_stands_as_long_as_a_rate_does(settings):
     assert recent_nonzero_memory(old) is None and recent_nonzero_memory(VirtualMachineFactory()) is None
 
 
-def test_cpu_demand_is_the_share_of_the_vcpus_time_used():
-    assert cpu_demand_share(VirtualMachineFactory(vcpus=2, cpu_cores_used=0.5)) == 0.25
-    assert cpu_demand_share(VirtualMachineFactory(vcpus=1, cpu_cores_used=1.3)) == 1.0  # emulation's own threads
-    assert cpu_demand_share(VirtualMachineFactory(vcpus=1, cpu_cores_used=None)) is None
-    assert cpu_demand_share(VirtualMachineFactory(vcpus=2, cpu_cores_used=None), 1.0) == 0.5
