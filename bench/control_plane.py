@@ -120,6 +120,19 @@ class Workers:
         log(f"{name} started (pid {process.pid}, log {log_path})")
         return name, process
 
+    def cpu_seconds(self) -> float:
+        """CPU time the worker and the scheduler used so far, with their ended children (the
+        worker runs each job in a child it waits for)."""
+        total = 0.0
+        for _, process in self.processes:
+            try:
+                fields = Path(f"/proc/{process.pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # gone: on_current_code restarts it before the next run
+            # utime, stime, cutime, cstime: the 12th-15th fields after the command's name
+            total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def stop(self) -> None:
         for name, process in reversed(self.processes):
             stop_session(process)

@@ -131,7 +131,9 @@ class EngineMigrator(Migrator):
         if run.cap_mib_s is not UNCAPPED:
             command += ["--bandwidth", str(run.cap_mib_s)]
         log(f"  $ {' '.join(command[1:])}")
+        cpu_before = self.workers.cpu_seconds()
         output = self._follow(subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), run)
+        run.control_plane_cpu_ms = round((self.workers.cpu_seconds() - cpu_before) * 1000)
         result = next((json.loads(line) for line in reversed(output) if line.startswith("{")), None)
         if result is None:
             run.outcome = "no result"

@@ -25,6 +25,9 @@ class Run:
     bytes: int | None = None  # data processed
     iterations: int | None = None
     submit_to_migrate_ms: int | None = None  # engine: task submitted -> libvirt's migrate call
+    # engine: CPU its worker (the job's process) and scheduler used, submission to end; on a
+    # machine whose cores the copy and the guests fill, what the control plane took from them
+    control_plane_cpu_ms: int | None = None
     predicted_total_ms: int | None = None
     predicted_downtime_ms: int | None = None
     prediction: str = ""
@@ -88,6 +91,8 @@ def describe(run: Run) -> str:
     if run.iterations is not None:
         parts.append(f"{run.iterations} iterations")
     parts.append(f"client gap {run.client_gap_ms:.0f} ms" if run.client_gap_ms is not None else f"client: {run.client_error}")
+    if run.control_plane_cpu_ms is not None:
+        parts.append(f"control plane CPU {run.control_plane_cpu_ms} ms")
     if run.guest_kept_running is False or run.guest_mismatches:
         parts.append(f"GUEST kept_running={run.guest_kept_running} mismatches={run.guest_mismatches}")
     if run.error and not run.converged:

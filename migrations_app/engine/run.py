@@ -130,6 +130,16 @@ def _refresh(task: MigrationTask) -> None:
 
 
 def _migrate(task: MigrationTask) -> None:
+    # Watched from before the forecast, so that opening the watches' connections costs the
+    # hosts nothing once the copy runs (uncapped, the copy is CPU-bound).
+    hosts = HostSilence(task)
+    try:
+        _migrate_watched(task, hosts)
+    finally:
+        hosts.stop()
+
+
+def _migrate_watched(task: MigrationTask, hosts: HostSilence) -> None:
     vm, source, destination = task.vm, task.source, task.destination
     events = event_loop_running()  # before the connection, or libvirt sends it no events
     with Connection(source.uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS) as connection:
@@ -153,7 +163,6 @@ def _migrate(task: MigrationTask) -> None:
         wake = threading.Event()  # a pass ended, or the migrate call returned
         stop_following = _follow_pass_ends(task, guest, wake) if events else lambda: None
         task.transition(TaskState.MIGRATING, f"Copying {vm.name}'s memory to {destination.name}.")
-        hosts = HostSilence(task)
         run = MigrationRun(source.uri, request, on_done=wake.set).start()
         database = DatabaseLink(noted=lambda seconds: _note_outage(task, seconds))
 
@@ -171,15 +180,12 @@ def _migrate(task: MigrationTask) -> None:
                 cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy, hosts, opening)
         finally:
             stop_following()
-    try:
-        if opening.stopped:
-            unopened_stream.end(task)
-        elif not run.wait(0) and source_fell_silent(hosts):
-            end_without_source(task, hosts)
-        else:
-            _end(task, run, monitor, cancelled, database, hosts)
-    finally:
-        hosts.stop()
+    if opening.stopped:
+        unopened_stream.end(task)
+    elif not run.wait(0) and source_fell_silent(hosts):
+        end_without_source(task, hosts)
+    else:
+        _end(task, run, monitor, cancelled, database, hosts)
     # The destination first: read the other way round, a VM that moved would show as missing
     # until the destination answered (a second or so over SSH).
     for host in (destination, source):

@@ -208,7 +208,7 @@ def fake_engine(monkeypatch, running: dict[str, set[str]], without_prediction: b
     monkeypatch.setattr(migrators.subprocess, "Popen", lambda *args, **kwargs: FakeProcess([json.dumps(ENGINE_SAYS_SUCCEEDED)]))
     monkeypatch.setattr(migrators, "domain_names", lambda uri, all_domains=False: running[uri])
     lab = SimpleNamespace(uri={"lab-host1": "uri-1", "lab-host2": "uri-2"})
-    return migrators.EngineMigrator("pre-copy", lab, SimpleNamespace(on_current_code=lambda: None), {}, 300, without_prediction)
+    return migrators.EngineMigrator("pre-copy", lab, SimpleNamespace(on_current_code=lambda: None, cpu_seconds=lambda: 0.0), {}, 300, without_prediction)
 
 
 def test_the_test_switch_leaves_an_engine_run_without_its_prediction(monkeypatch):
