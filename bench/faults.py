@@ -2,7 +2,7 @@
 """The fault suite: every mid-migration fault the lab tests inject, each run several times in
 one lab, and the matrix of what came of it.
 
-    .venv/bin/python bench/faults.py              # each fault 3 times, about an hour
+    .venv/bin/python bench/faults.py              # each fault 3 times, about 25 minutes
     .venv/bin/python bench/faults.py --repeat 5 --only link --only "gone from the network"
 
 Each fault is a lab test (tests/lab/), which asserts what must hold after it: virsh shows the
