@@ -150,6 +150,9 @@ class EngineMigrator(Migrator):
         on_destination = run.guest in domain_names(self.lab.uri[run.destination])
         on_source = run.guest in domain_names(self.lab.uri[run.source])
         run.converged, placement = placement_verdict(result is not None and result.get("state") == "succeeded", on_source, on_destination)
+        if on_destination:
+            # libvirt's own figures of the job, as for virsh's runs (the source undefined the guest)
+            run.libvirt_stats = rawstats(self.lab.uri[run.destination], run.guest, completed=True)
         if placement != "converged":
             run.outcome = f"{run.outcome}: {placement}" if result is not None else placement
         if run.task:

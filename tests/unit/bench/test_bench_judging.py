@@ -207,6 +207,7 @@ def fake_engine(monkeypatch, running: dict[str, set[str]], without_prediction: b
     monkeypatch.setattr(migrators, "measured_in_its_new_process", lambda guest: None)
     monkeypatch.setattr(migrators.subprocess, "Popen", lambda *args, **kwargs: FakeProcess([json.dumps(ENGINE_SAYS_SUCCEEDED)]))
     monkeypatch.setattr(migrators, "domain_names", lambda uri, all_domains=False: running[uri])
+    monkeypatch.setattr(migrators, "rawstats", lambda uri, guest, completed=False: {"time_elapsed": 3400})
     lab = SimpleNamespace(uri={"lab-host1": "uri-1", "lab-host2": "uri-2"})
     return migrators.EngineMigrator("pre-copy", lab, SimpleNamespace(on_current_code=lambda: None, cpu_seconds=lambda: 0.0), {}, 300, without_prediction)
 
