@@ -139,19 +139,21 @@ def predict(
             return _cannot_meet_slo(run, pause_ms, workload, options, policy)
 
 
-def first_pass_pause_ms(
+def pass_end_pauses_ms(
     memory_in_use_bytes: int, dirty_rate_bytes_s: int, bandwidth_bytes_s: int, resend_bytes_s: int | None = None,
     working_set_bytes: int | None = None,
-) -> int:
-    """The final pause were the migration to complete at the end of its first pass: what the
-    guest dirties while the pass sends its memory in use (at least the measurement's
-    resolution, at most its working set), resent at the later passes' rate. The policy starts
-    max downtime there when it fits the SLO (`policy.starting_downtime_ms`)."""
+) -> tuple[int, int]:
+    """The final pause were the migration to complete at the end of its first pass, and at the
+    end of its second: what the guest dirties while a pass sends (at least the measurement's
+    resolution, at most its working set), resent at the later passes' rate. The first pass
+    sends its memory in use, the second what it dirtied meanwhile. The policy starts max
+    downtime at the first of them that fits the SLO (`policy.starting_downtime_ms`)."""
     resend_bytes_s = resend_bytes_s or bandwidth_bytes_s
-    pass_s = memory_in_use_bytes / bandwidth_bytes_s
     rewritten = min(working_set_bytes, memory_in_use_bytes) if working_set_bytes is not None else memory_in_use_bytes
-    dirtied = min((dirty_rate_bytes_s + DIRTY_RATE_RESOLUTION_BYTES_S) * pass_s, rewritten)
-    return round(dirtied * 1000 / resend_bytes_s)
+    rate = dirty_rate_bytes_s + DIRTY_RATE_RESOLUTION_BYTES_S
+    first = min(rate * memory_in_use_bytes / bandwidth_bytes_s, rewritten)
+    second = min(rate * first / resend_bytes_s, rewritten)
+    return round(first * 1000 / resend_bytes_s), round(second * 1000 / resend_bytes_s)
 
 
 def _carried_out(state: PolicyState, actions: list[Action]) -> PolicyState:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from migrations_app.forecast.history import FirstPassHint, LinkRates
 from migrations_app.convergence.policy import MB, MIB, ConvergenceInputs, ConvergencePolicy
-from migrations_app.convergence.prediction import Prediction, first_pass_pause_ms, predict
+from migrations_app.convergence.prediction import Prediction, pass_end_pauses_ms, predict
 
 POLICY = ConvergencePolicy()
 
@@ -79,8 +79,8 @@ def replay(
     inputs = dataclasses.replace(
         inputs, measured_dirty_rate_bytes_s=dirty_rate or 0, expected_link_bytes_s=link.resend_bytes_s,
         # Unmeasured, the guest might dirty anything: no start above the usual one.
-        forecast_first_pause_ms=(
-            first_pass_pause_ms(in_use, dirty_rate, link.first_pass_bytes_s, link.resend_bytes_s, working_set) if dirty_rate is not None else None
+        forecast_pass_pauses_ms=(
+            pass_end_pauses_ms(in_use, dirty_rate, link.first_pass_bytes_s, link.resend_bytes_s, working_set) if dirty_rate is not None else None
         ),
     )
     prediction = predict(in_use, dirty_rate or 0, link.first_pass_bytes_s, inputs, POLICY, working_set, link.resend_bytes_s)

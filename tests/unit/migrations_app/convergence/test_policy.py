@@ -142,28 +142,38 @@ def test_start_uses_the_slo_when_it_is_below_the_initial_downtime():
 def test_where_the_forecast_says_the_first_pass_leaves_a_pause_that_fits_the_slo_it_starts_at_the_step_holding_it():
     # An idle guest over gigabit: its first pass leaves 28 ms by the forecast; twice that is
     # 56 ms, above the 53 ms step, so it starts at 95 ms rather than spend a pass at 30 ms.
-    state, actions = start(replace(PRECOPY_ONLY, forecast_first_pause_ms=28), POLICY)
+    state, actions = start(replace(PRECOPY_ONLY, forecast_pass_pauses_ms=(28, 1)), POLICY)
 
     assert state.max_downtime_ms == 95
     assert actions[0].reason == (
         "Max downtime starts at 95 ms: the forecast expects the first pass to leave a 28 ms pause, within the 300 ms SLO; "
         "it rises to the SLO only if the guest does not converge."
     )
-    assert policy.starting_downtime_ms(replace(PRECOPY_ONLY, forecast_first_pause_ms=10), POLICY) == 30
-    assert policy.starting_downtime_ms(replace(PRECOPY_ONLY, forecast_first_pause_ms=250), POLICY) == 300
+    assert policy.starting_downtime_ms(replace(PRECOPY_ONLY, forecast_pass_pauses_ms=(10, 1)), POLICY) == 30
+    assert policy.starting_downtime_ms(replace(PRECOPY_ONLY, forecast_pass_pauses_ms=(250, 150)), POLICY) == 300
 
 
-@pytest.mark.parametrize("expected_ms", [None, 301, 2_000])
-def test_without_a_forecast_or_where_the_first_pause_would_exceed_the_slo_it_starts_low(expected_ms):
-    state, _ = start(replace(PRECOPY_ONLY, forecast_first_pause_ms=expected_ms), POLICY)
+@pytest.mark.parametrize("expected_ms", [None, (301, 301), (2_000, 2_000)])
+def test_without_a_forecast_or_where_both_passes_would_leave_a_pause_above_the_slo_it_starts_low(expected_ms):
+    state, _ = start(replace(PRECOPY_ONLY, forecast_pass_pauses_ms=expected_ms), POLICY)
 
     assert state.max_downtime_ms == 30
 
 
-def test_from_a_higher_start_a_pass_that_misses_it_still_steps_up_to_the_slo():
-    state, _ = start(replace(PRECOPY_ONLY, forecast_first_pause_ms=28), POLICY)
+def test_where_only_the_second_pass_leaves_a_pause_that_fits_the_slo_it_starts_at_the_step_holding_that():
+    # 20 MB/s over gigabit: the first pass leaves 572 ms, the second 104 ms; twice that is
+    # above the 169 ms step, so it starts at the 300 ms SLO rather than add passes below it.
+    state, actions = start(replace(PRECOPY_ONLY, forecast_pass_pauses_ms=(572, 104)), POLICY)
 
-    state, actions = decide(state, sample(2, remaining_mib=15), replace(PRECOPY_ONLY, forecast_first_pause_ms=28), POLICY)
+    assert state.max_downtime_ms == 300
+    assert actions[0].reason == "Max downtime starts at 300 ms: the forecast expects the second pass to leave a 104 ms pause, within the 300 ms SLO."
+    assert policy.starting_downtime_ms(replace(PRECOPY_ONLY, forecast_pass_pauses_ms=(572, 40)), POLICY) == 95
+
+
+def test_from_a_higher_start_a_pass_that_misses_it_still_steps_up_to_the_slo():
+    state, _ = start(replace(PRECOPY_ONLY, forecast_pass_pauses_ms=(28, 1)), POLICY)
+
+    state, actions = decide(state, sample(2, remaining_mib=15), replace(PRECOPY_ONLY, forecast_pass_pauses_ms=(28, 1)), POLICY)
 
     assert [(a.kind, a.value) for a in actions] == [(ActionKind.SET_MAX_DOWNTIME, 169)]
 
