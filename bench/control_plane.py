@@ -17,19 +17,21 @@ from lab.processes import start_in_session, stop_session
 # The engine's sources (the product's packages): what a worker runs.
 CODE_DIRS = ("core", "hypervisor", "inventory", "migrations_app", "vmotion")
 # What configure_this_process copies into this process's environment, for Django here.
-DJANGO_ENV_KEYS = ("DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MIGRATION_HOUSEKEEPING_INTERVAL", "LIBVIRT_LOCAL_INSTALL", "LIBVIRT_URI_DIRS")
+DJANGO_ENV_KEYS = ("DJANGO_SETTINGS_MODULE", "DEBUG", "HTTPS", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "LIBVIRT_LOCAL_INSTALL", "LIBVIRT_URI_DIRS")
 QUEUES = ("high", "default", "low")
 
 
 def bench_environment(lab_dir: Path) -> dict:
     return {
         **os.environ,
+        # The engine as deployed: DEBUG off (on, Django keeps every query it runs) and the
+        # scheduler's housekeeping at its default interval. No page is served, so plain HTTP.
         "DJANGO_SETTINGS_MODULE": "vmotion.settings",
-        "DEBUG": "1",
+        "DEBUG": "0",
+        "HTTPS": "0",
         "SECRET_KEY": "bench",
         "DATABASE_URL": f"sqlite:///{lab_dir}/bench.sqlite3",
         "REDIS_URL": "redis://127.0.0.1:6379/13",
-        "MIGRATION_HOUSEKEEPING_INTERVAL": "0.5",
         # The lab's hosts answer on unix sockets in its directory, whose keys and certificates
         # its URIs name: a lab install.
         "LIBVIRT_LOCAL_INSTALL": "1",
