@@ -227,8 +227,8 @@ def starting_downtime_ms(options: ConvergenceInputs, policy: ConvergencePolicy) 
     """The schedule's first step; where the forecast expects the first pass, else the second,
     to leave a pause that fits the SLO, the first step that holds that pause with headroom (at
     most the SLO): stepping up to it from below would only cost passes. In the lab a guest
-    dirtying 20 MB/s over 110 MiB/s took 4.0 s from 30 ms, with one pass more, and 3.9 s like
-    plain virsh from 300 ms, its pause 25-30 ms either way."""
+    dirtying 20 MB/s over 110 MiB/s took 4.02-4.11 s from 30 ms against plain virsh's
+    3.80-3.87 s, and 3.86-3.93 s from 300 ms against virsh's 3.85-3.88 s."""
     schedule = downtime_schedule_ms(options, policy)
     expected = _first_fitting_pause_ms(options)
     if expected is None:
