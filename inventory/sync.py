@@ -21,7 +21,7 @@ from hypervisor import HypervisorError, host as hypervisor_host
 from hypervisor.host import DiskFacts, DomainFacts, HostFacts, HostSnapshot, NetworkFacts, NicFacts, PoolFacts
 
 from . import health_history
-from .choices import ACTIVE_POWER_STATES, CLOSED_HOST_STATES, DatastoreKind, HostState, PowerState
+from .choices import CLOSED_HOST_STATES, DatastoreKind, HostState, PowerState
 from .cpu_compat import restart_pending_after
 from .dirty_rate import record_dirty_rate
 from .location import located_after
@@ -279,13 +279,20 @@ def cpu_demand(previous_ns: int | None, previous_at, current_ns: int, now) -> fl
     return round((current_ns - previous_ns) / 1e9 / seconds, 3)
 
 
+# What a domain on another host than the VM's must be doing there to take the VM over.
+CLAIMING_POWER_STATES = frozenset({PowerState.RUNNING, PowerState.PAUSED})
+
+
 def _belongs_here(vm: VirtualMachine, host: Host, domain: DomainFacts) -> bool:
     """Whether this host's sighting of a VM the inventory knows decides where it is.
 
-    A running VM is where it runs. A shut-off definition on this host does not take a VM
-    away from another host where it was last seen running and that has not said otherwise.
+    A running (or paused) VM is where it runs. A shut-off definition on this host does not
+    take a VM away from another host where it was last seen running and that has not said
+    otherwise, and neither does a domain shutting down here: that is also what the source of
+    a finished migration shows while its QEMU exits, the VM already running on the
+    destination.
     """
-    if vm.host_id in (None, host.pk) or PowerState(domain.power) in ACTIVE_POWER_STATES:
+    if vm.host_id in (None, host.pk) or PowerState(domain.power) in CLAIMING_POWER_STATES:
         return True
     if vm.power_state == PowerState.MISSING:
         return True

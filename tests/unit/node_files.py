@@ -4,7 +4,7 @@ domains, pools and networks a test chooses. Each connection reads the file afres
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RUNSTATE = {"running": 1, "paused": 3, "shut_off": 5}
+RUNSTATE = {"running": 1, "paused": 3, "shutting_down": 4, "shut_off": 5}
 
 
 @dataclass

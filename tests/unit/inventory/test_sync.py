@@ -107,6 +107,20 @@ def test_a_stale_shut_off_definition_does_not_take_a_running_vm_away(tmp_path):
     assert (vm.host.name, vm.power_state) == ("h1", PowerState.RUNNING)
 
 
+def test_the_source_of_a_finished_migration_whose_qemu_is_still_shutting_down_does_not_take_the_vm_back(tmp_path):
+    # Seen in the lab: a sync of the old host read just after the move found the domain there
+    # "shutting down" (its QEMU exiting) and recorded the VM there for a second, so the next
+    # move, submitted at once, was refused as "not found, not running".
+    running_on = host_reading(tmp_path, "h1", NodeSpec(domains=[DomainSpec("web", WEB)]))
+    leaving = host_reading(tmp_path, "h2", NodeSpec(domains=[DomainSpec("web", WEB, state="shutting_down")]))
+
+    sync.sync_host(running_on)
+    sync.sync_host(leaving)
+
+    vm = VirtualMachine.objects.get(uuid=WEB)
+    assert (vm.host.name, vm.power_state) == ("h1", PowerState.RUNNING)
+
+
 def test_an_unreachable_host_is_marked_disconnected_with_libvirts_reason(tmp_path, settings):
     settings.LIBVIRT_LOCAL_INSTALL, settings.LIBVIRT_URI_DIRECTORIES = True, [str(tmp_path)]
     host = HostFactory(uri=f"qemu+unix:///system?socket={tmp_path}/no-such-socket", state=HostState.CONNECTED)
