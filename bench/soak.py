@@ -49,15 +49,22 @@ def run_round(number: int, lab: lab_setup.BenchLab) -> dict:
     from inventory.models import Host, VirtualMachine
     from migrations_app import services
     from migrations_app.choices import FINAL_STATES
+    from migrations_app.errors import MigrationRequestError
     from migrations_app.models import MigrationTask
 
     hosts = list(Host.objects.order_by("name"))
     started = time.monotonic()
-    tasks = []
+    tasks, refused = [], []
     for name in MOVING:
         vm = VirtualMachine.objects.select_related("host").get(name=name)
         destination = hosts[(hosts.index(vm.host) + 1) % len(hosts)]
-        tasks.append(services.submit_migration(vm, destination, services.MigrationOptions()))
+        try:
+            tasks.append(services.submit_migration(vm, destination, services.MigrationOptions()))
+        except MigrationRequestError as error:  # a move that was not even started is a miss too
+            refused.append({
+                "task": None, "guest": name, "destination": destination.name, "state": "refused", "total_ms": None,
+                "downtime_ms": None, "running_on": lab.running_on(name), "error": str(error), "ok": False,
+            })  # fmt: skip
     ids = [task.pk for task in tasks]
     while MigrationTask.objects.filter(pk__in=ids).exclude(state__in=FINAL_STATES).exists():
         if time.monotonic() - started > ROUND_TIMEOUT_S:
@@ -65,7 +72,7 @@ def run_round(number: int, lab: lab_setup.BenchLab) -> dict:
                 services.cancel_task(task)
             break
         time.sleep(0.25)
-    rows = []
+    rows = refused
     for task in MigrationTask.objects.filter(pk__in=ids).select_related("vm", "destination"):
         running_on = lab.running_on(task.vm.name)
         rows.append({
