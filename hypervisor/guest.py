@@ -183,25 +183,6 @@ class Guest:
 
         return self.connection.call(measure, "measuring the dirty rate", extra_seconds=seconds + 3)
 
-    def await_dirty_rate_measurement(self, limit_s: float) -> bool:
-        """Wait, up to `limit_s`, while a dirty-rate measurement of the guest is under way;
-        whether none is any more. QEMU 10.0 deadlocked a migration that completed while one
-        ran: the source paused with nothing left to send, the destination waiting, the guest
-        running nowhere, and the migration neither finishing nor cancelling."""
-
-        def wait(conn: libvirt.virConnect) -> bool:
-            dom = conn.lookupByUUIDString(self.uuid)
-            deadline = time.monotonic() + limit_s
-            while True:
-                stats = dict(conn.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1])
-                if stats.get("dirtyrate.calc_status") != libvirt.VIR_DOMAIN_DIRTYRATE_MEASURING:
-                    return True
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.1)
-
-        return self.connection.call(wait, "waiting for the dirty-rate measurement", extra_seconds=limit_s)
-
     def cpu(self) -> DomainCpu:
         def read(dom: libvirt.virDomain) -> DomainCpu:
             root = ET.fromstring(dom.XMLDesc(0))

@@ -19,7 +19,6 @@ from hypervisor import HypervisorError
 from hypervisor.connection import Connection
 from hypervisor.events import event_loop_running
 from hypervisor.guest import Guest, domain_state
-from hypervisor.sampling import WORKING_SET_WINDOW_SECONDS
 from hypervisor.migration import MigrationRequest, MigrationRun
 from hypervisor.states import DomainState
 from inventory import sync
@@ -49,9 +48,6 @@ from migrations_app.forecast.replay import POLICY
 log = logging.getLogger(__name__)
 
 MONITOR_INTERVAL_S = 0.25
-# The longest dirty-rate measurement the inventory starts, and a margin: how long a migration
-# waits for one to end before its copy starts.
-MEASUREMENT_WAIT_S = WORKING_SET_WINDOW_SECONDS + 2
 # After the migrate call returns, how long libvirt may take to settle where the VM runs
 # before recovery is left to decide.
 SETTLE_SECONDS = 10
@@ -164,8 +160,6 @@ def _migrate_watched(task: MigrationTask, hosts: HostSilence) -> None:
             post_copy=flags["post_copy"],
             tls=encrypted,
         )
-        if not measurement_over(task, guest):
-            return
         wake = threading.Event()  # a pass ended, or the migrate call returned
         stop_following = _follow_pass_ends(task, guest, wake) if events else lambda: None
         task.transition(TaskState.MIGRATING, f"Copying {vm.name}'s memory to {destination.name}.")
@@ -196,27 +190,6 @@ def _migrate_watched(task: MigrationTask, hosts: HostSilence) -> None:
     # until the destination answered (a second or so over SSH).
     for host in (destination, source):
         sync.sync_host(Host.objects.get(pk=host.pk))
-
-
-def measurement_over(task: MigrationTask, guest: Guest) -> bool:
-    """Whether the guest's copy may start: no dirty-rate measurement of it runs (the
-    inventory starts one at each sync, and it may have just begun on a guest that arrived).
-    QEMU 10.0 deadlocked a migration that completed beside one. Where one outlasts the wait,
-    the task fails and nothing moved."""
-    try:
-        if guest.await_dirty_rate_measurement(MEASUREMENT_WAIT_S):
-            return True
-    except HypervisorError as error:
-        log.info("task %s: no dirty-rate status for %s (%s): nothing to wait for", task.pk, task.vm.name, error)
-        return True
-    finish(
-        task, TaskState.FAILED, EndReason.LIBVIRT_ERROR,
-        error=(
-            f"A dirty-rate measurement of {task.vm.name} on {task.source.name} did not end within {MEASUREMENT_WAIT_S:g} s, "
-            f"and vmotion does not start a migration beside one (QEMU can deadlock on it). Nothing moved; try again."
-        ),
-    )
-    return False
 
 
 def _fail_as_moved(task: MigrationTask, state: DomainState) -> None:
