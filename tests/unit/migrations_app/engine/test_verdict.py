@@ -31,15 +31,10 @@ BEFORE_POST_COPY = {
     DomainState.POST_COPY_FAILED: "STR  STR  STR  STR  STR  STR  STR",
 }
 AFTER_POST_COPY = {
+    **BEFORE_POST_COPY,
     # Once post-copy began the destination may hold the only live copy: a silent host
     # leaves the answer open even while the source says it runs.
     DomainState.RUNNING: "BOTH BOTH UNK  SRC  SRC  UNK  SRC",
-    DomainState.PAUSED: "BOTH BOTH UNK  SRC  SRC  UNK  SRC",
-    DomainState.MIGRATING: "UNK  UNK  UNK  UNK  UNK  UNK  STR",
-    DomainState.STOPPED: "DST  DST  UNK  NONE NONE UNK  STR",
-    DomainState.ABSENT: "DST  DST  UNK  NONE NONE UNK  STR",
-    DomainState.UNREACHABLE: "UNK  UNK  UNK  UNK  UNK  UNK  STR",
-    DomainState.POST_COPY_FAILED: "STR  STR  STR  STR  STR  STR  STR",
 }
 OUTCOMES = {
     RunsOn.DESTINATION: TaskState.SUCCEEDED,
