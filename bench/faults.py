@@ -59,6 +59,7 @@ FAULTS = {
     "destination gone from the network": "tests/lab/test_faults.py::test_the_destination_gone_from_the_network_mid_migration_leaves_the_guest_on_its_source",
     "source libvirtd SIGSTOPped": "tests/lab/test_frozen_libvirtd.py::test_the_sources_libvirtd_frozen_mid_migration_is_ended_from_the_destination",
     "destination libvirtd SIGSTOPped": "tests/lab/test_frozen_libvirtd.py::test_the_destinations_libvirtd_frozen_mid_migration_is_aborted_on_the_source",
+    "source's QEMU SIGSTOPped": "tests/lab/test_frozen_qemu.py::test_the_sources_qemu_frozen_mid_migration_ends_the_task_with_the_guest_on_its_source",
 }
 
 

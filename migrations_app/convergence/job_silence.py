@@ -29,6 +29,10 @@ class JobSilence:
                 "The migration stays libvirt's to end; vmotion keeps asking and ends the task by where the VM runs."
             )
 
+    def silent_for(self) -> float:
+        """Seconds since libvirt last gave the statistics (or since the watch began)."""
+        return self.clock() - self._since
+
     def answered(self) -> None:
         if self._noted:
             self.note(f"libvirt on {self.host_name} answers again after {self.clock() - self._since:.0f} s.")

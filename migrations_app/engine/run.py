@@ -28,7 +28,7 @@ from migrations_app.engine import bandwidth
 from migrations_app.checks import rules as check_rules
 from migrations_app.checks import live as live_checks
 from migrations_app.convergence import policy
-from migrations_app.engine import slots, unopened_stream
+from migrations_app.engine import slots, unended_migration, unopened_stream
 from migrations_app.checks.report import CheckStatus
 from migrations_app.checks.store import encryption_setting, preflight, tls_ends
 from migrations_app.choices import EndReason, EventKind, TaskState
@@ -172,16 +172,18 @@ def _migrate_watched(task: MigrationTask, hosts: HostSilence) -> None:
         monitor = ConvergenceMonitor(guest, inputs, POLICY, note=note)
         keeper = bandwidth.ShareKeeper(share, read=lambda: database.if_answering(lambda: bandwidth.share_for(task), None), apply=guest.set_max_speed, note=note)
         post_copy = PostCopyWatch(task, guest, note)
-        opening = unopened_stream.StreamOpening()
+        opening, unended = unopened_stream.StreamOpening(), unended_migration.UnendedMigration()
         try:
-            cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy, hosts, opening)
+            cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy, hosts, opening, unended)
             while post_copy.needs_resume(run):
                 run = post_copy.resume(request, source.uri, on_done=wake.set)
-                cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy, hosts, opening)
+                cancelled = _watch(task, run, guest, monitor, database, keeper, wake, post_copy, hosts, opening, unended)
         finally:
             stop_following()
     if opening.stopped:
         unopened_stream.end(task)
+    elif unended.reason and not unended_migration.stop_destination_copy(task, run, hosts, unended.reason):
+        unended_migration.end(task, hosts, unended.reason)
     elif not run.wait(0) and source_fell_silent(hosts):
         end_without_source(task, hosts)
     else:
@@ -257,12 +259,12 @@ def _follow_pass_ends(task: MigrationTask, guest: Guest, wake: threading.Event) 
 def _watch(
     task: MigrationTask, run: MigrationRun, guest: Guest, monitor: ConvergenceMonitor, database: DatabaseLink,
     keeper: bandwidth.ShareKeeper, wake: threading.Event, post_copy: PostCopyWatch, hosts: HostSilence,
-    opening: unopened_stream.StreamOpening,
+    opening: unopened_stream.StreamOpening, unended: unended_migration.UnendedMigration,
 ) -> bool:
     """Sample the job every MONITOR_INTERVAL_S and at each pass's end, until the migrate call
     returns, the post-copy broke (the call may then never return), the source's libvirtd
-    stops answering or the stream never opened (see unopened_stream); returns whether a
-    cancel was carried out. The policy steers on without the database; its samples and the
+    stops answering, the stream never opened (see unopened_stream) or a pre-copy does not
+    end (see unended_migration); returns whether a cancel was carried out. The policy steers on without the database; its samples and the
     operator's requests wait. A destination that stops answering gets the migration aborted
     (silent_hosts)."""
     cancelled = False
@@ -274,6 +276,10 @@ def _watch(
         wake.wait(MONITOR_INTERVAL_S)
         wake.clear()
         if run.wait(0) or source_fell_silent(hosts):
+            break
+        if monitor.abort_reason or cancelled or hosts.aborted_for_destination:
+            unended.abort_asked()
+        if task.state == TaskState.MIGRATING and unended.seen(silence.silent_for(), opening.opened, task.source.name):
             break
         hosts.abort_for_silent_destination(guest, note=lambda message: database.if_answering(lambda: task.log(EventKind.POLICY, message), None))
         try:

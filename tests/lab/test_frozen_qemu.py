@@ -1,0 +1,55 @@
+"""The source's QEMU frozen (SIGSTOP) mid-migration: libvirt there answers, but waits on that
+QEMU's monitor without a deadline, so the job's statistics, an abort and the migrate call all
+hang. The task must be final within a minute of the fault with the guest on its source; once
+QEMU is continued (90 s later), libvirt ends its job, the timeline confirms where the guest
+runs, and it runs there alone with its memory intact."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from inventory.models import VirtualMachine
+from lab.commands import domain_names
+from lab.hosts import host_subdir
+from migrations_app.choices import TaskState
+from tests.lab.conftest import final_within, timeline, where_runs
+from tests.lab.test_faults import moving
+from tests.lab.test_frozen_libvirtd import FINAL_WITHIN_SECONDS, FROZEN_FOR_SECONDS, confirmed_once_both_answer
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
+
+
+def qemu_pid(lab_config, host: str, vm_name: str) -> int:
+    """The QEMU that runs the guest on `host`, from the pid file of that host's libvirtd."""
+    pid = int((host_subdir(lab_config, host, "run") / "qemu" / f"{vm_name}.pid").read_text())
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"/usr/bin/qemu-system")
+    return pid
+
+
+def test_the_sources_qemu_frozen_mid_migration_ends_the_task_with_the_guest_on_its_source(lab, lab_config, workers, home_hosts, record_property):
+    name = "lab-vm4"
+    vm, destination, task = moving(name, bandwidth_mib_s=3)
+    source = vm.host
+    pid = qemu_pid(lab_config, source.name, name)
+    os.kill(pid, signal.SIGSTOP)
+    fault_at = time.monotonic()
+    try:
+        task = final_within(task, FINAL_WITHIN_SECONDS, fault_at, record_property)
+        assert task.state == TaskState.FAILED, timeline(task)
+        assert "the guest's QEMU there does not answer libvirt" in task.error, timeline(task)
+        assert f"{name} still runs on {source.name}." in task.error
+        assert f"vmotion stopped the copy waiting on {destination.name}, which never ran {name}" in timeline(task)
+        assert name not in domain_names(destination.uri, all_domains=True)
+        time.sleep(max(0.0, fault_at + FROZEN_FOR_SECONDS - time.monotonic()))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    line = confirmed_once_both_answer(task, timeout=60)
+    assert f"{name} still runs on {source.name}, as this task said" in line
+    assert where_runs(name) == [source.name], timeline(task)
+    assert VirtualMachine.objects.get(name=name).host == source
