@@ -122,11 +122,9 @@ class ConvergencePolicy:
     # capped stream on a loaded host moves something every second.
     stalled_link_abort_s: float = 15.0
 
-    # Where the forecast expects the pause after the first pass to fit the SLO, max downtime
-    # starts at the schedule's step that holds it with this much room (the rates it rests on
-    # are one-second samples), as plain virsh starts at 300 ms: an idle guest's first pass left
-    # more than 30 ms of pages in the lab, and the 30 ms start cost it a pass (3.54-3.62 s
-    # against virsh's 3.43-3.47 s over gigabit).
+    # Where the forecast expects only the second pass to leave a pause within the SLO, max
+    # downtime starts at the schedule's step that holds that pause with this much room (the
+    # rates it rests on are one-second samples), rather than spend passes on lower steps.
     forecast_pause_headroom_percent: int = 100
 
     def __post_init__(self) -> None:
@@ -224,16 +222,25 @@ def _dirties_at_least(dirty_bytes_s: float, link_bytes_s: float, percent: int) -
 
 
 def starting_downtime_ms(options: ConvergenceInputs, policy: ConvergencePolicy) -> int:
-    """The schedule's first step; where the forecast expects the first pass, else the second,
-    to leave a pause that fits the SLO, the first step that holds that pause with headroom (at
-    most the SLO): stepping up to it from below would only cost passes. In the lab a guest
-    dirtying 20 MB/s over 110 MiB/s took 4.02-4.11 s from 30 ms against plain virsh's
-    3.80-3.87 s, and 3.86-3.93 s from 300 ms against virsh's 3.85-3.88 s."""
+    """The schedule's first step, unless the forecast expects a pass to leave a pause within
+    the SLO:
+    - the first pass: the SLO itself, as plain virsh leaves QEMU's 300 ms. QEMU switches over
+      as soon as what is left fits its allowance and sends that at full speed, above any cap,
+      so a smaller allowance only keeps the copy at the cap for longer: an idle guest over
+      110 MiB/s took 3.46 s from 95 ms with a 19-23 ms pause, against 3.35-3.37 s from 300 ms
+      with a 44-48 ms pause, as virsh's 3.36-3.37 s;
+    - only the second: the first step that holds its pause with headroom (at most the SLO):
+      stepping up to it from below would only cost passes. A guest dirtying 20 MB/s over
+      110 MiB/s took 4.02-4.11 s from 30 ms against plain virsh's 3.80-3.87 s, and
+      3.86-3.93 s from 300 ms against virsh's 3.85-3.88 s."""
     schedule = downtime_schedule_ms(options, policy)
     expected = _first_fitting_pause_ms(options)
     if expected is None:
         return schedule[0]
-    needed = expected[1] * (100 + policy.forecast_pause_headroom_percent) / 100
+    which, pause = expected
+    if which == "first":
+        return schedule[-1]
+    needed = pause * (100 + policy.forecast_pause_headroom_percent) / 100
     return next((step for step in schedule if step >= needed), schedule[-1])
 
 
