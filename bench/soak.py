@@ -87,6 +87,7 @@ def main(argv: list[str]) -> int:
     parser = script.argument_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=25, help="rounds of four migrations (25)")
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab up at the end")
+    parser.add_argument("--stop-at-miss", action="store_true", help="stop after the first round with a miss and leave the lab up to inspect")
     args = parser.parse_args(argv)
     lock = script.as_root_alone(LAB_DIR)  # held until this process exits
     if lock is None:
@@ -113,6 +114,10 @@ def main(argv: list[str]) -> int:
             failed = [row for row in result["rows"] if not row["ok"]]
             log(f"round {number}: {len(result['rows']) - len(failed)}/{len(result['rows'])} arrived in {result['seconds']} s"
                 + "".join(f"; {row['guest']} {row['state']} on {row['running_on']}: {row['error']}" for row in failed))  # fmt: skip
+            if failed and args.stop_at_miss:
+                log(f"stopped at the first miss; the lab stays up in {LAB_DIR}, the workers' logs in its bench-logs/")
+                args.keep_lab = True
+                break
         problems = {guest: fleet.guest_problem(lab, guest, offsets[guest]) for guest in MOVING}
     finally:
         fleet.stop_control_plane(processes)
