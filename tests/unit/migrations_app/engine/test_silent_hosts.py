@@ -9,18 +9,8 @@ from hypervisor.states import DomainState
 from migrations_app.choices import TaskState
 from migrations_app.engine import recovery, silent_hosts
 from migrations_app.models import MigrationTask
-from tests.factories import HostFactory, VirtualMachineFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def task():
-    vm = VirtualMachineFactory(name="web-1", host=HostFactory(name="kvm-a"))
-    task = MigrationTask.objects.create(vm=vm, source=vm.host, destination=HostFactory(name="kvm-b"))
-    task.claim("here:1", "claimed")
-    task.transition(TaskState.MIGRATING)
-    return task
 
 
 class _Silence:

@@ -9,8 +9,6 @@ from hypervisor.states import DomainState
 from migrations_app.choices import TaskState
 from migrations_app.engine import recovery, unended_migration
 from migrations_app.engine.unended_migration import ABORT_GRACE_SECONDS, STATISTICS_SILENCE_SECONDS, UnendedMigration
-from migrations_app.models import MigrationTask
-from tests.factories import HostFactory, VirtualMachineFactory
 
 
 class Clock:
@@ -64,15 +62,6 @@ def test_nothing_asked_and_statistics_flowing_is_a_migration_under_way():
 
 
 # Ending it ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def task(db):
-    vm = VirtualMachineFactory(name="web-1", host=HostFactory(name="kvm-a"))
-    task = MigrationTask.objects.create(vm=vm, source=vm.host, destination=HostFactory(name="kvm-b"))
-    task.claim("here:1", "claimed")
-    task.transition(TaskState.MIGRATING)
-    return task
 
 
 class _Silence:
