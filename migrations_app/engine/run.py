@@ -277,8 +277,10 @@ def _watch(
         wake.clear()
         if run.wait(0) or source_fell_silent(hosts):
             break
-        if monitor.abort_reason or cancelled or hosts.aborted_for_destination:
+        if monitor.abort_reason or cancelled:
             unended.abort_asked()
+        if hosts.aborted_for_destination:
+            unended.abort_asked(unended_migration.SILENT_DESTINATION_GRACE_SECONDS)
         if task.state == TaskState.MIGRATING and unended.seen(silence.silent_for(), opening.opened, task.source.name):
             break
         hosts.abort_for_silent_destination(guest, note=lambda message: database.if_answering(lambda: task.log(EventKind.POLICY, message), None))

@@ -1,8 +1,9 @@
 """A pre-copy migration that libvirt does not end, while libvirt on both hosts answers.
 
 Two signs, each of which the engine stops waiting on:
-- vmotion asked libvirt to abort the migration (its policy, an operator's cancel, a silent
-  destination) and the migrate call is still running ABORT_GRACE_SECONDS later;
+- vmotion asked libvirt to abort the migration (its policy, an operator's cancel) and the
+  migrate call is still running ABORT_GRACE_SECONDS later (SILENT_DESTINATION_GRACE_SECONDS
+  after an abort for a silent destination, whose end libvirt's keepalive brings);
 - the stream was open and libvirt on the source has given no statistics of the job for
   STATISTICS_SILENCE_SECONDS.
 
@@ -42,6 +43,9 @@ from migrations_app.models import MigrationTask
 # An abort ends a working migration within a second or two (QEMU cancels the stream); libvirt
 # then stops the destination's copy, which takes up to 10 s where that QEMU does not answer.
 ABORT_GRACE_SECONDS = 15.0
+# After an abort for a silent destination, libvirt's keepalive on the source's connection to
+# it ends the call (in the lab about 20 s after the abort): that is waited for first.
+SILENT_DESTINATION_GRACE_SECONDS = 25.0
 # Two of the engine's statistics calls in a row past their 10 s deadline: a loaded host answers
 # within one.
 STATISTICS_SILENCE_SECONDS = 20.0
@@ -56,15 +60,17 @@ class UnendedMigration:
         self.clock = clock
         self.reason = ""
         self._abort_asked_at: float | None = None
+        self._grace_s = ABORT_GRACE_SECONDS
 
-    def abort_asked(self) -> None:
-        """vmotion asked libvirt to abort (any number of times: the first counts)."""
+    def abort_asked(self, grace_s: float = ABORT_GRACE_SECONDS) -> None:
+        """vmotion asked libvirt to abort, which should end the call within `grace_s` (asked
+        any number of times: the first counts)."""
         if self._abort_asked_at is None:
-            self._abort_asked_at = self.clock()
+            self._abort_asked_at, self._grace_s = self.clock(), grace_s
 
     def seen(self, statistics_silent_s: float, stream_opened: bool, source_name: str) -> bool:
         """Whether libvirt is past the point of ending the migration by itself; sets `reason`."""
-        if self._abort_asked_at is not None and self.clock() - self._abort_asked_at >= ABORT_GRACE_SECONDS:
+        if self._abort_asked_at is not None and self.clock() - self._abort_asked_at >= self._grace_s:
             self.reason = f"libvirt had not ended the migration {self.clock() - self._abort_asked_at:.0f} s after vmotion aborted it"
         elif stream_opened and statistics_silent_s >= STATISTICS_SILENCE_SECONDS:
             self.reason = (

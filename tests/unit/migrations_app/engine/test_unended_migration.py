@@ -8,7 +8,12 @@ from hypervisor import HypervisorTimeout
 from hypervisor.states import DomainState
 from migrations_app.choices import TaskState
 from migrations_app.engine import recovery, unended_migration
-from migrations_app.engine.unended_migration import ABORT_GRACE_SECONDS, STATISTICS_SILENCE_SECONDS, UnendedMigration
+from migrations_app.engine.unended_migration import (
+    ABORT_GRACE_SECONDS,
+    SILENT_DESTINATION_GRACE_SECONDS,
+    STATISTICS_SILENCE_SECONDS,
+    UnendedMigration,
+)
 
 
 class Clock:
@@ -31,6 +36,20 @@ def test_an_abort_is_given_its_grace_then_counts_as_not_taken():
 
     assert unended.seen(0, True, "kvm-a")
     assert unended.reason == "libvirt had not ended the migration 15 s after vmotion aborted it"
+
+
+def test_an_abort_for_a_silent_destination_waits_for_libvirts_keepalive_first():
+    clock = Clock()
+    unended = UnendedMigration(clock)
+
+    unended.abort_asked(SILENT_DESTINATION_GRACE_SECONDS)
+    clock.now += ABORT_GRACE_SECONDS
+    unended.abort_asked()  # the policy's abort after it does not shorten the wait
+    assert not unended.seen(0, True, "kvm-a")
+    clock.now += SILENT_DESTINATION_GRACE_SECONDS - ABORT_GRACE_SECONDS
+
+    assert unended.seen(0, True, "kvm-a")
+    assert unended.reason == "libvirt had not ended the migration 25 s after vmotion aborted it"
 
 
 @pytest.mark.parametrize(
