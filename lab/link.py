@@ -12,6 +12,10 @@ network carries."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from .commands import run_command
 from .config import LabConfig, migration_address
 
@@ -39,6 +43,18 @@ def restore(config: LabConfig, host: str) -> None:
         run_command(["ip", "netns", "exec", config.netns, "iptables", "-D", *rule], check=False)
 
 
+@contextmanager
+def down(config: LabConfig, host: str) -> Iterator[float]:
+    """The migration link to `host` cut for the block and restored after it, however the block
+    ends; yields when it was cut (time.monotonic)."""
+    cut_at = time.monotonic()
+    cut(config, host)
+    try:
+        yield cut_at
+    finally:
+        restore(config, host)
+
+
 def _isolation_rules(config: LabConfig, host: str) -> list[list[str]]:
     # Dropped on the way in, which every packet in the namespace passes (loopback and the veth
     # from the root namespace alike); each direction of a connection carries the address.
@@ -58,3 +74,15 @@ def isolate(config: LabConfig, host: str) -> None:
 def rejoin(config: LabConfig, host: str) -> None:
     for rule in _isolation_rules(config, host):
         run_command(["ip", "netns", "exec", config.netns, "iptables", "-D", *rule], check=False)
+
+
+@contextmanager
+def isolated(config: LabConfig, host: str) -> Iterator[float]:
+    """`host` off the network for the block and back after it, however the block ends; yields
+    when it went (time.monotonic)."""
+    gone_at = time.monotonic()
+    isolate(config, host)
+    try:
+        yield gone_at
+    finally:
+        rejoin(config, host)

@@ -55,9 +55,7 @@ def test_a_post_copy_whose_link_breaks_fails_within_a_minute_with_the_command_th
     task = wait_for_state(task, [TaskState.POST_COPY, *FINAL], timeout=120)
     assert task.state == TaskState.POST_COPY, timeline(task)
 
-    link.cut(lab_config, destination.name)
-    cut_at = time.monotonic()
-    try:
+    with link.down(lab_config, destination.name) as cut_at:
         task = wait_for_state(task, FINAL, timeout=60)
         failed_after = time.monotonic() - cut_at
         # What the error says, read on both hosts while the link is still down.
@@ -65,8 +63,6 @@ def test_a_post_copy_whose_link_breaks_fails_within_a_minute_with_the_command_th
         beats = heartbeats(serial_log)
         time.sleep(3)
         beats_later = heartbeats(serial_log)
-    finally:
-        link.restore(lab_config, destination.name)
 
     assert task.state == TaskState.FAILED, timeline(task)
     assert failed_after < 60

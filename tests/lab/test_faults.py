@@ -116,12 +116,8 @@ def test_the_migration_link_cut_mid_pre_copy_fails_the_task_with_the_guest_on_it
     name = "lab-vm2"
     vm, destination, task = moving(name, bandwidth_mib_s=5)
 
-    cut = time.monotonic()
-    link.cut(lab_config, destination.name)
-    try:
+    with link.down(lab_config, destination.name) as cut:
         task = final_within(task, 60, cut, record_property)
-    finally:
-        link.restore(lab_config, destination.name)
 
     assert task.state == TaskState.FAILED, timeline(task)
     assert "the migration link is down" in task.error and f"still runs on {vm.host.name}" in task.error, task.error
@@ -149,15 +145,12 @@ def test_the_migration_link_down_before_the_stream_opens_fails_the_task_within_a
     name = "lab-vm2"
     vm = VirtualMachine.objects.select_related("host").get(name=name)
     destination = Host.objects.exclude(pk=vm.host_id).order_by("name").first()
-    link.cut(lab_config, destination.name)
-    try:
+    with link.down(lab_config, destination.name):
         submitted = time.monotonic()
         task = services.submit_migration(vm, destination, services.MigrationOptions(bandwidth_mib_s=5))
         task = final_within(task, 60, submitted, record_property)
         # Both hosts say so while the link is still down: nothing can move any more.
         assert where_runs(name) == [vm.host.name] and defined_on(name) == [vm.host.name]
-    finally:
-        link.restore(lab_config, destination.name)
 
     assert task.state == TaskState.FAILED, timeline(task)
     assert f"The migration link to {destination.name} did not answer" in task.error, task.error
@@ -174,16 +167,12 @@ def test_the_migration_link_flapping_mid_migration_ends_the_task_within_a_minute
     name = "lab-vm7"
     vm, destination, task = moving(name, bandwidth_mib_s=2)
 
-    first_cut = time.monotonic()
-    link.cut(lab_config, destination.name)
-    try:
+    with link.down(lab_config, destination.name) as first_cut:
         time.sleep(5)
         link.restore(lab_config, destination.name)
         time.sleep(5)
         link.cut(lab_config, destination.name)
         task = final_within(task, 60, first_cut, record_property)
-    finally:
-        link.restore(lab_config, destination.name)
 
     assert task.state == TaskState.FAILED, timeline(task)
     assert "the migration link is down" in task.error and f"still runs on {vm.host.name}" in task.error, task.error
@@ -209,12 +198,8 @@ def test_the_destination_gone_from_the_network_mid_migration_leaves_the_guest_on
     destination.save(update_fields=["uri"])
     vm, destination, task = moving(name, bandwidth_mib_s=2)
 
-    gone = time.monotonic()
-    link.isolate(lab_config, destination.name)
-    try:
+    with link.isolated(lab_config, destination.name) as gone:
         task = final_within(task, 60, gone, record_property)
-    finally:
-        link.rejoin(lab_config, destination.name)
 
     assert task.state == TaskState.FAILED, timeline(task)
     assert f"still runs on {vm.host.name}" in task.error, task.error
