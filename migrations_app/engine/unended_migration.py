@@ -10,7 +10,7 @@ Two signs, each of which the engine stops waiting on:
 Both are what a source QEMU that stopped answering libvirt looks like: libvirt waits on a
 QEMU's monitor without a deadline. Measured with libvirt 11.3 and the source's QEMU stopped
 (SIGSTOP) mid-migration: the job's statistics, an abort and the migrate call all waited until
-QEMU was continued 40 s later, and stopping the destination's copy did not end the call
+QEMU was continued about 40 s later, and stopping the destination's copy did not end the call
 either. The first sign is also what a migration stuck at its switch-over looked like in a
 soak: both hosts "paused (migrating)", nothing left to send, QEMU "cancelling" after the
 abort and for minutes after.
@@ -32,7 +32,6 @@ from django.conf import settings
 from hypervisor import HypervisorError
 from hypervisor.guest import domain_state, stop_incoming_copy
 from hypervisor.migration import MigrationRun
-from hypervisor.states import DomainState
 
 from migrations_app.choices import EndReason, EventKind, TaskState
 from migrations_app.engine.conclusion import conclude, finish
