@@ -13,8 +13,8 @@ network carries."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .commands import run_command
 from .config import LabConfig, migration_address
@@ -43,10 +43,16 @@ def restore(config: LabConfig, host: str) -> None:
         run_command(["ip", "netns", "exec", config.netns, "iptables", "-D", *rule], check=False)
 
 
-def down(config: LabConfig, host: str) -> AbstractContextManager[float]:
+@contextmanager
+def down(config: LabConfig, host: str) -> Iterator[float]:
     """The migration link to `host` cut for the block and restored after it, however the block
     ends; yields when it was cut (time.monotonic)."""
-    return _for_the_block(cut, restore, config, host)
+    cut_at = time.monotonic()
+    cut(config, host)
+    try:
+        yield cut_at
+    finally:
+        restore(config, host)
 
 
 def _isolation_rules(config: LabConfig, host: str) -> list[list[str]]:
@@ -70,19 +76,13 @@ def rejoin(config: LabConfig, host: str) -> None:
         run_command(["ip", "netns", "exec", config.netns, "iptables", "-D", *rule], check=False)
 
 
-def isolated(config: LabConfig, host: str) -> AbstractContextManager[float]:
+@contextmanager
+def isolated(config: LabConfig, host: str) -> Iterator[float]:
     """`host` off the network for the block and back after it, however the block ends; yields
     when it went (time.monotonic)."""
-    return _for_the_block(isolate, rejoin, config, host)
-
-
-@contextmanager
-def _for_the_block(
-    inject: Callable[[LabConfig, str], None], undo: Callable[[LabConfig, str], None], config: LabConfig, host: str
-) -> Iterator[float]:
-    at = time.monotonic()
-    inject(config, host)
+    gone_at = time.monotonic()
+    isolate(config, host)
     try:
-        yield at
+        yield gone_at
     finally:
-        undo(config, host)
+        rejoin(config, host)
