@@ -13,8 +13,8 @@ network carries."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from .commands import run_command
 from .config import LabConfig, migration_address
@@ -43,16 +43,10 @@ def restore(config: LabConfig, host: str) -> None:
         run_command(["ip", "netns", "exec", config.netns, "iptables", "-D", *rule], check=False)
 
 
-@contextmanager
-def down(config: LabConfig, host: str) -> Iterator[float]:
+def down(config: LabConfig, host: str) -> AbstractContextManager[float]:
     """The migration link to `host` cut for the block and restored after it, however the block
     ends; yields when it was cut (time.monotonic)."""
-    cut_at = time.monotonic()
-    cut(config, host)
-    try:
-        yield cut_at
-    finally:
-        restore(config, host)
+    return _for_the_block(cut, restore, config, host)
 
 
 def _isolation_rules(config: LabConfig, host: str) -> list[list[str]]:
@@ -76,13 +70,19 @@ def rejoin(config: LabConfig, host: str) -> None:
         run_command(["ip", "netns", "exec", config.netns, "iptables", "-D", *rule], check=False)
 
 
-@contextmanager
-def isolated(config: LabConfig, host: str) -> Iterator[float]:
+def isolated(config: LabConfig, host: str) -> AbstractContextManager[float]:
     """`host` off the network for the block and back after it, however the block ends; yields
     when it went (time.monotonic)."""
-    gone_at = time.monotonic()
-    isolate(config, host)
+    return _for_the_block(isolate, rejoin, config, host)
+
+
+@contextmanager
+def _for_the_block(
+    inject: Callable[[LabConfig, str], None], undo: Callable[[LabConfig, str], None], config: LabConfig, host: str
+) -> Iterator[float]:
+    at = time.monotonic()
+    inject(config, host)
     try:
-        yield gone_at
+        yield at
     finally:
-        rejoin(config, host)
+        undo(config, host)

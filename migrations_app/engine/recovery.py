@@ -51,7 +51,13 @@ def hand_to_recovery(task: MigrationTask, why: str, error: HypervisorError | Non
 def leave_unconfirmed(task: MigrationTask, silent_host: str) -> None:
     """The task ended while `silent_host`'s libvirtd did not answer: say that recovery
     confirms where the VM runs once it does."""
-    task.log(EventKind.INFO, f"{silent_host} has not answered yet: once it does, vmotion asks both hosts where {task.vm.name} runs and notes it here.")
+    confirm_later(task, f"{silent_host} has not answered yet: once it does, vmotion asks both hosts where {task.vm.name} runs and notes it here.")
+
+
+def confirm_later(task: MigrationTask, why: str) -> None:
+    """An ended task whose VM's whereabouts libvirt cannot confirm yet: the timeline says why,
+    and settle_unconfirmed_tasks confirms them once both hosts can tell."""
+    task.log(EventKind.INFO, why)
     MigrationTask.objects.filter(pk=task.pk).update(worker=UNCONFIRMED)
 
 

@@ -264,9 +264,9 @@ def _watch(
     """Sample the job every MONITOR_INTERVAL_S and at each pass's end, until the migrate call
     returns, the post-copy broke (the call may then never return), the source's libvirtd
     stops answering, the stream never opened (see unopened_stream) or a pre-copy does not
-    end (see unended_migration); returns whether a cancel was carried out. The policy steers on without the database; its samples and the
-    operator's requests wait. A destination that stops answering gets the migration aborted
-    (silent_hosts)."""
+    end (see unended_migration); returns whether a cancel was carried out. The policy steers
+    on without the database; its samples and the operator's requests wait. A destination
+    that stops answering gets the migration aborted (silent_hosts)."""
     cancelled = False
     def note(message: str) -> None:
         database.if_answering(lambda: task.log(EventKind.INFO, message), None)

@@ -35,7 +35,7 @@ from hypervisor.migration import MigrationRun
 
 from migrations_app.choices import EndReason, EventKind, TaskState
 from migrations_app.engine.conclusion import conclude, finish
-from migrations_app.engine.recovery import UNCONFIRMED
+from migrations_app.engine.recovery import confirm_later
 from migrations_app.engine.silent_hosts import HostSilence
 from migrations_app.models import MigrationTask
 
@@ -113,8 +113,4 @@ def end(task: MigrationTask, hosts: HostSilence, reason: str) -> None:
                 f"its memory stays whole in {source}'s QEMU while libvirt there holds the job."
             ),
         )  # fmt: skip
-    task.log(
-        EventKind.INFO,
-        f"libvirt on {source} still holds {vm}'s migration job: once it ends it, vmotion asks both hosts where {vm} runs and notes it here.",
-    )
-    MigrationTask.objects.filter(pk=task.pk).update(worker=UNCONFIRMED)
+    confirm_later(task, f"libvirt on {source} still holds {vm}'s migration job: once it ends it, vmotion asks both hosts where {vm} runs and notes it here.")

@@ -88,12 +88,19 @@ def test_the_database_dropping_the_workers_connections_mid_migration_loses_nothi
     assert where_runs(name) == [vm.host.name]
 
 
-def incoming_qemu_pid(lab_config, host: str, vm_name: str) -> int:
-    """The QEMU that receives the guest on `host`: the destination's libvirtd started it for
-    this migration and keeps its pid in the host's own run directory. (Not a search by
-    command line: a guest that arrived by an earlier migration runs in a QEMU started with
-    `-incoming` too.)"""
+def qemu_pid(lab_config, host: str, vm_name: str) -> int:
+    """The QEMU of the guest on `host`, from the pid file of that host's libvirtd. (Not a search
+    by command line: every lab host's QEMU runs on this one machine.)"""
     pid = int((host_subdir(lab_config, host, "run") / "qemu" / f"{vm_name}.pid").read_text())
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"/usr/bin/qemu-system")
+    return pid
+
+
+def incoming_qemu_pid(lab_config, host: str, vm_name: str) -> int:
+    """The QEMU that receives the guest on `host`, which the destination's libvirtd started for
+    this migration. (A guest that arrived by an earlier migration runs in a QEMU started with
+    `-incoming` too: only the pid file tells them apart.)"""
+    pid = qemu_pid(lab_config, host, vm_name)
     assert "-incoming" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     return pid
 

@@ -9,26 +9,17 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from inventory.models import VirtualMachine
 from lab.commands import domain_names
-from lab.hosts import host_subdir
 from migrations_app.choices import TaskState
 from tests.lab.conftest import final_within, timeline, where_runs
-from tests.lab.test_faults import moving
+from tests.lab.test_faults import moving, qemu_pid
 from tests.lab.test_frozen_libvirtd import FINAL_WITHIN_SECONDS, FROZEN_FOR_SECONDS, confirmed_once_both_answer
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
-
-
-def qemu_pid(lab_config, host: str, vm_name: str) -> int:
-    """The QEMU that runs the guest on `host`, from the pid file of that host's libvirtd."""
-    pid = int((host_subdir(lab_config, host, "run") / "qemu" / f"{vm_name}.pid").read_text())
-    assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"/usr/bin/qemu-system")
-    return pid
 
 
 def test_the_sources_qemu_frozen_mid_migration_ends_the_task_with_the_guest_on_its_source(lab, lab_config, workers, home_hosts, record_property):
