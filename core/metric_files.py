@@ -98,8 +98,15 @@ class ProcessFilesCollector:
     def collect(self) -> list[Metric]:
         fold_finished_processes(self.path)
         with _locked(self.path, fcntl.LOCK_SH):
-            merged = MultiProcessCollector.merge(glob.glob(os.path.join(self.path, "*.db")))
+            merged = MultiProcessCollector.merge(_sized(glob.glob(os.path.join(self.path, "*.db"))))
         return [metric for metric in merged if metric.name.startswith(EXPORTED_PREFIX)]
+
+
+def _sized(files: list[str]) -> list[str]:
+    """Those of `files` that hold their header. A process creates its file empty and sizes it
+    a moment later, outside any lock: a scrape in between would fail to read it, and an
+    empty file holds no values yet."""
+    return [file for file in files if os.path.getsize(file) > 0]
 
 
 def _finished_files(path: str) -> list[str]:
@@ -126,7 +133,8 @@ def _running(pid: int) -> bool:
 def _fold(path: str, kind: str, files: list[str]) -> None:
     """Add `files` to the folded file of their type, which replaces the old one at once."""
     folded = os.path.join(path, f"{kind}_folded.db")
-    sources = ([folded] if os.path.exists(folded) else []) + files
+    # A process that ended before it sized its file left it empty: nothing to add.
+    sources = ([folded] if os.path.exists(folded) else []) + _sized(files)
     # Not accumulated: histogram buckets stay per bucket, as processes write them.
     merged = MultiProcessCollector.merge(sources, accumulate=False)
     replacement = f"{folded}.new"  # not *.db: no scrape reads it

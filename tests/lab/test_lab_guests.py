@@ -34,7 +34,9 @@ with socket.create_connection((sys.argv[1], 7), timeout=10) as s:
 
 
 def heartbeats(serial_log) -> list[str]:
-    return [line[line.index("HB seq="):] for line in serial_log.read_text(errors="replace").splitlines() if "HB seq=" in line]
+    """The guest's complete heartbeat lines: the last one may still be being written."""
+    lines = serial_log.read_text(errors="replace").splitlines(keepends=True)
+    return [line[line.index("HB seq="):].rstrip() for line in lines if "HB seq=" in line and line.endswith("\n")]
 
 
 def test_every_guest_runs_and_its_heartbeat_advances_with_no_memory_mismatch(lab):
