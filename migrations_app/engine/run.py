@@ -47,14 +47,7 @@ from migrations_app.forecast.replay import POLICY
 
 log = logging.getLogger(__name__)
 
-# The policy judges a pass the moment libvirt reports its end, which wakes the monitor at
-# once; between passes a sample a second serves the progress, the heartbeat, the operator's
-# requests and the stall and timeout rules. Each sample is a query to libvirt and the
-# source's QEMU: on hosts whose CPUs the copy has to itself that costs little, but where
-# the control plane shares them (the lab's two cores), four a second made an uncapped copy
-# of a guest dirtying 100 MB/s 9-20 % slower than plain virsh's in five benches, and one a
-# second 2 % (median 1.61 s against 1.58 s, six runs each).
-MONITOR_INTERVAL_S = 1.0
+MONITOR_INTERVAL_S = 0.25
 # After the migrate call returns, how long libvirt may take to settle where the VM runs
 # before recovery is left to decide.
 SETTLE_SECONDS = 10
