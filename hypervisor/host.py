@@ -11,7 +11,8 @@ import libvirt
 
 from .connection import with_connection
 from .cpu import arch_of, features_of
-from .datastore_keys import datastore_source_key
+from .datastore_keys import DIRECTORY_KINDS, datastore_source_key, names_shared_storage
+from .datastore_markers import directory_marker
 from .sampling import DIRTY_RATE_SAMPLE_SECONDS, WORKING_SET_WINDOW_SECONDS
 from .states import DomainPower, is_incoming_copy, power_of
 
@@ -44,6 +45,8 @@ class PoolFacts:
     active: bool
     capacity_bytes: int
     available_bytes: int
+    # Its key names storage only this host reaches (see datastore_keys): a local datastore.
+    local: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,10 @@ class DiskFacts:
     source: str
     format: str
     pool: str = ""
+    # Its volume's size as the guest sees it and what it takes on its datastore (what a copy
+    # moves); None where no storage pool holds it.
+    capacity_bytes: int | None = None
+    allocation_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -154,13 +161,38 @@ def _read_snapshot(conn: libvirt.virConnect) -> HostSnapshot:
             expanded[cpu_xml, arch] = _sorted(features_of(conn, cpu_xml, arch))
         return expanded[cpu_xml, arch]
 
+    # Pools first: reading them refreshes their volumes, whose sizes the disks then take.
+    pools = tuple(_pool_facts(pool) for pool in conn.listAllStoragePools(0))
     domains = (_domain_facts(dom, cpu_features) for dom in conn.listAllDomains(0))
     return HostSnapshot(
         facts=_host_facts(conn),
-        pools=tuple(_pool_facts(pool) for pool in conn.listAllStoragePools(0)),
+        pools=pools,
         networks=tuple(_network_facts(network) for network in conn.listAllNetworks(0)),
-        domains=tuple(replace(domain, **load.get(domain.uuid.lower(), {})) for domain in domains if domain),
+        domains=tuple(
+            replace(domain, disks=_sized(conn, domain.disks), **load.get(domain.uuid.lower(), {}))
+            for domain in domains if domain
+        ),
     )
+
+
+def _sized(conn: libvirt.virConnect, disks: tuple[DiskFacts, ...]) -> tuple[DiskFacts, ...]:
+    """The disks with their volumes' sizes, read from the storage pools (not from QEMU, which
+    a busy or frozen guest would keep from answering)."""
+    return tuple(replace(disk, **_volume_size(conn, disk)) for disk in disks)
+
+
+def _volume_size(conn: libvirt.virConnect, disk: DiskFacts) -> dict[str, int]:
+    try:
+        if disk.pool:
+            volume = conn.storagePoolLookupByName(disk.pool).storageVolLookupByName(disk.source.split("/", 1)[-1])
+        elif disk.source.startswith("/"):
+            volume = conn.storageVolLookupByPath(disk.source)
+        else:
+            return {}
+        _kind, capacity, allocation = volume.info()
+    except libvirt.libvirtError:
+        return {}  # not in a pool libvirt knows
+    return {"capacity_bytes": capacity, "allocation_bytes": allocation}
 
 
 def _domain_load(conn: libvirt.virConnect) -> dict[str, dict]:
@@ -262,19 +294,21 @@ def _version_string(number: int) -> str:
 def _pool_facts(pool: libvirt.virStoragePool) -> PoolFacts:
     root = ET.fromstring(pool.XMLDesc(0))
     active = bool(pool.isActive())
+    kind = root.get("type", "")
+    target_path = root.findtext("target/path", default="")
+    marker = directory_marker(pool) if active and kind in DIRECTORY_KINDS else None
     capacity, available = 0, 0
     if active:
         _state, capacity, _allocation, available = pool.info()
-    kind = root.get("type", "")
-    target_path = root.findtext("target/path", default="")
     return PoolFacts(
         name=pool.name(),
         kind=kind,
-        source_key=datastore_source_key(kind, root.find("source"), target_path),
+        source_key=datastore_source_key(kind, root.find("source"), target_path, marker),
         target_path=target_path,
         active=active,
         capacity_bytes=capacity,
         available_bytes=available,
+        local=not names_shared_storage(kind, root.find("source"), marker),
     )
 
 

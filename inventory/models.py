@@ -347,6 +347,8 @@ class VirtualDisk(models.Model):
     source = models.CharField(max_length=500, blank=True, help_text="File, device, or network volume behind it")
     format = models.CharField(max_length=32, blank=True)
     datastore = models.ForeignKey(Datastore, null=True, blank=True, on_delete=models.SET_NULL, related_name="disks")
+    capacity_bytes = models.BigIntegerField(null=True, blank=True, help_text="Its size as the guest sees it")
+    allocation_bytes = models.BigIntegerField(null=True, blank=True, help_text="What it takes on its datastore: what a copy moves")
 
     class Meta:
         ordering = ["vm__name", "target"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Avg, Case, Count, IntegerField, Prefetch, Q, QuerySet, Sum, Value, When
 
 from .choices import ACTIVE_POWER_STATES, CLOSED_HOST_STATES, HostState
-from .models import DatastoreMount, Host, VirtualMachine
+from .models import DatastoreMount, Host, VirtualDisk, VirtualMachine
 
 
 def hosts_with_vms() -> QuerySet[Host]:
@@ -123,3 +123,12 @@ def inventory_totals() -> dict:
 
 def mounts_of(host: Host) -> QuerySet[DatastoreMount]:
     return host.datastore_mounts.select_related("datastore").annotate(shared_by=Count("datastore__mounts"))
+
+
+def vm_with_devices() -> QuerySet[VirtualMachine]:
+    """VMs with their host, NICs and disks; each disk's datastore counts the hosts mounting
+    it (`mount_count`: 1 for a datastore local to its host)."""
+    disks = VirtualDisk.objects.select_related("datastore").annotate(mount_count=Count("datastore__mounts"))
+    return VirtualMachine.objects.select_related("host", "host__cluster").prefetch_related(
+        Prefetch("disks", queryset=disks), "nics__network",
+    )

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from hypervisor import HypervisorError, host as hypervisor_host
+from hypervisor.datastore_keys import DIRECTORY_KINDS
 from hypervisor.host import DiskFacts, DomainFacts, HostFacts, HostSnapshot, NetworkFacts, NicFacts, PoolFacts
 
 from . import health_history
@@ -139,12 +140,15 @@ def _apply_pools(host: Host, pools: tuple[PoolFacts, ...]) -> list[DatastoreMoun
     held = {m.datastore.source_key: m for m in DatastoreMount.objects.filter(host=host).select_related("datastore").order_by()}
     mounts = []
     for pool in pools:
-        mount = held.pop(pool.source_key, None)
+        key = datastore_key(host, pool)
+        mount = held.pop(key, None)
         if mount is None:
-            datastore, _ = Datastore.objects.get_or_create(
-                source_key=pool.source_key,
-                defaults={"name": pool.name, "kind": _datastore_kind(pool.kind)},
+            datastore, created = Datastore.objects.get_or_create(
+                source_key=key,
+                defaults={"name": _first_name(host, pool), "kind": _datastore_kind(pool.kind)},
             )
+            if not created:
+                _name_as_shared(datastore, pool)
             mount, _ = DatastoreMount.objects.get_or_create(datastore=datastore, host=host, defaults={"pool_name": pool.name})
             mount.datastore = datastore
         _save_changes(mount.datastore, {"capacity_bytes": pool.capacity_bytes, "available_bytes": pool.available_bytes})
@@ -154,6 +158,26 @@ def _apply_pools(host: Host, pools: tuple[PoolFacts, ...]) -> list[DatastoreMoun
         DatastoreMount.objects.filter(pk__in=[m.pk for m in held.values()]).delete()
     Datastore.objects.filter(mounts__isnull=True, disks__isnull=True).delete()
     return mounts
+
+
+def datastore_key(host: Host, pool: PoolFacts) -> str:
+    """The pool's storage key; storage that only this host reaches is keyed within the host,
+    so two hosts' own directories at one path stay two datastores."""
+    return f"host-{host.pk}:{pool.source_key}" if pool.local else pool.source_key
+
+
+def _first_name(host: Host, pool: PoolFacts) -> str:
+    """Storage named beyond its host (an export, a target) by its pool's name; a directory or
+    a disk of one host by its pool's name and the host's, as every host may have an "images"."""
+    return f"{pool.name} ({host.name})" if pool.local or pool.kind in DIRECTORY_KINDS else pool.name
+
+
+def _name_as_shared(datastore: Datastore, pool: PoolFacts) -> None:
+    """A second host mounts a directory first seen on one host: it is shared storage, named
+    by the pool's name alone."""
+    first = datastore.mounts.select_related("host").first()
+    if first is not None and datastore.name == f"{first.pool_name} ({first.host.name})":
+        _save_changes(datastore, {"name": first.pool_name})
 
 
 def _datastore_kind(pool_kind: str) -> str:
@@ -301,7 +325,13 @@ def _belongs_here(vm: VirtualMachine, host: Host, domain: DomainFacts) -> bool:
 
 def _apply_disks(vm: VirtualMachine, disks, mounts: list[DatastoreMount], existing: dict[str, VirtualDisk]) -> list[VirtualDisk]:
     """Updates the VM's disks and deletes those it lost; returns the new ones, unsaved."""
-    wanted = ((facts.target, {"source": facts.source, "format": facts.format, "datastore_id": _datastore_for(facts, mounts)}) for facts in disks)
+    wanted = (
+        (facts.target, {
+            "source": facts.source, "format": facts.format, "datastore_id": _datastore_for(facts, mounts),
+            "capacity_bytes": facts.capacity_bytes, "allocation_bytes": facts.allocation_bytes,
+        })
+        for facts in disks
+    )
     return _apply_rows(vm, VirtualDisk, "target", wanted, existing)
 
 

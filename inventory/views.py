@@ -57,8 +57,5 @@ def vm_list(request: HttpRequest) -> HttpResponse:
 
 @role_required(Role.VIEWER)
 def vm_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    vm = get_object_or_404(
-        VirtualMachine.objects.select_related("host", "host__cluster").prefetch_related("disks__datastore", "nics__network"),
-        pk=pk,
-    )
+    vm = get_object_or_404(queries.vm_with_devices(), pk=pk)
     return render(request, "inventory/vm_detail.html", {"vm": vm})

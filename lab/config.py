@@ -20,6 +20,8 @@ BRIDGE_ADDRESS = "10.77.0.1"
 BRIDGE_PREFIX = 24
 NETWORK_NAME = "lab-net"
 POOL_NAME = "lab-datastore"
+# Each host's own directory pool, which no other host mounts: its local datastore.
+LOCAL_POOL_NAME = "lab-local"
 
 MAX_HOSTS = 200  # hosts listen on .2 ... .201 of the lab's management network, 127.0.0.2 ... 127.0.0.201
 # The lab's end of the veth pair that links the root namespace to the lab's: the control plane
@@ -192,6 +194,9 @@ class LabConfig:
 
     def host_dir(self, name: str) -> Path:
         return self.hosts_dir / name
+
+    def local_datastore_dir(self, name: str) -> Path:
+        return self.host_dir(name) / "local"
 
     def management_uri(self, host: str) -> str:
         """How the root namespace (web server, workers, tests) reaches the host."""

@@ -21,6 +21,7 @@ from lab.config import (
     BRIDGE_NAME,
     LIBVIRT_PATHS,
     NETWORK_NAME,
+    LOCAL_POOL_NAME,
     POOL_NAME,
     LabConfig,
     LabError,
@@ -333,17 +334,22 @@ def ensure_lab_network(config: LabConfig, name: str) -> None:
 
 
 def ensure_datastore_pool(config: LabConfig, name: str) -> None:
-    uri = config.management_uri(name)
-    info = _virsh_info(uri, "pool-info", POOL_NAME)
+    """The datastore every host mounts, and the host's own local one."""
+    _ensure_dir_pool(config.management_uri(name), POOL_NAME, config.datastore_dir)
+    _ensure_dir_pool(config.management_uri(name), LOCAL_POOL_NAME, config.local_datastore_dir(name))
+
+
+def _ensure_dir_pool(uri: str, pool: str, path: Path) -> None:
+    info = _virsh_info(uri, "pool-info", pool)
     if info is None:
-        virsh(uri, "pool-define-as", POOL_NAME, "dir", "--target", str(config.datastore_dir))
-        virsh(uri, "pool-build", POOL_NAME)
-        virsh(uri, "pool-autostart", POOL_NAME)
-        info = _virsh_info(uri, "pool-info", POOL_NAME)
+        virsh(uri, "pool-define-as", pool, "dir", "--target", str(path))
+        virsh(uri, "pool-build", pool)
+        virsh(uri, "pool-autostart", pool)
+        info = _virsh_info(uri, "pool-info", pool)
     if info.get("State") != "running":
-        virsh(uri, "pool-start", POOL_NAME)
+        virsh(uri, "pool-start", pool)
     # Disks created since the pool started only show up as volumes after a refresh.
-    virsh(uri, "pool-refresh", POOL_NAME)
+    virsh(uri, "pool-refresh", pool)
 
 
 def _virsh_info(uri: str, command: str, object_name: str) -> dict[str, str] | None:

@@ -46,10 +46,15 @@ class DatastoreMountSerializer(serializers.ModelSerializer):
 
 class DatastoreSerializer(serializers.ModelSerializer):
     mounts = DatastoreMountSerializer(many=True, read_only=True)
+    local_to = serializers.SerializerMethodField(help_text="The host whose local storage it is; null when several hosts mount it")
 
     class Meta:
         model = Datastore
-        fields = ["id", "name", "kind", "source_key", "capacity_bytes", "available_bytes", "mounts"]
+        fields = ["id", "name", "kind", "source_key", "capacity_bytes", "available_bytes", "local_to", "mounts"]
+
+    def get_local_to(self, datastore: Datastore) -> int | None:
+        mounts = list(datastore.mounts.all())  # prefetched by the view
+        return mounts[0].host_id if len(mounts) == 1 else None
 
 
 class NetworkAttachmentSerializer(serializers.ModelSerializer):
@@ -69,7 +74,7 @@ class NetworkSerializer(serializers.ModelSerializer):
 class VirtualDiskSerializer(serializers.ModelSerializer):
     class Meta:
         model = VirtualDisk
-        fields = ["target", "source", "format", "datastore"]
+        fields = ["target", "source", "format", "datastore", "capacity_bytes", "allocation_bytes"]
 
 
 class VirtualNicSerializer(serializers.ModelSerializer):

@@ -6,7 +6,7 @@ import pytest
 
 from inventory import dirty_rate, sync
 from inventory.choices import DatastoreKind, HostState, PowerState
-from inventory.models import Datastore, Host, Network, VirtualMachine
+from inventory.models import Datastore, DatastoreMount, Host, Network, VirtualMachine
 from lab import control as lab_control, guests
 
 from lab.commands import domain_names, virsh
@@ -24,13 +24,27 @@ def test_sync_finds_every_guest_on_the_host_where_virsh_sees_it_running(lab_inve
 
 
 def test_the_lab_datastore_and_network_are_shared_by_every_host(lab_inventory):
-    datastore = Datastore.objects.get(source_key=f"dir://{lab_inventory.lab_dir}/datastore")
+    # Both hosts' pools are the one directory: they find the same marker in it.
+    datastore = Datastore.objects.get(mounts__target_path=f"{lab_inventory.lab_dir}/datastore", mounts__host__name=lab_inventory.hosts[0].name)
     assert datastore.kind == DatastoreKind.DIRECTORY
+    assert datastore.source_key.startswith("directory://")
+    markers = [path.name for path in (lab_inventory.lab_dir / "datastore").iterdir() if path.name.startswith(".vmotion-datastore-")]
+    assert markers == [f".vmotion-datastore-{datastore.source_key.removeprefix('directory://')}"]
     assert datastore.hosts.count() == len(lab_inventory.hosts)
     assert Network.objects.get(name="lab-net").hosts.count() == len(lab_inventory.hosts)
     vm = VirtualMachine.objects.get(name="lab-vm1")
     assert vm.disks.get().datastore == datastore
     assert vm.nics.get().network.name == "lab-net"
+
+
+def test_each_hosts_own_directory_is_a_datastore_local_to_it(lab_inventory, lab_config):
+    for lab_host in lab_inventory.hosts:
+        mount = DatastoreMount.objects.select_related("datastore").get(host__name=lab_host.name, pool_name="lab-local")
+        assert mount.target_path == str(lab_config.local_datastore_dir(lab_host.name))
+        assert mount.datastore.name == f"lab-local ({lab_host.name})"
+        assert list(mount.datastore.hosts.values_list("name", flat=True)) == [lab_host.name]
+    local_keys = set(DatastoreMount.objects.filter(pool_name="lab-local").values_list("datastore__source_key", flat=True))
+    assert len(local_keys) == len(lab_inventory.hosts)
 
 
 def test_a_guest_destroyed_with_virsh_shows_stopped_after_a_sync(lab_inventory, lab_config):

@@ -11,7 +11,8 @@ from inventory.location import record_location
 from inventory.models import Datastore, Host, Network, VirtualMachine
 from tests.factories import ClusterFactory, HostFactory
 
-from tests.unit.node_files import DomainSpec, NodeSpec
+from hypervisor.host import PoolFacts
+from tests.unit.node_files import DirPoolSpec, DomainSpec, NodeSpec
 
 pytestmark = pytest.mark.django_db
 
@@ -239,3 +240,57 @@ def test_a_reading_taken_after_the_move_still_decides(tmp_path):
 
     vm = VirtualMachine.objects.get(uuid=WEB)
     assert (vm.host.name, vm.power_state) == ("h1", PowerState.RUNNING)
+
+
+def datastores_by_name() -> list[tuple[str, list[str]]]:
+    return [
+        (store.name, sorted(store.hosts.values_list("name", flat=True)))
+        for store in Datastore.objects.exclude(kind=DatastoreKind.NFS).order_by("name")
+    ]
+
+
+def test_two_hosts_own_directories_at_one_path_are_two_local_datastores(tmp_path):
+    for name, marker in (("h1", "aaaa"), ("h2", "bbbb")):
+        sync.sync_host(host_reading(tmp_path, name, NodeSpec(dir_pools=[DirPoolSpec("images", "/var/lib/libvirt/images", marker=marker)])))
+
+    assert datastores_by_name() == [("images (h1)", ["h1"]), ("images (h2)", ["h2"])]
+
+
+def test_one_directory_two_hosts_see_is_one_shared_datastore_wherever_they_mount_it(tmp_path):
+    sync.sync_host(host_reading(tmp_path, "h1", NodeSpec(dir_pools=[DirPoolSpec("shared", "/srv/shared", marker="cafe")])))
+    assert datastores_by_name() == [("shared (h1)", ["h1"])]
+
+    sync.sync_host(host_reading(tmp_path, "h2", NodeSpec(dir_pools=[DirPoolSpec("vms", "/mnt/vms", marker="cafe")])))
+
+    assert datastores_by_name() == [("shared", ["h1", "h2"])]
+    assert Datastore.objects.get(name="shared").source_key == "directory://cafe"
+
+
+def test_a_directory_that_cannot_be_marked_stays_local_to_its_host(tmp_path):
+    first = host_reading(tmp_path, "h1", NodeSpec())
+    second = host_reading(tmp_path, "h2", NodeSpec())
+    pools = (PoolFacts("images", "dir", "dir:///var/lib/libvirt/images", "/var/lib/libvirt/images", True, 10, 5, local=True),)
+
+    for host in (first, second):
+        sync._apply_pools(host, pools)
+
+    assert datastores_by_name() == [("images (h1)", ["h1"]), ("images (h2)", ["h2"])]
+    assert sorted(Datastore.objects.exclude(kind=DatastoreKind.NFS).values_list("source_key", flat=True)) == [
+        f"host-{first.pk}:dir:///var/lib/libvirt/images", f"host-{second.pk}:dir:///var/lib/libvirt/images",
+    ]
+
+
+def test_a_vms_disk_has_its_volumes_size_and_allocation(tmp_path):
+    node = NodeSpec(domains=[DomainSpec("web", WEB)], nfs_volumes={"disk.qcow2": (10 * 1024**3, 3 * 1024**3)})
+
+    sync.sync_host(host_reading(tmp_path, "h1", node))
+
+    disk = VirtualMachine.objects.get(uuid=WEB).disks.get()
+    assert (disk.capacity_bytes, disk.allocation_bytes) == (10 * 1024**3, 3 * 1024**3)
+
+
+def test_a_disk_no_pool_holds_has_no_size(tmp_path):
+    sync.sync_host(host_reading(tmp_path, "h1", NodeSpec(domains=[DomainSpec("web", WEB, disk_path="/elsewhere/disk.raw")])))
+
+    disk = VirtualMachine.objects.get(uuid=WEB).disks.get()
+    assert (disk.capacity_bytes, disk.allocation_bytes, disk.datastore) == (None, None, None)
