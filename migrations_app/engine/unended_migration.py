@@ -5,7 +5,9 @@ Two signs, each of which the engine stops waiting on:
   migrate call is still running ABORT_GRACE_SECONDS later (SILENT_DESTINATION_GRACE_SECONDS
   after an abort for a silent destination, whose end libvirt's keepalive brings);
 - the stream was open and libvirt on the source has given no statistics of the job for
-  STATISTICS_SILENCE_SECONDS.
+  STATISTICS_SILENCE_SECONDS, with no abort asked. After an abort, libvirt on the source may
+  well give none while it ends the job (for a silent destination, until its keepalive gives
+  up on that host, about 20 s): the abort's grace decides then.
 
 Both are what a source QEMU that stopped answering libvirt looks like: libvirt waits on a
 QEMU's monitor without a deadline. Measured with libvirt 11.3 and the source's QEMU stopped
@@ -71,7 +73,7 @@ class UnendedMigration:
         """Whether libvirt is past the point of ending the migration by itself; sets `reason`."""
         if self._abort_asked_at is not None and self.clock() - self._abort_asked_at >= self._grace_s:
             self.reason = f"libvirt had not ended the migration {self.clock() - self._abort_asked_at:.0f} s after vmotion aborted it"
-        elif stream_opened and statistics_silent_s >= STATISTICS_SILENCE_SECONDS:
+        elif self._abort_asked_at is None and stream_opened and statistics_silent_s >= STATISTICS_SILENCE_SECONDS:
             self.reason = (
                 f"libvirt on {source_name} had given no statistics of the migration for {statistics_silent_s:.0f} s "
                 "while answering otherwise: the guest's QEMU there does not answer libvirt"

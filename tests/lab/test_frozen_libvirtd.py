@@ -83,7 +83,7 @@ def test_the_destinations_libvirtd_frozen_mid_migration_is_aborted_on_the_source
     with frozen(lab_config, destination.name) as fault_at:
         task = final_within(task, FINAL_WITHIN_SECONDS, fault_at, record_property)
         assert task.state == TaskState.FAILED, timeline(task)
-        assert f"libvirt on {destination.name} stopped answering during the migration" in task.error
+        assert f"libvirt on {destination.name} stopped answering during the migration" in task.error, timeline(task)
         assert f"aborted it on {source.name}. {name} still runs on {source.name}." in task.error
         assert name in domain_names(source.uri)  # the source answers: the guest runs there
         assert f"{destination.name} has not answered yet" in timeline(task)

@@ -71,6 +71,21 @@ def test_statistics_silent_once_the_stream_opened_is_a_qemu_that_does_not_answer
         )
 
 
+def test_after_an_abort_silent_statistics_wait_for_the_aborts_grace():
+    """With the destination's libvirtd frozen, the source's gives no statistics while its
+    keepalive waits out that host: the abort's grace, not the silence, decides."""
+    clock = Clock()
+    unended = UnendedMigration(clock)
+
+    unended.abort_asked(SILENT_DESTINATION_GRACE_SECONDS)
+    clock.now += SILENT_DESTINATION_GRACE_SECONDS - 1
+    assert not unended.seen(STATISTICS_SILENCE_SECONDS + 4, True, "kvm-a")
+    clock.now += 1
+
+    assert unended.seen(STATISTICS_SILENCE_SECONDS + 5, True, "kvm-a")
+    assert unended.reason == "libvirt had not ended the migration 25 s after vmotion aborted it"
+
+
 def test_nothing_asked_and_statistics_flowing_is_a_migration_under_way():
     clock = Clock()
     unended = UnendedMigration(clock)
