@@ -22,6 +22,10 @@ class JobSample:
     post_copy_failed: bool = False  # the post-copy stream broke: libvirt paused the migration
     downtime_ms: int | None = None  # the final pause, in the statistics of a completed job
     active: bool = True  # False when the domain has no migration job (any more)
+    # The disks copied with the memory (all zero when every disk is on shared storage).
+    disk_total: int = 0
+    disk_processed: int = 0
+    disk_remaining: int = 0
 
     @classmethod
     def from_stats(cls, stats: Mapping, *, active: bool, post_copy: bool, post_copy_failed: bool = False) -> "JobSample":
@@ -39,4 +43,7 @@ class JobSample:
             post_copy_failed=post_copy_failed,
             downtime_ms=stats.get("downtime"),
             active=active,
+            disk_total=stats.get("disk_total", 0),
+            disk_processed=stats.get("disk_processed", 0),
+            disk_remaining=stats.get("disk_remaining", 0),
         )

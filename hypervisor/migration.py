@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import libvirt
 
 from .connection import describe, open_connection, refuse_unless_allowed
+from .disk_moves import DiskMove, moved_definition
 from .errors import HypervisorError, migration_failure
 from .uris import redact_text
 
@@ -30,6 +31,8 @@ class MigrationRequest:
     # original flags, as libvirt documents): only where both hosts' libvirt can
     # (migrations_app.convergence.post_copy_recovery); 11.2 and 11.3 crash the destination.
     post_copy_resume: bool = False
+    # Disks that move with the VM (see disk_moves); none when all are on shared datastores.
+    disk_moves: tuple[DiskMove, ...] = ()
 
 
 class MigrationRun:
@@ -57,7 +60,8 @@ class MigrationRun:
             conn = open_connection(self.source_uri)
             try:
                 dom = conn.lookupByUUIDString(self.request.uuid)
-                dom.migrateToURI3(self.request.destination_uri, _params(self.request), _flags(self.request))
+                params = _params(self.request) | _disk_params(dom, self.request.disk_moves)
+                dom.migrateToURI3(self.request.destination_uri, params, _flags(self.request))
             finally:
                 conn.close()
         except HypervisorError as error:
@@ -92,6 +96,8 @@ def _flags(request: MigrationRequest) -> int:
         flags |= libvirt.VIR_MIGRATE_POSTCOPY_RESUME
     if request.tls:
         flags |= libvirt.VIR_MIGRATE_TLS
+    if request.disk_moves:
+        flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
     return flags
 
 
@@ -105,3 +111,17 @@ def _params(request: MigrationRequest) -> dict:
         params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = request.auto_converge_initial
         params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT] = request.auto_converge_increment
     return params
+
+
+def _disk_params(dom: libvirt.virDomain, moves: tuple[DiskMove, ...]) -> dict:
+    """The disks to copy, and the destination's definitions with them on their new images.
+    The definitions carry the domain's secrets (a console password, say), as the source's
+    own would: read with VIR_DOMAIN_XML_SECURE, handed to libvirt, never kept."""
+    if not moves:
+        return {}
+    migratable = libvirt.VIR_DOMAIN_XML_MIGRATABLE | libvirt.VIR_DOMAIN_XML_SECURE
+    return {
+        libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS: [move.target for move in moves],
+        libvirt.VIR_MIGRATE_PARAM_DEST_XML: moved_definition(dom.XMLDesc(migratable), moves),
+        libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: moved_definition(dom.XMLDesc(migratable | libvirt.VIR_DOMAIN_XML_INACTIVE), moves),
+    }
