@@ -222,3 +222,12 @@ def _close_quietly(conn: libvirt.virConnect) -> None:
         conn.close()
     except libvirt.libvirtError:
         pass
+
+
+def close_soon(conn: libvirt.virConnect, *, waiting: bool) -> None:
+    """Close `conn`; where a call on it may still be waiting on the host, on a thread nobody
+    waits for, as closing waits for that call."""
+    if waiting:
+        threading.Thread(target=_close_quietly, args=(conn,), name="libvirt-close", daemon=True).start()
+    else:
+        _close_quietly(conn)

@@ -9,7 +9,9 @@ from typing import TypeVar
 
 import libvirt
 
-from .connection import with_connection
+from .busy_domains import BUSY_DOMAIN_SECONDS, busy_domains, within
+from .connection import call_with_timeout, close_soon, open_connection, with_connection
+from .uris import redact
 from .cpu import arch_of, features_of
 from .datastore_keys import DIRECTORY_KINDS, datastore_source_key, names_shared_storage
 from .datastore_markers import directory_marker
@@ -118,11 +120,24 @@ class HostSnapshot:
     pools: tuple[PoolFacts, ...] = ()
     networks: tuple[NetworkFacts, ...] = ()
     domains: tuple[DomainFacts, ...] = field(default_factory=tuple)
+    # Domains whose reading did not end within BUSY_DOMAIN_SECONDS (uuid, name): their QEMU
+    # does not answer libvirt, which holds their reads (see busy_domains).
+    busy: tuple[tuple[str, str], ...] = ()
 
 
 def read_host(uri: str, timeout: float) -> HostSnapshot:
     """Everything the inventory needs to know about one host, in one connection."""
-    return with_connection(uri, timeout, _read_snapshot)
+
+    def connect_and_read() -> HostSnapshot:
+        conn = open_connection(uri, timeout)
+        snapshot = None
+        try:
+            snapshot = _read_snapshot(conn)
+            return snapshot
+        finally:
+            close_soon(conn, waiting=snapshot is not None and bool(snapshot.busy))
+
+    return call_with_timeout(connect_and_read, timeout, what=f"libvirt at {redact(uri)}", uris=(uri,))
 
 
 def baseline_cpu(uri: str, host_cpu_xmls: list[str], timeout: float) -> CpuBaseline:
@@ -150,8 +165,10 @@ def read_host_cpu(uri: str, timeout: float) -> tuple[str, str, tuple[str, ...] |
 
 
 def _read_snapshot(conn: libvirt.virConnect) -> HostSnapshot:
-    load = _domain_load(conn)
-    for uuid, measured in _dirty_rates_then_sample_again(conn).items():
+    # The first statistics call after a guest's QEMU hangs waits on that QEMU for good; later
+    # ones skip it (_WITHOUT_WAITING). The statistics are then missing for one sync.
+    load = within(BUSY_DOMAIN_SECONDS, lambda: _domain_load(conn), {})
+    for uuid, measured in within(BUSY_DOMAIN_SECONDS, lambda: _dirty_rates_then_sample_again(conn), {}).items():
         load.setdefault(uuid, {}).update(measured)
     expanded: dict[tuple[str, str], tuple[str, ...] | None] = {}
 
@@ -163,7 +180,7 @@ def _read_snapshot(conn: libvirt.virConnect) -> HostSnapshot:
 
     # Pools first: reading them refreshes their volumes, whose sizes the disks then take.
     pools = tuple(_pool_facts(pool) for pool in conn.listAllStoragePools(0))
-    domains = (_domain_facts(dom, cpu_features) for dom in conn.listAllDomains(0))
+    domains, busy = busy_domains(conn.listAllDomains(0), lambda dom: _domain_facts(dom, cpu_features))
     return HostSnapshot(
         facts=_host_facts(conn),
         pools=pools,
@@ -172,6 +189,7 @@ def _read_snapshot(conn: libvirt.virConnect) -> HostSnapshot:
             replace(domain, disks=_sized(conn, domain.disks), **load.get(domain.uuid.lower(), {}))
             for domain in domains if domain
         ),
+        busy=tuple((dom.UUIDString(), dom.name()) for dom in busy),
     )
 
 
@@ -195,11 +213,18 @@ def _volume_size(conn: libvirt.virConnect, disk: DiskFacts) -> dict[str, int]:
     return {"capacity_bytes": capacity, "allocation_bytes": allocation}
 
 
+# Statistics that need a word with a domain's QEMU are skipped for a domain whose QEMU is
+# busy answering someone else, instead of waiting up to 30 s for it: a guest whose QEMU hangs
+# would otherwise hold up its whole host's sync past the call's deadline, round after round.
+_WITHOUT_WAITING = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
+
+
 def _domain_load(conn: libvirt.virConnect) -> dict[str, dict]:
-    """Every running domain's CPU time and resident memory, in one call for the whole host."""
+    """Every running domain's CPU time and resident memory, in one call for the whole host;
+    a domain whose QEMU is busy has its CPU time only."""
     flags = libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
     load = {}
-    for dom, stats in _optional(lambda: conn.getAllDomainStats(flags, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE), []):
+    for dom, stats in _optional(lambda: conn.getAllDomainStats(flags, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | _WITHOUT_WAITING), []):
         rss_kib = stats.get("balloon.rss")
         load[dom.UUIDString().lower()] = {
             "cpu_time_ns": stats.get("cpu.time"),
@@ -217,11 +242,13 @@ def _dirty_rates_then_sample_again(conn: libvirt.virConnect) -> dict[str, dict[s
     # Running ones only: a domain paused for an incoming migration is not the guest yet.
     # A rate is a hint for the forecast: a host that cannot measure one still syncs.
     try:
-        stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_DIRTYRATE, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_RUNNING)
+        stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_DIRTYRATE, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_RUNNING | _WITHOUT_WAITING)
     except libvirt.libvirtError:
         return {}
     measured = {}
     for dom, values in stats:
+        if "dirtyrate.calc_status" not in values:
+            continue  # its QEMU was busy: starting a measurement would wait for it
         status = values.get("dirtyrate.calc_status")
         period = values.get("dirtyrate.calc_period")
         if status == libvirt.VIR_DOMAIN_DIRTYRATE_MEASURED:

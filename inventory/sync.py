@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from hypervisor import HypervisorError, host as hypervisor_host
+from hypervisor.busy_domains import BUSY_DOMAIN_SECONDS
 from hypervisor.datastore_keys import DIRECTORY_KINDS
 from hypervisor.host import DiskFacts, DomainFacts, HostFacts, HostSnapshot, NetworkFacts, NicFacts, PoolFacts
 
@@ -98,7 +99,10 @@ def apply_snapshot(host: Host, snapshot: HostSnapshot, now: datetime, *, read_at
     _apply_host_facts(host, snapshot.facts, now)
     mounts = _apply_pools(host, snapshot.pools)
     networks = _apply_networks(host, snapshot.networks)
-    _apply_domains(host, snapshot.domains, mounts, networks, now, read_at)
+    if snapshot.busy:
+        names = ", ".join(name for _uuid, name in snapshot.busy)
+        log.warning("host %s: the QEMU of %s did not answer libvirt within %g s; kept as last read", host.name, names, BUSY_DOMAIN_SECONDS)
+    _apply_domains(host, snapshot.domains, mounts, networks, now, read_at, busy={uuid.lower() for uuid, _name in snapshot.busy})
 
 
 def _apply_host_facts(host: Host, facts: HostFacts, now: datetime) -> None:
@@ -203,7 +207,8 @@ def _apply_networks(host: Host, networks: tuple[NetworkFacts, ...]) -> list[Netw
     return attachments
 
 
-def _apply_domains(host, domains, mounts, attachments, now, read_at) -> None:
+def _apply_domains(host, domains, mounts, attachments, now, read_at, busy: frozenset[str] | set[str] = frozenset()) -> None:
+    """`busy`: the uuids of domains whose QEMU did not answer: they keep what was known."""
     # What the inventory holds for these domains and for this host, read in three queries,
     # not three per VM: an unchanged host then costs a handful of queries however many VMs
     # it runs. (No ordering: the models' default one joins the VM table to sort.)
@@ -258,7 +263,7 @@ def _apply_domains(host, domains, mounts, attachments, now, read_at) -> None:
     _record_load(host, sightings, now)
     if here.difference(seen):  # read again: another host's sync may have just taken one over
         for vm in VirtualMachine.objects.filter(host=host).exclude(power_state=PowerState.MISSING).exclude(pk__in=seen):
-            if not located_after(vm, read_at):  # else it arrived while the host was being read
+            if str(vm.uuid) not in busy and not located_after(vm, read_at):  # else it arrived while the host was being read
                 _save_changes(vm, {"power_state": PowerState.MISSING})
 
 
@@ -273,7 +278,10 @@ def _record_load(host: Host, sightings: list[tuple[VirtualMachine, DomainFacts, 
             continue
         # After a move the counter starts again in the new QEMU process: measure from the next sync.
         cores = cpu_demand(vm.cpu_time_ns, vm.load_sampled_at, domain.cpu_time_ns, now) if was_here else None
-        vm.cpu_cores_used, vm.memory_in_use_bytes = cores, domain.memory_in_use_bytes
+        vm.cpu_cores_used = cores
+        # A guest whose QEMU was busy reports no memory: its last reading stands.
+        if domain.memory_in_use_bytes is not None or not was_here:
+            vm.memory_in_use_bytes = domain.memory_in_use_bytes
         vm.cpu_time_ns, vm.load_sampled_at = domain.cpu_time_ns, now
         # Each sync reads one kind of measurement; the last of the other stands until it ages out.
         if domain.dirty_rate_bytes_s is not None:
@@ -282,7 +290,7 @@ def _record_load(host: Host, sightings: list[tuple[VirtualMachine, DomainFacts, 
             vm.dirtied_in_window_bytes, vm.dirtied_in_window_read_at = domain.dirtied_in_window_bytes, now
         measured.append(vm)
         if cores is not None:
-            samples.append(VmLoadSample(vm=vm, host=host, at=now, cpu_cores_used=cores, memory_in_use_bytes=domain.memory_in_use_bytes))
+            samples.append(VmLoadSample(vm=vm, host=host, at=now, cpu_cores_used=cores, memory_in_use_bytes=vm.memory_in_use_bytes))
     if measured:
         VirtualMachine.objects.bulk_update(measured, [
             "cpu_cores_used", "memory_in_use_bytes", "cpu_time_ns", "load_sampled_at",

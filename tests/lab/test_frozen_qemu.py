@@ -44,3 +44,35 @@ def test_the_sources_qemu_frozen_mid_migration_ends_the_task_with_the_guest_on_i
     assert f"{name} still runs on {source.name}, as this task said" in line
     assert where_runs(name) == [source.name], timeline(task)
     assert VirtualMachine.objects.get(name=name).host == source
+
+
+def test_a_guest_whose_qemu_hangs_costs_its_host_no_sync(lab_inventory, lab_config):
+    """Reads that need a guest's QEMU wait on it while it hangs (the first statistics call for
+    good, its definition 30 s for its lock): they are left behind after a few seconds, the
+    host stays connected, its other guests keep being read, and the hung one keeps its place."""
+    from inventory import sync
+    from inventory.choices import HostState, PowerState
+    from inventory.models import Host
+
+    frozen = "lab-vm2"
+    host = Host.objects.get(name=VirtualMachine.objects.get(name=frozen).host.name)
+    others = VirtualMachine.objects.filter(host=host).exclude(name=frozen)
+    assert others.exists(), "the test needs another guest on the frozen guest's host"
+    before = {vm.name: vm.last_seen for vm in others}
+    pid = qemu_pid(lab_config, host.name, frozen)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        outcomes = []
+        for _ in range(3):
+            started = time.monotonic()
+            outcomes.append((sync.sync_host(Host.objects.get(pk=host.pk)).reachable, round(time.monotonic() - started, 1)))
+        host.refresh_from_db()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    assert all(reachable for reachable, _seconds in outcomes), (outcomes, host.last_error)
+    assert all(seconds < 8 for _reachable, seconds in outcomes), outcomes  # the deadline is 10 s
+    assert host.state == HostState.CONNECTED and host.last_error == ""
+    hung = VirtualMachine.objects.get(name=frozen)
+    assert (hung.host, hung.power_state) == (host, PowerState.RUNNING)
+    assert all(vm.last_seen > before[vm.name] for vm in others.all())

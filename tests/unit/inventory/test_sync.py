@@ -1,5 +1,6 @@
 """Inventory sync against libvirt's test driver: a real libvirt connection, fake hosts."""
 
+import dataclasses
 import uuid
 
 import pytest
@@ -294,3 +295,24 @@ def test_a_disk_no_pool_holds_has_no_size(tmp_path):
 
     disk = VirtualMachine.objects.get(uuid=WEB).disks.get()
     assert (disk.capacity_bytes, disk.allocation_bytes, disk.datastore) == (None, None, None)
+
+
+def test_a_vm_whose_qemu_does_not_answer_keeps_what_was_known_and_its_host_stays_connected(tmp_path, monkeypatch):
+    node = NodeSpec(domains=[DomainSpec("web", WEB), DomainSpec("db", DB, mac="52:54:00:00:00:02")])
+    host = host_reading(tmp_path, "h1", node)
+    sync.sync_host(host)
+    read_host = sync.hypervisor_host.read_host
+
+    def db_hangs(uri, timeout):
+        snapshot = read_host(uri, timeout)
+        return dataclasses.replace(
+            snapshot, domains=tuple(d for d in snapshot.domains if d.uuid != DB), busy=((DB, "db"),),
+        )
+
+    monkeypatch.setattr(sync.hypervisor_host, "read_host", db_hangs)
+    outcome = sync.sync_host(Host.objects.get(pk=host.pk))
+
+    assert outcome.reachable
+    assert Host.objects.get(pk=host.pk).state == HostState.CONNECTED
+    db = VirtualMachine.objects.get(uuid=DB)
+    assert (db.host, db.power_state) == (host, PowerState.RUNNING)

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from inventory import sync
 from inventory.load import host_load
-from inventory.models import VirtualMachine, VmLoadSample
+from inventory.choices import HostState
+from inventory.models import Host, VirtualMachine, VmLoadSample
 from tests.factories import HostFactory, VirtualMachineFactory
 
 from tests.unit.node_files import DomainSpec, NodeSpec
@@ -85,3 +86,21 @@ def test_a_hosts_load_sums_its_running_vms_demand_against_its_capacity():
 
     assert (load.cpu_cores_used, load.cpu_percent, load.memory_percent) == (1.5, 37.5, 25.0)
     assert (load.measured_vms, load.running_vms) == (1, 2)
+
+
+def test_a_guest_whose_qemu_was_busy_keeps_its_last_memory_reading(tmp_path, monkeypatch):
+    host = HostFactory(name="h1", uri=NodeSpec(domains=[DomainSpec("web", WEB)]).write(tmp_path / "h1.xml"))
+    memory = iter([300 * MIB, None])  # None: its QEMU was busy, so libvirt skipped the reading
+    read_host = sync.hypervisor_host.read_host
+
+    def with_load(uri, timeout):
+        snapshot = read_host(uri, timeout)
+        in_use = next(memory)
+        return dataclasses.replace(snapshot, domains=tuple(dataclasses.replace(d, cpu_time_ns=1, memory_in_use_bytes=in_use) for d in snapshot.domains))
+
+    monkeypatch.setattr(sync.hypervisor_host, "read_host", with_load)
+    sync.sync_host(host)
+    sync.sync_host(host)
+
+    assert VirtualMachine.objects.get(uuid=WEB).memory_in_use_bytes == 300 * MIB
+    assert Host.objects.get(pk=host.pk).state == HostState.CONNECTED
