@@ -567,3 +567,27 @@ class ProactiveRefusal(models.Model):
     def is_current(self) -> bool:
         """About the host's present degradation, not an earlier one since restored."""
         return self.degraded_since == self.host.degraded_since
+
+
+class TaskDiskMove(models.Model):
+    """A disk copied with its VM's memory in a task: from which image, to which datastore
+    and image on the destination, and what became of both images."""
+
+    task = models.ForeignKey(MigrationTask, on_delete=models.CASCADE, related_name="disk_moves")
+    target = models.CharField(max_length=32, help_text="Device name in the guest, e.g. vda")
+    source_path = models.CharField(max_length=500)
+    destination_datastore = models.ForeignKey("inventory.Datastore", null=True, on_delete=models.SET_NULL, related_name="+")
+    destination_pool = models.CharField(max_length=200, help_text="The datastore's pool on the destination host")
+    destination_path = models.CharField(max_length=500)
+    format = models.CharField(max_length=16)
+    capacity_bytes = models.BigIntegerField(help_text="Its size as the guest sees it")
+    copied_bytes = models.BigIntegerField(help_text="What the copy is expected to move")
+    image_created = models.BooleanField(default=False, help_text="vmotion created the destination's image")
+    image_removed = models.BooleanField(default=False, help_text="The copy that lost was removed (the source's after success, the destination's after failure)")
+
+    class Meta:
+        ordering = ["task", "target"]
+        constraints = [models.UniqueConstraint(fields=["task", "target"], name="one_move_per_disk")]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.target} -> {self.destination_path}"

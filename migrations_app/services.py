@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from core.roles import Role, has_role
-from inventory.models import Host, VirtualMachine
+from inventory.models import DatastoreMount, Host, VirtualMachine
 
 from migrations_app.engine import enqueue
 from migrations_app.checks import post_copy as post_copy_checks
@@ -20,7 +20,8 @@ from migrations_app.checks.store import preflight
 from migrations_app.choices import ACTIVE_STATES, EndReason, EventKind, Priority, ScheduleAction, TaskState
 from migrations_app.errors import ActiveMigrationExists, MigrationRequestError, StateConflict
 from migrations_app.forecast.store import MoveForecast, forecast_moves
-from migrations_app.models import InvalidTransition, MigrationBatch, MigrationTask
+from migrations_app.models import InvalidTransition, MigrationBatch, MigrationTask, TaskDiskMove
+from migrations_app.storage.store import DiskChoice, placements
 from migrations_app.options import MigrationOptions
 
 __all__ = [
@@ -48,6 +49,17 @@ def find_host(name: str) -> Host:
         known = ", ".join(Host.objects.values_list("name", flat=True)) or "none"
         raise MigrationRequestError(f"No host named {name!r}; known hosts: {known}.")
     return host
+
+
+def find_datastore(name: str, host: Host) -> DiskChoice:
+    """A datastore `host` mounts, by its name or its pool's name there, as the datastore a
+    move copies the VM's disks to."""
+    mounts = list(DatastoreMount.objects.filter(host=host, active=True).select_related("datastore"))
+    matches = {m.datastore_id for m in mounts if name in (m.datastore.name, m.pool_name)}
+    if len(matches) != 1:
+        known = ", ".join(sorted(m.datastore.name for m in mounts)) or "none"
+        raise MigrationRequestError(f"{host.name} mounts no datastore {name!r}; its datastores: {known}.")
+    return DiskChoice(default=matches.pop())
 
 
 def find_operator(username: str):
@@ -129,16 +141,19 @@ def submit_migration(
     requested_by=None,
     batch: MigrationBatch | None = None,
     planned: Mapping[int, int] | None = None,
+    disks: DiskChoice | None = None,
 ) -> MigrationTask:
     """`planned`: every move of the plan this one belongs to (VM id to host id), so affinity
-    rules judge the VMs that leave together by where they are all going."""
+    rules judge the VMs that leave together by where they are all going. `disks`: the
+    datastores of the destination the VM's disks are copied to (storage.placement)."""
     options.validate()
     active = MigrationTask.objects.filter(vm=vm, state__in=ACTIVE_STATES).first()
     if active is not None:
         raise ActiveMigrationExists(f"{vm.name} already has an active migration, task #{active.pk} ({active.get_state_display().lower()}).", active)
-    report = preflight(vm, destination, planned=planned)
+    report = preflight(vm, destination, planned=planned, disks=disks)
     if not report.passed:
         raise MigrationRequestError(f"{vm.name} cannot move to {destination.name}: {report.summary()}", report)
+    copies = [p for p in placements(vm, destination, disks)[0] if p.moves] if disks is not None and not disks.empty else []
     try:
         with transaction.atomic():
             task = MigrationTask.objects.create(
@@ -154,6 +169,14 @@ def submit_migration(
                 allow_post_copy=options.allow_post_copy,
                 allow_auto_converge=options.allow_auto_converge,
             )
+            TaskDiskMove.objects.bulk_create([
+                TaskDiskMove(
+                    task=task, target=p.disk.target, source_path=p.disk.source, destination_datastore_id=p.store.datastore_id,
+                    destination_pool=p.store.pool_name, destination_path=p.destination_path, format=p.disk.format,
+                    capacity_bytes=p.disk.capacity_bytes or 0, copied_bytes=p.disk.copied_bytes,
+                )
+                for p in copies
+            ])
             who = requested_by.get_username() if requested_by else "the system"
             in_batch = f", in batch #{batch.pk}" if batch else ""
             task.log(EventKind.STATE, f"Requested by {who}: {vm.name} from {vm.host.name} to {destination.name}, {Priority(options.priority).label.lower()} priority{in_batch}.", to_state=TaskState.QUEUED, actor=requested_by)

@@ -17,6 +17,7 @@ from migrations_app.affinity import store as affinity_rules
 from migrations_app.checks import rules
 from migrations_app.affinity.rules import breaches
 from migrations_app.checks.report import CheckReport, CheckResult
+from migrations_app.storage.store import DiskChoice, check_disk_placement
 from migrations_app.checks.rules import fail, ok, warn
 from migrations_app.choices import ACTIVE_STATES
 from migrations_app.models import MigrationTask
@@ -26,11 +27,12 @@ CpuCheck = Callable[[VirtualMachine, Host, Host], CheckResult]
 
 def preflight(
     vm: VirtualMachine, destination: Host, *, exclude_task_id: int | None = None, planned: Mapping[int, int] | None = None,
-    cpu_check: CpuCheck | None = None,
+    cpu_check: CpuCheck | None = None, disks: DiskChoice | None = None,
 ) -> CheckReport:
     """`planned` (VM id to host id): the other moves submitted with this one, which the
     affinity rules count as made. `cpu_check`: how the CPUs are compared; by default from
-    the inventory, as pages have no libvirt connection (the worker passes libvirt's)."""
+    the inventory, as pages have no libvirt connection (the worker passes libvirt's).
+    `disks`: where disks the destination cannot reach are copied to; none, they must not be."""
     source = vm.host
     results = [check_vm_runs(vm), check_distinct_hosts(source, destination)]
     if source is None or source == destination:
@@ -40,7 +42,7 @@ def preflight(
         check_host_connected(destination, "destination"),
         check_destination_open(destination),
         (cpu_check or check_cpu_compatible)(vm, source, destination),
-        check_storage_shared(vm, destination),
+        check_disk_placement(vm, destination, disks) if disks is not None and not disks.empty else check_storage_shared(vm, destination),
         check_networks_present(vm, destination),
         check_memory_free(vm, destination, exclude_task_id),
         check_affinity(vm, destination, planned),

@@ -25,6 +25,9 @@ def register(commands, json_option) -> None:
     migrate_parser.add_argument("--bandwidth", type=int, help="cap in MiB/s (default uncapped)")
     migrate_parser.add_argument("--post-copy", action="store_true", help="allow switching to post-copy")
     migrate_parser.add_argument("--no-auto-converge", action="store_true", help="never throttle the guest's vCPUs")
+    migrate_parser.add_argument(
+        "--datastore", help="a datastore of the destination (its name, or its pool's name there): the VM's disks are copied to it live, with the memory",
+    )
     migrate_parser.add_argument("--reason", default="")
     migrate_parser.add_argument("--user", help="record the migration as requested by this vmotion user (an Operator)")
     migrate_parser.add_argument("--wait", action="store_true", help="follow the task until it ends")
@@ -38,7 +41,7 @@ def register(commands, json_option) -> None:
     recommend_parser.set_defaults(handler=recommend)
 
 
-def migrate(out: Output, vm, destination, priority, max_downtime, bandwidth, post_copy, no_auto_converge, reason, user, wait, **_):
+def migrate(out: Output, vm, destination, priority, max_downtime, bandwidth, post_copy, no_auto_converge, reason, user, wait, datastore=None, **_):
     request = services.MigrationOptions(
         priority=PRIORITIES[priority],
         max_downtime_ms=max_downtime,
@@ -49,7 +52,8 @@ def migrate(out: Output, vm, destination, priority, max_downtime, bandwidth, pos
     )
     requester = acting_user(user, Role.OPERATOR)
     machine, host = services.find_vm(vm), services.find_host(destination)
-    task = services.submit_migration(machine, host, request, requested_by=requester)
+    disks = services.find_datastore(datastore, host) if datastore else None
+    task = services.submit_migration(machine, host, request, requested_by=requester, disks=disks)
     out.say(f"task #{task.pk} queued: {task.vm.name} {task.source.name} -> {task.destination.name}")
     # Said at once, before any --wait: the operator may still cancel before post-copy begins.
     warnings = services.post_copy_warnings([(machine, host)]) if post_copy else []

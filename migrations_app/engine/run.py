@@ -29,7 +29,8 @@ from migrations_app.engine import bandwidth
 from migrations_app.checks import rules as check_rules
 from migrations_app.checks import live as live_checks
 from migrations_app.convergence import policy
-from migrations_app.engine import slots, unended_migration, unopened_stream
+from migrations_app.engine import disk_copies, slots, unended_migration, unopened_stream
+from migrations_app.storage.store import choice_of
 from migrations_app.checks.report import CheckStatus
 from migrations_app.checks.store import encryption_setting, preflight, tls_ends
 from migrations_app.choices import EndReason, EventKind, TaskState
@@ -109,12 +110,13 @@ def _check_then_migrate(task: MigrationTask, queue_granted: QueueTasks) -> None:
     if task.vm.host_id != task.source_id or state != DomainState.RUNNING:
         _fail_as_moved(task, state)
         return
-    report = preflight(task.vm, task.destination, exclude_task_id=task.pk, cpu_check=live_checks.check_cpu_compatible)
+    disks = choice_of(task)
+    report = preflight(task.vm, task.destination, exclude_task_id=task.pk, cpu_check=live_checks.check_cpu_compatible, disks=disks)
     if not report.passed:
         for host in (task.source, task.destination):
             sync.sync_host(host)
         _refresh(task)
-        report = preflight(task.vm, task.destination, exclude_task_id=task.pk, cpu_check=live_checks.check_cpu_compatible)
+        report = preflight(task.vm, task.destination, exclude_task_id=task.pk, cpu_check=live_checks.check_cpu_compatible, disks=disks)
     task.beat()
     for result in report.results:
         if result.status != CheckStatus.OK:
@@ -161,6 +163,12 @@ def _migrate_watched(task: MigrationTask, hosts: HostSilence) -> None:
         inputs = _predict(task, guest, task.convergence_inputs(), share.mib_s)
         flags = policy.migration_flags_for(inputs, POLICY)
         encrypted = _decide_encryption(task)
+        try:
+            copied_disks = disk_copies.create_images(task)
+        except HypervisorError as error:
+            finish(task, TaskState.FAILED, EndReason.LIBVIRT_ERROR, error=f"Nothing moved: vmotion {error}.")
+            disk_copies.remove_losing_copies(task)  # those created before the one that failed
+            return
         request = MigrationRequest(
             uuid=str(vm.uuid),
             destination_uri=destination.peer_uri,
@@ -170,6 +178,7 @@ def _migrate_watched(task: MigrationTask, hosts: HostSilence) -> None:
             auto_converge_increment=flags["auto_converge_increment"],
             post_copy=flags["post_copy"],
             tls=encrypted,
+            disk_moves=copied_disks,
         )
         wake = threading.Event()  # a pass ended, or the migrate call returned
         stop_following = _follow_pass_ends(task, guest, wake) if events else lambda: None
@@ -199,6 +208,7 @@ def _migrate_watched(task: MigrationTask, hosts: HostSilence) -> None:
         end_without_source(task, hosts)
     else:
         _end(task, run, monitor, cancelled, database, hosts)
+    disk_copies.remove_losing_copies(task)
     # The destination first: read the other way round, a VM that moved would show as missing
     # until the destination answered (a second or so over SSH).
     for host in (destination, source):

@@ -1,9 +1,9 @@
 """Where each disk of a VM goes when it moves to another host, and whether the destination
 can take it: pure rules of plain facts, as checks.rules are.
 
-A disk on a datastore the destination mounts stays where it is. Any other disk is copied
-with the memory into a datastore of the destination, the one chosen for that disk or the
-move's default; the copy needs a file image of a format QEMU mirrors into (raw or qcow2)
+A disk goes to the datastore chosen for it, else to the move's datastore; with neither, or
+where that is the datastore it is on, it stays, which it can only on a datastore the
+destination mounts. A disk that goes is copied with the memory; the copy needs a file image of a format QEMU mirrors into (raw or qcow2)
 and room on that datastore for what the disk takes now, with a margin for the guest's
 writes during the copy.
 """
@@ -77,18 +77,18 @@ def place_disks(
     """Each disk's placement, and what keeps the move from being made (nothing when empty).
 
     `mounted`: the datastores the destination mounts; `stores`: those it could take a copy
-    in, by id; `chosen`: a datastore per disk target; `default`: for the disks not chosen."""
+    in, by id; `chosen`: a datastore per disk target; `default`: the move's datastore, for
+    the disks not chosen."""
     chosen = chosen or {}
     placements, problems = [], []
     unknown = set(chosen) - {disk.target for disk in disks}
     if unknown:
         problems.append(f"The VM has no disk {', '.join(sorted(unknown))}.")
     for disk in disks:
-        store_id = chosen.get(disk.target)
-        if store_id is None and disk.datastore_id in mounted:
+        store_id = chosen.get(disk.target, default)
+        if (store_id is None or store_id == disk.datastore_id) and disk.datastore_id in mounted:
             placements.append(DiskPlacement(disk, None))
             continue
-        store_id = store_id if store_id is not None else default
         problem = _cannot_move(disk, destination_name, store_id, stores)
         if problem:
             problems.append(problem)
@@ -105,8 +105,6 @@ def _cannot_move(disk: VmDisk, destination_name: str, store_id: int | None, stor
     store = stores.get(store_id)
     if store is None or not store.active:
         return f"Disk {disk.target} cannot go to that datastore: {destination_name} does not mount it, or its pool there is inactive."
-    if store_id == disk.datastore_id:
-        return f"Disk {disk.target} is already on {store.name}."
     if not disk.source.startswith("/"):
         return f"Disk {disk.target} ({disk.source}) is not a file or device path: vmotion copies file images only."
     if disk.format not in IMAGE_FORMATS:

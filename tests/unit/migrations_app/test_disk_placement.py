@@ -16,14 +16,21 @@ def disk(target="vda", datastore=LOCAL_SRC, allocation=8 * GIB, fmt="qcow2", sou
     return VmDisk(target, source or f"/var/lib/libvirt/images/web-{target}.qcow2", fmt, capacity, allocation, datastore, "images (kvm1)" if datastore == LOCAL_SRC else "nfs-vms")
 
 
-def test_a_disk_on_shared_storage_stays_and_a_local_one_goes_to_the_default_datastore():
-    placements, problems = place_disks([disk("vda"), disk("vdb", datastore=SHARED)], "kvm2", MOUNTED, STORES, default=LOCAL_DST)
+def test_a_disk_on_shared_storage_stays_and_a_local_one_goes_where_chosen():
+    placements, problems = place_disks([disk("vda"), disk("vdb", datastore=SHARED)], "kvm2", MOUNTED, STORES, chosen={"vda": LOCAL_DST})
 
     assert problems == []
     assert [(p.disk.target, p.moves, p.destination_path) for p in placements] == [
         ("vda", True, "/var/lib/libvirt/images/web-vda.qcow2"),
         ("vdb", False, "/var/lib/libvirt/images/web-vdb.qcow2"),
     ]
+
+
+def test_the_moves_datastore_takes_every_disk_not_already_on_it():
+    placements, problems = place_disks([disk("vda"), disk("vdb", datastore=SHARED), disk("vdc", datastore=LOCAL_DST)], "kvm2", MOUNTED, STORES, default=LOCAL_DST)
+
+    assert problems == []
+    assert [(p.disk.target, p.moves) for p in placements] == [("vda", True), ("vdb", True), ("vdc", False)]
 
 
 def test_a_disk_can_be_sent_to_a_datastore_of_its_own_even_from_shared_storage():
@@ -55,21 +62,16 @@ def test_a_disk_without_a_known_allocation_counts_at_its_full_size():
 
 
 def test_what_cannot_be_copied_is_refused_disk_by_disk():
-    disks = [
-        disk("vda", fmt="vmdk"),
-        disk("vdb", source="rbd:vms/web"),
-        disk("vdc", datastore=LOCAL_DST),
-    ]
+    disks = [disk("vda", fmt="vmdk"), disk("vdb", source="rbd:vms/web")]
 
-    _placements, problems = place_disks(disks, "kvm2", MOUNTED, STORES, chosen={"vdc": LOCAL_DST, "vdz": SMALL}, default=9)
+    _placements, problems = place_disks(disks, "kvm2", MOUNTED, STORES, chosen={"vdz": SMALL}, default=9)
 
     assert problems == [
         "The VM has no disk vdz.",
         "Disk vda cannot go to that datastore: kvm2 does not mount it, or its pool there is inactive.",
         "Disk vdb cannot go to that datastore: kvm2 does not mount it, or its pool there is inactive.",
-        "Disk vdc is already on images (kvm2).",
     ]
-    _placements, problems = place_disks(disks[:2], "kvm2", MOUNTED, STORES, default=LOCAL_DST)
+    _placements, problems = place_disks(disks, "kvm2", MOUNTED, STORES, default=LOCAL_DST)
     assert problems == [
         "Disk vda is a vmdk image: vmotion copies raw and qcow2 images.",
         "Disk vdb (rbd:vms/web) is not a file or device path: vmotion copies file images only.",

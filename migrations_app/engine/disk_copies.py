@@ -1,0 +1,65 @@
+"""The images of the disks a task copies with the memory: created on the destination before
+the copy, and once the task has ended, the copy that lost removed (the source's after
+success, once the destination runs the VM on its own; the destination's after a failure or
+a cancel, unless the VM runs there). Each step goes on the task's timeline."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from hypervisor import HypervisorError
+from hypervisor.connection import with_connection
+from hypervisor.disk_moves import DiskMove, create_image, remove_image
+from hypervisor.guest import domain_state
+from hypervisor.states import DomainState
+
+from migrations_app.choices import EventKind, TaskState
+from migrations_app.models import MigrationTask, TaskDiskMove
+
+
+def create_images(task: MigrationTask) -> tuple[DiskMove, ...]:
+    """Create each copied disk's empty image on the destination; the moves for the migrate
+    call. Raises HypervisorError (the task then fails before anything moved)."""
+    moves = list(task.disk_moves.all())
+    if not moves:
+        return ()
+    planned = tuple(DiskMove(m.target, m.destination_pool, m.destination_path, m.format, m.capacity_bytes) for m in moves)
+
+    def create(conn) -> None:
+        for move, row in zip(planned, moves):
+            if row.image_created:
+                continue
+            create_image(conn, move)
+            TaskDiskMove.objects.filter(pk=row.pk).update(image_created=True)
+
+    try:
+        with_connection(task.destination.uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS, create)
+    except HypervisorError as error:
+        raise HypervisorError(f"could not create the disks' images on {task.destination.name}: {error}") from error
+    copies = ", ".join(f"{m.target} into {m.destination_path} ({m.copied_bytes / 1024**2:.0f} MiB in use)" for m in moves)
+    task.log(EventKind.INFO, f"Created the images the disks are copied to on {task.destination.name}: {copies}.")
+    return planned
+
+
+def remove_losing_copies(task: MigrationTask) -> None:
+    """After the task's end: the source's images after success, the destination's otherwise."""
+    task.refresh_from_db()
+    rows = [row for row in task.disk_moves.all() if row.image_created and not row.image_removed]
+    if not rows or not task.is_final:
+        return
+    timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
+    if task.state == TaskState.SUCCEEDED:
+        host, paths, what = task.source, [row.source_path for row in rows], "former images"
+    else:
+        there = domain_state(task.destination.uri, str(task.vm.uuid), timeout, ask_job=False)
+        if there != DomainState.ABSENT:
+            task.log(EventKind.INFO, f"The disks' copies on {task.destination.name} stay: {task.vm.name} is {there} there.")
+            return
+        host, paths, what = task.destination, [row.destination_path for row in rows], "partial copies"
+    try:
+        with_connection(host.uri, timeout, lambda conn: [remove_image(conn, path) for path in paths])
+    except HypervisorError as error:
+        task.log(EventKind.INFO, f"Could not remove the disks' {what} on {host.name} ({error}); remove them by hand: {', '.join(paths)}.")
+        return
+    TaskDiskMove.objects.filter(pk__in=[row.pk for row in rows]).update(image_removed=True)
+    task.log(EventKind.INFO, f"Removed the disks' {what} on {host.name}: {', '.join(paths)}.")
