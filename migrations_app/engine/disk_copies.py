@@ -25,17 +25,20 @@ def create_images(task: MigrationTask) -> tuple[DiskMove, ...]:
         return ()
     planned = tuple(DiskMove(m.target, m.destination_pool, m.destination_path, m.format, m.capacity_bytes) for m in moves)
 
+    created: list[int] = []  # filled on libvirt's call thread; the database is written here
+
     def create(conn) -> None:
         for move, row in zip(planned, moves):
-            if row.image_created:
-                continue
-            create_image(conn, move)
-            TaskDiskMove.objects.filter(pk=row.pk).update(image_created=True)
+            if not row.image_created:
+                create_image(conn, move)
+                created.append(row.pk)
 
     try:
         with_connection(task.destination.uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS, create)
     except HypervisorError as error:
         raise HypervisorError(f"could not create the disks' images on {task.destination.name}: {error}") from error
+    finally:
+        TaskDiskMove.objects.filter(pk__in=list(created)).update(image_created=True)
     copies = ", ".join(f"{m.target} into {m.destination_path} ({m.copied_bytes / 1024**2:.0f} MiB in use)" for m in moves)
     task.log(EventKind.INFO, f"Created the images the disks are copied to on {task.destination.name}: {copies}.")
     return planned
