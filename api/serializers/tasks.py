@@ -4,10 +4,11 @@ samples), and what a script sends to ask for one or to check one first."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from inventory.models import Host, VirtualMachine
+from inventory.models import Datastore, Host, VirtualMachine
 from migrations_app.choices import Priority
 from migrations_app.models import MigrationTask, ProgressSample, TaskEvent
 from migrations_app.options import BANDWIDTH_RANGE_MIB_S, DEFAULT_MAX_DOWNTIME_MS, MAX_DOWNTIME_RANGE_MS, MigrationOptions
+from migrations_app.storage.store import DiskChoice
 from migrations_app.convergence.progress import progress_of
 
 from ..fields import PriorityField
@@ -119,6 +120,14 @@ class MigrationRequestSerializer(StrictJsonTypes, serializers.Serializer):
     allow_post_copy = serializers.BooleanField(default=False)
     allow_auto_converge = serializers.BooleanField(default=True)
     reason = serializers.CharField(default="", allow_blank=True, max_length=500, help_text="For the audit trail and the task's page")
+    datastore = serializers.PrimaryKeyRelatedField(
+        queryset=Datastore.objects.all(), default=None, allow_null=True,
+        help_text="A datastore of the target host: the VM's disks are copied to it live, with the memory. Null: the disks stay (on storage both hosts mount)",
+    )
+
+    def disks(self) -> DiskChoice | None:
+        datastore = self.validated_data["datastore"]
+        return DiskChoice(default=datastore.pk) if datastore is not None else None
 
     def options(self) -> MigrationOptions:
         data = self.validated_data

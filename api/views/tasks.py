@@ -56,7 +56,7 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
         body = MigrationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        task = services.submit_migration(data["vm"], data["target"], body.options(), requested_by=request.user)
+        task = services.submit_migration(data["vm"], data["target"], body.options(), requested_by=request.user, disks=body.disks())
         headers = {"Location": reverse("api:task-detail", args=[task.pk])}
         warnings = _post_copy_warnings(data)
         return Response(TaskCreatedSerializer(self._reread(task), context={"warnings": warnings}).data, status=status.HTTP_202_ACCEPTED, headers=headers)

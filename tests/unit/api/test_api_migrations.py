@@ -239,3 +239,22 @@ def test_a_task_shows_its_progress_timeline_and_samples(client, viewer, vm, kvm2
     assert [event["to_state"] for event in detail["events"]] == ["checking", "migrating"]
     assert samples["count"] == 2 and [sample["elapsed_ms"] for sample in samples["results"]] == [1000, 2000]
     assert [sample["elapsed_ms"] for sample in later["results"]] == [2000]
+
+
+def test_a_migration_that_copies_the_disks_names_a_datastore_of_the_target(api, vm, kvm1, kvm2):
+    from inventory.models import Datastore, DatastoreMount, VirtualDisk
+    from migrations_app.models import TaskDiskMove
+
+    theirs = Datastore.objects.create(name="images (kvm2)", kind="dir", source_key="directory://b", available_bytes=50 * GIB)
+    mine = Datastore.objects.create(name="images (kvm1)", kind="dir", source_key="directory://a", available_bytes=50 * GIB)
+    DatastoreMount.objects.create(datastore=theirs, host=kvm2, pool_name="images", target_path="/srv/images", active=True)
+    DatastoreMount.objects.create(datastore=mine, host=kvm1, pool_name="images", target_path="/var/lib/libvirt/images", active=True)
+    VirtualDisk.objects.create(vm=vm, target="vda", source="/var/lib/libvirt/images/web-01.qcow2", format="qcow2", datastore=mine, capacity_bytes=10 * GIB, allocation_bytes=GIB)
+
+    refused = api.post("/api/v1/tasks/", {"vm": vm.pk, "target": kvm2.pk, "datastore": mine.pk}, format="json")
+    accepted = api.post("/api/v1/tasks/", {"vm": vm.pk, "target": kvm2.pk, "datastore": theirs.pk}, format="json")
+
+    assert refused.status_code == 400 and "kvm2 does not mount it" in str(refused.json()), refused.json()
+    assert accepted.status_code == 202, accepted.json()
+    move = TaskDiskMove.objects.get()
+    assert (move.target, move.destination_path, move.destination_datastore) == ("vda", "/srv/images/web-01.qcow2", theirs)
