@@ -100,8 +100,8 @@ def schedule_post_copy_warnings(schedule) -> list[str]:
     return post_copy_checks.hosts_of_warning([*sources, *destinations])
 
 
-def check_migration(vm: VirtualMachine, destination: Host) -> CheckReport:
-    return preflight(vm, destination)
+def check_migration(vm: VirtualMachine, destination: Host, disks: DiskChoice | None = None) -> CheckReport:
+    return preflight(vm, destination, disks=disks)
 
 
 @dataclass(frozen=True)
@@ -123,12 +123,12 @@ class MigrationPreview:
         return self.report.summary()
 
 
-def preview_migration(vm: VirtualMachine, destination: Host, options: MigrationOptions) -> MigrationPreview:
+def preview_migration(vm: VirtualMachine, destination: Host, options: MigrationOptions, disks: DiskChoice | None = None) -> MigrationPreview:
     """The checks `submit_migration` makes, and the forecast the wizard shows before its
     submit (from the inventory's measurements of the guest); nothing is submitted."""
     options.validate()
     active = MigrationTask.objects.select_related("vm").filter(vm=vm, state__in=ACTIVE_STATES).first()
-    report = preflight(vm, destination)
+    report = preflight(vm, destination, disks=disks)
     doable = active is None and report.passed
     return MigrationPreview(report, active, forecast_moves([(vm, destination)], options)[0] if doable else None)
 

@@ -70,7 +70,7 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
         an inventory worker measures a guest it has none for, waited for a few seconds)."""
         body = MigrationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        preview = services.preview_migration(body.validated_data["vm"], body.validated_data["target"], body.options())
+        preview = services.preview_migration(body.validated_data["vm"], body.validated_data["target"], body.options(), body.disks())
         forecast = preview.forecast.forecast if preview.forecast else None
         return Response(MigrationCheckSerializer({
             "passed": preview.passed,

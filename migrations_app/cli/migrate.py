@@ -35,6 +35,7 @@ def register(commands, json_option) -> None:
     check_parser = commands.add_parser("check", parents=[json_option], help="run the pre-flight checks only")
     check_parser.add_argument("vm")
     check_parser.add_argument("--to", required=True, dest="destination")
+    check_parser.add_argument("--datastore", help="as for migrate: the destination's datastore the disks would be copied to")
     check_parser.set_defaults(handler=check)
     recommend_parser = commands.add_parser("recommend", parents=[json_option], help="rank every host for a VM, with the reasons")
     recommend_parser.add_argument("vm", help="VM name or UUID")
@@ -66,8 +67,9 @@ def migrate(out: Output, vm, destination, priority, max_downtime, bandwidth, pos
     out.result({**task_fields(task), "warnings": warnings})
 
 
-def check(out: Output, vm, destination, **_):
-    report = services.check_migration(services.find_vm(vm), services.find_host(destination))
+def check(out: Output, vm, destination, datastore=None, **_):
+    host = services.find_host(destination)
+    report = services.check_migration(services.find_vm(vm), host, services.find_datastore(datastore, host) if datastore else None)
     for result in report.results:
         out.say(f"{result.status.upper():<7} {result.name:<20} {result.message}")
     if not report.passed:
