@@ -17,7 +17,7 @@ from migrations_app.affinity import store as affinity_rules
 from migrations_app.checks import rules
 from migrations_app.affinity.rules import breaches
 from migrations_app.checks.report import CheckReport, CheckResult
-from migrations_app.storage.store import DiskChoice, check_disk_placement
+from migrations_app.storage.store import DiskChoice, placements
 from migrations_app.checks.rules import fail, ok, warn
 from migrations_app.choices import ACTIVE_STATES
 from migrations_app.models import MigrationTask
@@ -104,6 +104,18 @@ def check_cpu_compatible(vm: VirtualMachine, source: Host, destination: Host) ->
 def check_storage_shared(vm: VirtualMachine, destination: Host) -> CheckResult:
     mounted = set(DatastoreMount.objects.filter(host=destination, active=True).values_list("datastore_id", flat=True))
     return rules.storage_shared(vm.host.name, destination.name, disks_of(vm), mounted)
+
+
+def check_disk_placement(vm: VirtualMachine, destination: Host, choice: DiskChoice) -> CheckResult:
+    """The storage check of a move that may copy disks (the `storage_shared` check's place)."""
+    placed, problems = placements(vm, destination, choice)
+    if problems:
+        return fail("storage_shared", " ".join(problems))
+    moving = [p for p in placed if p.moves]
+    if not moving:
+        return ok("storage_shared", f"Every disk is on a datastore {destination.name} mounts.")
+    copies = "; ".join(f"{p.disk.target} to {p.store.name} ({p.disk.copied_bytes / 1024**3:.1f} GiB)" for p in moving)
+    return ok("storage_shared", f"Disks copied with the VM: {copies}.")
 
 
 def check_networks_present(vm: VirtualMachine, destination: Host) -> CheckResult:

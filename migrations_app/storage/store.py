@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 
 from inventory.models import DatastoreMount, Host, VirtualMachine
 
-from migrations_app.checks.report import CheckResult
-from migrations_app.checks.rules import fail, ok
 from migrations_app.storage.placement import DestinationStore, DiskPlacement, VmDisk, place_disks
 
 
@@ -44,18 +42,6 @@ def placements(vm: VirtualMachine, destination: Host, choice: DiskChoice) -> tup
     stores = destination_stores(destination)
     mounted = {store_id for store_id, store in stores.items() if store.active}
     return place_disks(vm_disks(vm), destination.name, mounted, stores, choice.per_disk, choice.default)
-
-
-def check_disk_placement(vm: VirtualMachine, destination: Host, choice: DiskChoice) -> CheckResult:
-    """The storage check of a move that may copy disks (the `storage_shared` check's place)."""
-    placed, problems = placements(vm, destination, choice)
-    if problems:
-        return fail("storage_shared", " ".join(problems))
-    moving = [p for p in placed if p.moves]
-    if not moving:
-        return ok("storage_shared", f"Every disk is on a datastore {destination.name} mounts.")
-    copies = "; ".join(f"{p.disk.target} to {p.store.name} ({p.disk.copied_bytes / 1024**3:.1f} GiB)" for p in moving)
-    return ok("storage_shared", f"Disks copied with the VM: {copies}.")
 
 
 def choice_of(task) -> DiskChoice:
