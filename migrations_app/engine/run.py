@@ -56,10 +56,6 @@ MONITOR_INTERVAL_S = 0.25
 # plain virsh, one a second 2 %. Once the first pass is done, and in post-copy, the policy
 # and the guest's clients need the closer look.
 FIRST_PASS_INTERVAL_S = 1.0
-# QEMU decides at a pass's end whether to stop the guest for its final copy, so a sample taken
-# the moment libvirt reports that end competes with the pause for the shared CPUs (the guest's
-# pause ran 15 ms longer than under plain virsh): the engine lets that moment pass first.
-PASS_END_GRACE_S = 0.1
 # After the migrate call returns, how long libvirt may take to settle where the VM runs
 # before recovery is left to decide.
 SETTLE_SECONDS = 10
@@ -295,9 +291,8 @@ def _watch(
     silence, stall = JobSilence(task.source.name, note=note), StreamStall(note=note)
     interval = MONITOR_INTERVAL_S
     while True:
-        if wake.wait(interval):
-            wake.clear()
-            run.wait(PASS_END_GRACE_S)
+        wake.wait(interval)
+        wake.clear()
         if run.wait(0) or source_fell_silent(hosts):
             break
         if monitor.abort_reason or cancelled:
