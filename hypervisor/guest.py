@@ -183,6 +183,25 @@ class Guest:
 
         return self.connection.call(measure, "measuring the dirty rate", extra_seconds=seconds + 3)
 
+    def dirty_rate_measurement_ended(self, limit_seconds: float) -> float:
+        """Wait, up to `limit_seconds`, for a dirty-rate measurement under way in the guest's
+        QEMU to end; the seconds waited. QEMU 10.0 can deadlock when that measurement's
+        thread exits during a migration's completion (both exits wait on RCU's registry lock
+        while RCU waits on them: the guest stays paused on the source, its migration
+        "cancelling" for good), so no migration starts while one runs."""
+
+        def wait(conn: libvirt.virConnect) -> float:
+            dom = conn.lookupByUUIDString(self.uuid)
+            started = time.monotonic()
+            while time.monotonic() - started < limit_seconds:
+                stats = dict(conn.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1])
+                if stats.get("dirtyrate.calc_status") != libvirt.VIR_DOMAIN_DIRTYRATE_MEASURING:
+                    break
+                time.sleep(0.1)
+            return time.monotonic() - started
+
+        return self.connection.call(wait, "waiting for the dirty-rate measurement", extra_seconds=limit_seconds)
+
     def cpu(self) -> DomainCpu:
         def read(dom: libvirt.virDomain) -> DomainCpu:
             root = ET.fromstring(dom.XMLDesc(0))

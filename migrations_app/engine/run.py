@@ -20,6 +20,7 @@ from hypervisor.connection import Connection
 from hypervisor.events import event_loop_running
 from hypervisor.guest import Guest, domain_state
 from hypervisor.job import JobSample
+from hypervisor.sampling import WORKING_SET_WINDOW_SECONDS
 from hypervisor.migration import MigrationRequest, MigrationRun
 from hypervisor.states import DomainState
 from inventory import sync
@@ -178,6 +179,7 @@ def _migrate_watched(task: MigrationTask, hosts: HostSilence) -> None:
         )
         wake = threading.Event()  # a pass ended, or the migrate call returned
         stop_following = _follow_pass_ends(task, guest, wake) if events else lambda: None
+        _after_dirty_rate_measurement(task, guest)
         task.transition(TaskState.MIGRATING, f"Copying {vm.name}'s memory to {destination.name}.")
         run = MigrationRun(source.uri, request, on_done=wake.set).start()
         database = DatabaseLink(noted=lambda seconds: _note_outage(task, seconds))
@@ -261,6 +263,18 @@ def _predict(task: MigrationTask, guest: Guest, inputs: policy.ConvergenceInputs
     )
     task.log(EventKind.INFO, f"Prediction: {expected.summary()} {expected.prediction.explanation}")
     return expected.inputs
+
+
+def _after_dirty_rate_measurement(task: MigrationTask, guest: Guest) -> None:
+    """A dirty-rate measurement of the guest (the inventory's) ends before its migration starts
+    (see Guest.dirty_rate_measurement_ended)."""
+    try:
+        waited = guest.dirty_rate_measurement_ended(WORKING_SET_WINDOW_SECONDS + 1)
+    except HypervisorError as error:
+        task.log(EventKind.INFO, f"Could not tell whether a dirty-rate measurement of the guest was under way ({error}).")
+        return
+    if waited >= 0.2:
+        task.log(EventKind.INFO, f"Waited {waited:.1f} s for a dirty-rate measurement of the guest to end: QEMU can hang a migration that completes while one runs.")
 
 
 def _follow_pass_ends(task: MigrationTask, guest: Guest, wake: threading.Event) -> Callable[[], None]:
