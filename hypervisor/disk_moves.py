@@ -14,6 +14,7 @@ the destination, with the disk's format and size.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -82,7 +83,7 @@ def image_xml(move: DiskMove) -> str:
     if move.format not in IMAGE_FORMATS:
         raise ValueError(f"disk {move.target}: vmotion copies raw and qcow2 images, not {move.format or 'an unknown format'}")
     return (
-        f"<volume><name>{_escape(move.volume_name)}</name>"
+        f"<volume><name>{escape(move.volume_name)}</name>"
         f"<capacity unit='bytes'>{move.capacity_bytes}</capacity><allocation unit='bytes'>0</allocation>"
         f"<target><format type='{move.format}'/></target></volume>"
     )
@@ -103,6 +104,3 @@ def remove_image(conn: libvirt.virConnect, path: str) -> bool:
     volume.delete(0)
     return True
 
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&apos;")
