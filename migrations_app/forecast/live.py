@@ -1,17 +1,20 @@
 """The forecast a worker takes just before a migration starts, from the guest as it is now:
-its resident set read through libvirt, and its dirty rate sampled for a second unless the
-inventory measured one recently. A guest nothing is known of yet (no migration of it or
+its resident set read through libvirt, and its dirty rate sampled now (the mean of two 1 s
+readings) unless the inventory measured one recently. A guest nothing is known of yet (no migration of it or
 from its host, no recent sample of its memory) has its memory sampled now: its resident set
 alone counts its zero pages and QEMU's own memory, which the first pass does not send. Only
 workers import this; pages forecast from the inventory (`forecast.forecast_moves`)."""
 
 from __future__ import annotations
 
+import statistics
+
 from django.utils import timezone
 
 from hypervisor import HypervisorError
 from hypervisor.guest import Guest
 from inventory.dirty_rate import record_nonzero_memory, recent_dirty_rate, recent_nonzero_memory, recent_working_set
+from inventory.measure import dirty_rate_readings
 from inventory.models import VirtualMachine
 
 from migrations_app.forecast.replay import Forecast, replay
@@ -21,11 +24,11 @@ from migrations_app.convergence.policy import ConvergenceInputs
 
 def forecast(guest: Guest, vm: VirtualMachine, inputs: ConvergenceInputs, link: LinkRates) -> Forecast:
     """Replay the migration of `vm` from the guest's memory in use and its dirty rate: the
-    inventory's recent one, else measured now for a second. Raises HypervisorError."""
+    inventory's recent one, else measured now. Raises HypervisorError."""
     resident = guest.resident_bytes() or vm.memory_bytes
     recent_rate = recent_dirty_rate(vm)
     sampled_now = recent_rate is None
-    dirty_rate = guest.measure_dirty_rate(seconds=1) if sampled_now else recent_rate
+    dirty_rate = _measured_now(guest) if sampled_now else recent_rate
     first_pass = first_pass_hints([vm]).get(vm.pk)
     nonzero = recent_nonzero_memory(vm)
     if first_pass is None and nonzero is None:
@@ -34,6 +37,11 @@ def forecast(guest: Guest, vm: VirtualMachine, inputs: ConvergenceInputs, link: 
         resident, inputs, link, dirty_rate, first_pass, recent_working_set(vm), sampled_now=sampled_now,
         measured_at=timezone.now() if sampled_now else None, nonzero_bytes=nonzero,
     )
+
+
+def _measured_now(guest: Guest) -> int | None:
+    readings = [rate for rate, _ in dirty_rate_readings(guest)]
+    return round(statistics.median(readings)) if readings else None
 
 
 def _sample_memory(guest: Guest, vm: VirtualMachine) -> int | None:

@@ -15,6 +15,7 @@ from inventory.dirty_rate import (
 )
 from hypervisor.connection import Connection
 from hypervisor.guest import Guest
+from inventory.measure import measure_guests
 from migrations_app import services
 from migrations_app.forecast import live as live_forecast
 from migrations_app.forecast.history import LinkRates
@@ -177,3 +178,28 @@ def test_the_non_zero_memory_sampled_stands_as_long_as_a_rate_does(settings):
     assert recent_nonzero_memory(old) is None and recent_nonzero_memory(VirtualMachineFactory()) is None
 
 
+
+
+def test_measuring_a_guest_now_keeps_two_1_s_readings_and_its_rate_is_their_mean(monkeypatch):
+    # Page sampling counts 2 MB/s per changed page in a 128 MiB guest: one second can read
+    # 4 MB/s for a guest rewriting 1 MB/s, and a second reading halves that step.
+    vm = vm_read(None, rate=None, name="web-01", host=driver_host("kvm1"), uuid=TEST_GUEST_UUID, power_state="running")
+    readings = iter([4 * MB, 0])
+    monkeypatch.setattr(Guest, "measure_dirty_rate", lambda guest, seconds: next(readings))
+
+    assert measure_guests([vm.pk]) == 1
+
+    vm.refresh_from_db()
+    assert [rate for _, rate in vm.dirty_rate_readings] == [4 * MB, 0]
+    assert recent_dirty_rate(vm) == 2 * MB
+
+
+def test_a_reading_that_fails_keeps_the_one_taken_before_it(monkeypatch):
+    vm = vm_read(None, rate=None, name="web-01", host=driver_host("kvm1"), uuid=TEST_GUEST_UUID, power_state="running")
+    readings = iter([3 * MB, None])
+    monkeypatch.setattr(Guest, "measure_dirty_rate", lambda guest, seconds: next(readings))
+
+    assert measure_guests([vm.pk]) == 1
+
+    vm.refresh_from_db()
+    assert recent_dirty_rate(vm) == 3 * MB and len(vm.dirty_rate_readings) == 1
