@@ -125,14 +125,15 @@ class HostSnapshot:
     busy: tuple[tuple[str, str], ...] = ()
 
 
-def read_host(uri: str, timeout: float) -> HostSnapshot:
-    """Everything the inventory needs to know about one host, in one connection."""
+def read_host(uri: str, timeout: float, start_measurements: bool = True) -> HostSnapshot:
+    """Everything the inventory needs to know about one host, in one connection. With
+    `start_measurements`, each running guest's next dirty-rate measurement starts too."""
 
     def connect_and_read() -> HostSnapshot:
         conn = open_connection(uri, timeout)
         snapshot = None
         try:
-            snapshot = _read_snapshot(conn)
+            snapshot = _read_snapshot(conn, start_measurements)
             return snapshot
         finally:
             close_soon(conn, waiting=snapshot is not None and bool(snapshot.busy))
@@ -164,11 +165,11 @@ def read_host_cpu(uri: str, timeout: float) -> tuple[str, str, tuple[str, ...] |
     return with_connection(uri, timeout, read)
 
 
-def _read_snapshot(conn: libvirt.virConnect) -> HostSnapshot:
+def _read_snapshot(conn: libvirt.virConnect, start_measurements: bool) -> HostSnapshot:
     # The first statistics call after a guest's QEMU hangs waits on that QEMU for good; later
     # ones skip it (_WITHOUT_WAITING). The statistics are then missing for one sync.
     load = within(BUSY_DOMAIN_SECONDS, lambda: _domain_load(conn), {})
-    for uuid, measured in within(BUSY_DOMAIN_SECONDS, lambda: _dirty_rates_then_sample_again(conn), {}).items():
+    for uuid, measured in within(BUSY_DOMAIN_SECONDS, lambda: _dirty_rates_then_sample_again(conn, start_measurements), {}).items():
         load.setdefault(uuid, {}).update(measured)
     expanded: dict[tuple[str, str], tuple[str, ...] | None] = {}
 
@@ -233,10 +234,10 @@ def _domain_load(conn: libvirt.virConnect) -> dict[str, dict]:
     return load
 
 
-def _dirty_rates_then_sample_again(conn: libvirt.virConnect) -> dict[str, dict[str, int]]:
+def _dirty_rates_then_sample_again(conn: libvirt.virConnect, start_next: bool) -> dict[str, dict[str, int]]:
     """Every running domain's last measurement: its dirty rate, or what it dirtied within the
-    longer window; then the next measurement starts for each, the other kind, which runs on in
-    QEMU while nobody waits and is read by the next sync. So a migration's forecast finds both
+    longer window; then (`start_next`) the next measurement starts for each, the other kind,
+    which runs on in QEMU while nobody waits and is read by the next sync. So a migration's forecast finds both
     recent instead of sampling the guest for a second. Page sampling hashes a few pages per
     GiB: it costs the guest nothing and works under emulation."""
     # Running ones only: a domain paused for an incoming migration is not the guest yet.
@@ -257,7 +258,7 @@ def _dirty_rates_then_sample_again(conn: libvirt.virConnect) -> dict[str, dict[s
                 measured[dom.UUIDString().lower()] = {"dirtied_in_window_bytes": rate * period}
             else:
                 measured[dom.UUIDString().lower()] = {"dirty_rate_bytes_s": rate}
-        if status != libvirt.VIR_DOMAIN_DIRTYRATE_MEASURING:
+        if start_next and status != libvirt.VIR_DOMAIN_DIRTYRATE_MEASURING:
             following = DIRTY_RATE_SAMPLE_SECONDS if period == WORKING_SET_WINDOW_SECONDS or status is None else WORKING_SET_WINDOW_SECONDS
             try:
                 # Starting one waits for the domain's job lock, which a migration holds for its

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def sync_host_job(host_id: int) -> dict:
     host = Host.objects.select_related("cluster").get(pk=host_id)
-    outcome = sync.sync_host(host)
+    outcome = sync.sync_host(host, start_measurements=True)
     if host.cluster is not None:
         sync.refresh_cluster_baseline(host.cluster)  # a no-op unless the members' CPUs changed
     return asdict(outcome)

@@ -55,18 +55,23 @@ class SyncOutcome:
 
 
 def sync_all_hosts() -> list[SyncOutcome]:
-    outcomes = [sync_host(host) for host in Host.objects.order_by("name")]
+    outcomes = [sync_host(host, start_measurements=True) for host in Host.objects.order_by("name")]
     for cluster in Cluster.objects.all():
         refresh_cluster_baseline(cluster)
     return outcomes
 
 
-def sync_host(host: Host) -> SyncOutcome:
+def sync_host(host: Host, *, start_measurements: bool = False) -> SyncOutcome:
+    """Read the host into the inventory. The round of every host (`sync_all_hosts`) also
+    starts each running guest's next dirty-rate measurement; a sync after a move does not: a
+    migration waits for a measurement under way in its guest's QEMU (QEMU 10.0 can deadlock
+    a migration that completes while one runs), and a soak whose every move followed the
+    last one's sync waited 2.6 s (median) in 96 of 100 migrations."""
     timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
     started = time.monotonic()  # how long libvirt takes to answer is part of the host's health
     read_at = timezone.now()
     try:
-        snapshot = hypervisor_host.read_host(host.uri, timeout)
+        snapshot = hypervisor_host.read_host(host.uri, timeout, start_measurements)
     except HypervisorError as error:
         health_history.record(host, ok=False, latency_ms=_ms_since(started), at=timezone.now())
         mark_unreachable(host, str(error))

@@ -198,8 +198,8 @@ def reading_that_a_migration_overtakes(monkeypatch, vm_uuid: str, arrives_on: Ho
     reading is applied: the order a slow host reading and a fast move can take."""
     read_host = sync.hypervisor_host.read_host
 
-    def read_then_move(uri, timeout):
-        snapshot = read_host(uri, timeout)
+    def read_then_move(uri, timeout, *options):
+        snapshot = read_host(uri, timeout, *options)
         record_location(VirtualMachine.objects.get(uuid=vm_uuid).pk, arrives_on)
         return snapshot
 
@@ -303,8 +303,8 @@ def test_a_vm_whose_qemu_does_not_answer_keeps_what_was_known_and_its_host_stays
     sync.sync_host(host)
     read_host = sync.hypervisor_host.read_host
 
-    def db_hangs(uri, timeout):
-        snapshot = read_host(uri, timeout)
+    def db_hangs(uri, timeout, *options):
+        snapshot = read_host(uri, timeout, *options)
         return dataclasses.replace(
             snapshot, domains=tuple(d for d in snapshot.domains if d.uuid != DB), busy=((DB, "db"),),
         )

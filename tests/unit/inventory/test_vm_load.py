@@ -33,8 +33,8 @@ def test_two_syncs_measure_a_vms_demand_keep_its_history_and_drop_old_history(tm
     counter = {"cpu_time_ns": 40_000_000_000}
     read_host = sync.hypervisor_host.read_host
 
-    def with_load(uri, timeout):
-        snapshot = read_host(uri, timeout)  # the test driver reports no domain statistics: add them
+    def with_load(uri, timeout, *options):
+        snapshot = read_host(uri, timeout, *options)  # the test driver reports no domain statistics: add them
         domains = tuple(dataclasses.replace(d, cpu_time_ns=counter["cpu_time_ns"], memory_in_use_bytes=300 * MIB) for d in snapshot.domains)
         return dataclasses.replace(snapshot, domains=domains)
 
@@ -60,8 +60,8 @@ def test_each_sync_keeps_the_1_s_rate_it_read_among_the_last_few_and_the_forecas
     readings = iter([96, 104, None, 98, 71, 100, 97])  # MB/s; None: a sync that read the 4 s window instead
     read_host = sync.hypervisor_host.read_host
 
-    def with_rate(uri, timeout):
-        snapshot = read_host(uri, timeout)
+    def with_rate(uri, timeout, *options):
+        snapshot = read_host(uri, timeout, *options)
         rate = next(readings)
         measured = {"dirty_rate_bytes_s": rate * 1_000_000} if rate is not None else {"dirtied_in_window_bytes": 200 * MIB}
         domains = tuple(dataclasses.replace(d, cpu_time_ns=1, memory_in_use_bytes=300 * MIB, **measured) for d in snapshot.domains)
@@ -93,8 +93,8 @@ def test_a_guest_whose_qemu_was_busy_keeps_its_last_memory_reading(tmp_path, mon
     memory = iter([300 * MIB, None])  # None: its QEMU was busy, so libvirt skipped the reading
     read_host = sync.hypervisor_host.read_host
 
-    def with_load(uri, timeout):
-        snapshot = read_host(uri, timeout)
+    def with_load(uri, timeout, *options):
+        snapshot = read_host(uri, timeout, *options)
         in_use = next(memory)
         return dataclasses.replace(snapshot, domains=tuple(dataclasses.replace(d, cpu_time_ns=1, memory_in_use_bytes=in_use) for d in snapshot.domains))
 
