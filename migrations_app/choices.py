@@ -21,6 +21,14 @@ class TaskState(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class TaskKind(models.TextChoices):
+    """What a task moves: the VM to another host (its memory, and the disks chosen to go with
+    it), or only its disks, to other datastores of the host it runs on."""
+
+    COMPUTE = "compute", "Host"
+    STORAGE = "storage", "Storage only"
+
+
 class EndReason(models.TextChoices):
     """Why a task reached its final state, in a few fixed words: the `reason` of the
     migrations counter on /metrics, so never free text."""

@@ -13,7 +13,7 @@ from inventory.models import Cluster, Host, VirtualMachine
 
 from migrations_app.choices import (
     ACTIVE_STATES, AutomationLevel, ALLOWED_TRANSITIONS, FINAL_STATES, EndReason, EvacuationState, EventKind, Priority, ProactiveLevel,
-    RecurrenceKind, RuleKind, RuleStrength, ScheduleAction, ScheduleRunState, TaskState,
+    RecurrenceKind, RuleKind, RuleStrength, ScheduleAction, ScheduleRunState, TaskKind, TaskState,
 )
 from migrations_app.automation.health_rules import HealthThresholds
 from migrations_app.options import DEFAULT_MAX_DOWNTIME_MS, MigrationOptions
@@ -96,6 +96,7 @@ class MigrationTask(models.Model):
     vm = models.ForeignKey(VirtualMachine, on_delete=models.PROTECT, related_name="migration_tasks")
     source = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="outgoing_tasks")
     destination = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="incoming_tasks")
+    kind = models.CharField(max_length=16, choices=TaskKind.choices, default=TaskKind.COMPUTE)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     reason = models.CharField(max_length=500, blank=True)
@@ -146,7 +147,11 @@ class MigrationTask(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["vm"], condition=Q(state__in=ACTIVE_STATES), name="one_active_task_per_vm"),
-            models.CheckConstraint(condition=~Q(source=models.F("destination")), name="source_differs_from_destination"),
+            # A storage-only move stays on its host; every other move leaves it.
+            models.CheckConstraint(
+                condition=Q(kind=TaskKind.STORAGE, source=models.F("destination")) | (~Q(kind=TaskKind.STORAGE) & ~Q(source=models.F("destination"))),
+                name="moves_between_hosts_unless_storage_only",
+            ),
         ]
         indexes = [
             models.Index(fields=["state", "priority", "created_at"]),
@@ -158,7 +163,13 @@ class MigrationTask(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.storage_only:
+            return f"#{self.pk} {self.vm} disks on {self.source}"
         return f"#{self.pk} {self.vm} {self.source} → {self.destination}"
+
+    @property
+    def storage_only(self) -> bool:
+        return self.kind == TaskKind.STORAGE
 
     def get_absolute_url(self) -> str:
         return reverse("task-detail", args=[self.pk])

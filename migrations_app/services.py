@@ -16,8 +16,8 @@ from inventory.models import DatastoreMount, Host, VirtualMachine
 from migrations_app.engine import enqueue
 from migrations_app.checks import post_copy as post_copy_checks
 from migrations_app.checks.report import CheckReport
-from migrations_app.checks.store import preflight
-from migrations_app.choices import ACTIVE_STATES, EndReason, EventKind, Priority, ScheduleAction, TaskState
+from migrations_app.checks.store import preflight, storage_preflight
+from migrations_app.choices import ACTIVE_STATES, EndReason, EventKind, Priority, ScheduleAction, TaskKind, TaskState
 from migrations_app.errors import ActiveMigrationExists, MigrationRequestError, StateConflict
 from migrations_app.forecast.store import MoveForecast, forecast_moves
 from migrations_app.models import InvalidTransition, MigrationBatch, MigrationTask, TaskDiskMove
@@ -26,8 +26,8 @@ from migrations_app.options import MigrationOptions
 
 __all__ = [
     "ActiveMigrationExists", "BatchRefused", "MigrationOptions", "MigrationPreview", "MigrationRequestError", "Refusal", "cancel_task",
-    "check_migration", "force_complete", "planned_of", "post_copy_warnings", "preview_migration", "refusals_of", "schedule_post_copy_warnings",
-    "submit_batch", "submit_migration",
+    "check_migration", "check_storage_move", "find_disk_choice", "force_complete", "planned_of", "post_copy_warnings", "preview_migration", "refusals_of", "schedule_post_copy_warnings",
+    "submit_batch", "submit_migration", "submit_storage_move",
 ]
 
 
@@ -60,6 +60,16 @@ def find_datastore(name: str, host: Host) -> DiskChoice:
         known = ", ".join(sorted(m.datastore.name for m in mounts)) or "none"
         raise MigrationRequestError(f"{host.name} mounts no datastore {name!r}; its datastores: {known}.")
     return DiskChoice(default=matches.pop())
+
+
+def find_disk_choice(host: Host, datastore: str | None = None, per_disk: Mapping[str, str] | None = None) -> DiskChoice | None:
+    """Where a move puts the VM's disks, from datastore names `host` mounts: `datastore` for
+    every disk, `per_disk` (target to datastore) for some; None when neither is given."""
+    if not datastore and not per_disk:
+        return None
+    default = find_datastore(datastore, host).default if datastore else None
+    chosen = {target: find_datastore(name, host).default for target, name in (per_disk or {}).items()}
+    return DiskChoice(default=default, per_disk=chosen)
 
 
 def find_operator(username: str):
@@ -154,10 +164,42 @@ def submit_migration(
     if not report.passed:
         raise MigrationRequestError(f"{vm.name} cannot move to {destination.name}: {report.summary()}", report)
     copies = [p for p in placements(vm, destination, disks)[0] if p.moves] if disks is not None and not disks.empty else []
+    who = requested_by.get_username() if requested_by else "the system"
+    in_batch = f", in batch #{batch.pk}" if batch else ""
+    request = f"Requested by {who}: {vm.name} from {vm.host.name} to {destination.name}, {Priority(options.priority).label.lower()} priority{in_batch}."
+    return _create_task(vm, destination, options, TaskKind.COMPUTE, copies, request, requested_by=requested_by, batch=batch)
+
+
+def submit_storage_move(vm: VirtualMachine, disks: DiskChoice, options: MigrationOptions, *, requested_by=None) -> MigrationTask:
+    """Move the VM's disks to other datastores of the host it runs on, live, the VM staying
+    there: `disks` says where each goes (storage.placement)."""
+    options.validate()
+    active = MigrationTask.objects.filter(vm=vm, state__in=ACTIVE_STATES).first()
+    if active is not None:
+        raise ActiveMigrationExists(f"{vm.name} already has an active migration, task #{active.pk} ({active.get_state_display().lower()}).", active)
+    report = storage_preflight(vm, disks)
+    if not report.passed:
+        raise MigrationRequestError(f"{vm.name}'s disks cannot move: {report.summary()}", report)
+    copies = [p for p in placements(vm, vm.host, disks)[0] if p.moves]
+    who = requested_by.get_username() if requested_by else "the system"
+    targets = ", ".join(f"{p.disk.target} to {p.store.name}" for p in copies)
+    request = f"Requested by {who}: {vm.name}'s disks on {vm.host.name}, {targets}, {Priority(options.priority).label.lower()} priority."
+    return _create_task(vm, vm.host, options, TaskKind.STORAGE, copies, request, requested_by=requested_by)
+
+
+def check_storage_move(vm: VirtualMachine, disks: DiskChoice) -> CheckReport:
+    return storage_preflight(vm, disks)
+
+
+def _create_task(
+    vm: VirtualMachine, destination: Host, options: MigrationOptions, kind: str, copies: list, request: str, *,
+    requested_by=None, batch: MigrationBatch | None = None,
+) -> MigrationTask:
     try:
         with transaction.atomic():
             task = MigrationTask.objects.create(
                 vm=vm,
+                kind=kind,
                 source=vm.host,
                 destination=destination,
                 priority=options.priority,
@@ -177,9 +219,7 @@ def submit_migration(
                 )
                 for p in copies
             ])
-            who = requested_by.get_username() if requested_by else "the system"
-            in_batch = f", in batch #{batch.pk}" if batch else ""
-            task.log(EventKind.STATE, f"Requested by {who}: {vm.name} from {vm.host.name} to {destination.name}, {Priority(options.priority).label.lower()} priority{in_batch}.", to_state=TaskState.QUEUED, actor=requested_by)
+            task.log(EventKind.STATE, request, to_state=TaskState.QUEUED, actor=requested_by)
             enqueue.enqueue_task(task)
     except IntegrityError as error:
         # The database enforces one active task per VM even when two requests race.
@@ -257,12 +297,16 @@ def cancel_task(task: MigrationTask, *, actor=None) -> str:
     task.cancel_requested = True
     task.save(update_fields=["cancel_requested"])  # save(), not update(): the audit trail records it
     task.log(EventKind.OPERATOR, "Cancel requested.", actor=actor)
+    if task.storage_only:
+        return f"Task #{task.pk}: cancel requested; the worker abandons the copy and {task.vm.name}'s disks stay on their images."
     return f"Task #{task.pk}: cancel requested; the worker aborts the migration and {task.vm.name} stays on {task.source.name}."
 
 
 def force_complete(task: MigrationTask, *, actor=None) -> str:
     if task.state != TaskState.MIGRATING:
         raise StateConflict(f"Only a migrating task can be forced to complete; task #{task.pk} is {task.get_state_display().lower()}.")
+    if task.storage_only:
+        raise StateConflict(f"Task #{task.pk} copies disks: it switches them once each copy has caught up, and cannot be hurried.")
     task.force_complete_requested = True
     task.save(update_fields=["force_complete_requested"])
     how = "switching to post-copy" if task.allow_post_copy else "accepting a longer final pause"

@@ -51,6 +51,27 @@ def preflight(
     return CheckReport(tuple(results))
 
 
+def storage_preflight(vm: VirtualMachine, disks: DiskChoice) -> CheckReport:
+    """The checks of a storage-only move: the VM runs on a connected host, and each disk
+    that goes has a datastore of that host to go to, in a format QEMU copies, with room."""
+    results = [check_vm_runs(vm)]
+    if vm.host is None:
+        return CheckReport(tuple(results))
+    results += [check_host_connected(vm.host, "source"), check_disks_change_datastore(vm, disks)]
+    return CheckReport(tuple(results))
+
+
+def check_disks_change_datastore(vm: VirtualMachine, choice: DiskChoice) -> CheckResult:
+    placed, problems = placements(vm, vm.host, choice)
+    if problems:
+        return fail("storage_move", " ".join(problems))
+    moving = [p for p in placed if p.moves]
+    if not moving:
+        return fail("storage_move", f"Every disk of {vm.name} already is on the datastore chosen for it: nothing to move.")
+    copies = "; ".join(f"{p.disk.target} from {p.disk.datastore_name or p.disk.source} to {p.store.name} ({p.disk.copied_bytes / 1024**3:.1f} GiB)" for p in moving)
+    return ok("storage_move", f"Disks copied on {vm.host.name}: {copies}.")
+
+
 def check_vm_runs(vm: VirtualMachine) -> CheckResult:
     if vm.host is None:
         return fail("vm_runs", f"{vm.name} is not on any known host.")

@@ -1,4 +1,7 @@
-"""`vmotion migrate`, `check` and `recommend`: move one VM, or ask first whether it can go and where."""
+"""`vmotion migrate`, `move-storage`, `check` and `recommend`: move one VM (to another host,
+or its disks to other datastores of its host), or ask first whether it can go and where."""
+
+import argparse
 
 from core.roles import Role
 from migrations_app import services
@@ -28,21 +31,40 @@ def register(commands, json_option) -> None:
     migrate_parser.add_argument(
         "--datastore", help="a datastore of the destination (its name, or its pool's name there): the VM's disks are copied to it live, with the memory",
     )
+    migrate_parser.add_argument("--disk", action="append", type=disk_datastore, default=[], metavar="DISK=DATASTORE", help="copy this disk (e.g. vda) to that datastore of the destination; repeat per disk")
     migrate_parser.add_argument("--reason", default="")
     migrate_parser.add_argument("--user", help="record the migration as requested by this vmotion user (an Operator)")
     migrate_parser.add_argument("--wait", action="store_true", help="follow the task until it ends")
     migrate_parser.set_defaults(handler=migrate)
+    storage_parser = commands.add_parser("move-storage", parents=[json_option], help="move a running VM's disks to another datastore of its host, live")
+    storage_parser.add_argument("vm", help="VM name or UUID")
+    storage_parser.add_argument("--datastore", help="a datastore of the VM's host (its name, or its pool's name there) for every disk")
+    storage_parser.add_argument("--disk", action="append", type=disk_datastore, default=[], metavar="DISK=DATASTORE", help="move this disk (e.g. vda) to that datastore; repeat per disk")
+    storage_parser.add_argument("--priority", choices=PRIORITIES, default=Priority.NORMAL.label.lower())
+    storage_parser.add_argument("--bandwidth", type=int, help="cap the copy in MiB/s (default uncapped)")
+    storage_parser.add_argument("--reason", default="")
+    storage_parser.add_argument("--user", help="record the move as requested by this vmotion user (an Operator)")
+    storage_parser.add_argument("--wait", action="store_true", help="follow the task until it ends")
+    storage_parser.set_defaults(handler=move_storage)
     check_parser = commands.add_parser("check", parents=[json_option], help="run the pre-flight checks only")
     check_parser.add_argument("vm")
     check_parser.add_argument("--to", required=True, dest="destination")
     check_parser.add_argument("--datastore", help="as for migrate: the destination's datastore the disks would be copied to")
+    check_parser.add_argument("--disk", action="append", type=disk_datastore, default=[], metavar="DISK=DATASTORE", help="as for migrate")
     check_parser.set_defaults(handler=check)
     recommend_parser = commands.add_parser("recommend", parents=[json_option], help="rank every host for a VM, with the reasons")
     recommend_parser.add_argument("vm", help="VM name or UUID")
     recommend_parser.set_defaults(handler=recommend)
 
 
-def migrate(out: Output, vm, destination, priority, max_downtime, bandwidth, post_copy, no_auto_converge, reason, user, wait, datastore=None, **_):
+def disk_datastore(value: str) -> tuple[str, str]:
+    target, _, datastore = value.partition("=")
+    if not target or not datastore:
+        raise argparse.ArgumentTypeError(f"{value!r} is not DISK=DATASTORE, e.g. vda=local-ssd")
+    return target, datastore
+
+
+def migrate(out: Output, vm, destination, priority, max_downtime, bandwidth, post_copy, no_auto_converge, reason, user, wait, datastore=None, disk=(), **_):
     request = services.MigrationOptions(
         priority=PRIORITIES[priority],
         max_downtime_ms=max_downtime,
@@ -53,7 +75,7 @@ def migrate(out: Output, vm, destination, priority, max_downtime, bandwidth, pos
     )
     requester = acting_user(user, Role.OPERATOR)
     machine, host = services.find_vm(vm), services.find_host(destination)
-    disks = services.find_datastore(datastore, host) if datastore else None
+    disks = services.find_disk_choice(host, datastore, dict(disk))
     task = services.submit_migration(machine, host, request, requested_by=requester, disks=disks)
     out.say(f"task #{task.pk} queued: {task.vm.name} {task.source.name} -> {task.destination.name}")
     # Said at once, before any --wait: the operator may still cancel before post-copy begins.
@@ -67,9 +89,27 @@ def migrate(out: Output, vm, destination, priority, max_downtime, bandwidth, pos
     out.result({**task_fields(task), "warnings": warnings})
 
 
-def check(out: Output, vm, destination, datastore=None, **_):
+def move_storage(out: Output, vm, priority, bandwidth, reason, user, wait, datastore=None, disk=(), **_):
+    request = services.MigrationOptions(priority=PRIORITIES[priority], bandwidth_mib_s=bandwidth, reason=reason)
+    requester = acting_user(user, Role.OPERATOR)
+    machine = services.find_vm(vm)
+    if machine.host is None:
+        out.fail(f"{machine.name} is not on any known host.")
+    disks = services.find_disk_choice(machine.host, datastore, dict(disk))
+    if disks is None:
+        out.fail("Say where the disks go: --datastore DATASTORE, or --disk DISK=DATASTORE per disk.")
+    task = services.submit_storage_move(machine, disks, request, requested_by=requester)
+    out.say(f"task #{task.pk} queued: {task.vm.name}'s disks on {task.source.name}")
+    if wait:
+        task = follow(out, task)
+        if task.state != TaskState.SUCCEEDED:
+            out.fail(f"task #{task.pk} {task.get_state_display().lower()}: {task.error}", task=task_fields(task))
+    out.result(task_fields(task))
+
+
+def check(out: Output, vm, destination, datastore=None, disk=(), **_):
     host = services.find_host(destination)
-    report = services.check_migration(services.find_vm(vm), host, services.find_datastore(datastore, host) if datastore else None)
+    report = services.check_migration(services.find_vm(vm), host, services.find_disk_choice(host, datastore, dict(disk)))
     for result in report.results:
         out.say(f"{result.status.upper():<7} {result.name:<20} {result.message}")
     if not report.passed:

@@ -20,7 +20,7 @@ def register(commands, json_option) -> None:
 
 
 def list_tasks(out: Output, limit, **_):
-    tasks = list(MigrationTask.objects.select_related("vm", "source", "destination")[:limit])
+    tasks = list(MigrationTask.objects.select_related("vm", "source", "destination").prefetch_related("disk_moves")[:limit])
     for task in tasks:
         out.say(task_summary(task))
     out.result({"tasks": [task_fields(task) for task in tasks]})
@@ -69,6 +69,7 @@ def _find_task(out: Output, task_id: int) -> MigrationTask:
 def task_fields(task: MigrationTask) -> dict:
     return {
         "task": task.pk,
+        "kind": task.kind,
         "vm": task.vm.name,
         "source": task.source.name,
         "destination": task.destination.name,
@@ -82,4 +83,5 @@ def task_fields(task: MigrationTask) -> dict:
         "predicted_downtime_ms": task.predicted_downtime_ms,
         "encrypted": task.encrypted,
         "error": task.error,
+        "disks": [{"disk": m.target, "from": m.source_path, "to": m.destination_path} for m in task.disk_moves.all()],
     }

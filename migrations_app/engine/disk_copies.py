@@ -1,9 +1,13 @@
-"""The images of the disks a task copies with the memory: created on the destination before
-the copy, and once the task has ended, the copy that lost removed (the source's after
-success, once the destination runs the VM on its own; the destination's after a failure or
-a cancel, unless the VM runs there). Each step goes on the task's timeline."""
+"""The images of the disks a task copies, with the memory or on their own host: created on
+the destination before the copy, and once the task has ended, the copy that lost removed
+(after a move between hosts, the source's after success, once the destination runs the VM
+on its own, the destination's after a failure or a cancel, unless the VM runs there; after a
+storage-only move, disk by disk, the image the guest no longer uses). Each step goes on the
+task's timeline."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from django.conf import settings
 
@@ -66,3 +70,22 @@ def remove_losing_copies(task: MigrationTask) -> None:
         return
     TaskDiskMove.objects.filter(pk__in=[row.pk for row in rows]).update(image_removed=True)
     task.log(EventKind.INFO, f"Removed the disks' {what} on {host.name}: {', '.join(paths)}.")
+
+
+def remove_unused_copies(task: MigrationTask, in_use: Mapping[str, str]) -> None:
+    """A storage-only move's end, disk by disk: the image the guest no longer uses (`in_use`:
+    each disk's image now, by target) is removed, the original where it switched to its copy,
+    else the copy."""
+    task.refresh_from_db()
+    rows = [row for row in task.disk_moves.all() if row.image_created and not row.image_removed]
+    if not rows:
+        return
+    unused = [row.source_path if in_use.get(row.target) == row.destination_path else row.destination_path for row in rows]
+    host = task.source
+    try:
+        with_connection(host.uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS, lambda conn: [remove_image(conn, path) for path in unused])
+    except HypervisorError as error:
+        task.log(EventKind.INFO, f"Could not remove the images no longer in use on {host.name} ({error}); remove them by hand: {', '.join(unused)}.")
+        return
+    TaskDiskMove.objects.filter(pk__in=[row.pk for row in rows]).update(image_removed=True)
+    task.log(EventKind.INFO, f"Removed the images {task.vm.name} no longer uses on {host.name}: {', '.join(unused)}.")

@@ -25,6 +25,8 @@ from inventory.models import Host
 
 from migrations_app.convergence import policy
 from migrations_app.choices import FINAL_STATES, EndReason, EventKind, TaskState
+from migrations_app.engine import storage_move
+from migrations_app.engine.handoff import HANDED_TO_RECOVERY
 from migrations_app.engine.conclusion import conclude, whereabouts
 from migrations_app.engine.verdict import RunsOn, judge
 from migrations_app.models import MigrationTask
@@ -33,19 +35,9 @@ log = logging.getLogger(__name__)
 
 # States in which a task is held by a worker.
 HELD_STATES = (TaskState.CHECKING, TaskState.MIGRATING, TaskState.POST_COPY)
-# The worker of a task whose worker lost contact with a host and left it to recovery.
-HANDED_TO_RECOVERY = "recovery"
 # The worker of an ended task whose VM's host libvirt has not confirmed yet (a host's libvirtd
 # stopped answering): recovery confirms it once both hosts answer.
 UNCONFIRMED = "unconfirmed"
-
-
-def hand_to_recovery(task: MigrationTask, why: str, error: HypervisorError | None) -> None:
-    """Where the VM runs cannot be known yet, so no verdict: recovery ends the task once
-    both hosts answer and libvirt is done with the VM."""
-    detail = f" (libvirt: {error})" if error else ""
-    task.log(EventKind.INFO, f"{why} vmotion finalises this task once both hosts answer again and libvirt is done{detail}.")
-    MigrationTask.objects.filter(pk=task.pk).update(worker=HANDED_TO_RECOVERY, heartbeat_at=None)
 
 
 def leave_unconfirmed(task: MigrationTask, silent_host: str) -> None:
@@ -132,6 +124,9 @@ def _process_alive_here(worker: str) -> bool | None:
 
 
 def reconcile(task: MigrationTask) -> bool:
+    if task.storage_only:
+        cause, reason = _cause_of_orphaning(task)
+        return storage_move.recover(task, cause, reason)
     uuid, timeout = str(task.vm.uuid), settings.LIBVIRT_CALL_TIMEOUT_SECONDS
     on_source = domain_state(task.source.uri, uuid, timeout)
     if on_source == DomainState.MIGRATING:
@@ -139,10 +134,7 @@ def reconcile(task: MigrationTask) -> bool:
         return False
     on_destination = domain_state(task.destination.uri, uuid, timeout)
     log.info("task %s: worker %s gone; %s is %s on %s and %s on %s", task.pk, task.worker or "-", task.vm.name, on_source, task.source.name, on_destination, task.destination.name)
-    if task.worker == HANDED_TO_RECOVERY:
-        cause, reason = "vmotion lost contact with a host during the migration", EndReason.LOST_CONTACT
-    else:
-        cause, reason = "Worker lost: the worker running this migration stopped", EndReason.WORKER_LOST
+    cause, reason = _cause_of_orphaning(task)
     ended = conclude(
         task, on_source, on_destination, cancelled=task.cancel_requested,
         failure=f"{cause}.", success_prefix=f"{cause}, but libvirt finished it: ", failure_reason=reason,
@@ -152,6 +144,12 @@ def reconcile(task: MigrationTask) -> bool:
         for host in (task.source, task.destination):
             sync.sync_host(Host.objects.get(pk=host.pk))
     return ended
+
+
+def _cause_of_orphaning(task: MigrationTask) -> tuple[str, str]:
+    if task.worker == HANDED_TO_RECOVERY:
+        return "vmotion lost contact with a host during the migration", EndReason.LOST_CONTACT
+    return "Worker lost: the worker running this migration stopped", EndReason.WORKER_LOST
 
 
 def _overdue(task: MigrationTask) -> bool:

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db.models import Q
 
 from hypervisor import HypervisorError
 from hypervisor.connection import Connection
@@ -30,12 +29,13 @@ from migrations_app.engine import bandwidth
 from migrations_app.checks import rules as check_rules
 from migrations_app.checks import live as live_checks
 from migrations_app.convergence import policy
-from migrations_app.engine import disk_copies, slots, unended_migration, unopened_stream
+from migrations_app.engine import disk_copies, slots, storage_move, unended_migration, unopened_stream
 from migrations_app.storage.store import choice_of
 from migrations_app.checks.report import CheckStatus
 from migrations_app.checks.store import encryption_setting, preflight, tls_ends
 from migrations_app.choices import EndReason, EventKind, TaskState
 from migrations_app.engine.conclusion import conclude, finish
+from migrations_app.engine.moved_away import fail_as_moved
 from migrations_app.engine.database_outage import DATABASE_ERRORS, DatabaseLink, drop_connection
 from migrations_app.forecast.history import expected_link_rates
 from migrations_app.convergence.job_silence import JobSilence
@@ -44,7 +44,8 @@ from migrations_app.forecast.live import forecast
 from migrations_app.models import InvalidTransition, MigrationTask, ProgressSample
 from migrations_app.engine.monitor import ConvergenceMonitor
 from migrations_app.engine.post_copy import PostCopyWatch
-from migrations_app.engine.recovery import hand_to_recovery, leave_unconfirmed
+from migrations_app.engine.recovery import leave_unconfirmed
+from migrations_app.engine.handoff import hand_to_recovery
 from migrations_app.engine.silent_hosts import HostSilence, end_without_source, source_fell_silent
 from migrations_app.forecast.replay import POLICY
 
@@ -82,7 +83,10 @@ def run_task(task_id: int, queue_granted: QueueTasks) -> None:
         log.info("migration task %s not run by this job: %s", task_id, taken)
         return  # cancelled, ended, or another worker has it
     try:
-        _check_then_migrate(task, queue_granted)
+        if task.storage_only:
+            storage_move.check_then_copy(task, queue_granted)
+        else:
+            _check_then_migrate(task, queue_granted)
     except Exception as error:  # a task must never be left hanging by a bug
         log.exception("migration task %s failed unexpectedly", task.pk)
         if isinstance(error, DATABASE_ERRORS):
@@ -105,7 +109,7 @@ def _check_then_migrate(task: MigrationTask, queue_granted: QueueTasks) -> None:
     _refresh(task)
     state = domain_state(task.source.uri, str(task.vm.uuid), settings.LIBVIRT_CALL_TIMEOUT_SECONDS)
     if task.vm.host_id != task.source_id or state != DomainState.RUNNING:
-        _fail_as_moved(task, state)
+        fail_as_moved(task, state)
         return
     disks = choice_of(task)
     report = preflight(task.vm, task.destination, exclude_task_id=task.pk, cpu_check=live_checks.check_cpu_compatible, disks=disks)
@@ -211,28 +215,6 @@ def _migrate_watched(task: MigrationTask, hosts: HostSilence) -> None:
     # until the destination answered (a second or so over SSH).
     for host in (destination, source):
         sync.sync_host(Host.objects.get(pk=host.pk))
-
-
-def _fail_as_moved(task: MigrationTask, state: DomainState) -> None:
-    """The VM is not running on the source as the task expects: say where it is, read afresh
-    from the hosts it could have gone to (its cluster's, and the destination)."""
-    nearby = Host.objects.filter(Q(pk__in=(task.source_id, task.destination_id)) | Q(cluster_id=task.source.cluster_id, cluster__isnull=False))
-    for host in nearby.order_by("name"):
-        sync.sync_host(host)
-    task.vm.refresh_from_db()
-    vm, source = task.vm.name, task.source.name
-    if state == DomainState.UNREACHABLE:
-        finish(task, TaskState.FAILED, EndReason.LOST_CONTACT, error=f"{source} did not answer; nothing moved.")
-        return
-    if state == DomainState.MIGRATING:
-        error = f"{vm} is already being migrated from {source} by something other than vmotion; nothing was started."
-    elif state in (DomainState.PAUSED, DomainState.STOPPED):
-        error = f"{vm} is {state} on {source}, no longer running as when it was submitted; nothing moved."
-    elif task.vm.host_id in (None, task.source_id):
-        error = f"{vm} no longer runs on {source}, and none of the hosts it could have moved to runs it."
-    else:
-        error = f"{vm} now runs on {task.vm.host.name}, not on {source} as when it was submitted."
-    finish(task, TaskState.FAILED, EndReason.VM_MOVED, error=error)
 
 
 def _decide_encryption(task: MigrationTask) -> bool:

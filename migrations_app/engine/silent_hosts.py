@@ -29,7 +29,8 @@ from inventory.models import Host
 
 from migrations_app.choices import EndReason, EventKind, TaskState
 from migrations_app.engine.conclusion import finish
-from migrations_app.engine.recovery import hand_to_recovery, leave_unconfirmed
+from migrations_app.engine.recovery import leave_unconfirmed
+from migrations_app.engine.handoff import hand_to_recovery
 from migrations_app.models import MigrationTask
 
 

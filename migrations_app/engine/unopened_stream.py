@@ -21,7 +21,7 @@ from hypervisor import HypervisorError
 
 from migrations_app.choices import EndReason, EventKind
 from migrations_app.engine.conclusion import conclude
-from migrations_app.engine.recovery import hand_to_recovery
+from migrations_app.engine.handoff import hand_to_recovery
 from migrations_app.models import MigrationTask
 
 # Opening a stream takes well under a second on a working link; a SYN lost to a brief blip is

@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from inventory.choices import HostState
+from inventory.models import Datastore, DatastoreMount, VirtualDisk
 from migrations_app import cli
 from migrations_app.choices import TaskState
 from migrations_app.management.commands.vmotion import Command
@@ -33,6 +34,11 @@ def world(operator, administrator) -> dict[str, str]:
     HostFactory(name="failing", cluster=prod, degraded_reason="fan failing", degraded_by="vmotion CLI", degraded_since=timezone.now())
     HostFactory(name="resting", cluster=prod, state=HostState.MAINTENANCE)
     web = VirtualMachineFactory(name="web-01", host=kvm1, uuid=TEST_GUEST_UUID)
+    nfs = Datastore.objects.create(name="nfs", kind="netfs", source_key="nfs://filer/vms", available_bytes=500 * 1024**3)
+    ssd = Datastore.objects.create(name="ssd (kvm1)", kind="dir", source_key=f"host-{kvm1.pk}:directory://ssd", available_bytes=50 * 1024**3)
+    for host, store, pool in ((kvm1, nfs, "nfs"), (kvm2, nfs, "nfs"), (kvm1, ssd, "ssd")):
+        DatastoreMount.objects.create(datastore=store, host=host, pool_name=pool, target_path=f"/srv/{pool}", active=True)
+    VirtualDisk.objects.create(vm=web, target="vda", source="/srv/nfs/web-01.qcow2", format="qcow2", datastore=nfs, capacity_bytes=1024**3, allocation_bytes=1024**2)
     VirtualMachineFactory(name="db-01", host=kvm2)
     queued = MigrationTask.objects.create(vm=VirtualMachineFactory(name="app-1", host=kvm2), source=kvm2, destination=kvm1)
     migrating = MigrationTask.objects.create(vm=VirtualMachineFactory(name="app-2", host=kvm2), source=kvm2, destination=kvm1, state=TaskState.MIGRATING)
@@ -45,6 +51,7 @@ def world(operator, administrator) -> dict[str, str]:
 SUCCEEDS = [
     ("migrate", ["migrate", "web-01", "--to", "kvm2", "--user", "operator"]),
     ("check", ["check", "web-01", "--to", "kvm2"]),
+    ("move-storage", ["move-storage", "web-01", "--datastore", "ssd", "--user", "operator"]),
     ("recommend", ["recommend", "web-01"]),
     ("tasks", ["tasks"]),
     ("show", ["show", "{queued}"]),
@@ -78,6 +85,8 @@ SUCCEEDS = [
 FAILS = [
     ("migrate", ["migrate", "no-such-vm", "--to", "kvm2"]),
     ("check", ["check", "web-01", "--to", "kvm1"]),
+    ("move-storage", ["move-storage", "web-01", "--datastore", "nope"]),
+    ("move-storage", ["move-storage", "web-01", "--disk", "vda=nfs"]),
     ("recommend", ["recommend", "no-such-vm"]),
     ("show", ["show", "999999"]),
     ("cancel", ["cancel", "999999"]),
