@@ -171,6 +171,13 @@ class MigrationTask(models.Model):
     def storage_only(self) -> bool:
         return self.kind == TaskKind.STORAGE
 
+    @property
+    def route(self) -> str:
+        """Where the task moves the VM, as pages say it."""
+        if self.storage_only:
+            return f"disks on {self.source.name}"
+        return f"{self.source.name} → {self.destination.name}"
+
     def get_absolute_url(self) -> str:
         return reverse("task-detail", args=[self.pk])
 

@@ -338,6 +338,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "TaskStateEnum": "migrations_app.choices.TaskState",
+        "TaskKindEnum": "migrations_app.choices.TaskKind",
         "EvacuationStateEnum": "migrations_app.choices.EvacuationState",
         "ScheduleRunStateEnum": "migrations_app.choices.ScheduleRunState",
         "ScheduleActionEnum": "migrations_app.choices.ScheduleAction",

@@ -6,17 +6,24 @@ from rest_framework import serializers
 
 from inventory.models import Datastore, Host, VirtualMachine
 from migrations_app.choices import Priority
-from migrations_app.models import MigrationTask, ProgressSample, TaskEvent
+from migrations_app.models import MigrationTask, ProgressSample, TaskDiskMove, TaskEvent
 from migrations_app.options import BANDWIDTH_RANGE_MIB_S, DEFAULT_MAX_DOWNTIME_MS, MAX_DOWNTIME_RANGE_MS, MigrationOptions
 from migrations_app.storage.store import DiskChoice
-from migrations_app.convergence.progress import progress_of
+from migrations_app.convergence.progress import disk_copy_progress, progress_of
 
 from ..fields import PriorityField
 from .errors import CheckSerializer
 from .strict import StrictJsonTypes
 
 
+class DiskMoveSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TaskDiskMove
+        fields = ["target", "source_path", "destination_datastore", "destination_path", "format", "capacity_bytes", "copied_bytes", "image_created", "image_removed"]
+
+
 class TaskSerializer(serializers.ModelSerializer):
+    disk_moves = DiskMoveSerializer(many=True, read_only=True, help_text="The disks this task copies, and what became of each image")
     vm_name = serializers.CharField(source="vm.name", read_only=True)
     source_name = serializers.CharField(source="source.name", read_only=True)
     destination_name = serializers.CharField(source="destination.name", read_only=True)
@@ -30,16 +37,17 @@ class TaskSerializer(serializers.ModelSerializer):
             "batch", "max_downtime_ms", "bandwidth_mib_s", "allow_post_copy", "allow_auto_converge", "encrypted", "cancel_requested",
             "force_complete_requested", "created_at", "started_at", "finished_at", "predicted_total_ms", "predicted_downtime_ms",
             "total_ms", "downtime_ms", "bytes_transferred", "iterations", "final_dirty_rate_bytes_s", "mean_throughput_bytes_s",
-            "error", "error_detail",
+            "error", "error_detail", "kind", "disk_moves",
         ]
         extra_kwargs = {
+            "kind": {"help_text": "compute: the VM moves to another host (with the disks chosen to go along); storage: only its disks move, to other datastores of its host"},
             "encrypted": {"help_text": "Whether its memory stream went over TLS, as the clusters' migration encryption and the hosts' certificates decided when it started; null until then"},
         }
 
 
 class ProgressSerializer(serializers.Serializer):
     phase = serializers.CharField()
-    percent = serializers.IntegerField(help_text="Of the guest's memory already on the destination, 0-100")
+    percent = serializers.IntegerField(help_text="Of the guest's memory already on the destination (of its disks copied, for a storage-only move), 0-100")
     remaining_bytes = serializers.IntegerField(allow_null=True)
     throughput_bytes_s = serializers.IntegerField(allow_null=True)
     dirty_rate_bytes_s = serializers.IntegerField(allow_null=True)
@@ -70,7 +78,10 @@ class TaskDetailSerializer(TaskSerializer):
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, task: MigrationTask) -> dict:
         samples = task.sample_figures()
-        return ProgressSerializer(progress_of(task.state, task.max_downtime_ms, samples[-1] if samples else None)).data
+        last = samples[-1] if samples else None
+        if task.storage_only:
+            return ProgressSerializer(disk_copy_progress(task.state, last)).data
+        return ProgressSerializer(progress_of(task.state, task.max_downtime_ms, last)).data
 
     def get_outcome(self, task: MigrationTask) -> str:
         return task.outcome()
@@ -125,9 +136,13 @@ class MigrationRequestSerializer(StrictJsonTypes, serializers.Serializer):
         help_text="A datastore of the target host: the VM's disks are copied to it live, with the memory. Null: the disks stay (on storage both hosts mount)",
     )
 
-    def disks(self) -> DiskChoice | None:
-        datastore = self.validated_data["datastore"]
-        return DiskChoice(default=datastore.pk) if datastore is not None else None
+    disks = serializers.DictField(
+        child=serializers.PrimaryKeyRelatedField(queryset=Datastore.objects.all()), default=dict,
+        help_text="A datastore of the target host per disk (its target, e.g. vda), for disks that go elsewhere than `datastore`",
+    )
+
+    def disk_choice(self) -> DiskChoice | None:
+        return _disk_choice(self.validated_data)
 
     def options(self) -> MigrationOptions:
         data = self.validated_data
@@ -135,6 +150,43 @@ class MigrationRequestSerializer(StrictJsonTypes, serializers.Serializer):
             priority=data["priority"], max_downtime_ms=data["max_downtime_ms"], bandwidth_mib_s=data["bandwidth_mib_s"],
             allow_post_copy=data["allow_post_copy"], allow_auto_converge=data["allow_auto_converge"], reason=data["reason"],
         )
+
+
+def _disk_choice(data: dict) -> DiskChoice | None:
+    datastore, per_disk = data["datastore"], data["disks"]
+    if datastore is None and not per_disk:
+        return None
+    return DiskChoice(default=datastore.pk if datastore else None, per_disk={target: store.pk for target, store in per_disk.items()})
+
+
+class StorageMoveRequestSerializer(StrictJsonTypes, serializers.Serializer):
+    """A storage-only move as a script asks for it: the VM's disks to other datastores of its host."""
+
+    vm = serializers.PrimaryKeyRelatedField(queryset=VirtualMachine.objects.select_related("host"), help_text="The VM's id")
+    datastore = serializers.PrimaryKeyRelatedField(
+        queryset=Datastore.objects.all(), default=None, allow_null=True, help_text="A datastore of the VM's host for every disk",
+    )
+    disks = serializers.DictField(
+        child=serializers.PrimaryKeyRelatedField(queryset=Datastore.objects.all()), default=dict,
+        help_text="A datastore of the VM's host per disk (its target, e.g. vda); the others go to `datastore`, or stay without one",
+    )
+    priority = PriorityField(default=Priority.NORMAL)
+    bandwidth_mib_s = serializers.IntegerField(
+        default=None, allow_null=True, min_value=BANDWIDTH_RANGE_MIB_S[0], max_value=BANDWIDTH_RANGE_MIB_S[1], help_text="Null: uncapped",
+    )
+    reason = serializers.CharField(default="", allow_blank=True, max_length=500, help_text="For the audit trail and the task's page")
+
+    def validate(self, data: dict) -> dict:
+        if data["datastore"] is None and not data["disks"]:
+            raise serializers.ValidationError({"datastore": "Say where the disks go: a datastore, or one per disk in `disks`."})
+        return data
+
+    def disk_choice(self) -> DiskChoice:
+        return _disk_choice(self.validated_data)
+
+    def options(self) -> MigrationOptions:
+        data = self.validated_data
+        return MigrationOptions(priority=data["priority"], bandwidth_mib_s=data["bandwidth_mib_s"], reason=data["reason"])
 
 
 class PredictionSerializer(serializers.Serializer):

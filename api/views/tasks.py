@@ -18,8 +18,8 @@ from migrations_app.models import MigrationTask, ProgressSample
 from .. import filtersets
 from ..serializers.errors import ConflictSerializer, ErrorSerializer, checks_of
 from ..serializers.tasks import (
-    MigrationCheckSerializer, MigrationRequestSerializer, ProgressSampleSerializer, TaskActionSerializer, TaskCreatedSerializer,
-    TaskDetailSerializer, TaskSerializer,
+    MigrationCheckSerializer, MigrationRequestSerializer, ProgressSampleSerializer, StorageMoveRequestSerializer, TaskActionSerializer,
+    TaskCreatedSerializer, TaskDetailSerializer, TaskSerializer,
 )
 from .base import ApiViewMixin
 
@@ -32,10 +32,13 @@ MIGRATION_EXAMPLE = OpenApiExample("Move a VM", request_only=True, value={
 
 class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = filtersets.TaskFilter
-    roles = {"*": Role.VIEWER, "create": Role.OPERATOR, "check": Role.OPERATOR, "cancel": Role.OPERATOR, "force_complete": Role.OPERATOR}
+    roles = {
+        "*": Role.VIEWER, "create": Role.OPERATOR, "check": Role.OPERATOR, "storage": Role.OPERATOR, "cancel": Role.OPERATOR,
+        "force_complete": Role.OPERATOR,
+    }
 
     def get_queryset(self):
-        tasks = queries.tasks().order_by("-created_at", "-pk")
+        tasks = queries.tasks().prefetch_related("disk_moves").order_by("-created_at", "-pk")
         return tasks if self.action == "list" else tasks.prefetch_related("events__actor")
 
     def get_serializer_class(self):
@@ -56,7 +59,7 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
         body = MigrationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        task = services.submit_migration(data["vm"], data["target"], body.options(), requested_by=request.user, disks=body.disks())
+        task = services.submit_migration(data["vm"], data["target"], body.options(), requested_by=request.user, disks=body.disk_choice())
         headers = {"Location": reverse("api:task-detail", args=[task.pk])}
         warnings = _post_copy_warnings(data)
         return Response(TaskCreatedSerializer(self._reread(task), context={"warnings": warnings}).data, status=status.HTTP_202_ACCEPTED, headers=headers)
@@ -70,7 +73,7 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
         an inventory worker measures a guest it has none for, waited for a few seconds)."""
         body = MigrationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        preview = services.preview_migration(body.validated_data["vm"], body.validated_data["target"], body.options(), body.disks())
+        preview = services.preview_migration(body.validated_data["vm"], body.validated_data["target"], body.options(), body.disk_choice())
         forecast = preview.forecast.forecast if preview.forecast else None
         return Response(MigrationCheckSerializer({
             "passed": preview.passed,
@@ -86,6 +89,25 @@ class TaskViewSet(ApiViewMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelV
             "prediction_error": preview.forecast.error if preview.forecast else "",
             "warnings": _post_copy_warnings(body.validated_data),
         }).data)
+
+    @extend_schema(
+        summary="Move a VM's disks to other datastores of its host",
+        request=StorageMoveRequestSerializer,
+        responses={202: TaskCreatedSerializer, 409: CONFLICT},
+        parameters=[ACCEPTED_LOCATION],
+        examples=[OpenApiExample("Move a VM's disks to a host's SSD", request_only=True, value={"vm": 12, "datastore": 4, "reason": "Off the NFS filer"})],
+    )
+    @action(detail=False, methods=["post"], pagination_class=None, filterset_class=None)
+    def storage(self, request: Request) -> Response:
+        """A storage-only move, live, as `vmotion move-storage` does: each disk is copied to its
+        datastore on the VM's host, switched to its copy once caught up, and the image it left
+        removed. The checks (space, format, datastores the host mounts) run now, a failing one
+        a 400 with every check, and again on the worker."""
+        body = StorageMoveRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        task = services.submit_storage_move(body.validated_data["vm"], body.disk_choice(), body.options(), requested_by=request.user)
+        headers = {"Location": reverse("api:task-detail", args=[task.pk])}
+        return Response(TaskCreatedSerializer(self._reread(task)).data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
     @extend_schema(
         summary="Cancel a migration", request=None,

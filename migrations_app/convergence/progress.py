@@ -91,3 +91,27 @@ def progress_of(state: str, slo_ms: int, sample: SampleFigures | None) -> Progre
         slo_ms=slo_ms,
         throttle_percent=sample.throttle_percent,
     )
+
+
+def disk_copy_progress(state: str, sample: SampleFigures | None) -> Progress:
+    """A storage-only move's progress: its samples hold the disks' copy (the guest's writes
+    while it runs are in the total QEMU reports, so it may grow)."""
+    if state == State.SUCCEEDED:
+        return Progress(PHASES[state], 100, 0, None, None, None, 0, None, None, 0)
+    if sample is None or state != State.MIGRATING:
+        return Progress(PHASES.get(state, "Starting the copy"), 0, None, None, None, None, None, None, None, 0)
+    done = sample.data_total - sample.data_remaining
+    percent = min(max(int(100 * done / sample.data_total), 0), 99) if sample.data_total else 0
+    rate = sample.throughput_bytes_s
+    return Progress(
+        phase="Copying the disks",
+        percent=percent,
+        remaining_bytes=sample.data_remaining,
+        throughput_bytes_s=rate or None,
+        dirty_rate_bytes_s=None,
+        iteration=None,
+        eta_s=sample.data_remaining / rate if rate else None,
+        expected_pause_ms=None,
+        allowed_pause_ms=None,
+        slo_ms=0,
+    )

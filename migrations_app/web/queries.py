@@ -16,7 +16,7 @@ def tasks() -> QuerySet[MigrationTask]:
 
 # What a row of the task history shows (migrations_app/_task_table.html).
 TASK_ROW_FIELDS = (
-    "state", "priority", "created_at", "total_ms", "downtime_ms", "error",
+    "state", "kind", "priority", "created_at", "total_ms", "downtime_ms", "error",
     "vm__name", "source__name", "destination__name", "requested_by__username",
 )
 

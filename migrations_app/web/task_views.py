@@ -17,7 +17,7 @@ from migrations_app.audit.trail import BadCursor, audit_page, parse_cursor
 from migrations_app.web.filtersets import AuditFilterForm, TaskFilterForm
 from migrations_app.models import MigrationBatch
 from migrations_app.web.wizard import Wizard
-from migrations_app.convergence.progress import progress_of
+from migrations_app.convergence.progress import disk_copy_progress, progress_of
 
 @role_required(Role.VIEWER)
 def task_list(request: HttpRequest) -> HttpResponse:
@@ -29,7 +29,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
 @role_required(Role.VIEWER)
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(queries.tasks(), pk=pk)
-    context = {**_progress_context(task), "events": task.events.select_related("actor")}
+    context = {**_progress_context(task), "events": task.events.select_related("actor"), "disk_moves": task.disk_moves.all()}
     return render(request, "migrations_app/task_detail.html", context)
 
 
@@ -55,9 +55,12 @@ def migrations_now(request: HttpRequest) -> HttpResponse:
 
 def _progress_context(task) -> dict:
     samples = task.sample_figures()
+    last = samples[-1] if samples else None
+    if task.storage_only:
+        return {"task": task, "progress": disk_copy_progress(task.state, last), "chart": None, "outcome": task.outcome()}
     return {
         "task": task,
-        "progress": progress_of(task.state, task.max_downtime_ms, samples[-1] if samples else None),
+        "progress": progress_of(task.state, task.max_downtime_ms, last),
         "chart": progress_chart(samples),
         "outcome": task.outcome(),
     }

@@ -258,3 +258,26 @@ def test_a_migration_that_copies_the_disks_names_a_datastore_of_the_target(api, 
     assert accepted.status_code == 202, accepted.json()
     move = TaskDiskMove.objects.get()
     assert (move.target, move.destination_path, move.destination_datastore) == ("vda", "/srv/images/web-01.qcow2", theirs)
+
+
+def test_a_storage_only_move_is_accepted_with_202_and_refused_with_the_reason(api, vm, kvm1):
+    from inventory.models import Datastore, DatastoreMount, VirtualDisk
+
+    nfs = Datastore.objects.create(name="nfs", kind="netfs", source_key="nfs://filer/vms", available_bytes=500 * GIB)
+    ssd = Datastore.objects.create(name="ssd (kvm1)", kind="dir", source_key=f"host-{kvm1.pk}:directory://ssd", available_bytes=50 * GIB)
+    DatastoreMount.objects.create(datastore=nfs, host=kvm1, pool_name="nfs", target_path="/mnt/nfs", active=True)
+    DatastoreMount.objects.create(datastore=ssd, host=kvm1, pool_name="ssd", target_path="/srv/ssd", active=True)
+    VirtualDisk.objects.create(vm=vm, target="vda", source="/mnt/nfs/web-01.qcow2", format="qcow2", datastore=nfs, capacity_bytes=10 * GIB, allocation_bytes=GIB)
+
+    nowhere = api.post("/api/v1/tasks/storage/", {"vm": vm.pk}, format="json")
+    stays = api.post("/api/v1/tasks/storage/", {"vm": vm.pk, "disks": {"vda": nfs.pk}}, format="json")
+    accepted = api.post("/api/v1/tasks/storage/", {"vm": vm.pk, "datastore": ssd.pk, "reason": "Off the filer"}, format="json")
+
+    assert nowhere.status_code == 400 and "Say where the disks go" in str(nowhere.json())
+    assert stays.status_code == 400 and "nothing to move" in str(stays.json()), stays.json()
+    assert accepted.status_code == 202, accepted.json()
+    body = accepted.json()
+    assert (body["kind"], body["source"], body["destination"], body["state"]) == ("storage", kvm1.pk, kvm1.pk, "queued")
+    assert [(m["target"], m["source_path"], m["destination_path"]) for m in body["disk_moves"]] == [("vda", "/mnt/nfs/web-01.qcow2", "/srv/ssd/web-01.qcow2")]
+    assert accepted["Location"] == f"/api/v1/tasks/{body['id']}/"
+    assert MigrationTask.objects.count() == 1

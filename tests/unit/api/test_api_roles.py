@@ -32,7 +32,7 @@ OPERATIONS = {
     "networks_list": V, "networks_retrieve": V,
     "vms_list": V, "vms_retrieve": V, "vms_recommendations_retrieve": O,
     "tasks_list": V, "tasks_retrieve": V, "tasks_samples_list": V,
-    "tasks_create": O, "tasks_check_create": O, "tasks_cancel_create": O, "tasks_force_complete_create": O,
+    "tasks_create": O, "tasks_check_create": O, "tasks_storage_create": O, "tasks_cancel_create": O, "tasks_force_complete_create": O,
     "evacuations_list": V, "evacuations_retrieve": V, "evacuations_abort_create": A,
     "schedules_list": V, "schedules_retrieve": V, "schedules_create": O, "schedules_update": O, "schedules_partial_update": O,
     "schedules_destroy": O, "schedules_enable_create": O, "schedules_disable_create": O,

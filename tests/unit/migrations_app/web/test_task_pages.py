@@ -119,3 +119,21 @@ def test_anonymous_users_get_neither_fragment(client, migrating):
 
 def test_an_unknown_task_has_no_progress(client_as, viewer):
     assert client_as(viewer).get(reverse("task-progress", args=[999999])).status_code == 404
+
+
+def test_a_storage_only_move_shows_its_disks_copy_not_memory(client_as, operator):
+    vm = VirtualMachineFactory(name="db-01")
+    task = MigrationTask.objects.create(vm=vm, kind="storage", source=vm.host, destination=vm.host)
+    task.disk_moves.create(target="vda", source_path="/mnt/nfs/db-01.qcow2", destination_pool="ssd", destination_path="/srv/ssd/db-01.qcow2", format="qcow2", capacity_bytes=64 * MIB, copied_bytes=48 * MIB)
+    task.transition(TaskState.CHECKING)
+    task.transition(TaskState.MIGRATING, "Copying db-01's disks on kvm1.")
+    ProgressSample.objects.create(task=task, elapsed_ms=2000, data_total=64 * MIB, data_processed=16 * MIB, data_remaining=48 * MIB, throughput_bytes_s=8 * MIB)
+
+    page = client_as(operator).get(reverse("task-detail", args=[task.pk])).content.decode()
+
+    assert f"db-01: disks on {vm.host.name}</h1>" in page
+    assert "25% of the disks copied" in page and "Copying the disks" in page
+    assert "about 6 s, then each disk switches to its copy with no pause" in page
+    assert "/mnt/nfs/db-01.qcow2 → /srv/ssd/db-01.qcow2" in page
+    assert "Dirty rate" not in page and "Force complete</button>" not in page and "Cancel</button>" in page
+    assert f"disks on {vm.host.name}" in client_as(operator).get(reverse("task-list")).content.decode()
