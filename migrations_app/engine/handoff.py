@@ -16,5 +16,6 @@ def hand_to_recovery(task: MigrationTask, why: str, error: HypervisorError | Non
     """Where the VM runs cannot be known yet, so no verdict: recovery ends the task once
     both hosts answer and libvirt is done with the VM."""
     detail = f" (libvirt: {error})" if error else ""
-    task.log(EventKind.INFO, f"{why} vmotion finalises this task once both hosts answer again and libvirt is done{detail}.")
+    hosts = "its host answers" if task.storage_only else "both hosts answer"
+    task.log(EventKind.INFO, f"{why} vmotion finalises this task once {hosts} again and libvirt is done{detail}.")
     MigrationTask.objects.filter(pk=task.pk).update(worker=HANDED_TO_RECOVERY, heartbeat_at=None)

@@ -147,9 +147,10 @@ def reconcile(task: MigrationTask) -> bool:
 
 
 def _cause_of_orphaning(task: MigrationTask) -> tuple[str, str]:
+    what = "the disks' copy" if task.storage_only else "the migration"
     if task.worker == HANDED_TO_RECOVERY:
-        return "vmotion lost contact with a host during the migration", EndReason.LOST_CONTACT
-    return "Worker lost: the worker running this migration stopped", EndReason.WORKER_LOST
+        return f"vmotion lost contact with a host during {what}", EndReason.LOST_CONTACT
+    return f"Worker lost: the worker running {what} stopped", EndReason.WORKER_LOST
 
 
 def _overdue(task: MigrationTask) -> bool:

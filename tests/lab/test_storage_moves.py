@@ -1,27 +1,37 @@
 """A running guest's disk moved live to another datastore of its own host, as `vmotion
 move-storage` does: from the datastore its hosts share to the host's local datastore, then
-back. Judged by virsh and by the images themselves: the guest still runs on its host, its
-running and its persistent definition point at the new image, the disk holds what it held,
-and the image it left is gone."""
+back; and copies that do not finish, cancelled or cut by the host's libvirtd killed. Judged
+by virsh and by the images themselves: the guest still runs on its host from one image per
+disk, its running and its persistent definition point at that image, the disk holds what
+it held, and the image it does not use is gone."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
+import time
 from io import StringIO
 from pathlib import Path
+from xml.sax.saxutils import quoteattr
 
 import pytest
 from django.core.management import call_command
 
 from inventory import sync
 from inventory.models import Host, VirtualMachine
+from lab import control as lab_control
 from lab.commands import virsh
-from migrations_app.choices import TaskKind
+from migrations_app import services
+from migrations_app.choices import TaskKind, TaskState
 from migrations_app.models import MigrationTask
-from tests.lab.conftest import defined_on, timeline, where_runs
+from tests import processes
+from tests.lab.conftest import defined_on, final_within, timeline, where_runs
 from tests.lab.test_disk_copies import disk_of
+
+DATA_DISK_MIB = 64
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
 
@@ -83,3 +93,129 @@ def test_a_running_guests_disk_moves_live_to_its_hosts_local_datastore_and_back(
     assert shared_image.exists() and not local_image.exists(), timeline(back)
     assert guest_visible_digest(shared_image, tmp_path) == content
     assert VirtualMachine.objects.get(name=name).disks.get(target="vda").source == str(shared_image)
+
+
+def image_of(host: Host, name: str, target: str) -> str:
+    lines = virsh(host.uri, "domblklist", name).stdout.splitlines()
+    return next(line.split()[1] for line in lines if line.split()[:1] == [target])
+
+
+DISK_GUEST_XML = """<domain type='qemu'>
+  <name>lab-disk</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file={image}/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+"""
+
+
+@pytest.fixture
+def disk_guest(lab, lab_config, lab_inventory, tmp_path):
+    """A guest with a 64 MiB disk of random bytes on the shared datastore, long enough to copy
+    to interrupt at a few MiB/s: defined and started on lab-host1 for the test, then removed
+    with its images wherever they ended up. It boots nothing (its disk's first sector is
+    zeros, so the firmware finds no boot sector) and so never writes to its disk."""
+    host = Host.objects.get(name="lab-host1")
+    image = lab_config.datastore_dir / "lab-disk.raw"
+    copy = lab_config.local_datastore_dir(host.name) / image.name
+    image.write_bytes(bytes(512) + os.urandom(DATA_DISK_MIB * 1024 * 1024 - 512))
+    definition = tmp_path / "lab-disk.xml"
+    definition.write_text(DISK_GUEST_XML.format(image=quoteattr(str(image))))
+    virsh(host.uri, "pool-refresh", "lab-datastore")
+    virsh(host.uri, "define", str(definition))
+    virsh(host.uri, "start", "lab-disk")
+    try:
+        yield image
+    finally:
+        virsh(host.uri, "destroy", "lab-disk", check=False)
+        virsh(host.uri, "undefine", "lab-disk", check=False)
+        for path in (image, copy):
+            path.unlink(missing_ok=True)
+        for pool in ("lab-datastore", "lab-local"):
+            virsh(host.uri, "pool-refresh", pool, check=False)
+
+
+def copying(name: str, *args: str) -> MigrationTask:
+    """Submit a storage-only move and return its task once its copy has moved some bytes."""
+    for host in Host.objects.all():
+        sync.sync_host(host)
+    out = StringIO()
+    call_command("vmotion", "move-storage", name, *args, "--json", stdout=out)
+    task = MigrationTask.objects.get(pk=json.loads(out.getvalue().strip().splitlines()[-1])["task"])
+    deadline = time.monotonic() + 60
+    while not task.samples.filter(data_processed__gt=0).exists():
+        task.refresh_from_db()
+        assert task.state in (TaskState.QUEUED, TaskState.CHECKING, TaskState.WAITING, TaskState.MIGRATING), timeline(task)
+        assert time.monotonic() < deadline, timeline(task)
+        time.sleep(0.2)
+    task.refresh_from_db()
+    return task
+
+
+def test_a_cancelled_copy_leaves_the_disk_on_its_image_and_removes_the_partial_copy(lab, lab_config, workers, disk_guest, tmp_path):
+    name, image = "lab-disk", disk_guest
+    host = Host.objects.get(name="lab-host1")
+    copy = lab_config.local_datastore_dir(host.name) / image.name
+    content = guest_visible_digest(image, tmp_path)
+    task = copying(name, "--datastore", "lab-local", "--bandwidth", "4")  # 16 s for 64 MiB
+    assert task.state == TaskState.MIGRATING and copy.exists()
+
+    services.cancel_task(task)
+    task = final_within(task, 30, time.monotonic())
+
+    assert task.state == TaskState.CANCELLED, timeline(task)
+    assert where_runs(name) == [host.name]
+    assert image_of(host, name, "vda") == str(image) and not copy.exists()
+    assert virsh(host.uri, "blockjob", name, "vda", "--info").stdout.strip() == ""  # no block job left
+    assert guest_visible_digest(image, tmp_path) == content
+    assert f"Cancelled by the operator; vda still on {image}." in timeline(task)
+    assert f"Removed the images {name} no longer uses on {host.name}: {copy}." in timeline(task)
+
+
+def test_a_copy_whose_hosts_libvirtd_is_killed_ends_within_a_minute_on_the_original_image(lab, lab_config, workers, disk_guest, tmp_path):
+    name, image = "lab-disk", disk_guest
+    host = Host.objects.get(name="lab-host1")
+    copy = lab_config.local_datastore_dir(host.name) / image.name
+    content = guest_visible_digest(image, tmp_path)
+    task = copying(name, "--datastore", "lab-local", "--bandwidth", "2")  # 32 s for 64 MiB
+
+    killed_at = time.monotonic()
+    lab_control.stop_host_daemon(lab_config, host.name, log=lambda line: None, kill=True)
+    time.sleep(5)
+    lab_control.start_host_daemon(lab_config, host.name, log=lambda line: None)
+    task = final_within(task, 60, killed_at)
+
+    assert task.state == TaskState.FAILED, timeline(task)
+    assert where_runs(name) == [host.name]
+    assert image_of(host, name, "vda") == str(image) and not copy.exists(), timeline(task)
+    assert virsh(host.uri, "blockjob", name, "vda", "--info").stdout.strip() == ""  # no block job left
+    assert guest_visible_digest(image, tmp_path) == content
+    assert task.error == f"vmotion lost contact with a host during the disks' copy. vda still on {image}.", timeline(task)
+
+
+def test_a_copy_whose_worker_is_killed_ends_on_the_original_image_and_the_copy_is_removed(lab, lab_config, workers, disk_guest, tmp_path):
+    name, image = "lab-disk", disk_guest
+    host = Host.objects.get(name="lab-host1")
+    copy = lab_config.local_datastore_dir(host.name) / image.name
+    content = guest_visible_digest(image, tmp_path)
+    task = copying(name, "--datastore", "lab-local", "--bandwidth", "2")  # 32 s for 64 MiB
+
+    worker = next(process for process in workers if process.pid == int(task.worker.rpartition(":")[2]))
+    killed_at = time.monotonic()
+    processes.stop(worker, sig=signal.SIGKILL)
+    task = final_within(task, 60, killed_at)
+
+    assert task.state == TaskState.FAILED, timeline(task)
+    assert task.error == f"Worker lost: the worker running the disks' copy stopped. vda still on {image}.", timeline(task)
+    assert where_runs(name) == [host.name]
+    assert image_of(host, name, "vda") == str(image) and not copy.exists(), timeline(task)
+    assert virsh(host.uri, "blockjob", name, "vda", "--info").stdout.strip() == ""  # no block job left
+    assert guest_visible_digest(image, tmp_path) == content
