@@ -21,7 +21,7 @@ from migrations_app.choices import ACTIVE_STATES, EndReason, EventKind, Priority
 from migrations_app.errors import ActiveMigrationExists, MigrationRequestError, StateConflict
 from migrations_app.forecast.store import MoveForecast, forecast_moves
 from migrations_app.models import InvalidTransition, MigrationBatch, MigrationTask, TaskDiskMove
-from migrations_app.storage.store import DiskChoice, placements
+from migrations_app.storage.store import DiskChoice, automatic_choice, placements
 from migrations_app.options import MigrationOptions
 
 __all__ = [
@@ -111,7 +111,14 @@ def schedule_post_copy_warnings(schedule) -> list[str]:
 
 
 def check_migration(vm: VirtualMachine, destination: Host, disks: DiskChoice | None = None) -> CheckReport:
-    return preflight(vm, destination, disks=disks)
+    return preflight(vm, destination, disks=disks_of_move(vm, destination, disks))
+
+
+def disks_of_move(vm: VirtualMachine, destination: Host, disks: DiskChoice | None) -> DiskChoice | None:
+    """Where a move puts the VM's disks: as chosen, else the disks the destination cannot
+    read that a move may copy go to its local datastore with the most room, as the migration
+    assistant ranked the host (`storage.store.automatic_choice`)."""
+    return disks if disks is not None else automatic_choice(vm, destination)
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,7 @@ def preview_migration(vm: VirtualMachine, destination: Host, options: MigrationO
     submit (from the inventory's measurements of the guest); nothing is submitted."""
     options.validate()
     active = MigrationTask.objects.select_related("vm").filter(vm=vm, state__in=ACTIVE_STATES).first()
+    disks = disks_of_move(vm, destination, disks)
     report = preflight(vm, destination, disks=disks)
     doable = active is None and report.passed
     return MigrationPreview(report, active, forecast_moves([(vm, destination)], options)[0] if doable else None)
@@ -160,6 +168,7 @@ def submit_migration(
     active = MigrationTask.objects.filter(vm=vm, state__in=ACTIVE_STATES).first()
     if active is not None:
         raise ActiveMigrationExists(f"{vm.name} already has an active migration, task #{active.pk} ({active.get_state_display().lower()}).", active)
+    disks = disks_of_move(vm, destination, disks)
     report = preflight(vm, destination, planned=planned, disks=disks)
     if not report.passed:
         raise MigrationRequestError(f"{vm.name} cannot move to {destination.name}: {report.summary()}", report)
@@ -253,7 +262,7 @@ def refusals_of(moves: list[tuple[VirtualMachine, Host | None]]) -> list[Refusal
             refusals.append(Refusal(vm, f"No host can take {vm.name}."))
         elif active is not None:
             refusals.append(Refusal(vm, f"{vm.name} already has an active migration, task #{active.pk}."))
-        elif not (report := preflight(vm, destination, planned=planned)).passed:
+        elif not (report := preflight(vm, destination, planned=planned, disks=disks_of_move(vm, destination, None))).passed:
             refusals.append(Refusal(vm, f"{vm.name} cannot move to {destination.name}: {report.summary()}"))
     return refusals
 

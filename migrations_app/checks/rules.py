@@ -34,6 +34,22 @@ class DiskOnDatastore:
     source: str
     datastore_id: int | None
     datastore_name: str
+    copyable: bool = False  # a raw or qcow2 file in a pool vmotion knows: a move can copy it live
+    copied_bytes: int = 0  # what a copy moves: its allocation
+
+
+@dataclass(frozen=True)
+class CopyStore:
+    """The datastore of a destination that a move copies disks to when nobody chose one."""
+
+    datastore_id: int
+    name: str
+    available_bytes: int
+
+
+# Room kept on a datastore beyond what the copies take: the guests write during the copy,
+# and a full datastore stops every VM on it.
+SPACE_MARGIN = 0.10
 
 
 @dataclass(frozen=True)
@@ -102,6 +118,29 @@ def storage_shared(source_name: str, destination_name: str, disks: Sequence[Disk
     if problems:
         return fail("storage_shared", " ".join(problems))
     return ok("storage_shared", f"Every disk is on a datastore {destination_name} mounts.")
+
+
+def storage_reachable(
+    source_name: str, destination_name: str, disks: Sequence[DiskOnDatastore], mounted: Collection[int], store: CopyStore | None,
+) -> CheckResult:
+    """`storage_shared` for a move that copies the disks the destination cannot read, when
+    each can be copied, to `store` (the destination's datastore for copies), with room."""
+    out = disks_out_of_reach(disks, mounted)
+    if not out or store is None or not all(disk.copyable for disk in out):
+        return storage_shared(source_name, destination_name, disks, mounted)
+    copied = sum(disk.copied_bytes for disk in out)
+    if copied * (1 + SPACE_MARGIN) > store.available_bytes:
+        return fail("storage_shared", (
+            f"{destination_name} does not mount the datastore of {', '.join(disk.target for disk in out)}, and {store.name}, its "
+            f"datastore with the most room, has {store.available_bytes / GIB:.1f} GiB free for the {copied / GIB:.1f} GiB to copy "
+            f"(and a {SPACE_MARGIN:.0%} margin)."
+        ))
+    return ok("storage_shared", f"Disks copied with the VM: {', '.join(disk.target for disk in out)} ({copied / GIB:.1f} GiB) to {store.name}.")
+
+
+def copies_disks(disks: Sequence[DiskOnDatastore], mounted: Collection[int]) -> int:
+    """The bytes a move to a host mounting `mounted` copies: 0 when every disk is within reach."""
+    return sum(disk.copied_bytes for disk in disks_out_of_reach(disks, mounted))
 
 
 def disks_out_of_reach(disks: Sequence[DiskOnDatastore], mounted: Collection[int]) -> list[DiskOnDatastore]:

@@ -107,12 +107,18 @@ class _Reach:
         self._known: dict[tuple[frozenset, frozenset], list[int]] = {}
 
     def hosts_for(self, vm: VmFacts) -> list[int]:
-        if any(disk.datastore_id is None for disk in vm.disks):
-            return []  # a local disk: no other host can read it
-        key = (frozenset(disk.datastore_id for disk in vm.disks), frozenset(nic.network_id for nic in vm.nics))
+        fixed = [disk for disk in vm.disks if not disk.copyable]
+        if any(disk.datastore_id is None for disk in fixed):
+            return []  # a local disk that cannot be copied: no other host can read it
+        # A disk a move can copy does not rule a host out: whether it has room is judged per host.
+        copies = len(fixed) < len(vm.disks)
+        key = (frozenset(disk.datastore_id for disk in fixed), frozenset(nic.network_id for nic in vm.nics), copies)
         if key not in self._known:
-            datastores, networks = key
-            self._known[key] = [host.id for host in self._open if datastores <= host.datastores and networks <= host.networks]
+            datastores, networks, _ = key
+            self._known[key] = [
+                host.id for host in self._open
+                if datastores <= host.datastores and networks <= host.networks and (not copies or host.copy_store is not None)
+            ]
         return self._known[key]
 
 

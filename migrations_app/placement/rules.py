@@ -58,6 +58,7 @@ class HostFacts:
     outgoing: int = 0  # migrations queued or running from it
     migration_tls: bool = False  # it has migration certificates
     encryption: tuple[str, str] | None = None  # its cluster's migration encryption, and whose
+    copy_store: rules.CopyStore | None = None  # where a move copies disks it cannot read, unless chosen
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Weights:
     per_migration: float = 5  # ...less this for each migration to or from it
     same_cluster: float = 10
     should_rule: float = 40  # taken off for each "should" rule the move would break
+    disk_copy: float = 20  # taken off a host the VM's disks must be copied to: the copy costs time and both hosts' disks
 
 
 WEIGHTS = Weights()
@@ -105,6 +107,10 @@ def place(vm: VmFacts, host: HostFacts, reserve_bytes: int, weights: Weights = W
     blocked_by = _first_failure(vm, host, reserve_bytes)
     points, reasons = zip(_memory(vm, host, weights), _cpu(host, weights), _traffic(host, weights), _cluster(vm, host, weights))
     score = 0.0 if blocked_by else round(sum(points), 1)
+    copied = rules.copies_disks(vm.disks, host.datastores) if blocked_by is None and vm.disks else 0
+    if copied:
+        score = round(max(score - weights.disk_copy, 0.0), 1)
+        reasons += (f"its disks are copied ({copied / GIB:.1f} GiB) to {host.copy_store.name}",)
     soft: tuple[str, ...] = ()
     if vm.rules and blocked_by is None:
         broken = breaches(vm.id, host.id, host.name, vm.rules, where)
@@ -125,7 +131,7 @@ def checks(vm: VmFacts, host: HostFacts, reserve_bytes: int, where: Mapping[int,
         vm.runs,
         rules.host_connected(host.name, "destination", host.reachable, host.last_error),
         rules.destination_open(host.name, host.in_maintenance, host.state_label),
-        rules.storage_shared(vm.host_name, host.name, vm.disks, host.datastores),
+        rules.storage_reachable(vm.host_name, host.name, vm.disks, host.datastores, host.copy_store),
         rules.networks_present(host.name, vm.nics, host.networks),
         rules.memory_free(host.name, host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes),
         _encryption(vm, host),
@@ -148,7 +154,9 @@ def _first_failure(vm: VmFacts, host: HostFacts, reserve_bytes: int) -> CheckRes
     if host.in_maintenance:
         return rules.destination_open(host.name, host.in_maintenance, host.state_label)
     if rules.disks_out_of_reach(vm.disks, host.datastores):
-        return rules.storage_shared(vm.host_name, host.name, vm.disks, host.datastores)
+        storage = rules.storage_reachable(vm.host_name, host.name, vm.disks, host.datastores, host.copy_store)
+        if storage.status == CheckStatus.FAIL:
+            return storage
     if rules.missing_networks(vm.nics, host.networks):
         return rules.networks_present(host.name, vm.nics, host.networks)
     if not rules.memory_fits(host.memory_free_bytes, host.incoming_memory_bytes, vm.memory_bytes, reserve_bytes):

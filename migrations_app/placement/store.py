@@ -21,6 +21,7 @@ from migrations_app.checks.store import check_vm_runs, cluster_encryption
 from migrations_app.choices import ACTIVE_STATES
 from migrations_app.models import MigrationTask
 from migrations_app.placement.plan import PlannedMove
+from migrations_app.storage.store import copied_without_asking, copy_stores, disks_with_reach
 
 
 def recommend(vm: VirtualMachine) -> list[placement.Placement]:
@@ -38,7 +39,7 @@ def vm_facts_many(vms: list[VirtualMachine]) -> list[placement.VmFacts]:
     """`vm_facts` for many VMs, their disks, NICs and affinity rules read in four queries for
     all of them."""
     prefetch_related_objects(
-        vms, Prefetch("disks", VirtualDisk.objects.select_related("datastore")), Prefetch("nics", VirtualNic.objects.select_related("network")),
+        vms, Prefetch("disks", disks_with_reach(VirtualDisk.objects.all())), Prefetch("nics", VirtualNic.objects.select_related("network")),
         "host__cluster",  # for the encryption their clusters ask
     )
     rules = affinity_rules.rules_by_vm(vm.pk for vm in vms)
@@ -52,7 +53,13 @@ def vm_facts_many(vms: list[VirtualMachine]) -> list[placement.VmFacts]:
             migration_tls=vm.host.migration_tls if vm.host else False,
             encryption=cluster_encryption(vm.host.cluster) if vm.host else None,
             runs=check_vm_runs(vm),
-            disks=tuple(DiskOnDatastore(d.target, d.source, d.datastore_id, d.datastore.name if d.datastore else "") for d in vm.disks.all()),
+            disks=tuple(
+                DiskOnDatastore(
+                    d.target, d.source, d.datastore_id, d.datastore.name if d.datastore else "", copyable=copied_without_asking(d),
+                    copied_bytes=d.allocation_bytes if d.allocation_bytes is not None else d.capacity_bytes or 0,
+                )
+                for d in vm.disks.all()
+            ),
             nics=tuple(NicOnNetwork(n.network_id, n.network.name if n.network else n.network_name) for n in vm.nics.all()),
             id=vm.pk,
             rules=rules.get(vm.pk, ()),
@@ -103,6 +110,7 @@ def host_facts(exclude_tasks_of: VirtualMachine | None = None, cluster_id: int |
     incoming = {row["destination_id"]: row for row in active.values("destination_id").annotate(count=Count("pk"), memory=Sum("vm__memory_bytes"))}
     outgoing = dict(active.values("source_id").annotate(count=Count("pk")).values_list("source_id", "count"))
     state_labels = dict(HostState.choices)
+    stores = copy_stores()
     # Plain rows, not model instances: building thousands of Hosts would cost more than ranking them.
     # `Host.is_reachable` is judged by the database, so no timestamp is parsed per host.
     rows = hosts.order_by("name").annotate(reachable=_REACHABLE, baseline=_BASELINE).values_list(
@@ -133,6 +141,7 @@ def host_facts(exclude_tasks_of: VirtualMachine | None = None, cluster_id: int |
             outgoing=outgoing.get(pk, 0),
             migration_tls=migration_tls,
             encryption=(encryption, f"cluster {cluster_name}") if cluster_id is not None else None,
+            copy_store=stores.get(pk),
         )
         for (
             pk, name, reachable, last_error, state, cluster_id, cluster_name, cpu_baseline, memory_total, memory_free, cpu_utilisation,

@@ -17,9 +17,7 @@ from pathlib import PurePosixPath
 
 from hypervisor.disk_moves import IMAGE_FORMATS
 
-# Room kept on a datastore beyond what the copies take: the guests write during the copy,
-# and a full datastore stops every VM on it.
-SPACE_MARGIN = 0.10
+from migrations_app.checks.rules import SPACE_MARGIN
 
 
 @dataclass(frozen=True)

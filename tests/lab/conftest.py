@@ -8,6 +8,7 @@ never touches a demo lab running on the same machine.
 import os
 import shutil
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import django_rq
@@ -185,3 +186,26 @@ def final_within(task: MigrationTask, seconds: float, since: float, record_prope
         if time.monotonic() >= deadline:
             raise AssertionError(f"task #{task.pk} still {task.state} {seconds:.0f} s after the fault:\n{timeline(task)}")
         time.sleep(0.1)
+
+
+@pytest.fixture
+def disks_back_on_shared(lab, lab_config):
+    """After the test, every guest's disk back on the shared datastore, where the lab keeps
+    them (and where `home_hosts` needs them to send the guests home): a disk a test left on a
+    host's local datastore is copied back and its local image removed, by virsh."""
+    yield
+    state = lab_control.status(lab_config)
+    uris = {host.name: host.uri for host in state.hosts}
+    for guest in state.guests:
+        if not guest.host:
+            continue
+        uri = uris[guest.host]
+        lines = virsh(uri, "domblklist", guest.name).stdout.splitlines()
+        image = Path(next(line.split()[1] for line in lines if line.split()[:1] == ["vda"]))
+        if image.parent == lab_config.datastore_dir:
+            continue
+        shared = lab_config.datastore_dir / image.name
+        virsh(uri, "blockcopy", guest.name, "vda", str(shared), "--wait", "--pivot", "--transient-job", "--format", "qcow2", timeout=120)
+        image.unlink(missing_ok=True)
+        for pool in ("lab-datastore", "lab-local"):
+            virsh(uri, "pool-refresh", pool, check=False)

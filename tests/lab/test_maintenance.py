@@ -2,6 +2,7 @@
 real scheduler, virsh says where each runs, and every guest keeps its memory intact."""
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,31 @@ def test_abort_stops_the_evacuation_and_exit_returns_the_host_with_every_guest_o
     maintenance.exit_maintenance(quiet_host)
     quiet_host.refresh_from_db()
     assert quiet_host.state == HostState.CONNECTED
+
+
+def test_a_guest_on_its_hosts_local_disk_is_evacuated_with_its_disk(
+    lab_inventory, lab_config, workers, administrator, quiet_host, home_hosts, guests_stay_intact, disks_back_on_shared
+):
+    # One of the host's guests first moves its disk onto the host's own storage: then no other
+    # host can read it, and the evacuation must copy it.
+    from tests.lab.test_disk_copies import disk_of
+    from tests.lab.test_storage_moves import moved
+
+    guests = sorted(lab_guests_on(quiet_host))
+    name = guests[0]
+    local_image = lab_config.local_datastore_dir(quiet_host.name) / Path(disk_of(quiet_host, name)).name
+    moved(name, "lab-local")
+    assert disk_of(quiet_host, name) == str(local_image)
+    plan = maintenance.plan(quiet_host, measure=False)
+    assert {item.vm.name for item in plan.placed} == set(guests) and not plan.unplaceable, [(item.vm.name, item.move.blocked_reason) for item in plan.unplaceable]
+
+    evacuation = wait_until_ended(maintenance.enter(quiet_host, requested_by=administrator))
+
+    assert evacuation.state == EvacuationState.COMPLETED, evacuation.message
+    assert lab_guests_on(quiet_host) == set()
+    [there] = where_runs(name)
+    away = Host.objects.get(name=there)
+    assert there != quiet_host.name
+    assert disk_of(away, name) == str(lab_config.local_datastore_dir(there) / local_image.name)
+    assert not local_image.exists()
+    assert maintenance.exit_maintenance(quiet_host)

@@ -33,7 +33,7 @@ from tests.lab.test_disk_copies import disk_of
 
 DATA_DISK_MIB = 64
 
-pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact", "disks_back_on_shared")]
 
 
 def move_storage_cli(*args: str) -> dict:

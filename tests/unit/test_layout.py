@@ -54,7 +54,7 @@ ALLOWED = {
     "forecast": FOUNDATION,
     "storage": FOUNDATION,
     "checks": FOUNDATION | {"affinity", "storage"},
-    "placement": FOUNDATION | {"affinity", "checks"},
+    "placement": FOUNDATION | {"affinity", "checks", "storage"},
     "engine": FOUNDATION | {"checks", "forecast", "storage"},
     "metrics": FOUNDATION | {"engine"},
     "services": FOUNDATION | {"checks", "engine", "forecast", "storage"},

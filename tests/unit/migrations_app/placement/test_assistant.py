@@ -60,7 +60,7 @@ def test_the_number_of_queries_does_not_grow_with_the_hosts(inventory, django_as
     for index in range(40):
         HostFactory(name=f"extra{index}")
 
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         ranking = assistant.recommend(vm)
 
     assert len(ranking) == 44
