@@ -16,7 +16,7 @@ from migrations_app.models import MigrationTask
 from tests.lab.conftest import defined_on, timeline, where_runs
 from tests.lab.test_migration import migrate_cli, other_host
 
-pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact", "disks_back_on_shared")]
 
 
 def disk_of(host: Host, name: str) -> str:
