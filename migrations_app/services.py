@@ -148,7 +148,8 @@ def preview_migration(vm: VirtualMachine, destination: Host, options: MigrationO
     disks = disks_of_move(vm, destination, disks)
     report = preflight(vm, destination, disks=disks)
     doable = active is None and report.passed
-    return MigrationPreview(report, active, forecast_moves([(vm, destination)], options)[0] if doable else None)
+    copied = {vm.pk: sum(p.disk.copied_bytes for p in placements(vm, destination, disks)[0] if p.moves)} if disks is not None else {vm.pk: 0}
+    return MigrationPreview(report, active, forecast_moves([(vm, destination)], options, disk_bytes=copied)[0] if doable else None)
 
 
 def submit_migration(

@@ -329,3 +329,17 @@ def _mib(byte_count: float) -> str:
 
 def _mb(byte_count: float) -> str:
     return f"{byte_count / MB:.0f}"
+
+
+def with_disk_copy(prediction: Prediction, disk_bytes: int, rate_bytes_s: int) -> Prediction:
+    """The prediction of a move that copies `disk_bytes` of disks first: libvirt mirrors the
+    disks over NBD until each is in step with the guest's writes, and only then starts the
+    memory, so the copy's time comes before the memory's, at the link's rate."""
+    if disk_bytes <= 0:
+        return prediction
+    copy_ms = disk_bytes * 1000 / rate_bytes_s
+    return replace(
+        prediction,
+        total_ms=round(prediction.total_ms + copy_ms),
+        explanation=f"The disks' {_mib(disk_bytes)} MiB are copied first ({copy_ms / 1000:.1f} s at {_mib(rate_bytes_s)} MiB/s); then {prediction.explanation[:1].lower()}{prediction.explanation[1:]}",
+    )

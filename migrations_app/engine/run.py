@@ -232,7 +232,7 @@ def _predict(task: MigrationTask, guest: Guest, inputs: policy.ConvergenceInputs
     """Measure the guest, store the forecast, and return the inputs with what was measured."""
     link = expected_link_rates(task.source, task.destination, bandwidth_mib_s)
     try:
-        expected = forecast(guest, task.vm, inputs, link)
+        expected = forecast(guest, task.vm, inputs, link, sum(move.copied_bytes for move in task.disk_moves.all()))
     except HypervisorError as error:
         task.log(EventKind.INFO, f"Could not measure the guest before starting ({error}); no prediction.")
         return inputs

@@ -22,9 +22,10 @@ from migrations_app.forecast.history import LinkRates, first_pass_hints
 from migrations_app.convergence.policy import ConvergenceInputs
 
 
-def forecast(guest: Guest, vm: VirtualMachine, inputs: ConvergenceInputs, link: LinkRates) -> Forecast:
+def forecast(guest: Guest, vm: VirtualMachine, inputs: ConvergenceInputs, link: LinkRates, disk_bytes: int = 0) -> Forecast:
     """Replay the migration of `vm` from the guest's memory in use and its dirty rate: the
-    inventory's recent one, else measured now. Raises HypervisorError."""
+    inventory's recent one, else measured now; `disk_bytes` of disks are copied first.
+    Raises HypervisorError."""
     resident = guest.resident_bytes() or vm.memory_bytes
     recent_rate = recent_dirty_rate(vm)
     sampled_now = recent_rate is None
@@ -35,7 +36,7 @@ def forecast(guest: Guest, vm: VirtualMachine, inputs: ConvergenceInputs, link: 
         nonzero = _sample_memory(guest, vm)
     return replay(
         resident, inputs, link, dirty_rate, first_pass, recent_working_set(vm), sampled_now=sampled_now,
-        measured_at=timezone.now() if sampled_now else None, nonzero_bytes=nonzero,
+        measured_at=timezone.now() if sampled_now else None, nonzero_bytes=nonzero, disk_bytes=disk_bytes,
     )
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from migrations_app.forecast.history import FirstPassHint, LinkRates
 from migrations_app.convergence.policy import MB, MIB, ConvergenceInputs, ConvergencePolicy
-from migrations_app.convergence.prediction import Prediction, pass_end_pauses_ms, predict
+from migrations_app.convergence.prediction import Prediction, pass_end_pauses_ms, predict, with_disk_copy
 
 POLICY = ConvergencePolicy()
 
@@ -28,14 +28,16 @@ class Forecast:
     link: LinkRates
     sampled_now: bool = True  # False: the inventory's recent background measurement
     measured_at: datetime | None = None  # when the oldest measurement it rests on was taken
+    disk_bytes: int = 0  # of disks copied with the memory, before it
 
     def summary(self) -> str:
         rate = f"{self.dirty_rate_bytes_s / MB:.0f} MB/s" if self.dirty_rate_bytes_s is not None else "an unmeasured rate"
         if not self.sampled_now:
             rate += " as last sampled by the inventory"
+        disks = f", {self.disk_bytes / MIB:.0f} MiB of disks copied first" if self.disk_bytes else ""
         return (
             f"{self.prediction.strategy}, about {self.prediction.total_ms / 1000:.1f} s with a {self.prediction.downtime_ms} ms "
-            f"pause ({self.first_pass_bytes / MIB:.0f} MiB in use, dirtied at {rate}, {self.link.first_pass_bytes_s / MIB:.0f} MiB/s)."
+            f"pause ({self.first_pass_bytes / MIB:.0f} MiB in use, dirtied at {rate}, {self.link.first_pass_bytes_s / MIB:.0f} MiB/s{disks})."
         )
 
     @property
@@ -70,10 +72,11 @@ def memory_in_use(resident_bytes: int, first_pass: FirstPassHint | None, nonzero
 def replay(
     resident_bytes: int, inputs: ConvergenceInputs, link: LinkRates, dirty_rate: int | None,
     first_pass: FirstPassHint | None = None, working_set: int | None = None, *, sampled_now: bool, measured_at: datetime | None,
-    nonzero_bytes: int | None = None,
+    nonzero_bytes: int | None = None, disk_bytes: int = 0,
 ) -> Forecast:
     """Replay the migration from the guest's memory in use (`memory_in_use`) and dirty rate.
-    The working set, the pages it keeps rewriting, bounds what each pass resends."""
+    The working set, the pages it keeps rewriting, bounds what each pass resends; the disks a
+    move copies (`disk_bytes`) go first (`prediction.with_disk_copy`)."""
     in_use = memory_in_use(resident_bytes, first_pass, nonzero_bytes)
     # Whether the guest outruns the link is a matter of how fast its dirtied pages are resent.
     inputs = dataclasses.replace(
@@ -84,7 +87,8 @@ def replay(
         ),
     )
     prediction = predict(in_use, dirty_rate or 0, link.first_pass_bytes_s, inputs, POLICY, working_set, link.resend_bytes_s)
-    return Forecast(prediction, inputs, resident_bytes, in_use, dirty_rate, link, sampled_now, measured_at)
+    prediction = with_disk_copy(prediction, disk_bytes, link.first_pass_bytes_s)
+    return Forecast(prediction, inputs, resident_bytes, in_use, dirty_rate, link, sampled_now, measured_at, disk_bytes)
 
 
 @dataclass(frozen=True)

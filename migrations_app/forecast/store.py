@@ -11,6 +11,7 @@ old its measurement is. The worker measures the guest again just before it start
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from django.utils import timezone
@@ -21,6 +22,7 @@ from inventory.models import Host, VirtualMachine
 
 from migrations_app.forecast.history import FirstPassHint, LinkRates, expected_link_rates, first_pass_hints
 from migrations_app.options import MigrationOptions
+from migrations_app.storage.store import copied_bytes_of
 from migrations_app.convergence.policy import ConvergenceInputs
 from migrations_app.forecast.replay import POLICY, Forecast, MoveForecast, replay
 
@@ -33,24 +35,30 @@ MEASUREMENT_KEPT_SECONDS = 30
 
 def forecast_moves(
     moves: list[tuple[VirtualMachine, Host]], options: MigrationOptions, wait_seconds: float = enqueue.MEASUREMENT_WAIT_SECONDS,
+    disk_bytes: Mapping[int, int] | None = None,
 ) -> list[MoveForecast]:
     """A forecast for each (VM, destination) under the operator's options, from the
     inventory's measurements. Guests it has no recent rate for are measured by an inventory
     worker first, waited for `wait_seconds` (0: asked, not waited for; the background's
-    computations read the measurement at their next turn). What the database knows is read
-    once per host pair and once for all VMs, not per move."""
+    computations read the measurement at their next turn). `disk_bytes` (by VM id): what each
+    move copies of the VM's disks, where datastores were chosen; else what it copies unasked.
+    What the database knows is read once per host pair and once for all VMs, not per move."""
     answered, why_not = _measure_the_unmeasured([vm for vm, _ in moves], wait_seconds)
     now = timezone.now()
     links = {pair: expected_link_rates(*pair, options.bandwidth_mib_s) for pair in {(vm.host, destination) for vm, destination in moves}}
     hints = first_pass_hints([vm for vm, _ in moves])
+    copied = disk_bytes if disk_bytes is not None else copied_bytes_of(moves)
     return [
-        _from_inventory(vm, options.convergence_inputs(vm.memory_bytes), links[vm.host, destination], hints.get(vm.pk), now, answered, why_not)
+        _from_inventory(
+            vm, options.convergence_inputs(vm.memory_bytes), links[vm.host, destination], hints.get(vm.pk), now, answered, why_not, copied.get(vm.pk, 0),
+        )
         for vm, destination in moves
     ]
 
 
 def _from_inventory(
     vm: VirtualMachine, inputs: ConvergenceInputs, link: LinkRates, first_pass: FirstPassHint | None, now: datetime, answered: bool, why_not: str,
+    disk_bytes: int = 0,
 ) -> MoveForecast:
     rate = recent_dirty_rate(vm, now)
     if rate is None and not answered:
@@ -62,7 +70,7 @@ def _from_inventory(
     taken = [moment for moment in (measured_at(vm, now) if rate is not None else now, resident_at) if moment is not None]
     return MoveForecast(replay(
         resident, inputs, link, rate, first_pass, recent_working_set(vm, now), sampled_now=False, measured_at=min(taken),
-        nonzero_bytes=recent_nonzero_memory(vm, now),
+        nonzero_bytes=recent_nonzero_memory(vm, now), disk_bytes=disk_bytes,
     ))
 
 

@@ -89,3 +89,23 @@ def automatic_choice(vm: VirtualMachine, destination: Host) -> DiskChoice | None
         return None
     store = copy_stores([destination.pk]).get(destination.pk)
     return DiskChoice(per_disk={disk.target: store.datastore_id for disk in out}) if store else None
+
+
+def copied_bytes_of(moves: list[tuple[VirtualMachine, Host]]) -> dict[int, int]:
+    """For each move's VM (by id), the bytes of its disks that move copies unasked
+    (`automatic_choice`): two queries for all the moves."""
+    destinations = {destination.pk for _, destination in moves}
+    mounted: dict[int, set[int]] = {pk: set() for pk in destinations}
+    for host_id, store_id in DatastoreMount.objects.filter(host_id__in=destinations, active=True).values_list("host_id", "datastore_id"):
+        mounted[host_id].add(store_id)
+    disks: dict[int, list[VirtualDisk]] = {}
+    for disk in disks_with_reach(VirtualDisk.objects.filter(vm_id__in=[vm.pk for vm, _ in moves])):
+        disks.setdefault(disk.vm_id, []).append(disk)
+    return {
+        vm.pk: sum(_copied(disk) for disk in disks.get(vm.pk, []) if disk.datastore_id not in mounted[destination.pk] and copied_without_asking(disk))
+        for vm, destination in moves
+    }
+
+
+def _copied(disk: VirtualDisk) -> int:
+    return disk.allocation_bytes if disk.allocation_bytes is not None else disk.capacity_bytes or 0

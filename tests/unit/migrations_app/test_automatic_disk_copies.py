@@ -6,13 +6,14 @@ VMs off their host with their disks. A disk on shared storage is never copied un
 import pytest
 from django.utils import timezone
 
-from inventory.models import Datastore, DatastoreMount, VirtualDisk
+from inventory.models import Datastore, DatastoreMount, VirtualDisk, VirtualMachine
 from migrations_app import services
 from migrations_app.automation import maintenance
 from migrations_app.errors import MigrationRequestError
 from migrations_app.models import MigrationTask, TaskDiskMove
 from migrations_app.options import MigrationOptions
 from migrations_app.placement import store as assistant
+from migrations_app.forecast.store import forecast_moves
 from tests.factories import HostFactory, VirtualMachineFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cpus_compatible")]
@@ -99,3 +100,19 @@ def test_evacuating_a_host_moves_its_local_disk_vms_with_their_disks(hosts, admi
     assert {item.vm.name: item.destination.name for item in plan.placed} == {"local": "kvm2", "shared": "kvm2"}
     moves = {task.vm.name: list(task.disk_moves.values_list("target", "destination_datastore")) for task in MigrationTask.objects.all()}
     assert moves == {"local": [("vda", theirs.pk)], "shared": []}
+
+
+def test_the_forecast_of_a_move_that_copies_disks_counts_their_copy_first(hosts):
+    kvm1, kvm2, _kvm3, _nfs, mine, _theirs = hosts
+    vm = vm_on(kvm1, mine, allocated_gib=2)
+    VirtualMachine.objects.filter(pk=vm.pk).update(dirty_rate_bytes_s=0, dirty_rate_read_at=timezone.now(), memory_in_use_bytes=512 * 1024**2)
+    vm.refresh_from_db()
+    [memory_only] = forecast_moves([(vm, kvm2)], MigrationOptions(bandwidth_mib_s=100), disk_bytes={vm.pk: 0})
+    memory_only = memory_only.forecast
+
+    with_disks = services.preview_migration(vm, kvm2, MigrationOptions(bandwidth_mib_s=100)).forecast.forecast
+
+    # 2 GiB at the 100 MiB/s cap: 20.5 s before the memory starts.
+    assert with_disks.prediction.total_ms - memory_only.prediction.total_ms == 20480
+    assert with_disks.prediction.explanation.startswith("The disks' 2048 MiB are copied first (20.5 s at 100 MiB/s); then ")
+    assert "2048 MiB of disks copied first" in with_disks.summary()
