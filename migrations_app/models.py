@@ -321,6 +321,9 @@ class ProgressSample(models.Model):
     iteration = models.PositiveIntegerField(default=0)
     max_downtime_ms = models.PositiveIntegerField(null=True, blank=True)
     throttle_percent = models.PositiveSmallIntegerField(default=0)
+    # The disks copied with the memory, counted in data_* too; zero without disk copies.
+    disk_total = models.BigIntegerField(default=0)
+    disk_remaining = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["task", "elapsed_ms"]
@@ -338,6 +341,8 @@ class ProgressSample(models.Model):
             iteration=sample.memory_iteration,
             max_downtime_ms=max_downtime_ms,
             throttle_percent=sample.auto_converge_throttle,
+            disk_total=sample.disk_total,
+            disk_remaining=sample.disk_remaining,
         )
 
 

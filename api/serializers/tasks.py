@@ -57,6 +57,8 @@ class ProgressSerializer(serializers.Serializer):
     allowed_pause_ms = serializers.IntegerField(allow_null=True)
     slo_ms = serializers.IntegerField(help_text="The max downtime asked for")
     throttle_percent = serializers.IntegerField()
+    disk_percent = serializers.IntegerField(allow_null=True, help_text="Of the disks copied with the memory; null when the move copies none")
+    disk_remaining_bytes = serializers.IntegerField(allow_null=True)
 
 
 class TaskEventSerializer(serializers.ModelSerializer):
@@ -111,7 +113,7 @@ class ProgressSampleSerializer(serializers.ModelSerializer):
         model = ProgressSample
         fields = [
             "elapsed_ms", "data_total", "data_processed", "data_remaining", "dirty_rate_bytes_s", "throughput_bytes_s", "iteration",
-            "max_downtime_ms", "throttle_percent",
+            "max_downtime_ms", "throttle_percent", "disk_total", "disk_remaining",
         ]
 
 

@@ -34,6 +34,8 @@ class SampleFigures:
     iteration: int
     max_downtime_ms: int | None
     throttle_percent: int
+    disk_total: int = 0
+    disk_remaining: int = 0
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Progress:
     allowed_pause_ms: int | None  # what libvirt currently allows
     slo_ms: int
     throttle_percent: int = 0
+    disk_percent: int | None = None  # of the disks copied with the memory; None without disk copies
+    disk_remaining_bytes: int | None = None
 
     @property
     def pause_within_slo(self) -> bool | None:
@@ -77,6 +81,9 @@ def progress_of(state: str, slo_ms: int, sample: SampleFigures | None) -> Progre
     rate, dirty = sample.throughput_bytes_s, sample.dirty_rate_bytes_s
     gaining = rate > dirty
     phase = PHASES[state] if state == State.POST_COPY else f"Copying memory, pass {sample.iteration or 1}"
+    disks_done = sample.disk_total - sample.disk_remaining
+    if sample.disk_total and sample.disk_remaining and state == State.MIGRATING:
+        phase = "Copying the disks; the memory follows once they are in step"
     return Progress(
         phase=phase,
         percent=percent,
@@ -90,6 +97,8 @@ def progress_of(state: str, slo_ms: int, sample: SampleFigures | None) -> Progre
         allowed_pause_ms=sample.max_downtime_ms,
         slo_ms=slo_ms,
         throttle_percent=sample.throttle_percent,
+        disk_percent=min(max(int(100 * disks_done / sample.disk_total), 0), 100) if sample.disk_total else None,
+        disk_remaining_bytes=sample.disk_remaining if sample.disk_total else None,
     )
 
 

@@ -137,3 +137,17 @@ def test_a_storage_only_move_shows_its_disks_copy_not_memory(client_as, operator
     assert "/mnt/nfs/db-01.qcow2 → /srv/ssd/db-01.qcow2" in page
     assert "Dirty rate" not in page and "Force complete</button>" not in page and "Cancel</button>" in page
     assert f"disks on {vm.host.name}" in client_as(operator).get(reverse("task-list")).content.decode()
+
+
+def test_a_move_that_copies_disks_shows_their_copy_beside_the_memory(client_as, operator, task):
+    MigrationTask.objects.filter(pk=task.pk).update(state=TaskState.MIGRATING)
+    ProgressSample.objects.create(
+        task=task, elapsed_ms=3000, data_total=320 * MIB, data_processed=96 * MIB, data_remaining=224 * MIB, throughput_bytes_s=32 * MIB,
+        iteration=1, disk_total=192 * MIB, disk_remaining=96 * MIB,
+    )
+
+    page = client_as(operator).get(reverse("task-detail", args=[task.pk])).content.decode()
+
+    assert "30% of the memory and disks copied" in page
+    assert "Copying the disks; the memory follows once they are in step" in page
+    assert '<dd data-testid="task-disk-progress">50% copied, 96 MiB to go</dd>' in page
