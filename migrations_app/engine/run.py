@@ -29,13 +29,13 @@ from migrations_app.engine import bandwidth
 from migrations_app.checks import rules as check_rules
 from migrations_app.checks import live as live_checks
 from migrations_app.convergence import policy
-from migrations_app.engine import disk_copies, slots, storage_move, unended_migration, unopened_stream
+from migrations_app.engine import disk_copies, storage_move, unended_migration, unopened_stream
 from migrations_app.storage.store import choice_of
-from migrations_app.checks.report import CheckStatus
 from migrations_app.checks.store import encryption_setting, preflight, tls_ends
 from migrations_app.choices import EndReason, EventKind, TaskState
 from migrations_app.engine.conclusion import conclude, finish
 from migrations_app.engine.moved_away import fail_as_moved
+from migrations_app.engine.start_gate import QueueTasks, cleared_to_start
 from migrations_app.engine.database_outage import DATABASE_ERRORS, DatabaseLink, drop_connection
 from migrations_app.forecast.history import expected_link_rates
 from migrations_app.convergence.job_silence import JobSilence
@@ -62,7 +62,6 @@ FIRST_PASS_INTERVAL_S = 1.0
 # before recovery is left to decide.
 SETTLE_SECONDS = 10
 
-QueueTasks = Callable[[list[MigrationTask]], None]
 
 
 def worker_id() -> str:
@@ -118,24 +117,8 @@ def _check_then_migrate(task: MigrationTask, queue_granted: QueueTasks) -> None:
             sync.sync_host(host)
         _refresh(task)
         report = preflight(task.vm, task.destination, exclude_task_id=task.pk, cpu_check=live_checks.check_cpu_compatible, disks=disks)
-    task.beat()
-    for result in report.results:
-        if result.status != CheckStatus.OK:
-            task.log(EventKind.CHECK, f"{CheckStatus(result.status).label}: {result.message}")
-    if not report.passed:
-        finish(task, TaskState.FAILED, EndReason.PREFLIGHT, error=report.summary())
-        return
-    task.log(EventKind.CHECK, f"All {len(report.results)} pre-flight checks passed.")
-    if MigrationTask.objects.filter(pk=task.pk, cancel_requested=True).exists():
-        finish(task, TaskState.CANCELLED, EndReason.OPERATOR, message="Cancelled before it started; nothing moved.")
-        return
-    if task.slot_granted_at is None:
-        decision, also_granted = slots.request_slot(task)
-        queue_granted(also_granted)
-        if not decision.granted:
-            task.transition(TaskState.WAITING, f"Waiting for a slot, position {decision.position}: {decision.blocked_by}.")
-            return
-    _migrate(task)
+    if cleared_to_start(task, report, queue_granted):
+        _migrate(task)
 
 
 def _refresh(task: MigrationTask) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from django.conf import settings
 
@@ -25,13 +25,13 @@ from hypervisor.states import DomainState
 from inventory import sync
 from inventory.models import Host
 
-from migrations_app.checks.report import CheckStatus
 from migrations_app.checks.store import storage_preflight
-from migrations_app.choices import EndReason, EventKind, TaskState
-from migrations_app.engine import disk_copies, slots
+from migrations_app.choices import EndReason, TaskState
+from migrations_app.engine import disk_copies
 from migrations_app.engine.conclusion import finish
 from migrations_app.engine.handoff import hand_to_recovery
 from migrations_app.engine.moved_away import fail_as_moved
+from migrations_app.engine.start_gate import QueueTasks, cleared_to_start
 from migrations_app.models import MigrationTask, ProgressSample, TaskDiskMove
 from migrations_app.storage.store import choice_of
 
@@ -46,7 +46,6 @@ STALL_SECONDS = 60
 SILENT_HOST_SECONDS = 30
 MIB = 1024 * 1024
 
-QueueTasks = Callable[[list[MigrationTask]], None]
 
 
 def check_then_copy(task: MigrationTask, queue_granted: QueueTasks) -> None:
@@ -58,25 +57,9 @@ def check_then_copy(task: MigrationTask, queue_granted: QueueTasks) -> None:
         fail_as_moved(task, state)
         return
     report = storage_preflight(task.vm, choice_of(task))
-    task.beat()
-    for result in report.results:
-        if result.status != CheckStatus.OK:
-            task.log(EventKind.CHECK, f"{CheckStatus(result.status).label}: {result.message}")
-    if not report.passed:
-        finish(task, TaskState.FAILED, EndReason.PREFLIGHT, error=report.summary())
-        return
-    task.log(EventKind.CHECK, f"All {len(report.results)} pre-flight checks passed.")
-    if MigrationTask.objects.filter(pk=task.pk, cancel_requested=True).exists():
-        finish(task, TaskState.CANCELLED, EndReason.OPERATOR, message="Cancelled before it started; nothing moved.")
-        return
-    if task.slot_granted_at is None:
-        decision, also_granted = slots.request_slot(task)
-        queue_granted(also_granted)
-        if not decision.granted:
-            task.transition(TaskState.WAITING, f"Waiting for a slot, position {decision.position}: {decision.blocked_by}.")
-            return
-    _copy(task)
-    sync.sync_host(Host.objects.get(pk=task.source_id))
+    if cleared_to_start(task, report, queue_granted):
+        _copy(task)
+        sync.sync_host(Host.objects.get(pk=task.source_id))
 
 
 def _copy(task: MigrationTask) -> None:

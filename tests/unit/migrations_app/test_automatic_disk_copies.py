@@ -92,7 +92,7 @@ def test_a_disk_on_shared_storage_is_never_copied_unasked(hosts):
 
 def test_evacuating_a_host_moves_its_local_disk_vms_with_their_disks(hosts, administrator):
     kvm1, kvm2, _kvm3, nfs, mine, theirs = hosts
-    local, shared = vm_on(kvm1, mine, name="local"), vm_on(kvm1, nfs, name="shared")
+    vm_on(kvm1, mine, name="local"), vm_on(kvm1, nfs, name="shared")
 
     plan = maintenance.plan(kvm1, measure=False)
     maintenance.enter(kvm1, requested_by=administrator)
