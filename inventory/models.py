@@ -35,6 +35,10 @@ class Cluster(models.Model):
         "migration bandwidth (MiB/s)", null=True, blank=True, validators=[MinValueValidator(1)],
         help_text="Each host's budget for its migrations unless the host sets its own; empty: none",
     )
+    keep_moved_disk_images = models.BooleanField(
+        default=False,
+        help_text="After a move copied a VM's disks, keep the images they left (on the source, or the former datastore) for an administrator to remove",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -1,7 +1,7 @@
-"""`vmotion cluster cpu|encryption|bandwidth CLUSTER`: a cluster's settings, shown or set."""
+"""`vmotion cluster cpu|encryption|bandwidth|disk-images CLUSTER`: a cluster's settings, shown or set."""
 
 from core.roles import Role
-from inventory import bandwidth_budget, cpu_baseline, encryption
+from inventory import bandwidth_budget, cpu_baseline, disk_images, encryption
 from inventory.choices import ClusterCpuMode
 
 from .lookups import acting_as, acting_user, find_cluster
@@ -11,7 +11,7 @@ ADMINISTRATOR_HELP = "record the change as made by this vmotion user (an Adminis
 
 
 def register(commands, json_option) -> None:
-    cluster_parser = commands.add_parser("cluster", help="a cluster's settings: cpu, encryption, bandwidth")
+    cluster_parser = commands.add_parser("cluster", help="a cluster's settings: cpu, encryption, bandwidth, disk-images")
     cluster_commands = cluster_parser.add_subparsers(dest="cluster_command", required=True)
     cpu_parser = cluster_commands.add_parser("cpu", parents=[json_option], help="the CPU baseline and the VMs above it; set it with --model or --computed")
     cpu_parser.add_argument("cluster", help="cluster name")
@@ -30,6 +30,11 @@ def register(commands, json_option) -> None:
     bandwidth_parser.add_argument("budget", nargs="?", help="MiB/s each way for each host without a budget of its own")
     bandwidth_parser.add_argument("--user", help=ADMINISTRATOR_HELP)
     bandwidth_parser.set_defaults(handler=bandwidth)
+    images_parser = cluster_commands.add_parser("disk-images", parents=[json_option], help="the images a move's disk copies leave: show the setting, or set it to keep or remove")
+    images_parser.add_argument("cluster", help="cluster name")
+    images_parser.add_argument("choice", nargs="?", help="keep (for an administrator to remove) or remove (once the VM runs from its copies)")
+    images_parser.add_argument("--user", help=ADMINISTRATOR_HELP)
+    images_parser.set_defaults(handler=moved_disk_images)
 
 
 def cpu(out: Output, cluster, model, computed, user, **_):
@@ -74,6 +79,20 @@ def migration_encryption(out: Output, cluster, mode, user, **_):
         "cluster": found.name, "encryption": report.mode.value,
         "with_certificates": list(report.with_certificates), "without_certificates": list(report.without_certificates),
     })
+
+
+def moved_disk_images(out: Output, cluster, choice, user, **_):
+    found = find_cluster(out, cluster)
+    if choice is None:
+        out.say(disk_images.describe(found))
+    else:
+        actor = acting_user(user, Role.ADMINISTRATOR)
+        try:
+            with acting_as(actor):
+                out.say(disk_images.set_keep_moved_disk_images(found, choice))
+        except disk_images.DiskImagesSettingError as error:
+            out.fail(str(error))
+    out.result({"cluster": found.name, "keep_moved_disk_images": found.keep_moved_disk_images})
 
 
 def bandwidth(out: Output, cluster, budget, user, **_):

@@ -16,6 +16,7 @@ from hypervisor.connection import with_connection
 from hypervisor.disk_moves import DiskMove, create_image, remove_image
 from hypervisor.guest import domain_state
 from hypervisor.states import DomainState
+from inventory.models import Cluster, Host
 
 from migrations_app.choices import EventKind, TaskState
 from migrations_app.models import MigrationTask, TaskDiskMove
@@ -57,6 +58,8 @@ def remove_losing_copies(task: MigrationTask) -> None:
     timeout = settings.LIBVIRT_CALL_TIMEOUT_SECONDS
     if task.state == TaskState.SUCCEEDED:
         host, paths, what = task.source, [row.source_path for row in rows], "former images"
+        if _kept(task, host, paths):
+            return
     else:
         there = domain_state(task.destination.uri, str(task.vm.uuid), timeout, ask_job=False)
         if there != DomainState.ABSENT:
@@ -72,6 +75,16 @@ def remove_losing_copies(task: MigrationTask) -> None:
     task.log(EventKind.INFO, f"Removed the disks' {what} on {host.name}: {', '.join(paths)}.")
 
 
+def _kept(task: MigrationTask, host: Host, paths: list[str]) -> bool:
+    """Whether the source's cluster keeps the images a move leaves: then they stay, said on
+    the timeline for the administrator who removes them."""
+    cluster = Cluster.objects.filter(hosts=host).first()
+    if cluster is None or not cluster.keep_moved_disk_images:
+        return False
+    task.log(EventKind.INFO, f"Kept the images {task.vm.name} left on {host.name}, as cluster {cluster.name} asks; remove them by hand once sure: {', '.join(paths)}.")
+    return True
+
+
 def remove_unused_copies(task: MigrationTask, in_use: Mapping[str, str]) -> None:
     """A storage-only move's end, disk by disk: the image the guest no longer uses (`in_use`:
     each disk's image now, by target) is removed, the original where it switched to its copy,
@@ -80,8 +93,13 @@ def remove_unused_copies(task: MigrationTask, in_use: Mapping[str, str]) -> None
     rows = [row for row in task.disk_moves.all() if row.image_created and not row.image_removed]
     if not rows:
         return
-    unused = [row.source_path if in_use.get(row.target) == row.destination_path else row.destination_path for row in rows]
+    switched = [row for row in rows if in_use.get(row.target) == row.destination_path]
     host = task.source
+    if switched and _kept(task, host, [row.source_path for row in switched]):
+        rows = [row for row in rows if row not in switched]
+        if not rows:
+            return
+    unused = [row.source_path if row in switched else row.destination_path for row in rows]
     try:
         with_connection(host.uri, settings.LIBVIRT_CALL_TIMEOUT_SECONDS, lambda conn: [remove_image(conn, path) for path in unused])
     except HypervisorError as error:

@@ -83,7 +83,7 @@ def test_every_subcommands_help_is_the_one_in_the_snapshot():
 
 def test_the_snapshot_covers_every_subcommand():
     assert sorted(help_tree()) == [
-        "", "balance", "cancel", "check", "cluster", "cluster bandwidth", "cluster cpu", "cluster encryption", "force-complete",
+        "", "balance", "cancel", "check", "cluster", "cluster bandwidth", "cluster cpu", "cluster disk-images", "cluster encryption", "force-complete",
         "host", "host add", "host bandwidth", "host degrade", "host migration-tls", "host restore", "host uri",
         "maintenance", "migrate", "move-storage", "recommend", "rules", "rules add", "rules delete", "rules fix", "rules list",
         "schedule", "schedule add", "schedule delete", "schedule disable", "schedule enable", "schedule list", "schedule show",

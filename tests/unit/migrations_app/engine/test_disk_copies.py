@@ -79,3 +79,29 @@ def test_a_task_still_running_keeps_both_images(task):
     disk_copies.remove_losing_copies(task)
 
     assert {f"{task.vm.name}.qcow2", f"{task.vm.name}-old.qcow2"} <= set(volumes())
+
+
+def test_a_cluster_that_keeps_the_images_a_move_leaves_keeps_them_and_says_where(task):
+    from tests.factories import ClusterFactory
+
+    cluster = ClusterFactory(name="prod", keep_moved_disk_images=True)
+    task.source.cluster = cluster
+    task.source.save()
+    disk_copies.create_images(task)
+    MigrationTask.objects.filter(pk=task.pk).update(state=TaskState.SUCCEEDED)
+
+    disk_copies.remove_losing_copies(task)
+
+    name = task.vm.name
+    assert f"{name}-old.qcow2" in volumes() and not TaskDiskMove.objects.get(task=task).image_removed
+    assert f"Kept the images {name} left on kvm1, as cluster prod asks; remove them by hand once sure: /default-pool/{name}-old.qcow2." in task.events.values_list("message", flat=True)
+
+
+def test_a_storage_only_move_removes_the_image_each_disk_no_longer_uses(task):
+    disk_copies.create_images(task)
+    name = task.vm.name
+
+    disk_copies.remove_unused_copies(task, {"vda": f"/default-pool/{name}.qcow2"})
+
+    assert f"{name}-old.qcow2" not in volumes() and f"{name}.qcow2" in volumes()
+    assert f"Removed the images {name} no longer uses on kvm1: /default-pool/{name}-old.qcow2." in task.events.values_list("message", flat=True)
