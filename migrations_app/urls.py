@@ -5,6 +5,7 @@ from migrations_app.web import health_views
 from migrations_app.web import maintenance_views
 from migrations_app.metrics import views as metrics_views
 from migrations_app.web import schedule_views
+from migrations_app.web import storage_views
 from migrations_app.web import task_views as views
 
 urlpatterns = [
@@ -15,6 +16,7 @@ urlpatterns = [
     path("tasks/<int:pk>/cancel/", views.task_cancel, name="task-cancel"),
     path("tasks/<int:pk>/force-complete/", views.task_force_complete, name="task-force-complete"),
     path("vms/<int:pk>/migrate/", views.migrate_vm, name="vm-migrate"),
+    path("vms/<int:pk>/move-storage/", storage_views.move_storage, name="vm-move-storage"),
     path("migrate/", views.migration_wizard, name="migration-wizard"),
     path("batches/<int:pk>/", views.batch_detail, name="batch-detail"),
     path("batches/<int:pk>/progress/", views.batch_progress, name="batch-progress"),

@@ -22,6 +22,7 @@ VIEWS = {
     "vm-list": ("get", Role.VIEWER),
     "vm-detail": ("get", Role.VIEWER),
     "vm-migrate": ("get", Role.OPERATOR),
+    "vm-move-storage": ("get", Role.OPERATOR),
     "migration-wizard": ("get", Role.OPERATOR),
     "task-list": ("get", Role.VIEWER),
     "migrations-now": ("get", Role.VIEWER),
@@ -85,7 +86,7 @@ def objects(monkeypatch):
 def url_of(name: str, objects: dict) -> str:
     vm, task, batch = objects["vm"], objects["task"], objects["batch"]
     args = {
-        "host-detail": [vm.host.pk], "host-sync": [vm.host.pk], "vm-detail": [vm.pk], "vm-migrate": [vm.pk],
+        "host-detail": [vm.host.pk], "host-sync": [vm.host.pk], "vm-detail": [vm.pk], "vm-migrate": [vm.pk], "vm-move-storage": [vm.pk],
         "task-detail": [task.pk], "task-progress": [task.pk], "task-cancel": [task.pk], "task-force-complete": [task.pk],
         "batch-detail": [batch.pk], "batch-progress": [batch.pk], "maintenance-plan": [vm.host.pk], "maintenance-exit": [vm.host.pk],
         "evacuation-detail": [objects["evacuation"].pk], "evacuation-progress": [objects["evacuation"].pk],
