@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from math import sqrt
 from typing import TYPE_CHECKING
 
+from migrations_app.checks.rules import copies_disks
 from migrations_app.placement.rules import NOWHERE, HostFacts, VmFacts, place
 
 if TYPE_CHECKING:  # a type only: the rules load without Django, which inventory.load needs
@@ -26,6 +27,10 @@ if TYPE_CHECKING:  # a type only: the rules load without Django, which inventory
 # Minimum drop of the spread for a move, by threshold: 1 is conservative (only big
 # imbalances are worth a migration), 5 aggressive.
 MIN_GAIN_BY_THRESHOLD = {1: 0.20, 2: 0.10, 3: 0.05, 4: 0.02, 5: 0.01}
+# A move that copies the VM's disks (a VM on its host's own storage) costs more than one that
+# moves memory alone: it must also gain the threshold's minimum once more, and this much for
+# each GiB it copies, so that balancing prefers VMs on shared storage.
+DISK_COPY_GAIN_PER_GIB = 0.01
 
 
 @dataclass(frozen=True)
@@ -146,9 +151,9 @@ def recommend(
     for _ in range(settings.max_moves):
         before = spread(placed, open_hosts)
         best = _best_move(placed, open_hosts, settings, cooling | {move.vm.vm_id for move in moves}, before, arriving, elsewhere)
-        if best is None or before - best[1] < MIN_GAIN_BY_THRESHOLD[settings.threshold]:
+        if best is None or before - best[2] < MIN_GAIN_BY_THRESHOLD[settings.threshold]:
             break
-        (index, destination), after = best
+        (index, destination), after, _judged = best
         vm = placed[index]
         moves.append(Recommendation(vm, vm.facts.host_id, destination.facts.id, before, after, _reasons(vm, destination, before, after)))
         placed[index] = replace(vm, facts=replace(vm.facts, host_id=destination.facts.id))
@@ -157,8 +162,9 @@ def recommend(
 
 
 def _best_move(placed, hosts, settings, frozen, before, arriving, elsewhere):
-    """The eligible move that lowers the spread most: each candidate's spread is worked out
-    first, and only one that would beat the best so far is checked for eligibility."""
+    """The eligible move that lowers the spread most, a move that copies disks judged by its
+    spread plus the copy's cost: each candidate's spread is worked out first, and only one
+    that would beat the best so far is checked for eligibility. (move, spread, as judged)."""
     by_id = {host.facts.id: host for host in hosts}
     where = {**elsewhere, **{vm.vm_id: vm.facts.host_id for vm in placed}}
     shares = _Shares(placed, hosts)
@@ -170,18 +176,27 @@ def _best_move(placed, hosts, settings, frozen, before, arriving, elsewhere):
             if destination.facts.id == vm.facts.host_id:
                 continue
             after = round(shares.spread_after(vm, destination.facts.id), 4)
-            if after >= before or (best is not None and after >= best[1]):
+            judged = after + _copy_cost(vm, destination, settings)
+            if judged >= before or (best is not None and judged >= best[2]):
                 continue
             facts = replace(destination.facts, incoming_memory_bytes=destination.facts.incoming_memory_bytes + arriving.get(destination.facts.id, 0))
             placement = place(vm.facts, facts, settings.reserve_bytes, where=where)
             if placement.eligible and not placement.soft_breaches:
-                best = ((index, destination), after)
+                best = ((index, destination), after, judged)
     return best
 
 
+def _copy_cost(vm: VmDemand, destination: HostSupply, settings: BalanceSettings) -> float:
+    copied = copies_disks(vm.facts.disks, destination.facts.datastores) if vm.facts.disks else 0
+    return MIN_GAIN_BY_THRESHOLD[settings.threshold] + DISK_COPY_GAIN_PER_GIB * copied / 1024**3 if copied else 0.0
+
+
 def _reasons(vm: VmDemand, destination: HostSupply, before: float, after: float) -> tuple[str, ...]:
+    copied = copies_disks(vm.facts.disks, destination.facts.datastores) if vm.facts.disks else 0
+    copy = (f"its disks are copied ({copied / 1024**3:.1f} GiB) to {destination.facts.copy_store.name}",) if copied else ()
     return (
         f"{vm.facts.name} uses {vm.cpu_cores:.2f} cores and {vm.memory_bytes / 1024**3:.1f} GiB",
         f"{destination.facts.name} has room for it",
+        *copy,
         f"the cluster's load spread drops from {before:.3f} to {after:.3f}",
     )

@@ -126,3 +126,34 @@ def test_the_spread_after_a_move_worked_out_from_two_hosts_equals_the_spread_rec
             exact = pstdev(recomputed.cpu.values()) + pstdev(recomputed.memory.values())
             assert shares.spread_after(moving, destination) == pytest.approx(exact, abs=1e-9)
             assert spread(moved, hosts) == pytest.approx(exact, abs=1e-4)
+
+
+def test_balancing_prefers_a_vm_on_shared_storage_to_one_whose_disks_it_would_copy():
+    from migrations_app.checks.rules import CopyStore, DiskOnDatastore
+
+    local = DiskOnDatastore("vda", "/srv/images/vm1.qcow2", 11, "images (kvm1)", copyable=True, copied_bytes=20 * GIB)
+    shared = DiskOnDatastore("vda", "/mnt/nfs/vm2.qcow2", 10, "nfs")
+    busy_local = replace(vm(1, on=1, cores=3.5), facts=replace(vm(1, on=1, cores=3.5).facts, disks=(local,)))
+    busy_shared = replace(vm(2, on=1, cores=4), facts=replace(vm(2, on=1, cores=4).facts, disks=(shared,)))
+    hosts = [host(1, datastores=frozenset({10, 11})), host(2, datastores=frozenset({10, 12}), copy_store=CopyStore(12, "images (kvm2)", 500 * GIB))]
+
+    [move] = recommend([busy_local, busy_shared, vm(3, on=2, cores=0.5)], hosts, BalanceSettings(max_moves=1))
+
+    # vm1 would even the load out more, but not by enough to be worth copying its 20 GiB.
+    assert moves([move]) == [("vm2", 1, 2)] and not any("copied" in reason for reason in move.reasons)
+    free_copy = [replace(h, facts=replace(h.facts, datastores=h.facts.datastores | {11})) for h in hosts]
+    assert moves(recommend([busy_local, busy_shared, vm(3, on=2, cores=0.5)], free_copy, BalanceSettings(max_moves=1))) == [("vm1", 1, 2)]
+
+
+def test_a_copy_worth_its_cost_is_recommended_saying_so():
+    from migrations_app.checks.rules import CopyStore, DiskOnDatastore
+
+    local = DiskOnDatastore("vda", "/srv/images/vm1.qcow2", 11, "images (kvm1)", copyable=True, copied_bytes=GIB)
+    busy_local = replace(vm(1, on=1, cores=2), facts=replace(vm(1, on=1, cores=2).facts, disks=(local,)))
+    hosts = [host(1, datastores=frozenset({11})), host(2, datastores=frozenset({12}), copy_store=CopyStore(12, "images (kvm2)", 500 * GIB))]
+
+    # vm2, which would move without a copy, was moved moments ago.
+    [move] = recommend([busy_local, vm(2, on=1, cores=2), vm(3, on=2, cores=0.5)], hosts, BalanceSettings(max_moves=1), cooling=frozenset({2}))
+
+    assert moves([move]) == [("vm1", 1, 2)]
+    assert "its disks are copied (1.0 GiB) to images (kvm2)" in move.reasons
