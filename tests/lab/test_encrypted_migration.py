@@ -17,7 +17,10 @@ from migrations_app import services
 from migrations_app.choices import TaskState
 from migrations_app.models import MigrationTask
 from tests.api import token_client
-from tests.lab.conftest import at_full_speed, wait_for_state, where_runs
+from inventory import sync
+from tests.lab.conftest import at_full_speed, timeline, wait_for_state, where_runs
+from tests.lab.nbd_options import NbdOptions
+from tests.lab.test_storage_moves import disk_guest, guest_visible_digest  # noqa: F401  disk_guest: a fixture
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guests_stay_intact")]
 
@@ -133,3 +136,28 @@ def test_a_host_wrongly_declared_to_have_certificates_fails_with_libvirts_refusa
     assert "A host's QEMU lacks its migration certificates" in task.error and "lab-host3/pki/qemu/ca-cert.pem is missing" in task.error, task.error
     assert task.encrypted is True  # what was asked of libvirt, which refused
     assert where_runs("lab-vm7") == ["lab-host1"]
+
+
+@pytest.mark.parametrize("mode, encrypted", [(MigrationEncryption.REQUIRED, True), (MigrationEncryption.OFF, False)], ids=["required", "off"])
+def test_encryption_covers_the_disk_copy_too(lab, lab_config, workers, disk_guest, tmp_path, mode, encrypted):
+    """A guest whose disk goes with it (lab-disk: 64 MiB of random bytes) to lab-host2's own
+    datastore: libvirt mirrors the disk over NBD. Read off the wire, the source QEMU's NBD
+    client asks the destination's server for TLS before any of the disk moves when the
+    memory stream is encrypted, and does not when it is not."""
+    require_encryption(mode)
+    content = guest_visible_digest(disk_guest, tmp_path)
+    for host in Host.objects.all():
+        sync.sync_host(host)
+    vm = VirtualMachine.objects.get(name="lab-disk")
+    destination = Host.objects.get(name="lab-host2")
+    local = services.find_datastore("lab-local", destination)
+
+    with NbdOptions(lab.netns) as nbd:
+        task = services.submit_migration(vm, destination, services.MigrationOptions(bandwidth_mib_s=BANDWIDTH_MIB_S), disks=local)
+        task = wait_for_state(task, [TaskState.SUCCEEDED, TaskState.FAILED], timeout=180)
+
+    assert task.state == TaskState.SUCCEEDED and task.encrypted is encrypted, timeline(task)
+    assert nbd.options and nbd.asked_for_tls is encrypted, nbd.options
+    copy = lab_config.local_datastore_dir("lab-host2") / disk_guest.name
+    assert where_runs("lab-disk") == ["lab-host2"] and not disk_guest.exists()
+    assert guest_visible_digest(copy, tmp_path) == content

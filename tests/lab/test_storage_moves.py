@@ -125,7 +125,6 @@ def disk_guest(lab, lab_config, lab_inventory, tmp_path):
     zeros, so the firmware finds no boot sector) and so never writes to its disk."""
     host = Host.objects.get(name="lab-host1")
     image = lab_config.datastore_dir / "lab-disk.raw"
-    copy = lab_config.local_datastore_dir(host.name) / image.name
     image.write_bytes(bytes(512) + os.urandom(DATA_DISK_MIB * 1024 * 1024 - 512))
     definition = tmp_path / "lab-disk.xml"
     definition.write_text(DISK_GUEST_XML.format(image=quoteattr(str(image))))
@@ -135,12 +134,13 @@ def disk_guest(lab, lab_config, lab_inventory, tmp_path):
     try:
         yield image
     finally:
-        virsh(host.uri, "destroy", "lab-disk", check=False)
-        virsh(host.uri, "undefine", "lab-disk", check=False)
-        for path in (image, copy):
-            path.unlink(missing_ok=True)
-        for pool in ("lab-datastore", "lab-local"):
-            virsh(host.uri, "pool-refresh", pool, check=False)
+        for each in Host.objects.all():  # a test may have moved it
+            virsh(each.uri, "destroy", "lab-disk", check=False)
+            virsh(each.uri, "undefine", "lab-disk", check=False)
+            (lab_config.local_datastore_dir(each.name) / image.name).unlink(missing_ok=True)
+            for pool in ("lab-datastore", "lab-local"):
+                virsh(each.uri, "pool-refresh", pool, check=False)
+        image.unlink(missing_ok=True)
 
 
 def copying(name: str, *args: str) -> MigrationTask:
