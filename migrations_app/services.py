@@ -25,7 +25,7 @@ from migrations_app.storage.store import DiskChoice, automatic_choice, placement
 from migrations_app.options import MigrationOptions
 
 __all__ = [
-    "ActiveMigrationExists", "BatchRefused", "MigrationOptions", "MigrationPreview", "MigrationRequestError", "Refusal", "cancel_task",
+    "ActiveMigrationExists", "BatchRefused", "DiskChoice", "MigrationOptions", "MigrationPreview", "MigrationRequestError", "Refusal", "cancel_task",
     "check_migration", "check_storage_move", "find_disk_choice", "force_complete", "planned_of", "post_copy_warnings", "preview_migration", "refusals_of", "schedule_post_copy_warnings",
     "submit_batch", "submit_migration", "submit_storage_move",
 ]

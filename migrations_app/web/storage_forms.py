@@ -8,7 +8,7 @@ from django import forms
 from inventory.models import DatastoreMount, VirtualMachine
 
 from migrations_app.options import BANDWIDTH_RANGE_MIB_S, MigrationOptions
-from migrations_app.storage.store import DiskChoice
+from migrations_app.services import DiskChoice
 
 STAY = ""
 
