@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -160,62 +161,68 @@ def copying(name: str, *args: str) -> MigrationTask:
     return task
 
 
-def test_a_cancelled_copy_leaves_the_disk_on_its_image_and_removes_the_partial_copy(lab, lab_config, workers, disk_guest, tmp_path):
-    name, image = "lab-disk", disk_guest
+@dataclass(frozen=True)
+class SlowCopy:
+    """lab-disk's disk on its way to lab-host1's local datastore, capped, some bytes copied."""
+
+    host: Host
+    image: Path  # the original, in use
+    copy: Path  # the image being filled
+    content: str  # the disk's digest before the copy
+    task: MigrationTask
+
+
+def slow_copy(lab_config, image: Path, tmp_path: Path, bandwidth_mib_s: int) -> SlowCopy:
     host = Host.objects.get(name="lab-host1")
-    copy = lab_config.local_datastore_dir(host.name) / image.name
     content = guest_visible_digest(image, tmp_path)
-    task = copying(name, "--datastore", "lab-local", "--bandwidth", "4")  # 16 s for 64 MiB
-    assert task.state == TaskState.MIGRATING and copy.exists()
+    task = copying("lab-disk", "--datastore", "lab-local", "--bandwidth", str(bandwidth_mib_s))
+    return SlowCopy(host, image, lab_config.local_datastore_dir(host.name) / image.name, content, task)
+
+
+def assert_on_its_original_image(copy: SlowCopy, tmp_path: Path) -> None:
+    name, host = "lab-disk", copy.host
+    assert where_runs(name) == [host.name]
+    assert image_of(host, name, "vda") == str(copy.image) and not copy.copy.exists(), timeline(copy.task)
+    assert virsh(host.uri, "blockjob", name, "vda", "--info").stdout.strip() == ""  # no block job left
+    assert guest_visible_digest(copy.image, tmp_path) == copy.content
+
+
+def test_a_cancelled_copy_leaves_the_disk_on_its_image_and_removes_the_partial_copy(lab, lab_config, workers, disk_guest, tmp_path):
+    started = slow_copy(lab_config, disk_guest, tmp_path, 4)  # 16 s for 64 MiB
+    task = started.task
+    assert task.state == TaskState.MIGRATING and started.copy.exists()
 
     services.cancel_task(task)
     task = final_within(task, 30, time.monotonic())
 
     assert task.state == TaskState.CANCELLED, timeline(task)
-    assert where_runs(name) == [host.name]
-    assert image_of(host, name, "vda") == str(image) and not copy.exists()
-    assert virsh(host.uri, "blockjob", name, "vda", "--info").stdout.strip() == ""  # no block job left
-    assert guest_visible_digest(image, tmp_path) == content
-    assert f"Cancelled by the operator; vda still on {image}." in timeline(task)
-    assert f"Removed the images {name} no longer uses on {host.name}: {copy}." in timeline(task)
+    assert_on_its_original_image(started, tmp_path)
+    assert f"Cancelled by the operator; vda still on {disk_guest}." in timeline(task)
+    assert f"Removed the images lab-disk no longer uses on lab-host1: {started.copy}." in timeline(task)
 
 
 def test_a_copy_whose_hosts_libvirtd_is_killed_ends_within_a_minute_on_the_original_image(lab, lab_config, workers, disk_guest, tmp_path):
-    name, image = "lab-disk", disk_guest
-    host = Host.objects.get(name="lab-host1")
-    copy = lab_config.local_datastore_dir(host.name) / image.name
-    content = guest_visible_digest(image, tmp_path)
-    task = copying(name, "--datastore", "lab-local", "--bandwidth", "2")  # 32 s for 64 MiB
+    started = slow_copy(lab_config, disk_guest, tmp_path, 2)  # 32 s for 64 MiB
 
     killed_at = time.monotonic()
-    lab_control.stop_host_daemon(lab_config, host.name, log=lambda line: None, kill=True)
+    lab_control.stop_host_daemon(lab_config, "lab-host1", log=lambda line: None, kill=True)
     time.sleep(5)
-    lab_control.start_host_daemon(lab_config, host.name, log=lambda line: None)
-    task = final_within(task, 60, killed_at)
+    lab_control.start_host_daemon(lab_config, "lab-host1", log=lambda line: None)
+    task = final_within(started.task, 60, killed_at)
 
     assert task.state == TaskState.FAILED, timeline(task)
-    assert where_runs(name) == [host.name]
-    assert image_of(host, name, "vda") == str(image) and not copy.exists(), timeline(task)
-    assert virsh(host.uri, "blockjob", name, "vda", "--info").stdout.strip() == ""  # no block job left
-    assert guest_visible_digest(image, tmp_path) == content
-    assert task.error == f"vmotion lost contact with a host during the disks' copy. vda still on {image}.", timeline(task)
+    assert_on_its_original_image(started, tmp_path)
+    assert task.error == f"vmotion lost contact with a host during the disks' copy. vda still on {disk_guest}.", timeline(task)
 
 
 def test_a_copy_whose_worker_is_killed_ends_on_the_original_image_and_the_copy_is_removed(lab, lab_config, workers, disk_guest, tmp_path):
-    name, image = "lab-disk", disk_guest
-    host = Host.objects.get(name="lab-host1")
-    copy = lab_config.local_datastore_dir(host.name) / image.name
-    content = guest_visible_digest(image, tmp_path)
-    task = copying(name, "--datastore", "lab-local", "--bandwidth", "2")  # 32 s for 64 MiB
+    started = slow_copy(lab_config, disk_guest, tmp_path, 2)  # 32 s for 64 MiB
 
-    worker = next(process for process in workers if process.pid == int(task.worker.rpartition(":")[2]))
+    worker = next(process for process in workers if process.pid == int(started.task.worker.rpartition(":")[2]))
     killed_at = time.monotonic()
     processes.stop(worker, sig=signal.SIGKILL)
-    task = final_within(task, 60, killed_at)
+    task = final_within(started.task, 60, killed_at)
 
     assert task.state == TaskState.FAILED, timeline(task)
-    assert task.error == f"Worker lost: the worker running the disks' copy stopped. vda still on {image}.", timeline(task)
-    assert where_runs(name) == [host.name]
-    assert image_of(host, name, "vda") == str(image) and not copy.exists(), timeline(task)
-    assert virsh(host.uri, "blockjob", name, "vda", "--info").stdout.strip() == ""  # no block job left
-    assert guest_visible_digest(image, tmp_path) == content
+    assert task.error == f"Worker lost: the worker running the disks' copy stopped. vda still on {disk_guest}.", timeline(task)
+    assert_on_its_original_image(started, tmp_path)
