@@ -220,22 +220,27 @@ def measured_in_its_new_process(guest: str) -> None:
     """Sync until the inventory has read both of the guest's background measurements (its
     dirty rate and its working set) in the QEMU process it runs in now, as the scheduler's
     syncs keep them for a guest that has not just moved: plain virsh moved it behind the
-    inventory's back. Each sync reads the measurement the one before started, the two kinds
-    in turn."""
+    inventory's back. Each round of syncs reads the measurement the one before started and
+    starts the other kind; the last reading starts none, as a sync after a move does, so no
+    measurement the bench started is still running when the migration is submitted (the
+    engine would wait for it: QEMU 10.0 can deadlock a migration that completes while one
+    runs)."""
     from django.utils import timezone
 
     from hypervisor.host import DIRTY_RATE_SAMPLE_SECONDS, WORKING_SET_WINDOW_SECONDS
-    from inventory.models import VirtualMachine
-    from inventory.sync import sync_all_hosts
+    from inventory.models import Host, VirtualMachine
+    from inventory.sync import sync_all_hosts, sync_host
 
     since = timezone.now()
     sync_all_hosts()
     for _ in range(4):
+        time.sleep(max(DIRTY_RATE_SAMPLE_SECONDS, WORKING_SET_WINDOW_SECONDS) + 0.5)
+        for host in Host.objects.all():
+            sync_host(host)  # reads, starts nothing
         vm = VirtualMachine.objects.get(name=guest)
         if all(read_at and read_at > since for read_at in (vm.dirty_rate_read_at, vm.dirtied_in_window_read_at)):
             return
-        time.sleep(max(DIRTY_RATE_SAMPLE_SECONDS, WORKING_SET_WINDOW_SECONDS) + 0.5)
-        sync_all_hosts()
+        sync_all_hosts()  # and the other kind starts
     log(f"  the inventory has not read both of {guest}'s measurements; the forecast does without")
 
 
