@@ -18,8 +18,9 @@ from xml.sax.saxutils import quoteattr
 
 import libvirt
 
-from .connection import Connection
 from .disk_moves import DiskMove
+from .guest import Guest
+from .host import disk_facts
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,8 @@ def copy_xml(move: DiskMove) -> str:
 
 
 def disk_sources(domain_xml: str) -> dict[str, str]:
-    """Each disk's image path (or the device, or the volume), by its target in the guest."""
-    sources = {}
-    for disk in ET.fromstring(domain_xml).findall("devices/disk"):
-        target, source = disk.find("target"), disk.find("source")
-        if target is not None and source is not None:
-            sources[target.get("dev", "")] = source.get("file") or source.get("dev") or source.get("volume") or ""
-    return sources
+    """Each disk's image, by its target in the guest, as the inventory names it (`host.disk_facts`)."""
+    return {facts.target: facts.source for facts in map(disk_facts, ET.fromstring(domain_xml).findall("devices/disk"))}
 
 
 def _ready_targets(domain_xml: str) -> set[str]:
@@ -56,14 +52,8 @@ def _ready_targets(domain_xml: str) -> set[str]:
     return ready
 
 
-class BlockCopies:
+class BlockCopies(Guest):
     """The block copies of one domain, through a held `Connection` (each call has its limit)."""
-
-    def __init__(self, connection: Connection, uuid: str):
-        self.connection, self.uuid = connection, uuid
-
-    def _on_domain(self, action, what: str):
-        return self.connection.call(lambda conn: action(conn.lookupByUUIDString(self.uuid)), what)
 
     def start(self, move: DiskMove, bandwidth_bytes_s: int | None = None) -> None:
         """Start copying `move.target` into its new image (which must exist)."""

@@ -378,7 +378,7 @@ def _domain_facts(dom: libvirt.virDomain, cpu_features: Callable[[str, str], tup
         cpu_features=cpu_features(ET.tostring(cpu, encoding="unicode"), arch or "x86_64") if names_model else None,
         instance_id=instance_id if instance_id >= 0 else None,
         persistent=persistent,
-        disks=tuple(_disk_facts(disk) for disk in root.findall("devices/disk[@device='disk']")),
+        disks=tuple(disk_facts(disk) for disk in root.findall("devices/disk[@device='disk']")),
         nics=tuple(_nic_facts(nic) for nic in root.findall("devices/interface")),
     )
 
@@ -392,7 +392,8 @@ def _memory_bytes(element: ET.Element | None) -> int:
     return int(element.text) * _MEMORY_UNITS.get(element.get("unit", "KiB").lower(), 1024)
 
 
-def _disk_facts(disk: ET.Element) -> DiskFacts:
+def disk_facts(disk: ET.Element) -> DiskFacts:
+    """A <disk> of a domain's definition: its target, its image (path, or pool/volume), format and pool."""
     source = disk.find("source")
     attributes = source.attrib if source is not None else {}
     pool = attributes.get("pool", "")

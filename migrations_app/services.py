@@ -26,7 +26,7 @@ from migrations_app.options import MigrationOptions
 
 __all__ = [
     "ActiveMigrationExists", "BatchRefused", "DiskChoice", "MigrationOptions", "MigrationPreview", "MigrationRequestError", "Refusal", "cancel_task",
-    "check_migration", "check_storage_move", "find_disk_choice", "force_complete", "planned_of", "post_copy_warnings", "preview_migration", "refusals_of", "schedule_post_copy_warnings",
+    "check_migration", "find_disk_choice", "force_complete", "planned_of", "post_copy_warnings", "preview_migration", "refusals_of", "schedule_post_copy_warnings",
     "submit_batch", "submit_migration", "submit_storage_move",
 ]
 
@@ -196,9 +196,6 @@ def submit_storage_move(vm: VirtualMachine, disks: DiskChoice, options: Migratio
     request = f"Requested by {who}: {vm.name}'s disks on {vm.host.name}, {targets}, {Priority(options.priority).label.lower()} priority."
     return _create_task(vm, vm.host, options, TaskKind.STORAGE, copies, request, requested_by=requested_by)
 
-
-def check_storage_move(vm: VirtualMachine, disks: DiskChoice) -> CheckReport:
-    return storage_preflight(vm, disks)
 
 
 def _create_task(

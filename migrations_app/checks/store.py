@@ -17,6 +17,7 @@ from migrations_app.affinity import store as affinity_rules
 from migrations_app.checks import rules
 from migrations_app.affinity.rules import breaches
 from migrations_app.checks.report import CheckReport, CheckResult
+from migrations_app.storage.placement import DiskPlacement
 from migrations_app.storage.store import DiskChoice, placements
 from migrations_app.checks.rules import fail, ok, warn
 from migrations_app.choices import ACTIVE_STATES
@@ -62,14 +63,19 @@ def storage_preflight(vm: VirtualMachine, disks: DiskChoice) -> CheckReport:
 
 
 def check_disks_change_datastore(vm: VirtualMachine, choice: DiskChoice) -> CheckResult:
-    placed, problems = placements(vm, vm.host, choice)
+    moving, problems = _copies(vm, vm.host, choice)
     if problems:
-        return fail("storage_move", " ".join(problems))
-    moving = [p for p in placed if p.moves]
+        return fail("storage_move", problems)
     if not moving:
         return fail("storage_move", f"Every disk of {vm.name} already is on the datastore chosen for it: nothing to move.")
     copies = "; ".join(f"{p.disk.target} from {p.disk.datastore_name or p.disk.source} to {p.store.name} ({p.disk.copied_bytes / 1024**3:.1f} GiB)" for p in moving)
     return ok("storage_move", f"Disks copied on {vm.host.name}: {copies}.")
+
+
+def _copies(vm: VirtualMachine, host: Host, choice: DiskChoice) -> tuple[list[DiskPlacement], str]:
+    """The disks `choice` copies to datastores of `host`, and what keeps them from it."""
+    placed, problems = placements(vm, host, choice)
+    return [p for p in placed if p.moves], " ".join(problems)
 
 
 def check_vm_runs(vm: VirtualMachine) -> CheckResult:
@@ -129,10 +135,9 @@ def check_storage_shared(vm: VirtualMachine, destination: Host) -> CheckResult:
 
 def check_disk_placement(vm: VirtualMachine, destination: Host, choice: DiskChoice) -> CheckResult:
     """The storage check of a move that may copy disks (the `storage_shared` check's place)."""
-    placed, problems = placements(vm, destination, choice)
+    moving, problems = _copies(vm, destination, choice)
     if problems:
-        return fail("storage_shared", " ".join(problems))
-    moving = [p for p in placed if p.moves]
+        return fail("storage_shared", problems)
     if not moving:
         return ok("storage_shared", f"Every disk is on a datastore {destination.name} mounts.")
     copies = "; ".join(f"{p.disk.target} to {p.store.name} ({p.disk.copied_bytes / 1024**3:.1f} GiB)" for p in moving)

@@ -76,12 +76,10 @@ def progress_of(state: str, slo_ms: int, sample: SampleFigures | None) -> Progre
     if sample is None or state not in (State.MIGRATING, State.POST_COPY):
         phase = PHASES.get(state, "Starting the copy")
         return Progress(phase, 0, None, None, None, None, None, None, None, slo_ms)
-    done = sample.data_total - sample.data_remaining
-    percent = min(max(int(100 * done / sample.data_total), 0), 99) if sample.data_total else 0
+    percent = _percent(sample.data_total, sample.data_remaining, ceiling=99)
     rate, dirty = sample.throughput_bytes_s, sample.dirty_rate_bytes_s
     gaining = rate > dirty
     phase = PHASES[state] if state == State.POST_COPY else f"Copying memory, pass {sample.iteration or 1}"
-    disks_done = sample.disk_total - sample.disk_remaining
     if sample.disk_total and sample.disk_remaining and state == State.MIGRATING:
         phase = "Copying the disks; the memory follows once they are in step"
     return Progress(
@@ -97,7 +95,7 @@ def progress_of(state: str, slo_ms: int, sample: SampleFigures | None) -> Progre
         allowed_pause_ms=sample.max_downtime_ms,
         slo_ms=slo_ms,
         throttle_percent=sample.throttle_percent,
-        disk_percent=min(max(int(100 * disks_done / sample.disk_total), 0), 100) if sample.disk_total else None,
+        disk_percent=_percent(sample.disk_total, sample.disk_remaining, ceiling=100) if sample.disk_total else None,
         disk_remaining_bytes=sample.disk_remaining if sample.disk_total else None,
     )
 
@@ -109,8 +107,7 @@ def disk_copy_progress(state: str, sample: SampleFigures | None) -> Progress:
         return Progress(PHASES[state], 100, 0, None, None, None, 0, None, None, 0)
     if sample is None or state != State.MIGRATING:
         return Progress(PHASES.get(state, "Starting the copy"), 0, None, None, None, None, None, None, None, 0)
-    done = sample.data_total - sample.data_remaining
-    percent = min(max(int(100 * done / sample.data_total), 0), 99) if sample.data_total else 0
+    percent = _percent(sample.data_total, sample.data_remaining, ceiling=99)
     rate = sample.throughput_bytes_s
     return Progress(
         phase="Copying the disks",
@@ -124,3 +121,8 @@ def disk_copy_progress(state: str, sample: SampleFigures | None) -> Progress:
         allowed_pause_ms=None,
         slo_ms=0,
     )
+
+
+def _percent(total: int, remaining: int, ceiling: int) -> int:
+    """Of `total`, how much is done, 0 to `ceiling` (99 while a copy runs: never 100 % before it ends)."""
+    return min(max(int(100 * (total - remaining) / total), 0), ceiling) if total else 0

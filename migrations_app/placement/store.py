@@ -21,7 +21,7 @@ from migrations_app.checks.store import check_vm_runs, cluster_encryption
 from migrations_app.choices import ACTIVE_STATES
 from migrations_app.models import MigrationTask
 from migrations_app.placement.plan import PlannedMove
-from migrations_app.storage.store import copied_without_asking, copy_stores, disks_with_reach
+from migrations_app.storage.store import copied_bytes, copied_without_asking, copy_stores, disks_with_reach
 
 
 def recommend(vm: VirtualMachine) -> list[placement.Placement]:
@@ -56,7 +56,7 @@ def vm_facts_many(vms: list[VirtualMachine]) -> list[placement.VmFacts]:
             disks=tuple(
                 DiskOnDatastore(
                     d.target, d.source, d.datastore_id, d.datastore.name if d.datastore else "", copyable=copied_without_asking(d),
-                    copied_bytes=d.allocation_bytes if d.allocation_bytes is not None else d.capacity_bytes or 0,
+                    copied_bytes=copied_bytes(d),
                 )
                 for d in vm.disks.all()
             ),

@@ -28,10 +28,11 @@ class DiskChoice:
 
 
 def vm_disks(vm: VirtualMachine) -> list[VmDisk]:
-    return [
-        VmDisk(d.target, d.source, d.format, d.capacity_bytes, d.allocation_bytes, d.datastore_id, d.datastore.name if d.datastore else "")
-        for d in vm.disks.select_related("datastore")
-    ]
+    return [vm_disk(d) for d in vm.disks.select_related("datastore")]
+
+
+def vm_disk(d: VirtualDisk) -> VmDisk:
+    return VmDisk(d.target, d.source, d.format, d.capacity_bytes, d.allocation_bytes, d.datastore_id, d.datastore.name if d.datastore else "")
 
 
 def destination_stores(destination: Host) -> dict[int, DestinationStore]:
@@ -102,10 +103,11 @@ def copied_bytes_of(moves: list[tuple[VirtualMachine, Host]]) -> dict[int, int]:
     for disk in disks_with_reach(VirtualDisk.objects.filter(vm_id__in=[vm.pk for vm, _ in moves])):
         disks.setdefault(disk.vm_id, []).append(disk)
     return {
-        vm.pk: sum(_copied(disk) for disk in disks.get(vm.pk, []) if disk.datastore_id not in mounted[destination.pk] and copied_without_asking(disk))
+        vm.pk: sum(copied_bytes(disk) for disk in disks.get(vm.pk, []) if disk.datastore_id not in mounted[destination.pk] and copied_without_asking(disk))
         for vm, destination in moves
     }
 
 
-def _copied(disk: VirtualDisk) -> int:
-    return disk.allocation_bytes if disk.allocation_bytes is not None else disk.capacity_bytes or 0
+def copied_bytes(disk: VirtualDisk) -> int:
+    """What copying the disk moves (`placement.VmDisk.copied_bytes`, from the inventory's row)."""
+    return vm_disk(disk).copied_bytes
